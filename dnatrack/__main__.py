@@ -1,0 +1,5 @@
+import sys
+
+from dnatrack.cli import main
+
+sys.exit(main())

@@ -1,0 +1,5 @@
+"""`dnatrack convert` (placeholder until its issue step lands)."""
+
+
+def register(subparsers) -> None:
+    return None
