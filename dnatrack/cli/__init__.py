@@ -11,9 +11,9 @@ import sys
 from collections.abc import Sequence
 
 from dnatrack import __version__
-from dnatrack.cli import convert, panel_stats, simulate
+from dnatrack.cli import convert, lims_commands, panel_stats, simulate, species
 
-SUBCOMMANDS = (convert, simulate, panel_stats)
+SUBCOMMANDS = (convert, simulate, panel_stats, species, lims_commands)
 
 
 class CommandError(Exception):
