@@ -11,9 +11,17 @@ import sys
 from collections.abc import Sequence
 
 from dnatrack import __version__
-from dnatrack.cli import convert, lims_commands, panel_stats, simulate, species
+from dnatrack.cli import (
+    assign,
+    convert,
+    lims_commands,
+    match,
+    panel_stats,
+    simulate,
+    species,
+)
 
-SUBCOMMANDS = (convert, simulate, panel_stats, species, lims_commands)
+SUBCOMMANDS = (convert, simulate, panel_stats, match, assign, species, lims_commands)
 
 
 class CommandError(Exception):
