@@ -199,6 +199,8 @@ class GenotypeTable:
         rows = np.asarray(rows)
         if rows.dtype == bool:
             rows = np.flatnonzero(rows)
+        elif rows.size == 0:
+            rows = rows.astype(np.intp)
 
         def pick(values):
             return None if values is None else values[rows]

@@ -210,6 +210,32 @@ class KinshipTables:
     theta: float
     errors: ErrorModel
 
+    def padded(self, n_channels: int) -> KinshipTables:
+        """The same tables with zero-filled extra relationship channels (for fixed-width
+        kernels); the extra channels are named ``""``."""
+        extra = n_channels - len(self.relationships)
+        if extra < 0:
+            raise ValueError(f"cannot pad {len(self.relationships)} channels to {n_channels}")
+        if extra == 0:
+            return self
+        blocks, offsets, offset = [], [], 0
+        for locus in range(len(self.strides)):
+            table = self.locus_table(locus)
+            widened = np.zeros((*table.shape[:2], n_channels))
+            widened[:, :, : table.shape[2]] = table
+            blocks.append(widened.ravel())
+            offsets.append(offset)
+            offset += widened.size
+        return KinshipTables(
+            (*self.relationships, *([""] * extra)),
+            np.ascontiguousarray(np.concatenate(blocks)),
+            np.array(offsets, dtype=np.int64),
+            self.strides,
+            self.n_alleles,
+            self.theta,
+            self.errors,
+        )
+
     def locus_table(self, locus: int) -> np.ndarray:
         s = int(self.strides[locus])
         start = int(self.offsets[locus])

@@ -1,0 +1,151 @@
+"""The kinship search kernel against a plain numpy twin, and its public API."""
+
+import numpy as np
+import pytest
+
+from dnatrack.genotypes import GenotypeTable
+from matching.kinship import DEFAULT_CUTOFFS, KinshipSearch, PairHits
+from matching.relationships import RELATIONSHIPS, ErrorModel
+
+KEEP_ALL = {name: -np.inf for name in RELATIONSHIPS}
+
+
+def random_table(n, n_loci=6, n_alleles=5, missing=0.1, seed=0, prefix="s"):
+    rng = np.random.default_rng(seed)
+    freqs = rng.dirichlet(np.ones(n_alleles), size=n_loci)
+    alleles = np.stack(
+        [rng.choice(n_alleles, size=(n, 2), p=freqs[locus]) for locus in range(n_loci)], axis=1
+    )
+    alleles = alleles + 100
+    alleles[rng.random((n, n_loci)) < missing] = -1
+    return GenotypeTable(alleles, [f"{prefix}{i}" for i in range(n)], [f"L{j}" for j in range(n_loci)])
+
+
+def numpy_pair_sums(search: KinshipSearch, query: GenotypeTable, target: GenotypeTable):
+    """The same computation the kernel does, vectorised over all pairs with numpy."""
+    q, t = search.codes(query), search.codes(target)
+    tables = search.tables
+    total = np.zeros((len(query), len(target), len(search.relationships)))
+    compared = np.zeros((len(query), len(target)), dtype=np.int32)
+    for locus in range(len(search.loci)):
+        block = tables.locus_table(locus)
+        total += block[q[:, locus][:, None], t[:, locus][None, :]]
+        missing = tables.strides[locus] - 1
+        compared += (q[:, locus] != missing)[:, None] & (t[:, locus] != missing)[None, :]
+    return total, compared
+
+
+def expected_pairs(search, total, compared, triangular):
+    keep = (total >= search.cutoff_array).any(axis=2) & (compared >= search.min_loci)
+    if triangular:
+        keep &= np.triu(np.ones_like(keep), k=1).astype(bool)
+    return np.argwhere(keep)
+
+
+@pytest.mark.parametrize(
+    ("n", "n_loci", "n_alleles", "missing", "cutoffs", "min_loci"),
+    [
+        (40, 6, 5, 0.1, KEEP_ALL, 1),
+        (70, 9, 3, 0.3, KEEP_ALL, 4),
+        (150, 5, 8, 0.0, {"same_animal": 2.0, "parent_offspring": 1.0,
+                          "full_sibling": 1.0, "half_sibling": 0.5}, 3),
+        (30, 4, 1, 0.2, KEEP_ALL, 1),  # single-allele loci
+        (25, 3, 4, 0.95, KEEP_ALL, 1),  # mostly untyped
+    ],
+)
+def test_all_pairs_equal_numpy_twin(n, n_loci, n_alleles, missing, cutoffs, min_loci):
+    table = random_table(n, n_loci, n_alleles, missing, seed=n)
+    search = KinshipSearch.from_reference(
+        table, theta=0.03, cutoffs=cutoffs, min_loci=min_loci, errors=ErrorModel(0.02, 0.005)
+    )
+    hits = search.all_pairs(table)
+    total, compared = numpy_pair_sums(search, table, table)
+    pairs = expected_pairs(search, total, compared, triangular=True)
+    assert np.array_equal(np.c_[hits.query_index, hits.target_index], pairs.reshape(-1, 2))
+    assert np.array_equal(hits.log10_lr, total[pairs[:, 0], pairs[:, 1]])
+    assert np.array_equal(hits.loci_compared, compared[pairs[:, 0], pairs[:, 1]])
+
+
+def test_new_vs_existing_equals_numpy_twin_and_covers_new_pairs():
+    existing = random_table(90, seed=1)
+    new = random_table(20, seed=2, prefix="n")
+    search = KinshipSearch.from_reference(existing, new, theta=0.01, cutoffs=KEEP_ALL, min_loci=2)
+    cross = search.new_vs_existing(new, existing, include_new_pairs=False)
+    total, compared = numpy_pair_sums(search, new, existing)
+    pairs = expected_pairs(search, total, compared, triangular=False)
+    assert np.array_equal(np.c_[cross.query_index, cross.target_index], pairs.reshape(-1, 2))
+    assert np.array_equal(cross.log10_lr, total[pairs[:, 0], pairs[:, 1]])
+
+    everything = search.new_vs_existing(new, existing)
+    combined = GenotypeTable.concat([new, existing])
+    all_pairs = search.all_pairs(combined)
+    involving_new = all_pairs.query_index < len(new)
+    assert np.array_equal(everything.query_index, all_pairs.query_index[involving_new])
+    assert np.array_equal(everything.target_index, all_pairs.target_index[involving_new])
+    assert np.array_equal(everything.log10_lr, all_pairs.log10_lr[involving_new])
+
+
+def test_empty_and_single_profile_tables():
+    table = random_table(5)
+    search = KinshipSearch.from_reference(table, cutoffs=KEEP_ALL, min_loci=1)
+    assert len(search.all_pairs(table.take([]))) == 0
+    assert len(search.all_pairs(table.take([0]))) == 0
+    assert len(search.new_vs_existing(table.take([]), table)) == 0
+
+
+def test_a_duplicate_profile_is_found_as_the_same_animal():
+    table = random_table(60, n_loci=12, n_alleles=8, missing=0.0, seed=5)
+    copy = table.take([7]).replace(profile_ids=["copy-of-s7"])
+    both = GenotypeTable.concat([table, copy])
+    search = KinshipSearch.from_reference(both, theta=0.02, min_loci=8)
+    hits = search.all_pairs(both)
+    records = hits.records(both.profile_ids, both.profile_ids)
+    same = [r for r in records if {r["sample1"], r["sample2"]} == {"s7", "copy-of-s7"}]
+    assert len(same) == 1
+    assert same[0]["relationship"] == "same_animal"
+    assert same[0]["loci_compared"] == 12
+    assert same[0]["log10_lr"] >= DEFAULT_CUTOFFS["same_animal"]
+
+
+def test_unseen_alleles_need_the_query_in_the_coding():
+    reference = random_table(30, seed=3)
+    query = reference.replace(alleles=np.where(reference.alleles > 0, reference.alleles + 50, -1))
+    with pytest.raises(ValueError, match="not in the allele coding"):
+        KinshipSearch.from_reference(reference).all_pairs(query)
+    search = KinshipSearch.from_reference(reference, query, cutoffs=KEEP_ALL, min_loci=1)
+    assert len(search.all_pairs(query)) > 0
+
+
+def test_subset_of_relationships_and_validation():
+    table = random_table(50, seed=4)
+    search = KinshipSearch.from_reference(
+        table, relationships=("parent_offspring",), cutoffs={"parent_offspring": -np.inf},
+        min_loci=1,
+    )
+    hits = search.all_pairs(table)
+    assert hits.log10_lr.shape[1] == 1
+    assert {r["relationship"] for r in hits.records(table.profile_ids, table.profile_ids)} == {
+        "parent_offspring"
+    }
+    with pytest.raises(ValueError, match="relationships must be among"):
+        KinshipSearch.from_reference(table, relationships=("cousin",))
+    with pytest.raises(ValueError, match="no cutoff for parent_offspring, full_sibling, half_sibling"):
+        KinshipSearch.from_reference(table, cutoffs={"same_animal": 1.0})
+    with pytest.raises(ValueError, match="theta"):
+        KinshipSearch.from_reference(table, theta=1.5)
+
+
+def test_best_relationship_is_the_most_likely_passing_one():
+    hits = PairHits(
+        np.array([0, 1]),
+        np.array([1, 2]),
+        np.array([[9.0, 7.0, 8.0, 3.0], [1.0, 5.0, 6.0, 4.0]]),
+        np.array([16, 16], dtype=np.int32),
+        tuple(RELATIONSHIPS),
+        np.array([10.0, 4.0, 4.0, 3.0]),
+    )
+    # pair 0: same_animal (9) misses its cutoff (10), so full_sibling (8) is the best passing
+    assert [hits.relationships[k] for k in hits.best_relationship] == [
+        "full_sibling",
+        "full_sibling",
+    ]
