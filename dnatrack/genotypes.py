@@ -295,10 +295,12 @@ class AlleleCoding:
             raise ValueError("at least one table is needed")
         loci = tables[0].loci
         alleles = []
-        for j, locus in enumerate(loci):
-            values = [t.alleles[:, t.locus_index(locus), :].ravel() for t in tables]
-            merged = np.concatenate(values) if values else np.empty(0, ALLELE_DTYPE)
-            alleles.append(np.unique(merged[merged >= 0]).astype(ALLELE_DTYPE))
+        for locus in loci:
+            present = np.zeros(_MAX_ALLELE + 1, dtype=bool)
+            for table in tables:
+                values = table.alleles[:, table.locus_index(locus), :]
+                present[values[values >= 0]] = True
+            alleles.append(np.flatnonzero(present).astype(ALLELE_DTYPE))
         return cls(loci, tuple(alleles))
 
     @property
@@ -326,26 +328,23 @@ class AlleleCoding:
         coding, and ``KeyError`` when the table lacks one of the coding's loci.
         """
         codes = np.full((table.n_profiles, len(self.loci), 2), MISSING, dtype=ALLELE_DTYPE)
+        # Alleles are int16, so a dense lookup array maps every possible value at once.
+        lookup = np.full(_MAX_ALLELE + 2, MISSING, dtype=ALLELE_DTYPE)
         for j, locus in enumerate(self.loci):
             observed = table.alleles[:, table.locus_index(locus), :]
             values = self.alleles[j]
-            sorter = np.argsort(values, kind="stable")
-            ordered = values[sorter]
-            position = np.searchsorted(ordered, observed)
-            position_clipped = np.minimum(position, max(len(ordered) - 1, 0))
-            typed = observed >= 0
-            known = typed & (len(ordered) > 0)
-            if len(ordered):
-                known &= ordered[position_clipped] == observed
-            unknown = typed & ~known
+            lookup[values] = np.arange(len(values), dtype=ALLELE_DTYPE)
+            # MISSING (-1) indexes the last entry, which stays MISSING.
+            encoded = lookup[observed]
+            lookup[values] = MISSING
+            unknown = (encoded < 0) & (observed >= 0)
             if unknown.any():
                 row, col = np.argwhere(unknown)[0]
                 raise ValueError(
                     f"profile {table.profile_ids[row]!r}, locus {locus!r}: allele "
                     f"{observed[row, col]} is not in the allele coding"
                 )
-            if len(ordered):
-                codes[:, j, :] = np.where(typed, sorter[position_clipped], MISSING)
+            codes[:, j, :] = encoded
         return codes
 
     def decode(self, codes: np.ndarray) -> np.ndarray:
