@@ -1,0 +1,109 @@
+"""Calibration checked against exact enumeration of every genotype-pair combination."""
+
+import itertools
+
+import numpy as np
+import pytest
+
+from dnatrack.genotypes import GenotypeTable
+from matching.calibration import Calibration, calibrate
+from matching.frequencies import allele_counts, point_frequencies
+from matching.relationships import (
+    RELATIONSHIPS,
+    ErrorModel,
+    locus_log10_lr,
+    observed_pair_probabilities,
+)
+
+THETA = 0.02
+ERRORS = ErrorModel(0.01, 0.002)
+
+
+def small_reference(n_loci=3, n_alleles=4, n=200, seed=0):
+    rng = np.random.default_rng(seed)
+    alleles = rng.integers(1, n_alleles + 1, size=(n, n_loci, 2))
+    return GenotypeTable(alleles, [f"r{i}" for i in range(n)], [f"L{k}" for k in range(n_loci)])
+
+
+def exact_tail(reference, relationship, cutoff):
+    """Exact P(log10 LR ≥ cutoff) under unrelated and under the relationship, enumerating
+    every combination of genotype pairs at all loci."""
+    counts = allele_counts(reference)
+    freqs = point_frequencies(counts)[0]
+    r = list(RELATIONSHIPS).index(relationship)
+    k = RELATIONSHIPS[relationship]
+    lrs, p_unrelated, p_related = [], [], []
+    for locus in range(reference.n_loci):
+        f = freqs[locus, : counts.coding.n_alleles[locus]]
+        q = observed_pair_probabilities(f, THETA, ERRORS)
+        lrs.append(locus_log10_lr(f, THETA, errors=ERRORS)[:, :, r].ravel())
+        p_unrelated.append(q[0].ravel())
+        p_related.append(np.einsum("k,kgh->gh", np.array(k), q).ravel())
+    total_lr = sum(np.ix_(*lrs))  # broadcast to every combination of loci
+    unrelated = p_unrelated[0]
+    related = p_related[0]
+    for a, b in zip(p_unrelated[1:], p_related[1:]):
+        unrelated = np.multiply.outer(unrelated, a)
+        related = np.multiply.outer(related, b)
+    passing = total_lr >= cutoff
+    return float(unrelated[passing].sum()), float(related[passing].sum())
+
+
+@pytest.mark.parametrize("relationship", ["parent_offspring", "full_sibling"])
+def test_cutoff_controls_the_exact_false_positive_rate(relationship):
+    reference = small_reference()
+    alpha = 1e-3
+    result = calibrate(reference, theta=THETA, errors=ERRORS, relationships=(relationship,),
+                       false_positive_rate=alpha, loci_counts=(3,), n_simulations=60_000, seed=3)
+    cutoff = result.cutoffs[relationship][3]
+    fpr, power = exact_tail(reference, relationship, cutoff)
+    # importance sampling is an estimate: allow its noise, but the rate is of order alpha
+    assert fpr <= alpha * 1.3
+    assert result.power[relationship][3] == pytest.approx(power, abs=0.01)
+    # and the cutoff is not needlessly high: lowering it a little admits more than alpha
+    lower_fpr, _ = exact_tail(reference, relationship, cutoff - 0.25)
+    assert lower_fpr > alpha * 0.7
+
+
+def test_cutoff_is_capped_by_the_markov_bound_and_rates_are_reported():
+    reference = small_reference(n_loci=4, n=100, seed=1)
+    result = calibrate(reference, theta=THETA, errors=ERRORS, pairs_compared=1e12,
+                       n_simulations=2000, seed=2)
+    assert result.false_positive_rate == pytest.approx(1e-14)
+    for name in RELATIONSHIPS:
+        for m in result.loci_counts:
+            assert result.cutoffs[name][m] <= 14.0 + 1e-12
+            assert result.unrelated_exceeding[name][m] == 0
+    assert result.loci_counts == (4,)
+    rows = result.rows()
+    assert {row["relationship"] for row in rows} == set(RELATIONSHIPS)
+
+
+def test_more_loci_give_more_power_and_roundtrip_through_json(tmp_path):
+    reference = small_reference(n_loci=8, n_alleles=6, n=300, seed=4)
+    result = calibrate(reference, theta=THETA, errors=ERRORS, false_positive_rate=1e-4,
+                       loci_counts=(4, 8), n_simulations=5000, seed=5)
+    assert result.power["same_animal"][8] > result.power["same_animal"][4]
+    assert result.power["parent_offspring"][8] > result.power["parent_offspring"][4]
+    path = result.save(tmp_path)
+    again = Calibration.load(path)
+    assert again.to_dict() == result.to_dict()
+    assert again.cutoff_for("parent_offspring", 7) == result.cutoffs["parent_offspring"][4]
+    assert again.cutoff_for("parent_offspring", 3) == float("inf")
+    matrix = again.cutoff_matrix(("same_animal", "half_sibling"), 8)
+    assert matrix.shape == (9, 2) and matrix[8, 1] == result.cutoffs["half_sibling"][8]
+    assert calibrate(reference, theta=THETA, errors=ERRORS, false_positive_rate=1e-4,
+                     loci_counts=(4, 8), n_simulations=5000, seed=5).to_dict() == result.to_dict()
+
+
+def test_invalid_calibration_requests(tmp_path):
+    reference = small_reference()
+    with pytest.raises(ValueError, match="false-positive rate"):
+        calibrate(reference, theta=0.0, false_positive_rate=2.0)
+    with pytest.raises(ValueError, match="loci counts must be between 1 and 3"):
+        calibrate(reference, theta=0.0, loci_counts=(5,))
+    with pytest.raises(ValueError, match="unknown relationship"):
+        calibrate(reference, theta=0.0, relationships=("cousin",))
+    (tmp_path / "calibration.json").write_text("{}")
+    with pytest.raises(ValueError, match="not a calibration file"):
+        Calibration.load(tmp_path)
