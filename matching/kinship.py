@@ -24,6 +24,7 @@ import numpy as np
 
 from dnatrack.genotypes import AlleleCoding, GenotypeTable
 from matching import _kinship_kernels as kernels
+from matching.calibration import Calibration
 from matching.frequencies import AlleleCounts, allele_counts, point_frequencies
 from matching.relationships import (
     RELATIONSHIPS,
@@ -57,7 +58,8 @@ class PairHits:
     log10_lr : ndarray of float64, shape (n_pairs, n_relationships)
     loci_compared : ndarray of int32, shape (n_pairs,)
     relationships : tuple of str
-    cutoffs : ndarray of float64, shape (n_relationships,)
+    passes : ndarray of bool, shape (n_pairs, n_relationships)
+        Which relationships reached their cutoff for the pair.
     """
 
     query_index: np.ndarray
@@ -65,20 +67,20 @@ class PairHits:
     log10_lr: np.ndarray
     loci_compared: np.ndarray
     relationships: tuple[str, ...]
-    cutoffs: np.ndarray
+    passes: np.ndarray
 
     def __len__(self) -> int:
         return len(self.query_index)
 
     @classmethod
-    def empty(cls, relationships: tuple[str, ...], cutoffs: np.ndarray) -> PairHits:
+    def empty(cls, relationships: tuple[str, ...]) -> PairHits:
         return cls(
             np.empty(0, np.int64),
             np.empty(0, np.int64),
             np.empty((0, len(relationships))),
             np.empty(0, np.int32),
             relationships,
-            cutoffs,
+            np.empty((0, len(relationships)), dtype=bool),
         )
 
     @classmethod
@@ -91,7 +93,7 @@ class PairHits:
             np.concatenate([p.log10_lr for p in parts]),
             np.concatenate([p.loci_compared for p in parts]),
             first.relationships,
-            first.cutoffs,
+            np.concatenate([p.passes for p in parts]),
         )
         order = np.lexsort((joined.target_index, joined.query_index))
         return joined.take(order)
@@ -103,13 +105,13 @@ class PairHits:
             self.log10_lr[rows],
             self.loci_compared[rows],
             self.relationships,
-            self.cutoffs,
+            self.passes[rows],
         )
 
     @property
     def best_relationship(self) -> np.ndarray:
         """Index of the most likely relationship among those passing their cutoff."""
-        passing = np.where(self.log10_lr >= self.cutoffs[None, :], self.log10_lr, -np.inf)
+        passing = np.where(self.passes, self.log10_lr, -np.inf)
         return np.argmax(passing, axis=1) if len(self) else np.empty(0, np.int64)
 
     def records(self, query_ids: np.ndarray, target_ids: np.ndarray) -> list[dict]:
@@ -149,9 +151,12 @@ class KinshipSearch:
     relationships : tuple of str
         Relationships tested against "unrelated".
     cutoffs : mapping of str to float
-        log10 LR cutoff per relationship.
+        log10 LR cutoff per relationship (ignored when ``calibration`` is given).
     min_loci : int
         Minimum loci typed in both profiles for a pair to be reported.
+    calibration : Calibration, optional
+        Cutoffs per relationship and number of loci compared (``dnatrack calibrate``); it
+        must have been made with the same θ and error model.
     """
 
     counts: AlleleCounts
@@ -160,9 +165,16 @@ class KinshipSearch:
     relationships: tuple[str, ...] = tuple(RELATIONSHIPS)
     cutoffs: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_CUTOFFS))
     min_loci: int = DEFAULT_MIN_LOCI
+    calibration: Calibration | None = None
 
     def __post_init__(self) -> None:
         self.relationships = tuple(self.relationships)
+        if self.calibration is not None:
+            self._check_calibration(self.calibration)
+            lowest = self.calibration.cutoff_matrix(self.relationships, MAX_LOCI)
+            self.cutoffs = dict(
+                zip(self.relationships, lowest[self.min_loci :].min(axis=0).tolist(), strict=True)
+            )
         unknown = [r for r in self.relationships if r not in RELATIONSHIPS]
         if unknown or not self.relationships:
             raise ValueError(
@@ -182,6 +194,23 @@ class KinshipSearch:
         if len(self.counts.populations) != 1:
             self.counts = self.counts.pooled()
         self._tables: KinshipTables | None = None
+
+    def _check_calibration(self, calibration: Calibration) -> None:
+        missing = [r for r in self.relationships if r not in calibration.relationships]
+        if missing:
+            raise ValueError(f"the calibration has no cutoffs for {', '.join(missing)}")
+        if abs(calibration.theta - self.theta) > 1e-12 or calibration.errors != self.errors:
+            raise ValueError(
+                f"the calibration was made with theta={calibration.theta} and "
+                f"{calibration.errors}, the search uses theta={self.theta} and {self.errors}"
+            )
+
+    def passes(self, log10_lr: np.ndarray, loci_compared: np.ndarray) -> np.ndarray:
+        """Which relationships reach their cutoff, bool (n_pairs, n_relationships)."""
+        if self.calibration is None:
+            return log10_lr >= self.cutoff_array[None, :]
+        matrix = self.calibration.cutoff_matrix(self.relationships, MAX_LOCI)
+        return log10_lr >= matrix[loci_compared]
 
     @classmethod
     def from_reference(
@@ -228,6 +257,11 @@ class KinshipSearch:
             "cutoffs": {r: self.cutoffs[r] for r in self.relationships},
             "min_loci": self.min_loci,
             "loci": list(self.loci),
+            "calibration": None if self.calibration is None else {
+                "reference": self.calibration.reference,
+                "false_positive_rate": self.calibration.false_positive_rate,
+                "cutoffs": self.calibration.to_dict()["cutoffs"],
+            },
         }
 
     def codes(self, table: GenotypeTable) -> np.ndarray:
@@ -286,7 +320,7 @@ class KinshipSearch:
             cross.log10_lr,
             cross.loci_compared,
             cross.relationships,
-            cross.cutoffs,
+            cross.passes,
         )
         among_new = self._search(new_codes, new_codes, True, None, dask_client)
         return PairHits.concat([among_new, shifted])
@@ -294,7 +328,7 @@ class KinshipSearch:
     def _search(self, query_codes, target_codes, triangular, progress, dask_client) -> PairHits:
         n_query = query_codes.shape[0]
         if n_query == 0 or target_codes.shape[0] == 0:
-            return PairHits.empty(self.relationships, self.cutoff_array)
+            return PairHits.empty(self.relationships)
         task = _BlockTask(self, query_codes, target_codes, triangular)
         chunks = _row_chunks(n_query, triangular, target_codes.shape[0])
         if dask_client is not None:
@@ -362,13 +396,18 @@ class _BlockTask:
                 break
             capacity = int(counts.max())  # rerun with room for the busiest block
         keep = np.arange(capacity)[None, :] < counts[:, None]
+        log10_lr = lr[keep][:, : len(search.relationships)]
+        passes = search.passes(log10_lr, loci[keep])
+        # With a calibration the kernel ran at the lowest cutoffs; drop pairs that miss the
+        # cutoff for their own number of loci compared.
+        hit = passes.any(axis=1)
         return PairHits(
-            rows[keep],
-            cols[keep],
-            lr[keep][:, : len(search.relationships)],
-            loci[keep],
+            rows[keep][hit],
+            cols[keep][hit],
+            log10_lr[hit],
+            loci[keep][hit],
             search.relationships,
-            search.cutoff_array,
+            passes[hit],
         )
 
 

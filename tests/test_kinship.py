@@ -142,10 +142,31 @@ def test_best_relationship_is_the_most_likely_passing_one():
         np.array([[9.0, 7.0, 8.0, 3.0], [1.0, 5.0, 6.0, 4.0]]),
         np.array([16, 16], dtype=np.int32),
         tuple(RELATIONSHIPS),
-        np.array([10.0, 4.0, 4.0, 3.0]),
+        np.array([[9.0, 7.0, 8.0, 3.0], [1.0, 5.0, 6.0, 4.0]]) >= np.array([10.0, 4.0, 4.0, 3.0]),
     )
     # pair 0: same_animal (9) misses its cutoff (10), so full_sibling (8) is the best passing
     assert [hits.relationships[k] for k in hits.best_relationship] == [
         "full_sibling",
         "full_sibling",
     ]
+
+
+def test_calibrated_cutoffs_depend_on_loci_compared():
+    from matching.calibration import calibrate
+
+    table = random_table(120, n_loci=8, n_alleles=4, missing=0.25, seed=9)
+    errors = ErrorModel(0.02, 0.005)
+    calibration = calibrate(table, theta=0.02, errors=errors, false_positive_rate=0.05,
+                            loci_counts=(3, 5, 8), n_simulations=2000, seed=1)
+    search = KinshipSearch.from_reference(table, theta=0.02, errors=errors, min_loci=3,
+                                          calibration=calibration)
+    hits = search.all_pairs(table)
+    total, compared = numpy_pair_sums(search, table, table)
+    matrix = calibration.cutoff_matrix(search.relationships, 8)
+    expected = (total >= matrix[compared]).any(axis=2) & (compared >= 3)
+    expected &= np.triu(np.ones_like(expected), k=1).astype(bool)
+    assert np.array_equal(np.c_[hits.query_index, hits.target_index], np.argwhere(expected))
+    assert len(hits) > 0
+    assert np.array_equal(hits.passes, total[expected] >= matrix[compared[expected]])
+    with pytest.raises(ValueError, match="calibration was made with theta=0.02"):
+        KinshipSearch.from_reference(table, theta=0.05, errors=errors, calibration=calibration)
