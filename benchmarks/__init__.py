@@ -1,0 +1,1 @@
+"""Timing and accuracy benchmarks, run as ``python -m benchmarks.<name>``."""

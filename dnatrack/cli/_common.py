@@ -1,0 +1,70 @@
+"""Helpers shared by the subcommands: reading inputs, writing tables, progress bars."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import sys
+from collections.abc import Iterable, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+
+from dnatrack.genotypes import GenotypeTable
+
+
+def add_format_option(parser, flag: str = "--from", dest: str = "input_format") -> None:
+    parser.add_argument(
+        flag, dest=dest, metavar="FMT", default=None,
+        help="input format (default: from the file extension and header)",
+    )
+
+
+def read_table(path: str, input_format: str | None = None, **options) -> GenotypeTable:
+    """A genotype file in any readable format."""
+    from dnatrack.formats import read_genotypes
+
+    return read_genotypes(path, format=input_format, **options)
+
+
+def write_rows(path: str | os.PathLike, rows: Iterable[Mapping], columns: list[str]) -> int:
+    """Write dict rows as CSV with a header (missing keys as empty cells); returns the count."""
+    count = 0
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow(row)
+            count += 1
+    return count
+
+
+def write_json(path: str | os.PathLike, data) -> None:
+    Path(path).write_text(json.dumps(data, indent=2, default=str) + "\n")
+
+
+@contextmanager
+def progress_bar(total: int, description: str, unit: str = "row"):
+    """A tqdm bar on standard error (silent when it is not a terminal); yields ``update``."""
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, desc=description, unit=unit, disable=None, file=sys.stderr,
+               leave=False)
+    try:
+        yield bar.update
+    finally:
+        bar.close()
+
+
+def parse_assignments(values: list[str] | None, option: str) -> dict[str, float]:
+    """``NAME=NUMBER`` command-line pairs as a dict; ``ValueError`` naming the option."""
+    parsed = {}
+    for value in values or []:
+        name, sep, number = value.partition("=")
+        try:
+            if not sep:
+                raise ValueError
+            parsed[name.strip()] = float(number)
+        except ValueError:
+            raise ValueError(f"{option} expects NAME=NUMBER, got {value!r}") from None
+    return parsed
