@@ -44,6 +44,9 @@ DEFAULT_CUTOFFS: dict[str, float] = {
 }
 DEFAULT_MIN_LOCI = 8
 ROWS_PER_BLOCK = 64
+# Pairs per chunk of row blocks: a few seconds of work, so progress moves and Dask tasks are
+# large enough to amortise their overhead.
+PAIRS_PER_CHUNK = 2e8
 MAX_LOCI = 64
 
 
@@ -429,8 +432,6 @@ def _row_chunks(n_rows: int, triangular: bool, n_target: int) -> list[list[tuple
             lo, hi = lo + 1, hi - 1
         blocks = order
     pairs_per_block = max(n_target, 1) * ROWS_PER_BLOCK / (2 if triangular else 1)
-    # About 2e8 pairs per chunk: a few seconds of work, so progress moves and Dask tasks are
-    # large enough to amortise their overhead.
-    per_chunk = max(2, int(math.ceil(2e8 / pairs_per_block)))
+    per_chunk = max(2, int(math.ceil(PAIRS_PER_CHUNK / pairs_per_block)))
     per_chunk += per_chunk % 2  # keep mirror pairs together
     return [blocks[k : k + per_chunk] for k in range(0, len(blocks), per_chunk)]
