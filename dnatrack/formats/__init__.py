@@ -8,23 +8,37 @@ field on bad input, and returns nothing until the whole file has been checked.
 
 from __future__ import annotations
 
+import csv
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from dnatrack.errors import GenotypeFormatError
-from dnatrack.formats.wide import read_wide, write_wide
+from dnatrack.formats._builder import guess_delimiter
+from dnatrack.formats.genemapper import looks_like_genemapper, read_genemapper
+from dnatrack.formats.genepop import read_genepop, write_genepop
+from dnatrack.formats.long import looks_like_long, read_long, write_long
+from dnatrack.formats.structure import read_structure, write_structure
+from dnatrack.formats.vcf import read_vcf
+from dnatrack.formats.wasser import looks_like_wasser, read_wasser, write_wasser
+from dnatrack.formats.wide import locus_pairs, read_wide, write_wide
 from dnatrack.genotypes import GenotypeTable
 
 
 @dataclass(frozen=True)
 class Format:
+    """A file format: its name, what it is, its file extensions (the first is the one to give
+    new files), its reader and writer, and for formats sharing an extension a ``sniff``
+    predicate telling from a table's header cells and first data rows whether a file is in
+    this format."""
+
     name: str
     description: str
     extensions: tuple[str, ...]
     read: Callable[..., GenotypeTable]
     write: Callable[..., None] | None = None
+    sniff: Callable[[list[str], list[list[str]]], bool] | None = None
 
 
 FORMATS: dict[str, Format] = {}
@@ -34,6 +48,10 @@ def register(fmt: Format) -> None:
     FORMATS[fmt.name] = fmt
 
 
+def _looks_wide(header: list[str], rows: list[list[str]]) -> bool:
+    return bool(locus_pairs(header))
+
+
 register(
     Format(
         "wide",
@@ -41,8 +59,54 @@ register(
         (".csv",),
         read_wide,
         write_wide,
+        _looks_wide,
     )
 )
+register(Format("genepop", "GENEPOP", (".gen", ".genepop"), read_genepop, write_genepop))
+register(
+    Format(
+        "structure",
+        "STRUCTURE, one or two rows per individual",
+        (".str", ".structure"),
+        read_structure,
+        write_structure,
+    )
+)
+register(
+    Format(
+        "long",
+        "long CSV, one row per sample and locus (sample, locus, allele1, allele2)",
+        (".csv", ".tsv", ".txt"),
+        read_long,
+        write_long,
+        looks_like_long,
+    )
+)
+register(
+    Format(
+        "genemapper",
+        "GeneMapper-style genotype table (Sample Name, Marker, Allele 1, Allele 2, …)",
+        (".txt", ".tsv", ".csv"),
+        read_genemapper,
+        sniff=looks_like_genemapper,
+    )
+)
+register(
+    Format(
+        "wasser",
+        "Wasser-lab two-row table (one row per allele, -999 missing)",
+        (".csv", ".txt", ".tsv"),
+        read_wasser,
+        write_wasser,
+        looks_like_wasser,
+    )
+)
+register(
+    Format("vcf", "VCF of SNP genotypes (through scikit-allel)", (".vcf", ".vcf.gz"), read_vcf)
+)
+
+# Which format to write when several writable ones share a file's extension.
+_PREFERRED_WRITE_FORMATS = ("wide", "long")
 
 
 def readable_formats() -> list[str]:
@@ -53,12 +117,14 @@ def writable_formats() -> list[str]:
     return sorted(name for name, fmt in FORMATS.items() if fmt.write is not None)
 
 
+def _formats_for_extension(path: str | os.PathLike, names: list[str]) -> list[str]:
+    name = Path(path).name.lower()
+    return [n for n in names if any(name.endswith(ext) for ext in FORMATS[n].extensions)]
+
+
 def detect_format(path: str | os.PathLike) -> str:
     """The format of ``path`` from its extension, looking at the header for ``.csv``/``.txt``."""
-    name = Path(path).name.lower()
-    candidates = [
-        fmt.name for fmt in FORMATS.values() if any(name.endswith(ext) for ext in fmt.extensions)
-    ]
+    candidates = _formats_for_extension(path, list(FORMATS))
     if len(candidates) == 1:
         return candidates[0]
     if not candidates:
@@ -75,19 +141,37 @@ def detect_format(path: str | os.PathLike) -> str:
     return sniffed
 
 
-def _sniff(path: str | os.PathLike, candidates: list[str]) -> str | None:
-    """Pick among formats sharing an extension by their header line."""
-    from dnatrack.formats.wide import locus_pairs
+def output_format(path: str | os.PathLike) -> str:
+    """The format to write ``path`` in, from its extension (``.csv`` gives ``wide``)."""
+    candidates = _formats_for_extension(path, writable_formats())
+    if len(candidates) > 1:
+        candidates = [n for n in _PREFERRED_WRITE_FORMATS if n in candidates][:1] or candidates
+    if len(candidates) != 1:
+        raise ValueError(
+            f"{Path(path).name}: cannot tell the output format from the extension; give it "
+            f"explicitly (one of {', '.join(writable_formats())})"
+        )
+    return candidates[0]
 
+
+def _sniff(path: str | os.PathLike, candidates: list[str]) -> str | None:
+    """Pick among formats sharing an extension by the header and first rows of the file."""
     try:
-        with open(path, encoding="utf-8-sig") as handle:
-            first = handle.readline()
-    except FileNotFoundError:
-        return candidates[0] if len(candidates) == 1 else None
-    delimiter = "\t" if first.count("\t") > first.count(",") else ","
-    header = [cell.strip().strip('"') for cell in first.rstrip("\r\n").split(delimiter)]
-    if "wide" in candidates and locus_pairs(header):
-        return "wide"
+        with open(path, encoding="utf-8-sig", newline="") as handle:
+            lines = [text for text in (handle.readline() for _ in range(20)) if text.strip()]
+    except (FileNotFoundError, UnicodeDecodeError):
+        return None
+    if not lines:
+        return None
+    cells = list(csv.reader(lines, delimiter=guess_delimiter(lines[0])))
+    header = [cell.strip() for cell in cells[0]]
+    rows = [[cell.strip() for cell in row] for row in cells[1:3]]
+    # Formats are tried in registration order: the header-based tests (wide, long,
+    # GeneMapper) come before the two-row test, which a long CSV would also pass.
+    for name in candidates:
+        sniff = FORMATS[name].sniff
+        if sniff is not None and sniff(header, rows):
+            return name
     return None
 
 
@@ -118,8 +202,9 @@ def read_genotypes(
 def write_genotypes(
     table: GenotypeTable, path: str | os.PathLike, format: str | None = None, **options
 ) -> None:
-    """Write ``table`` in a writable format (detected from the extension when ``None``)."""
-    name = format or detect_format(path)
+    """Write ``table`` in a writable format (from the extension when ``None``; see
+    :func:`output_format`). The file is replaced only once the whole table is written."""
+    name = format or output_format(path)
     fmt = FORMATS.get(name)
     if fmt is None or fmt.write is None:
         raise ValueError(f"cannot write format {name!r}; writable: {', '.join(writable_formats())}")
@@ -131,6 +216,7 @@ __all__ = [
     "Format",
     "GenotypeFormatError",
     "detect_format",
+    "output_format",
     "read_genotypes",
     "readable_formats",
     "writable_formats",

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from dnatrack.errors import GenotypeFormatError
-from dnatrack.formats._builder import TableBuilder, parse_allele
+from dnatrack.formats._builder import TableBuilder, parse_allele, replace_atomically
 from dnatrack.genotypes import MISSING, GenotypeTable
 from dnatrack.panels import Panel
 
@@ -136,7 +136,7 @@ def write_wide(table: GenotypeTable, path: str | os.PathLike) -> None:
         header += ["lat", "lon"]
     for locus in table.loci:
         header += [locus, f"{locus}.1"]
-    with open(path, "w", newline="") as handle:
+    with replace_atomically(path, newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(header)
         for i in range(table.n_profiles):
