@@ -10,7 +10,7 @@ from itertools import combinations
 import numpy as np
 import pytest
 
-from dnatrack.formats import read_genotypes
+from dnatrack.formats import FORMATS, read_genotypes, writable_formats
 from dnatrack.genotypes import GenotypeTable
 from dnatrack.reference import PopulationInfo, ReferenceSet
 from dnatrack.simulate import (
@@ -619,3 +619,17 @@ def test_writing_refuses_a_foreign_folder_and_replaces_its_own(reference, tmp_pa
     with pytest.raises(ValueError, match="cannot write format 'nope'"):
         write_scenario(scenario, tmp_path / "other", format="nope")
     assert not (tmp_path / "other").exists()
+
+
+@pytest.mark.parametrize("format", writable_formats())
+def test_genotypes_are_written_in_any_writable_format(reference, tmp_path, format):
+    scenario = simulate(reference, seed=3)
+    files = write_scenario(scenario, tmp_path / "out", format=format)
+    assert files["genotypes"].name == "genotypes" + FORMATS[format].extensions[0]
+    assert json.loads(files["summary"].read_text())["genotype_format"] == format
+    for role, table in (("genotypes", scenario.observed), ("animal_genotypes", scenario.animals)):
+        written = read_genotypes(files[role], format=format)
+        # GENEPOP writes population by population, so rows are matched by id.
+        rows = [written.index_of(profile_id) for profile_id in table.profile_ids]
+        assert written.n_profiles == table.n_profiles
+        assert written.take(rows).same_genotypes(table), role
