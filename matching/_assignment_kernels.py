@@ -1,0 +1,308 @@
+"""Numba kernels for population assignment (DESIGN 5.1, 5.5).
+
+Layout shared by every kernel here (``L`` loci, ``W`` allele slots, ``P`` populations):
+
+``codes`` int16 (n, L, 2)
+    Dense allele indices, smaller first, -1 where the locus is untyped.
+``counts`` float64 (L, W, P)
+    Allele copies per locus, allele and population (populations last, so the inner loops over
+    populations read contiguous memory). Float so that smoothed, fractional counts (the
+    geographic surfaces) use the same kernels.
+``totals`` float64 (L, P)
+    Allele copies typed per locus and population (the sum of ``counts`` over alleles).
+``prior`` float64 (L,)
+    The Rannala & Mountain pseudo-count ``1/A`` per allele.
+``n_alleles`` int64 (L,)
+    ``A``: alleles at each locus in the reference; slots ``0..A-1`` of ``counts``.
+
+The Rannala & Mountain (1997) posterior predictive of a genotype, with ``x_a = n_a + 1/A``:
+``P(aa) = x_a (x_a + 1) / ((n + 1)(n + 2))`` and ``P(ab) = 2 x_a x_b / ((n + 1)(n + 2))``.
+:func:`log_tables` precomputes ``log x``, ``log(x + 1)`` and ``log((n + 1)(n + 2))`` so that a
+sample's log-likelihood is a sum of lookups. Leave-one-out (a reference animal scored against
+its own population) takes the animal's alleles out of that one population's counts.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+from matching._numba import kernel, parallel_kernel
+from matching._rng_kernels import state_for, uniform
+
+LOG2 = math.log(2.0)
+
+
+@kernel
+def log_tables(counts, totals, prior):
+    """Lookup tables of the posterior predictive.
+
+    Returns
+    -------
+    log_x, log_x1 : float64 (L, W, P)
+        ``log(n_a + 1/A)`` and ``log(n_a + 1/A + 1)``.
+    log_norm : float64 (L, P)
+        ``log((n + 1)(n + 2))``.
+    """
+    n_loci, width, n_pop = counts.shape
+    log_x = np.empty((n_loci, width, n_pop))
+    log_x1 = np.empty((n_loci, width, n_pop))
+    log_norm = np.empty((n_loci, n_pop))
+    for locus in range(n_loci):
+        for p in range(n_pop):
+            log_norm[locus, p] = math.log((totals[locus, p] + 1.0) * (totals[locus, p] + 2.0))
+        for a in range(width):
+            for p in range(n_pop):
+                x = counts[locus, a, p] + prior[locus]
+                log_x[locus, a, p] = math.log(x)
+                log_x1[locus, a, p] = math.log(x + 1.0)
+    return log_x, log_x1, log_norm
+
+
+@kernel
+def leave_one_out_term(a, b, counts_a, counts_b, total, prior):
+    """``log P(g)`` of genotype (a, b) with its own two copies removed from the counts."""
+    norm = math.log((total - 1.0) * total)  # (n' + 1)(n' + 2) with n' = n - 2
+    if a == b:
+        x = counts_a - 2.0 + prior
+        return math.log(x) + math.log(x + 1.0) - norm
+    return LOG2 + math.log(counts_a - 1.0 + prior) + math.log(counts_b - 1.0 + prior) - norm
+
+
+@parallel_kernel
+def population_log_likelihoods(codes, log_x, log_x1, log_norm, counts, totals, prior, own):
+    """Natural log-likelihood of every sample under every population.
+
+    Parameters
+    ----------
+    codes : int16 (n, L, 2)
+    log_x, log_x1, log_norm
+        From :func:`log_tables`.
+    counts, totals, prior
+        The counts the tables were made from (needed for leave-one-out).
+    own : int64 (n,)
+        Population whose counts include the sample (scored leave-one-out), or -1.
+
+    Returns
+    -------
+    float64 (n, P); untyped loci contribute nothing.
+    """
+    n, n_loci, _ = codes.shape
+    n_pop = log_norm.shape[1]
+    out = np.zeros((n, n_pop))
+    for i in numba.prange(n):
+        row = out[i]
+        q = own[i]
+        own_total = 0.0
+        for locus in range(n_loci):
+            a = codes[i, locus, 0]
+            if a < 0:
+                continue
+            b = codes[i, locus, 1]
+            if a == b:
+                for p in range(n_pop):
+                    row[p] += log_x[locus, a, p] + log_x1[locus, a, p] - log_norm[locus, p]
+            else:
+                for p in range(n_pop):
+                    row[p] += (
+                        LOG2 + log_x[locus, a, p] + log_x[locus, b, p] - log_norm[locus, p]
+                    )
+            if q >= 0:
+                own_total += leave_one_out_term(
+                    a, b, counts[locus, a, q], counts[locus, b, q], totals[locus, q], prior[locus]
+                )
+        if q >= 0:
+            row[q] = own_total
+    return out
+
+
+@kernel
+def genotype_log_probabilities(x, n_alleles, total):
+    """``log P(g)`` of every genotype of one locus, in the order (0,0), (0,1)…(0,A-1), (1,1)…
+
+    ``x`` (float64, ≥ A entries) holds the pseudo-counts ``n_a + 1/A``; ``total`` is ``n``.
+    """
+    norm = math.log((total + 1.0) * (total + 2.0))
+    log_x = np.empty(n_alleles)
+    for a in range(n_alleles):
+        log_x[a] = math.log(x[a])
+    out = np.empty(n_alleles * (n_alleles + 1) // 2)
+    k = 0
+    for a in range(n_alleles):
+        out[k] = log_x[a] + math.log(x[a] + 1.0) - norm
+        k += 1
+        for b in range(a + 1, n_alleles):
+            out[k] = LOG2 + log_x[a] + log_x[b] - norm
+            k += 1
+    return out
+
+
+@kernel
+def locus_pseudo_counts(counts, totals, prior, n_alleles, locus, p, a, b):
+    """Pseudo-counts ``x`` (float64, A) and total ``n`` at one locus of population ``p``.
+
+    With ``a >= 0`` the genotype (a, b) is taken out first (leave-one-out).
+    """
+    n_a = n_alleles[locus]
+    x = np.empty(n_a)
+    for k in range(n_a):
+        x[k] = counts[locus, k, p] + prior[locus]
+    total = totals[locus, p]
+    if a >= 0:
+        x[a] -= 1.0
+        x[b] -= 1.0
+        total -= 2.0
+    return x, total
+
+
+@kernel
+def log_moments(log_p):
+    """Mean and variance of ``log P(g)`` when g is drawn with probabilities ``exp(log_p)``."""
+    mean = 0.0
+    second = 0.0
+    for k in range(log_p.shape[0]):
+        prob = math.exp(log_p[k])
+        mean += prob * log_p[k]
+        second += prob * log_p[k] * log_p[k]
+    return mean, max(second - mean * mean, 0.0)
+
+
+@kernel
+def locus_log_moments(counts, totals, prior, n_alleles):
+    """Exact mean and variance of a locus's log-likelihood under each population.
+
+    Returns
+    -------
+    mean, variance : float64 (L, P)
+    """
+    n_loci, _, n_pop = counts.shape
+    mean = np.zeros((n_loci, n_pop))
+    variance = np.zeros((n_loci, n_pop))
+    for locus in range(n_loci):
+        if n_alleles[locus] == 0:
+            continue
+        for p in range(n_pop):
+            x, total = locus_pseudo_counts(counts, totals, prior, n_alleles, locus, p, -1, -1)
+            mean[locus, p], variance[locus, p] = log_moments(
+                genotype_log_probabilities(x, n_alleles[locus], total)
+            )
+    return mean, variance
+
+
+@parallel_kernel
+def sample_log_moments(
+    codes, population, own, locus_mean, locus_variance, counts, totals, prior, n_alleles
+):
+    """Expected mean and variance of each sample's log-likelihood under ``population[i]``.
+
+    Sums the per-locus moments over exactly the loci the sample has typed. Where ``population
+    [i] == own[i]`` the sample was scored leave-one-out, so the moments are those of the
+    predictive with its alleles removed.
+
+    Returns
+    -------
+    mean, variance : float64 (n,)
+    """
+    n, n_loci, _ = codes.shape
+    mean = np.zeros(n)
+    variance = np.zeros(n)
+    for i in numba.prange(n):
+        p = population[i]
+        loo = p == own[i]
+        for locus in range(n_loci):
+            a = codes[i, locus, 0]
+            if a < 0:
+                continue
+            if loo:
+                x, total = locus_pseudo_counts(
+                    counts, totals, prior, n_alleles, locus, p, a, codes[i, locus, 1]
+                )
+                m, v = log_moments(genotype_log_probabilities(x, n_alleles[locus], total))
+            else:
+                m = locus_mean[locus, p]
+                v = locus_variance[locus, p]
+            mean[i] += m
+            variance[i] += v
+    return mean, variance
+
+
+@kernel
+def draw_index(cumulative, u):
+    """First index whose cumulative probability exceeds ``u`` (binary search)."""
+    lo = 0
+    hi = cumulative.shape[0] - 1
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if cumulative[mid] > u:
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
+
+
+@parallel_kernel
+def exclusion_p_values(
+    codes, observed, population, own, counts, totals, prior, n_alleles, n_simulations,
+    seed, row_keys,
+):
+    """Monte-Carlo exclusion p-values (Paetkau et al. 2004).
+
+    For each sample, ``n_simulations`` genotypes are drawn from the posterior predictive of
+    ``population[i]`` at exactly the loci the sample has typed (leave-one-out when
+    ``population[i] == own[i]``), scored with the same predictive, and the p-value is
+    ``(k + 1) / (n_simulations + 1)`` with ``k`` the simulated genotypes whose log-likelihood
+    is at most the observed one.
+
+    Parameters
+    ----------
+    codes : int16 (n, L, 2)
+    observed : float64 (n,)
+        The sample's log-likelihood under ``population[i]``.
+    population, own : int64 (n,)
+    counts, totals, prior, n_alleles
+        See the module docstring.
+    n_simulations : int
+    seed : uint64
+    row_keys : int64 (n,)
+        Stream of each sample (its row in the whole input), so results do not depend on how
+        the input was split into chunks.
+
+    Returns
+    -------
+    float64 (n,)
+    """
+    n, n_loci, _ = codes.shape
+    p_values = np.empty(n)
+    for i in numba.prange(n):
+        p = population[i]
+        loo = p == own[i]
+        state = state_for(seed, row_keys[i])
+        simulated = np.zeros(n_simulations)
+        for locus in range(n_loci):
+            a = codes[i, locus, 0]
+            if a < 0 or n_alleles[locus] == 0:
+                continue
+            if loo:
+                x, total = locus_pseudo_counts(
+                    counts, totals, prior, n_alleles, locus, p, a, codes[i, locus, 1]
+                )
+            else:
+                x, total = locus_pseudo_counts(counts, totals, prior, n_alleles, locus, p, -1, -1)
+            log_p = genotype_log_probabilities(x, n_alleles[locus], total)
+            cumulative = np.empty(log_p.shape[0])
+            running = 0.0
+            for k in range(log_p.shape[0]):
+                running += math.exp(log_p[k])
+                cumulative[k] = running
+            for s in range(n_simulations):
+                simulated[s] += log_p[draw_index(cumulative, uniform(state) * running)]
+        # Summation order differs from the observed score's, so allow for rounding in ties.
+        limit = observed[i] + 1e-9 * (1.0 + abs(observed[i]))
+        at_most = 0
+        for s in range(n_simulations):
+            if simulated[s] <= limit:
+                at_most += 1
+        p_values[i] = (at_most + 1.0) / (n_simulations + 1.0)
+    return p_values

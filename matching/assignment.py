@@ -1,0 +1,721 @@
+"""Population assignment of individual samples (DESIGN 5.1, 5.5).
+
+Each sample's genotype is scored under every reference population with the Rannala & Mountain
+(1997) posterior predictive (prior ``1/A`` per allele, ``A`` the alleles at the locus over all
+reference populations); posteriors use equal population priors and are summed to reporting
+units. Only typed loci contribute, so STR and SNP panels and incomplete profiles are handled
+alike. Reference animals can be scored leave-one-out: against their own population, their own
+alleles are first taken out of the counts.
+
+Whether the true source is in the reference at all is judged two ways, both under the
+sample's most likely population and over exactly the loci it has typed: an exact z-score of its
+log-likelihood (mean and variance summed over loci from the genotype distribution of the
+posterior predictive), and the Paetkau et al. (2004) Monte-Carlo exclusion p-value (genotypes
+simulated from the same predictive and scored the same way). A sample is flagged as coming from
+an unsampled source when the p-value is below ``alpha``, or, without simulations, when the
+z-score is below the ``alpha`` quantile of the standard normal.
+
+Alleles a sample carries that no reference animal has are scored with count zero and the same
+``1/A`` prior weight, ``A`` being left at the reference's count: a sample's score then never
+depends on which other samples are assigned with it. Log-likelihoods are natural logs.
+
+Examples
+--------
+>>> from dnatrack.reference import load_reference_set
+>>> reference = load_reference_set("savanna_elephant_simulated")      # doctest: +SKIP
+>>> model = AssignmentModel.from_reference(reference)                  # doctest: +SKIP
+>>> result = model.assign(seized_tusks, seed=1)                        # doctest: +SKIP
+>>> result.records()[0]["inferred_collection"]                         # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from statistics import NormalDist
+
+import numpy as np
+
+from dnatrack.genotypes import MISSING, AlleleCoding, GenotypeTable
+from dnatrack.reference import ReferenceSet
+from matching import _assignment_kernels as kernels
+from matching._rng_kernels import seed_state
+from matching.frequencies import AlleleCounts, allele_counts
+
+DEFAULT_EXCLUSION_SIMULATIONS = 10_000
+DEFAULT_ALPHA = 0.01
+DEFAULT_CHUNK_SIZE = 10_000
+
+#: Per-sample output columns; names shared with rubias's output mean the same thing.
+RECORD_COLUMNS = [
+    "indiv", "mixture_collection", "collection", "repunit", "inferred_collection",
+    "inferred_repunit", "scaled_likelihood", "repunit_scaled_likelihood", "log_likelihood",
+    "z_score", "exclusion_p_value", "unsampled_source", "n_non_miss_loci", "n_miss_loci",
+]
+
+
+@dataclass(eq=False)
+class AssignmentModel:
+    """Reference allele counts arranged for the assignment kernels.
+
+    Parameters
+    ----------
+    counts : AlleleCounts
+        Allele copies per population, against the coding of the reference's own alleles.
+    repunits : sequence of str, length n_populations
+        Reporting unit of each population (the population's own name when there are none).
+    reference : GenotypeTable, optional
+        The reference animals, needed to score them leave-one-out.
+    name : str
+        Name of the reference, for reports.
+
+    Notes
+    -----
+    A locus no reference animal is typed at carries no information and is ignored.
+    """
+
+    counts: AlleleCounts
+    repunits: tuple[str, ...]
+    reference: GenotypeTable | None = None
+    name: str = ""
+    n_alleles: np.ndarray = field(init=False, repr=False)
+    prior: np.ndarray = field(init=False, repr=False)
+    kernel_counts: np.ndarray = field(init=False, repr=False)
+    kernel_totals: np.ndarray = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.repunits = tuple(str(r) for r in self.repunits)
+        n_pop = len(self.counts.populations)
+        if n_pop == 0:
+            raise ValueError("the reference has no populations")
+        if len(self.repunits) != n_pop:
+            raise ValueError(f"{len(self.repunits)} reporting units for {n_pop} populations")
+        if self.reference is not None and self.reference.loci != self.counts.loci:
+            raise ValueError("the reference genotypes and the allele counts have different loci")
+        self.n_alleles = self.counts.coding.n_alleles.astype(np.int64)
+        self.prior = np.where(self.n_alleles > 0, 1.0 / np.maximum(self.n_alleles, 1), 1.0)
+        # Two slots past the reference's alleles hold the (zero) counts of alleles seen only in
+        # queries; a genotype can carry at most two such alleles.
+        n_loci = len(self.loci)
+        width = int(self.n_alleles.max(initial=0)) + 2
+        kernel_counts = np.zeros((n_loci, width, n_pop), dtype=np.float64)
+        raw = self.counts.counts.transpose(1, 2, 0).astype(np.float64)
+        kernel_counts[:, : raw.shape[1], :] = raw
+        self.kernel_counts = np.ascontiguousarray(kernel_counts)
+        self.kernel_totals = np.ascontiguousarray(self.kernel_counts.sum(axis=1))
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_reference(
+        cls, reference: ReferenceSet, repunit_level: str | None = None
+    ) -> AssignmentModel:
+        """Model of a :class:`~dnatrack.reference.ReferenceSet` (reporting units at
+        ``repunit_level``, the set's default level when ``None``)."""
+        units = reference.repunit_of(repunit_level)
+        return cls.from_table(reference.table, units, name=reference.name)
+
+    @classmethod
+    def from_table(
+        cls,
+        table: GenotypeTable,
+        repunits: Mapping[str, str] | None = None,
+        name: str = "",
+    ) -> AssignmentModel:
+        """Model of a genotype table with population labels.
+
+        ``repunits`` maps population to reporting unit; by default the table's ``repunit``
+        column, else each population is its own unit.
+        """
+        if table.population is None:
+            raise ValueError(f"{name or 'reference'}: the genotypes have no population labels")
+        populations = table.unique_populations()
+        if "" in populations:
+            raise ValueError(f"{name or 'reference'}: some animals have an empty population")
+        if repunits is None:
+            repunits = _repunits_from_column(table, name)
+        absent = [p for p in populations if p not in repunits]
+        if absent:
+            raise ValueError(f"no reporting unit for populations {absent}")
+        coding = AlleleCoding.from_tables(table)
+        counts = allele_counts(table, coding, populations)
+        return cls(counts, tuple(repunits[p] for p in populations), table, name)
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def loci(self) -> tuple[str, ...]:
+        return self.counts.loci
+
+    @property
+    def populations(self) -> tuple[str, ...]:
+        return self.counts.populations
+
+    @cached_property
+    def repunit_names(self) -> tuple[str, ...]:
+        """Distinct reporting units, in order of first appearance."""
+        return tuple(dict.fromkeys(self.repunits))
+
+    @cached_property
+    def population_repunit(self) -> np.ndarray:
+        """Index into :attr:`repunit_names` of each population, int64 (n_populations,)."""
+        index = {unit: k for k, unit in enumerate(self.repunit_names)}
+        return np.array([index[u] for u in self.repunits], dtype=np.int64)
+
+    @cached_property
+    def tables(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``log_x, log_x1, log_norm`` lookup tables (see :mod:`matching._assignment_kernels`)."""
+        return kernels.log_tables(self.kernel_counts, self.kernel_totals, self.prior)
+
+    @cached_property
+    def locus_moments(self) -> tuple[np.ndarray, np.ndarray]:
+        """Exact mean and variance of each locus's log-likelihood, float64 (L, P) each."""
+        return kernels.locus_log_moments(
+            self.kernel_counts, self.kernel_totals, self.prior, self.n_alleles
+        )
+
+    # ------------------------------------------------------------------ encoding
+    def encode(self, table: GenotypeTable) -> np.ndarray:
+        """Allele indices of ``table`` at the model's loci, int16 (n, L, 2), -1 untyped.
+
+        Loci of the model the table lacks are untyped; loci of the table the model lacks are
+        ignored. Alleles absent from the reference go to the two zero-count slots past the
+        reference's alleles (distinct alleles to distinct slots).
+        """
+        aligned = self._aligned(table)
+        codes = self.counts.coding.extend(aligned).encode(aligned)
+        limit = self.n_alleles.astype(np.int16)[None, :]
+        first, second = codes[:, :, 0], codes[:, :, 1]
+        first_unseen, second_unseen = first >= limit, second >= limit
+        mapped = np.empty_like(codes)
+        mapped[:, :, 0] = np.where(first_unseen, limit, first)
+        second_slot = np.where(first_unseen & (first != second), limit + 1, limit)
+        mapped[:, :, 1] = np.where(second_unseen, second_slot, second)
+        mapped[:, self.n_alleles == 0, :] = MISSING
+        return np.ascontiguousarray(mapped, dtype=np.int16)
+
+    def _aligned(self, table: GenotypeTable) -> GenotypeTable:
+        if table.loci == self.loci:
+            return table
+        shared = [locus for locus in self.loci if locus in set(table.loci)]
+        if not shared:
+            raise ValueError(
+                f"the samples share no locus with the reference {self.name!r} "
+                f"(reference loci: {', '.join(self.loci[:5])}…)"
+            )
+        alleles = np.full((table.n_profiles, len(self.loci), 2), MISSING, dtype=np.int16)
+        for j, locus in enumerate(self.loci):
+            if locus in shared:
+                alleles[:, j, :] = table.alleles[:, table.locus_index(locus), :]
+        return GenotypeTable(alleles, table.profile_ids, self.loci)
+
+    def own_populations(self, table: GenotypeTable) -> np.ndarray:
+        """Row of each profile's population for leave-one-out scoring, int64 (n,).
+
+        Every profile must be a reference animal: same id, population and genotypes.
+        """
+        if self.reference is None:
+            raise ValueError("leave-one-out needs the model's reference genotypes")
+        rows = {pid: i for i, pid in enumerate(self.reference.profile_ids)}
+        population_index = {p: k for k, p in enumerate(self.populations)}
+        aligned = self._aligned(table)
+        own = np.empty(table.n_profiles, dtype=np.int64)
+        for i, pid in enumerate(table.profile_ids):
+            row = rows.get(pid)
+            if row is None:
+                raise ValueError(f"profile {pid!r} is not a reference animal; "
+                                 "leave-one-out applies to reference animals only")
+            if not np.array_equal(aligned.alleles[i], self.reference.alleles[row]):
+                raise ValueError(f"profile {pid!r}: genotypes differ from the reference animal's")
+            if table.population is not None and table.population[i] != (
+                self.reference.population[row]
+            ):
+                raise ValueError(f"profile {pid!r}: population differs from the reference's")
+            own[i] = population_index[self.reference.population[row]]
+        return own
+
+    # ------------------------------------------------------------------ scoring
+    def log_likelihoods(self, codes: np.ndarray, own: np.ndarray | None = None) -> np.ndarray:
+        """Natural log-likelihood of encoded samples under each population, float64 (n, P).
+
+        ``own`` (int64, n) gives the population to score leave-one-out (-1 for none).
+        """
+        codes = np.ascontiguousarray(codes, dtype=np.int16)
+        if own is None:
+            own = np.full(codes.shape[0], -1, dtype=np.int64)
+        log_x, log_x1, log_norm = self.tables
+        return kernels.population_log_likelihoods(
+            codes, log_x, log_x1, log_norm, self.kernel_counts, self.kernel_totals, self.prior,
+            np.ascontiguousarray(own, dtype=np.int64),
+        )
+
+    def z_scores(
+        self, codes: np.ndarray, log_likelihood: np.ndarray, population: np.ndarray,
+        own: np.ndarray,
+    ) -> np.ndarray:
+        """z-score of each sample's log-likelihood under ``population[i]``, float64 (n,).
+
+        NaN where the expected variance is zero (no typed locus, or only fixed loci).
+        """
+        mean_table, variance_table = self.locus_moments
+        mean, variance = kernels.sample_log_moments(
+            codes, population, own, mean_table, variance_table, self.kernel_counts,
+            self.kernel_totals, self.prior, self.n_alleles,
+        )
+        observed = log_likelihood[np.arange(len(population)), population]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(variance > 0, (observed - mean) / np.sqrt(variance), np.nan)
+
+    def exclusion_p_values(
+        self, codes: np.ndarray, log_likelihood: np.ndarray, population: np.ndarray,
+        own: np.ndarray, n_simulations: int, seed: int, row_keys: np.ndarray,
+    ) -> np.ndarray:
+        """Paetkau et al. (2004) exclusion p-values under ``population[i]``, float64 (n,)."""
+        observed = np.ascontiguousarray(log_likelihood[np.arange(len(population)), population])
+        return kernels.exclusion_p_values(
+            codes, observed, population, own, self.kernel_counts, self.kernel_totals,
+            self.prior, self.n_alleles, int(n_simulations), seed_state(seed),
+            np.ascontiguousarray(row_keys, dtype=np.int64),
+        )
+
+    # ------------------------------------------------------------------ public entry
+    def assign(
+        self,
+        samples: GenotypeTable,
+        *,
+        leave_one_out: bool = False,
+        exclusion_simulations: int = DEFAULT_EXCLUSION_SIMULATIONS,
+        seed: int = 0,
+        alpha: float = DEFAULT_ALPHA,
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+        dask_client=None,
+        progress: Callable[[int], None] | None = None,
+    ) -> Assignment:
+        """Assign every sample to the reference populations.
+
+        Parameters
+        ----------
+        samples : GenotypeTable
+        leave_one_out : bool
+            Score reference animals against their own population without their own alleles.
+        exclusion_simulations : int
+            Simulated genotypes per sample for the exclusion test (0 to skip it).
+        seed : int
+            Seed of the simulations; a sample's stream depends only on the seed and its row.
+        alpha : float
+            Significance level for flagging unsampled sources.
+        chunk_size : int
+            Rows per chunk (the unit of progress reports and of Dask tasks).
+        dask_client : dask.distributed.Client or str, optional
+            Run the chunks on this cluster; results are identical to the local run.
+        progress : callable, optional
+            Called with the number of rows of each finished chunk.
+
+        Returns
+        -------
+        Assignment
+        """
+        if isinstance(exclusion_simulations, bool) or not isinstance(
+            exclusion_simulations, int | np.integer
+        ) or exclusion_simulations < 0:
+            raise ValueError(
+                f"exclusion_simulations must be a whole number ≥ 0, got {exclusion_simulations!r}"
+            )
+        if not 0.0 < alpha < 1.0:
+            raise ValueError(f"alpha must lie strictly between 0 and 1, got {alpha}")
+        if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
+            raise ValueError(f"chunk_size must be a positive whole number, got {chunk_size!r}")
+        seed_state(seed)  # validates the seed before any work
+        codes = self.encode(samples)
+        own = (
+            self.own_populations(samples) if leave_one_out
+            else np.full(samples.n_profiles, -1, dtype=np.int64)
+        )
+        task = _AssignmentTask(self, codes, own, int(exclusion_simulations), seed)
+        n = samples.n_profiles
+        chunks = [[(start, min(start + chunk_size, n))] for start in range(0, n, chunk_size)]
+        if dask_client is not None:
+            from matching.distributed import run_blocks
+
+            parts = run_blocks(dask_client, task, chunks, progress)
+        else:
+            parts = []
+            for chunk in chunks:
+                parts.append(task(chunk))
+                if progress is not None:
+                    progress(sum(stop - start for start, stop in chunk))
+        joined = _join_parts(parts, n, len(self.populations))
+        return Assignment(
+            profile_ids=samples.profile_ids,
+            populations=self.populations,
+            repunit_names=self.repunit_names,
+            population_repunit=self.population_repunit,
+            log_likelihood=joined["log_likelihood"],
+            n_typed=(codes[:, :, 0] >= 0).sum(axis=1),
+            n_loci=len(self.loci),
+            z_score=joined["z_score"],
+            exclusion_p_value=joined["exclusion_p_value"],
+            alpha=alpha,
+            population=samples.population,
+            repunit=samples.repunit,
+            group=samples.group,
+            leave_one_out=leave_one_out,
+            exclusion_simulations=int(exclusion_simulations),
+            seed=seed,
+        )
+
+
+def _repunits_from_column(table: GenotypeTable, name: str) -> dict[str, str]:
+    if table.repunit is None:
+        return {p: p for p in table.unique_populations()}
+    units: dict[str, str] = {}
+    for pop, unit in zip(table.population, table.repunit, strict=True):
+        if units.setdefault(pop, unit) != unit:
+            raise ValueError(
+                f"{name or 'reference'}: population {pop!r} is in reporting units "
+                f"{units[pop]!r} and {unit!r}"
+            )
+    return units
+
+
+@dataclass(eq=False)
+class _AssignmentTask:
+    """Scores row ranges of one encoded input; picklable, so it runs as a Dask task."""
+
+    model: AssignmentModel
+    codes: np.ndarray
+    own: np.ndarray
+    exclusion_simulations: int
+    seed: int
+
+    def __call__(self, blocks: Sequence[tuple[int, int]]) -> dict[str, np.ndarray]:
+        rows = np.concatenate([np.arange(start, stop) for start, stop in blocks])
+        codes = np.ascontiguousarray(self.codes[rows])
+        own = np.ascontiguousarray(self.own[rows])
+        log_likelihood = self.model.log_likelihoods(codes, own)
+        best = np.argmax(log_likelihood, axis=1).astype(np.int64)
+        z_score = self.model.z_scores(codes, log_likelihood, best, own)
+        if self.exclusion_simulations > 0:
+            p_value = self.model.exclusion_p_values(
+                codes, log_likelihood, best, own, self.exclusion_simulations, self.seed, rows
+            )
+        else:
+            p_value = np.full(len(rows), np.nan)
+        return {
+            "rows": rows,
+            "log_likelihood": log_likelihood,
+            "z_score": z_score,
+            "exclusion_p_value": p_value,
+        }
+
+
+def _join_parts(parts: list[dict], n: int, n_pop: int) -> dict[str, np.ndarray]:
+    joined = {
+        "log_likelihood": np.empty((n, n_pop)),
+        "z_score": np.empty(n),
+        "exclusion_p_value": np.empty(n),
+    }
+    for part in parts:
+        for key, values in joined.items():
+            values[part["rows"]] = part[key]
+    return joined
+
+
+@dataclass(eq=False)
+class Assignment:
+    """Assignment of samples to reference populations.
+
+    Attributes
+    ----------
+    profile_ids : ndarray of str, shape (n,)
+    populations : tuple of str, length P
+    repunit_names : tuple of str, length R
+    population_repunit : ndarray of int64, shape (P,)
+        Reporting unit (index into ``repunit_names``) of each population.
+    log_likelihood : ndarray of float64, shape (n, P)
+        Natural log-likelihood under each population (leave-one-out where that applied).
+    n_typed : ndarray of int64, shape (n,)
+    n_loci : int
+    z_score, exclusion_p_value : ndarray of float64, shape (n,)
+        Under the most likely population; ``exclusion_p_value`` is NaN when not simulated.
+    alpha : float
+    population, repunit, group : ndarray of str, shape (n,), optional
+        The samples' own labels, when the input had them.
+    """
+
+    profile_ids: np.ndarray
+    populations: tuple[str, ...]
+    repunit_names: tuple[str, ...]
+    population_repunit: np.ndarray
+    log_likelihood: np.ndarray
+    n_typed: np.ndarray
+    n_loci: int
+    z_score: np.ndarray
+    exclusion_p_value: np.ndarray
+    alpha: float = DEFAULT_ALPHA
+    population: np.ndarray | None = None
+    repunit: np.ndarray | None = None
+    group: np.ndarray | None = None
+    leave_one_out: bool = False
+    exclusion_simulations: int = 0
+    seed: int = 0
+
+    def __len__(self) -> int:
+        return len(self.profile_ids)
+
+    @cached_property
+    def posterior(self) -> np.ndarray:
+        """Posterior probability of each population with equal priors, float64 (n, P)."""
+        shifted = self.log_likelihood - self.log_likelihood.max(axis=1, keepdims=True)
+        weights = np.exp(shifted)
+        return weights / weights.sum(axis=1, keepdims=True)
+
+    @cached_property
+    def repunit_posterior(self) -> np.ndarray:
+        """Posterior summed to reporting units, float64 (n, R)."""
+        summed = np.zeros((len(self), len(self.repunit_names)))
+        np.add.at(summed.T, self.population_repunit, self.posterior.T)
+        return summed
+
+    @cached_property
+    def best(self) -> np.ndarray:
+        """Most likely population of each sample (index), int64 (n,)."""
+        return np.argmax(self.log_likelihood, axis=1)
+
+    @cached_property
+    def best_repunit(self) -> np.ndarray:
+        """Reporting unit with the largest summed posterior (index), int64 (n,)."""
+        return np.argmax(self.repunit_posterior, axis=1)
+
+    @property
+    def z_threshold(self) -> float:
+        """z-score below which a sample is flagged when no exclusion test was run."""
+        return NormalDist().inv_cdf(self.alpha)
+
+    @cached_property
+    def unsampled(self) -> np.ndarray:
+        """True where no reference population explains the sample, bool (n,)."""
+        if self.exclusion_simulations > 0:
+            return self.exclusion_p_value < self.alpha
+        with np.errstate(invalid="ignore"):
+            return np.nan_to_num(self.z_score, nan=np.inf) < self.z_threshold
+
+    def records(self) -> list[dict]:
+        """One row per sample with :data:`RECORD_COLUMNS` (rubias names where they exist)."""
+        rows = np.arange(len(self))
+        best, best_unit = self.best, self.best_repunit
+        scaled = self.posterior[rows, best]
+        unit_scaled = self.repunit_posterior[rows, best_unit]
+        log_likelihood = self.log_likelihood[rows, best]
+        out = []
+        for i in range(len(self)):
+            out.append({
+                "indiv": self.profile_ids[i],
+                "mixture_collection": self.group[i] if self.group is not None else "",
+                "collection": self.population[i] if self.population is not None else "",
+                "repunit": self.repunit[i] if self.repunit is not None else "",
+                "inferred_collection": self.populations[best[i]],
+                "inferred_repunit": self.repunit_names[best_unit[i]],
+                "scaled_likelihood": float(scaled[i]),
+                "repunit_scaled_likelihood": float(unit_scaled[i]),
+                "log_likelihood": float(log_likelihood[i]),
+                "z_score": float(self.z_score[i]),
+                "exclusion_p_value": float(self.exclusion_p_value[i]),
+                "unsampled_source": bool(self.unsampled[i]),
+                "n_non_miss_loci": int(self.n_typed[i]),
+                "n_miss_loci": int(self.n_loci - self.n_typed[i]),
+            })
+        return out
+
+    def parameters(self) -> dict:
+        """Settings that determine the result, for reports and output headers."""
+        return {
+            "model": "Rannala & Mountain (1997), prior 1/A per allele, equal population priors",
+            "leave_one_out": self.leave_one_out,
+            "exclusion_simulations": self.exclusion_simulations,
+            "seed": self.seed,
+            "alpha": self.alpha,
+            "unsampled_rule": (
+                f"exclusion p-value < {self.alpha}" if self.exclusion_simulations > 0
+                else f"z-score < {self.z_threshold:.4f}"
+            ),
+        }
+
+
+@dataclass(eq=False)
+class SelfAssignment:
+    """Leave-one-out self-assignment of a reference set: how well the panel tells sources apart.
+
+    Attributes
+    ----------
+    assignment : Assignment
+        The per-sample results (each reference animal scored leave-one-out).
+    true_population : ndarray of int64, shape (n,)
+        Index of each animal's own population.
+    """
+
+    assignment: Assignment
+    true_population: np.ndarray
+
+    @cached_property
+    def true_repunit(self) -> np.ndarray:
+        """Index of each animal's own reporting unit, int64 (n,)."""
+        return self.assignment.population_repunit[self.true_population]
+
+    @cached_property
+    def confusion(self) -> np.ndarray:
+        """Animals of population i (row) assigned to population j (column), int64 (P, P)."""
+        size = len(self.assignment.populations)
+        return _confusion(self.true_population, self.assignment.best, size)
+
+    @cached_property
+    def repunit_confusion(self) -> np.ndarray:
+        """The same for reporting units (summed posteriors), int64 (R, R)."""
+        size = len(self.assignment.repunit_names)
+        return _confusion(self.true_repunit, self.assignment.best_repunit, size)
+
+    @property
+    def accuracy(self) -> float:
+        """Share of animals assigned to their own population."""
+        return float(np.trace(self.confusion) / max(self.confusion.sum(), 1))
+
+    @property
+    def repunit_accuracy(self) -> float:
+        """Share of animals assigned to their own reporting unit."""
+        return float(np.trace(self.repunit_confusion) / max(self.repunit_confusion.sum(), 1))
+
+    @property
+    def population_accuracy(self) -> np.ndarray:
+        """Share correctly assigned per population, float64 (P,) (NaN for an empty one)."""
+        return _row_accuracy(self.confusion)
+
+    @property
+    def repunit_unit_accuracy(self) -> np.ndarray:
+        """Share correctly assigned per reporting unit, float64 (R,)."""
+        return _row_accuracy(self.repunit_confusion)
+
+    def z_score_summary(self) -> dict:
+        """Distribution of the z-scores: overall and per population, with the flagged share."""
+        z = self.assignment.z_score
+        flagged = self.assignment.unsampled
+        finite = np.isfinite(z)
+        quantiles = [0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99]
+        overall = {
+            "n": int(finite.sum()),
+            "mean": float(z[finite].mean()) if finite.any() else float("nan"),
+            "sd": float(z[finite].std(ddof=1)) if finite.sum() > 1 else float("nan"),
+            "quantiles": {
+                str(q): float(v) for q, v in zip(
+                    quantiles, np.quantile(z[finite], quantiles) if finite.any()
+                    else [float("nan")] * len(quantiles), strict=True)
+            },
+            "flagged_share": float(flagged.mean()) if len(flagged) else float("nan"),
+        }
+        per_population = {}
+        for k, name in enumerate(self.assignment.populations):
+            rows = (self.true_population == k) & finite
+            per_population[name] = {
+                "n": int(rows.sum()),
+                "mean": float(z[rows].mean()) if rows.any() else float("nan"),
+                "flagged_share": float(flagged[self.true_population == k].mean())
+                if (self.true_population == k).any() else float("nan"),
+            }
+        return {"overall": overall, "per_population": per_population,
+                "rule": self.assignment.parameters()["unsampled_rule"]}
+
+    def summary(self) -> dict:
+        """Everything but the per-sample table, JSON-ready."""
+        populations = self.assignment.populations
+        units = self.assignment.repunit_names
+        pop_accuracy = self.population_accuracy
+        unit_accuracy = self.repunit_unit_accuracy
+        return {
+            "n_samples": len(self.assignment),
+            "accuracy": self.accuracy,
+            "repunit_accuracy": self.repunit_accuracy,
+            "population_accuracy": {
+                p: {"n": int(self.confusion[k].sum()), "accuracy": _json_float(pop_accuracy[k]),
+                    "repunit": units[self.assignment.population_repunit[k]]}
+                for k, p in enumerate(populations)
+            },
+            "repunit_unit_accuracy": {
+                u: {"n": int(self.repunit_confusion[k].sum()),
+                    "accuracy": _json_float(unit_accuracy[k])}
+                for k, u in enumerate(units)
+            },
+            "confusion": {"populations": list(populations), "counts": self.confusion.tolist()},
+            "repunit_confusion": {"repunits": list(units),
+                                  "counts": self.repunit_confusion.tolist()},
+            "z_scores": self.z_score_summary(),
+            "parameters": self.assignment.parameters(),
+        }
+
+    def confusion_records(self) -> list[dict]:
+        """Long-form confusion matrix: ``collection, inferred_collection, n`` (non-zero cells)."""
+        populations = self.assignment.populations
+        rows, cols = np.nonzero(self.confusion)
+        return [
+            {"collection": populations[i], "inferred_collection": populations[j],
+             "n": int(self.confusion[i, j])}
+            for i, j in zip(rows, cols, strict=True)
+        ]
+
+
+def _confusion(truth: np.ndarray, inferred: np.ndarray, size: int) -> np.ndarray:
+    matrix = np.zeros((size, size), dtype=np.int64)
+    np.add.at(matrix, (truth, inferred), 1)
+    return matrix
+
+
+def _row_accuracy(matrix: np.ndarray) -> np.ndarray:
+    totals = matrix.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(totals > 0, np.diag(matrix) / totals, np.nan)
+
+
+def _json_float(value: float) -> float | None:
+    return None if np.isnan(value) else float(value)
+
+
+def self_assign(
+    reference: ReferenceSet | AssignmentModel,
+    *,
+    repunit_level: str | None = None,
+    exclusion_simulations: int = 0,
+    seed: int = 0,
+    alpha: float = DEFAULT_ALPHA,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    dask_client=None,
+    progress: Callable[[int], None] | None = None,
+) -> SelfAssignment:
+    """Leave-one-out self-assignment of every animal of a reference set.
+
+    Parameters
+    ----------
+    reference : ReferenceSet or AssignmentModel
+    repunit_level : str, optional
+        Reporting-unit level of a :class:`ReferenceSet` (its default when ``None``).
+    exclusion_simulations, seed, alpha, chunk_size, dask_client, progress
+        As for :meth:`AssignmentModel.assign`; the exclusion test is skipped by default
+        (the z-scores are exact and cheap).
+
+    Returns
+    -------
+    SelfAssignment
+    """
+    if isinstance(reference, AssignmentModel):
+        if repunit_level is not None:
+            raise ValueError("repunit_level applies to a ReferenceSet, not to a built model")
+        model = reference
+    else:
+        model = AssignmentModel.from_reference(reference, repunit_level)
+    if model.reference is None:
+        raise ValueError("self-assignment needs the model's reference genotypes")
+    units = dict(zip(model.populations, model.repunits, strict=True))
+    table = model.reference.replace(repunit=[units[p] for p in model.reference.population])
+    assignment = model.assign(
+        table, leave_one_out=True, exclusion_simulations=exclusion_simulations, seed=seed,
+        alpha=alpha, chunk_size=chunk_size, dask_client=dask_client, progress=progress,
+    )
+    index = {p: k for k, p in enumerate(model.populations)}
+    truth = np.array([index[p] for p in table.population], dtype=np.int64)
+    return SelfAssignment(assignment, truth)
