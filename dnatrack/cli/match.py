@@ -1,5 +1,324 @@
-"""Subcommands of `dnatrack` for match (placeholder until its issue lands)."""
+"""``dnatrack match`` (identity and kinship search) and ``dnatrack calibrate`` (cutoffs)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from dnatrack.cli._common import (
+    add_format_option,
+    parse_assignments,
+    progress_bar,
+    read_table,
+    write_json,
+    write_rows,
+)
+from dnatrack.genotypes import AlleleCoding, GenotypeTable
+from dnatrack.reference import ReferenceSet, load_reference_set
+
+PAIR_COLUMNS = [
+    "sample1", "seizure1", "sample2", "seizure2", "relationship", "log10_lr", "loci_compared",
+    "rmp", "identity", "loci_identical", "loci_dropout", "loci_mismatch",
+]
 
 
 def register(subparsers) -> None:
+    from matching.identity import STRINGENCIES
+    from matching.relationships import RELATIONSHIPS
+
+    match = subparsers.add_parser(
+        "match",
+        help="find the same animal and relatives across seizures",
+        description=(
+            "Search genotypes for pairs that are the same animal (identity search) or related "
+            "(kinship likelihood ratios against the reference frequencies), and link their "
+            "seizures."
+        ),
+    )
+    match.add_argument("genotypes", help="genotype file (any readable format)")
+    match.add_argument("--against", metavar="EXISTING",
+                       help="search the genotypes against these existing profiles only "
+                            "(new-vs-existing, plus pairs among the new ones)")
+    match.add_argument("--reference", required=True, metavar="REF",
+                       help="bundled reference set name, reference folder, or genotype file "
+                            "with populations; its allele frequencies are used")
+    match.add_argument("--out", required=True, metavar="PAIRS.csv", help="pairs CSV to write")
+    match.add_argument("--links", metavar="LINKS", help="seizure links as .json or .csv "
+                       "(default: PAIRS.links.json)")
+    match.add_argument("--groups", metavar="CSV",
+                       help="CSV with columns sample,seizure (default: the file's group, "
+                            "population or collection column)")
+    add_format_option(match)
+    match.add_argument("--theta", help="co-ancestry θ, a number or a species name (default: "
+                       "the reference species' published value, else estimated from it)")
+    match.add_argument("--dropout-rate", type=float, default=None,
+                       help="allelic dropout rate per heterozygous locus (default 0.01)")
+    match.add_argument("--miscall-rate", type=float, default=None,
+                       help="genotype miscall rate per locus (default 0.001)")
+    match.add_argument("--relationships", default=",".join(RELATIONSHIPS),
+                       help="comma-separated relationships to test (default: all four)")
+    match.add_argument("--cutoff", action="append", metavar="REL=LOG10LR",
+                       help="log10 LR cutoff for a relationship (repeatable)")
+    match.add_argument("--calibration", metavar="FILE",
+                       help="calibration.json from 'dnatrack calibrate' (default: the "
+                            "reference folder's, when it matches θ and error rates)")
+    match.add_argument("--min-loci", type=int, default=8, help="minimum loci compared (8)")
+    match.add_argument("--stringency", choices=STRINGENCIES, default="moderate",
+                       help="identity search stringency (default moderate)")
+    match.add_argument("--max-mismatches", type=int, default=None,
+                       help="mismatching loci allowed at moderate stringency (default 2)")
+    match.add_argument("--no-identity", action="store_true", help="skip the identity search")
+    match.add_argument("--no-kinship", action="store_true", help="skip the kinship search")
+    match.add_argument("--dask", metavar="ADDRESS", help="run the kinship search on a Dask "
+                       "scheduler at ADDRESS")
+    match.set_defaults(func=run_match)
+
+    calibrate = subparsers.add_parser(
+        "calibrate",
+        help="calibrate kinship cutoffs by simulation",
+        description=(
+            "Simulate related and unrelated pairs from a reference set's allele frequencies and "
+            "report, per relationship and number of loci compared, the log10 LR cutoff that "
+            "keeps the false-positive rate per pair below the target, with its power."
+        ),
+    )
+    calibrate.add_argument("reference", help="bundled reference set, folder, or genotype file")
+    calibrate.add_argument("--theta", help="θ, a number or a species name (default as for "
+                           "'dnatrack match')")
+    calibrate.add_argument("--dropout-rate", type=float, default=None)
+    calibrate.add_argument("--miscall-rate", type=float, default=None)
+    rate = calibrate.add_mutually_exclusive_group()
+    rate.add_argument("--pairs", type=float, default=1e9,
+                      help="pairs a search will compare; target rate 0.01 / pairs (1e9)")
+    rate.add_argument("--fpr", type=float, help="target false-positive rate per pair")
+    calibrate.add_argument("--simulations", type=int, default=20_000,
+                           help="pairs simulated per relationship (20000)")
+    calibrate.add_argument("--seed", type=int, default=1)
+    calibrate.add_argument("--out", metavar="FILE.json",
+                           help="write the calibration here (default: print a table only)")
+    calibrate.add_argument("--save", action="store_true",
+                           help="save calibration.json in the reference set's folder")
+    calibrate.add_argument("--table", metavar="FILE.csv", help="also write the table as CSV")
+    calibrate.set_defaults(func=run_calibrate)
+
+
+# ---------------------------------------------------------------------------------- helpers
+def _error_model(args):
+    from matching.relationships import ErrorModel
+
+    defaults = ErrorModel()
+    return ErrorModel(
+        dropout_rate=defaults.dropout_rate if args.dropout_rate is None else args.dropout_rate,
+        miscall_rate=defaults.miscall_rate if args.miscall_rate is None else args.miscall_rate,
+    )
+
+
+def _theta(args, reference: ReferenceSet) -> float:
+    """``--theta`` (a number or a species name), else the reference species' published value,
+    else the Weir & Cockerham estimate from the reference populations."""
+    from matching.theta import published_theta, select_theta
+
+    if args.theta is not None:
+        return select_theta(override=args.theta).value
+    try:
+        return published_theta(reference.species)
+    except ValueError:
+        return select_theta(reference.table).value
+
+
+def _seizures(table: GenotypeTable, groups_path: str | None) -> dict[str, str]:
+    ids = [str(i) for i in table.profile_ids]
+    if groups_path:
+        import csv
+
+        with open(groups_path, newline="") as handle:
+            reader = csv.DictReader(handle)
+            if not reader.fieldnames or not {"sample", "seizure"} <= set(reader.fieldnames):
+                raise ValueError(f"{groups_path}, line 1: needs columns sample and seizure")
+            mapping = {row["sample"]: row["seizure"] for row in reader}
+        missing = [i for i in ids if i not in mapping]
+        if missing:
+            raise ValueError(f"{groups_path}: no seizure for sample {missing[0]!r}")
+        return {i: mapping[i] for i in ids}
+    labels = table.group if table.group is not None else table.population
+    if labels is None:
+        return {i: "" for i in ids}
+    return dict(zip(ids, (str(x) for x in labels), strict=True))
+
+
+def _shared_loci(reference: ReferenceSet, tables: list[GenotypeTable], min_loci: int):
+    loci = [locus for locus in reference.table.loci if all(locus in t.loci for t in tables)]
+    if len(loci) < min_loci:
+        raise ValueError(
+            f"only {len(loci)} loci are shared by the genotypes and the reference "
+            f"({', '.join(loci) or 'none'}); at least --min-loci {min_loci} are needed"
+        )
+    return loci
+
+
+def _default_calibration(args, reference_arg: str, theta: float, errors):
+    from matching.calibration import Calibration
+
+    if args.calibration:
+        return Calibration.load(args.calibration)
+    if args.cutoff:
+        return None
+    from reference_data import list_reference_sets, reference_set_path
+
+    folder = Path(reference_arg)
+    if not folder.is_dir() and reference_arg in list_reference_sets():
+        folder = reference_set_path(reference_arg)
+    candidate = folder / "calibration.json" if folder.is_dir() else None
+    if candidate is not None and candidate.is_file():
+        calibration = Calibration.load(candidate)
+        if abs(calibration.theta - theta) < 1e-12 and calibration.errors == errors:
+            return calibration
     return None
+
+
+# ---------------------------------------------------------------------------------- match
+def run_match(args: argparse.Namespace) -> int:
+    from matching.identity import IdentityCriteria, identity_search
+    from matching.kinship import DEFAULT_CUTOFFS, KinshipSearch
+    from matching.links import link_seizures
+
+    if args.no_identity and args.no_kinship:
+        raise ValueError("--no-identity and --no-kinship leave nothing to do")
+    reference = load_reference_set(args.reference)
+    new = read_table(args.genotypes, args.input_format)
+    existing = read_table(args.against, args.input_format) if args.against else None
+    tables = [new] if existing is None else [new, existing]
+    loci = _shared_loci(reference, tables, args.min_loci)
+    tables = [t.select_loci(loci) for t in tables]
+    ref_table = reference.table.select_loci(loci)
+    seizure_of = {}
+    for table in tables:
+        seizure_of.update(_seizures(table, args.groups))
+    combined = tables[0] if len(tables) == 1 else GenotypeTable.concat(tables)
+    n_new = len(tables[0])
+    ids = combined.profile_ids
+
+    theta = _theta(args, reference)
+    errors = _error_model(args)
+    relationships = tuple(r.strip() for r in args.relationships.split(",") if r.strip())
+    cutoffs = {**DEFAULT_CUTOFFS, **parse_assignments(args.cutoff, "--cutoff")}
+
+    rows: dict[tuple[str, str], dict] = {}
+    if not args.no_kinship:
+        search = KinshipSearch.from_reference(
+            ref_table, *tables, theta=theta, errors=errors, relationships=relationships,
+            cutoffs=cutoffs, min_loci=args.min_loci,
+            calibration=_default_calibration(args, args.reference, theta, errors),
+        )
+        client = None
+        if args.dask:
+            from matching.distributed import connect
+
+            client = connect(args.dask)
+        with progress_bar(n_new, "kinship search") as update:
+            if existing is None:
+                hits = search.all_pairs(tables[0], progress=update, dask_client=client)
+            else:
+                hits = search.new_vs_existing(tables[0], tables[1], progress=update,
+                                              dask_client=client)
+        for record in hits.records(ids, ids):
+            rows[(record["sample1"], record["sample2"])] = record
+
+    if not args.no_identity:
+        criteria = IdentityCriteria(args.stringency, max_mismatches=args.max_mismatches,
+                                    min_loci=args.min_loci)
+        new_flags = None
+        if existing is not None:
+            new_flags = np.arange(len(combined)) < n_new
+        with progress_bar(criteria.n_blocks, "identity search", unit="block") as update:
+            identity = identity_search(combined, criteria, new=new_flags, progress=update)
+        for record in identity.records(ids):
+            key = (record["sample1"], record["sample2"])
+            merged = rows.setdefault(key, {k: record[k] for k in ("sample1", "sample2",
+                                                                  "loci_compared")})
+            merged["relationship"] = "same_animal"
+            merged["identity"] = args.stringency
+            for field in ("loci_identical", "loci_dropout", "loci_mismatch"):
+                merged[field] = record[field]
+
+    _add_match_probabilities(rows, combined, ref_table, theta)
+    for (s1, s2), row in rows.items():
+        row["seizure1"], row["seizure2"] = seizure_of[s1], seizure_of[s2]
+    ordered = [rows[key] for key in sorted(rows)]
+    lr_columns = [] if args.no_kinship else [f"log10_lr_{r}" for r in relationships]
+    write_rows(args.out, ordered, PAIR_COLUMNS + lr_columns)
+
+    graph = link_seizures(ordered, seizure_of)
+    links_path = Path(args.links) if args.links else Path(args.out).with_suffix(".links.json")
+    if links_path.suffix.lower() == ".csv":
+        write_rows(links_path, graph.link_rows(), list(graph.link_rows()[0]) if graph.links
+                   else ["seizure1", "seizure2", "n_pairs", "same_animal", "relationships",
+                         "max_log10_lr", "weight", "component"])
+    else:
+        write_json(links_path, graph.as_dict())
+    same = sum(1 for row in ordered if row.get("relationship") == "same_animal")
+    print(
+        f"{len(combined)} profiles at {len(loci)} loci: {len(ordered)} pairs "
+        f"({same} same animal), {len(graph.links)} seizure links in "
+        f"{len(graph.components)} networks -> {args.out}, {links_path}"
+    )
+    return 0
+
+
+def _add_match_probabilities(rows: dict, table: GenotypeTable, reference: GenotypeTable,
+                             theta: float) -> None:
+    """RMP of each same-animal pair: sample1's genotype over the loci typed in both."""
+    from matching.frequencies import allele_counts
+    from matching.match_probability import match_probabilities
+
+    same = [key for key, row in rows.items() if row.get("relationship") == "same_animal"]
+    if not same:
+        return
+    coding = AlleleCoding.from_tables(reference).extend(table)
+    counts = allele_counts(reference.replace(population=None), coding)
+    per_locus = match_probabilities(table, counts, theta).per_locus
+    index = {str(pid): k for k, pid in enumerate(table.profile_ids)}
+    typed = table.typed
+    for s1, s2 in same:
+        i, j = index[s1], index[s2]
+        both = typed[i] & typed[j]
+        rows[(s1, s2)]["rmp"] = f"{float(np.prod(per_locus[i, both])):.3e}"
+
+
+# ---------------------------------------------------------------------------------- calibrate
+def run_calibrate(args: argparse.Namespace) -> int:
+    from matching.calibration import calibrate
+
+    reference = load_reference_set(args.reference)
+    theta = _theta(args, reference)
+    errors = _error_model(args)
+    with progress_bar(1, "simulating pairs", unit="run") as update:
+        result = calibrate(
+            reference.table, theta=theta, errors=errors,
+            false_positive_rate=args.fpr, pairs_compared=args.pairs,
+            n_simulations=args.simulations, seed=args.seed,
+            reference_name=reference.name, reference_hash=reference.content_hash,
+        )
+        update(1)
+    rows = result.rows()
+    print(f"reference {reference.citation()}")
+    print(f"theta {theta}, dropout {errors.dropout_rate}, miscall {errors.miscall_rate}, "
+          f"false-positive rate per pair {result.false_positive_rate:.3g}")
+    print(f"{'relationship':<18}{'loci':>5}{'cutoff':>9}{'power':>8}")
+    for row in rows:
+        print(f"{row['relationship']:<18}{row['loci_compared']:>5}"
+              f"{row['log10_lr_cutoff']:>9.2f}{row['power']:>8.3f}")
+    if args.table:
+        write_rows(args.table, rows, list(rows[0]))
+    if args.out:
+        result.save(args.out)
+    if args.save:
+        folder = Path(args.reference)
+        if not folder.is_dir():
+            from reference_data import reference_set_path
+
+            folder = reference_set_path(args.reference)
+        print(f"saved {result.save(folder)}")
+    return 0

@@ -1,0 +1,99 @@
+import csv
+import json
+
+import pytest
+
+from dnatrack.cli import main
+from dnatrack.formats import write_genotypes
+from dnatrack.simulate import ScenarioSpec, simulate
+from tests.test_matching_scenario import synthetic_reference
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("match")
+    reference = synthetic_reference()
+    reference.save(folder / "ref")
+    sim = simulate(reference, ScenarioSpec(n_seizures=4, items_per_seizure=15,
+                                           same_animal_pairs=3, parent_offspring_pairs=3,
+                                           full_sibling_pairs=0, half_sibling_pairs=0,
+                                           missing_rate=0.0, dropout_rate=0.0,
+                                           miscall_rate=0.0), seed=5)
+    write_genotypes(sim.observed, folder / "seized.csv", format="wide")
+    first = sim.observed.group == "SZ01"
+    write_genotypes(sim.observed.take(first), folder / "new.csv", format="wide")
+    write_genotypes(sim.observed.take(~first), folder / "old.csv", format="wide")
+    return folder, sim
+
+
+def read_csv(path):
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_match_writes_pairs_and_seizure_links(files, capsys):
+    folder, sim = files
+    out = folder / "pairs.csv"
+    assert main(["match", str(folder / "seized.csv"), "--reference", str(folder / "ref"),
+                 "--out", str(out), "--theta", "0.03"]) == 0
+    rows = read_csv(out)
+    found = {frozenset((r["sample1"], r["sample2"])): r for r in rows}
+    for truth in sim.relationships:
+        row = found[frozenset((truth.item1, truth.item2))]
+        assert row["relationship"] == truth.relationship
+        assert row["seizure1"] != row["seizure2"]
+        if truth.relationship == "same_animal":
+            assert row["identity"] == "moderate"
+            assert float(row["rmp"]) < 1e-10
+    assert {"sample1", "sample2", "relationship", "log10_lr", "loci_compared",
+            "log10_lr_half_sibling"} <= set(rows[0])
+    links = json.loads((folder / "pairs.links.json").read_text())
+    assert links["links"] and links["components"]
+    assert "same animal" in capsys.readouterr().out
+
+
+def test_new_against_existing_and_csv_links(files):
+    folder, sim = files
+    out = folder / "incremental.csv"
+    assert main(["match", str(folder / "new.csv"), "--against", str(folder / "old.csv"),
+                 "--reference", str(folder / "ref"), "--out", str(out), "--theta", "0.03",
+                 "--links", str(folder / "links.csv")]) == 0
+    rows = read_csv(out)
+    expected = {frozenset((t.item1, t.item2)) for t in sim.relationships
+                if t.item1.startswith("SZ01") or t.item2.startswith("SZ01")}
+    got = {frozenset((r["sample1"], r["sample2"])) for r in rows}
+    assert expected <= got
+    assert all("SZ01" in (r["seizure1"], r["seizure2"]) for r in rows)
+    assert read_csv(folder / "links.csv")[0]["component"] == "0"
+
+
+def test_calibrate_command_writes_table_and_json(files, capsys, tmp_path):
+    folder, _ = files
+    out = tmp_path / "cal.json"
+    assert main(["calibrate", str(folder / "ref"), "--theta", "0.03", "--simulations", "500",
+                 "--fpr", "1e-4", "--out", str(out), "--table", str(tmp_path / "cal.csv")]) == 0
+    data = json.loads(out.read_text())
+    assert data["false_positive_rate"] == 1e-4
+    assert "parent_offspring" in capsys.readouterr().out
+    assert read_csv(tmp_path / "cal.csv")[0]["relationship"] == "same_animal"
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--cutoff", "same_animal"], "--cutoff expects NAME=NUMBER"),
+        (["--relationships", "cousin"], "unknown relationship|relationships must be among"),
+        (["--no-identity", "--no-kinship"], "leave nothing to do"),
+        (["--min-loci", "40"], "only 24 loci are shared"),
+    ],
+)
+def test_bad_options_give_one_line_errors(files, capsys, extra, message):
+    import re
+
+    folder, _ = files
+    status = main(["match", str(folder / "seized.csv"), "--reference", str(folder / "ref"),
+                   "--out", str(folder / "x.csv"), "--theta", "0.03", *extra])
+    err = capsys.readouterr().err
+    assert status == 1
+    assert re.search(message, err)
+    assert len(err.strip().splitlines()) == 1
