@@ -13,7 +13,11 @@ log-likelihood (mean and variance summed over loci from the genotype distributio
 posterior predictive), and the Paetkau et al. (2004) Monte-Carlo exclusion p-value (genotypes
 simulated from the same predictive and scored the same way). A sample is flagged as coming from
 an unsampled source when the p-value is below ``alpha``, or, without simulations, when the
-z-score is below the ``alpha`` quantile of the standard normal.
+z-score is below the ``alpha`` quantile of the standard normal. The log-likelihood is
+left-skewed when few loci are typed, so the z-score rule flags somewhat more than ``alpha`` of
+samples that do come from the reference; the simulated p-value is the one to base decisions on.
+The p-value is ``(k + 1) / (N + 1)`` for ``k`` of ``N`` simulated genotypes scoring at most the
+sample's log-likelihood, so it is never zero.
 
 Alleles a sample carries that no reference animal has are scored with count zero and the same
 ``1/A`` prior weight, ``A`` being left at the reference's count: a sample's score then never
