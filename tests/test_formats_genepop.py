@@ -158,7 +158,8 @@ def test_writer_groups_profiles_by_population_in_order_of_first_appearance(tmp_p
         ({"alleles": [[[1000, 2]]]}, "allele 1000 at locus 'L' does not fit"),
         ({"profile_ids": ["a,b"]}, "profile id 'a,b'"),
         ({"loci": ["L,M"]}, "locus 'L,M'"),
-        ({"population": ["two\nlines"]}, "population"),
+        ({"population": ["two\nlines"]}, "population 'two\\\\nlines'"),
+        ({"population": ["Kenya, north"]}, "population 'Kenya, north'"),
     ],
 )
 def test_writer_refuses_what_genepop_cannot_hold(tmp_path, change, message):

@@ -66,3 +66,11 @@ def test_repeated_sample_names(tmp_path):
     table = read_vcf(path, duplicate_ids="number")
     assert table.profile_ids.tolist() == ["s1", "s1_2"]
     assert np.array_equal(table.alleles[:, 0], [[1, 2], [2, 2]])
+
+
+def test_corrupt_gzip(tmp_path):
+    path = tmp_path / "broken.vcf.gz"
+    path.write_bytes(b"not gzip at all")
+    with pytest.raises(GenotypeFormatError, match=located("broken.vcf.gz")
+                       + "not a readable VCF file"):
+        read_genotypes(path)

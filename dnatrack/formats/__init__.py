@@ -123,7 +123,8 @@ def _formats_for_extension(path: str | os.PathLike, names: list[str]) -> list[st
 
 
 def detect_format(path: str | os.PathLike) -> str:
-    """The format of ``path`` from its extension, looking at the header for ``.csv``/``.txt``."""
+    """The format of ``path`` from its extension, and for extensions several formats share
+    (``.csv``, ``.txt``, ``.tsv``) from the file's header and first rows."""
     candidates = _formats_for_extension(path, list(FORMATS))
     if len(candidates) == 1:
         return candidates[0]

@@ -109,8 +109,8 @@ class DelimitedTable:
     header_line : int
         1-based line number of the header.
     rows : list of (int, list of str)
-        ``(line number, cells)`` for every non-blank data row; cells are stripped and padded
-        or trimmed to the header's width (trimmed cells were empty).
+        ``(line number, cells)`` for every non-blank data row, as many cells as the header;
+        cells are stripped.
     delimiter : str
         ``","`` or ``"\t"``.
     """

@@ -172,8 +172,8 @@ def write_genepop(
     Raises
     ------
     ValueError
-        When an allele exceeds 999, or an id, locus or population contains characters the
-        layout cannot hold (a comma in an id or locus, a line break anywhere).
+        When an allele exceeds 999, or an id, locus or population contains a comma or a
+        line break.
     """
     largest = int(table.alleles.max()) if table.alleles.size else 0
     if largest > 999:
@@ -190,8 +190,11 @@ def write_genepop(
                 )
     populations = table.population if table.population is not None else np.full(len(table), "")
     for value in populations:
-        if "\n" in value:
-            raise ValueError(f"population {value!r}: GENEPOP cannot hold line breaks")
+        # A comma would make the Pop line read back as an individual.
+        if "," in value or "\n" in value:
+            raise ValueError(
+                f"population {value!r}: GENEPOP Pop lines cannot hold commas or line breaks"
+            )
     if title is None:
         title = f"dnatrack export: {table.n_profiles} profiles, {table.n_loci} loci"
     missing = "0" * width

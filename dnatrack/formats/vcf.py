@@ -13,6 +13,7 @@ import gzip
 import os
 import re
 import warnings
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -68,9 +69,7 @@ def read_vcf(
             data = allel.read_vcf(str(path), fields=_FIELDS)
         except UserWarning as warning:
             raise _parse_error(path, str(warning)) from None
-        except (RuntimeError, EOFError, OSError) as error:
-            if isinstance(error, FileNotFoundError):
-                raise
+        except (RuntimeError, EOFError, gzip.BadGzipFile, zlib.error) as error:
             raise GenotypeFormatError(f"not a readable VCF file ({error})", path=path) from None
     if data is None:
         raise GenotypeFormatError("no variants", path=path, line=_header_line_count(path))
