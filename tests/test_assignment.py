@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from collections import Counter
 
 import numpy as np
 import pytest
@@ -11,110 +10,15 @@ import pytest
 from dnatrack.genotypes import GenotypeTable
 from dnatrack.reference import load_reference_set
 from matching.assignment import AssignmentModel, self_assign
+from tests.assignment_formulas import (
+    reference_and_queries,
+    slow_log_likelihoods,
+    slow_posterior,
+    slow_z_score,
+)
 from tests.simulated_populations import SimulatedPopulations
 
 LOG2 = math.log(2.0)
-
-
-# ---------------------------------------------------------------------- slow implementation
-def slow_counts(reference: GenotypeTable):
-    """Allele counts per (population, locus) and A per locus, by plain counting."""
-    counts: dict[tuple[str, str], Counter] = {}
-    seen: dict[str, set] = {locus: set() for locus in reference.loci}
-    for i in range(reference.n_profiles):
-        pop = reference.population[i]
-        for j, locus in enumerate(reference.loci):
-            a, b = (int(v) for v in reference.alleles[i, j])
-            counts.setdefault((pop, locus), Counter())
-            if a < 0:
-                continue
-            counts[(pop, locus)][a] += 1
-            counts[(pop, locus)][b] += 1
-            seen[locus].update((a, b))
-    return counts, {locus: len(values) for locus, values in seen.items()}
-
-
-def slow_genotype_probability(counter: Counter, n_alleles: int, a: int, b: int) -> float:
-    """Rannala & Mountain posterior predictive, straight from the formula."""
-    prior = 1.0 / n_alleles
-    n = sum(counter.values())
-    x_a = counter.get(a, 0) + prior
-    x_b = counter.get(b, 0) + prior
-    if a == b:
-        return x_a * (x_a + 1) / ((n + 1) * (n + 2))
-    return 2 * x_a * x_b / ((n + 1) * (n + 2))
-
-
-def slow_log_likelihoods(reference, samples, leave_one_out=False):
-    counts, n_alleles = slow_counts(reference)
-    populations = reference.unique_populations()
-    out = np.zeros((samples.n_profiles, len(populations)))
-    for i in range(samples.n_profiles):
-        for k, pop in enumerate(populations):
-            total = 0.0
-            for locus in reference.loci:
-                if locus not in samples.loci or n_alleles[locus] == 0:
-                    continue
-                a, b = (int(v) for v in samples.alleles[i, samples.locus_index(locus)])
-                if a < 0:
-                    continue
-                counter = Counter(counts.get((pop, locus), Counter()))
-                if leave_one_out and samples.population[i] == pop:
-                    counter[a] -= 1
-                    counter[b] -= 1
-                total += math.log(slow_genotype_probability(counter, n_alleles[locus], a, b))
-            out[i, k] = total
-    return out
-
-
-def slow_posterior(log_likelihood_row):
-    top = max(log_likelihood_row)
-    weights = [math.exp(v - top) for v in log_likelihood_row]
-    return [w / sum(weights) for w in weights]
-
-
-def slow_genotype_distribution(counter: Counter, n_alleles: int, alleles: list[int]):
-    """Every genotype of the reference alleles with its predictive probability."""
-    out = []
-    for i, a in enumerate(alleles):
-        for b in alleles[i:]:
-            out.append(((a, b), slow_genotype_probability(counter, n_alleles, a, b)))
-    return out
-
-
-def slow_z_score(reference, sample_alleles, sample_loci, population, leave_one_out):
-    """z-score of one sample under ``population`` by enumerating every genotype per locus."""
-    counts, n_alleles = slow_counts(reference)
-    observed = mean = variance = 0.0
-    for locus in reference.loci:
-        if locus not in sample_loci or n_alleles[locus] == 0:
-            continue
-        a, b = sample_alleles[sample_loci.index(locus)]
-        if a < 0:
-            continue
-        counter = Counter(counts[(population, locus)])
-        if leave_one_out:
-            counter[a] -= 1
-            counter[b] -= 1
-        alleles = sorted(reference.alleles_at(locus).tolist())
-        dist = slow_genotype_distribution(counter, n_alleles[locus], alleles)
-        m = sum(p * math.log(p) for _, p in dist)
-        v = sum(p * math.log(p) ** 2 for _, p in dist) - m * m
-        observed += math.log(slow_genotype_probability(counter, n_alleles[locus], a, b))
-        mean += m
-        variance += v
-    return (observed - mean) / math.sqrt(variance)
-
-
-# ---------------------------------------------------------------------- data
-def reference_and_queries(n_loci, n_alleles, missing, seed, n_pop=4, concentration=1.0):
-    sim = SimulatedPopulations.random(n_pop, n_loci, n_alleles, concentration, seed=seed,
-                                      populations_per_unit=2)
-    rng = np.random.default_rng(seed + 100)
-    reference = sim.reference([12, 7, 15, 3][:n_pop] + [9] * max(0, n_pop - 4), rng, missing)
-    queries = GenotypeTable.concat([sim.sample(k, 5, rng, missing, prefix=f"q{k}-")
-                                    for k in range(n_pop)])
-    return reference, queries
 
 
 CASES = [

@@ -12,36 +12,14 @@ import pytest
 from dnatrack.genotypes import GenotypeTable
 from matching import _rng_kernels as rng
 from matching.assignment import AssignmentModel, self_assign
-from tests.simulated_populations import SimulatedPopulations
-from tests.test_assignment import (
+from tests.assignment_formulas import (
     reference_and_queries,
     slow_counts,
     slow_genotype_distribution,
     slow_genotype_probability,
 )
-
-MASK = (1 << 64) - 1
-GOLDEN = 0x9E3779B97F4A7C15
-
-
-# ---------------------------------------------------------------------- plain-Python SplitMix64
-def py_mix(z: int) -> int:
-    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & MASK
-    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & MASK
-    return z ^ (z >> 31)
-
-
-class PySplitMix:
-    def __init__(self, seed: int, key: int):
-        self.state = py_mix((seed + (key + 1) * GOLDEN) & MASK)
-
-    def uniform(self) -> float:
-        self.state = (self.state + GOLDEN) & MASK
-        return (py_mix(self.state) >> 11) * 2.0 ** -53
-
-
-def py_seed(seed: int) -> int:
-    return int(np.random.SeedSequence(seed).generate_state(1, dtype=np.uint64)[0])
+from tests.simulated_populations import SimulatedPopulations
+from tests.splitmix_twin import PySplitMix, py_seed
 
 
 def test_splitmix_reference_outputs():
@@ -56,6 +34,15 @@ def test_uniform_stream_equals_python_twin():
     state = rng.state_for(np.uint64(py_seed(5)), 17)
     twin = PySplitMix(py_seed(5), 17)
     assert [rng.uniform(state) for _ in range(50)] == [twin.uniform() for _ in range(50)]
+
+
+@pytest.mark.parametrize("shape", [0.05, 0.7, 1.0, 3.3])
+def test_gamma_stream_equals_python_twin(shape):
+    state = rng.state_for(np.uint64(py_seed(6)), 2)
+    twin = PySplitMix(py_seed(6), 2)
+    got = [rng.gamma(state, shape) for _ in range(200)]
+    want = [twin.gamma(shape) for _ in range(200)]
+    np.testing.assert_allclose(got, want, rtol=1e-13, atol=0)
 
 
 @pytest.mark.parametrize("shape", [0.01, 0.3, 1.0, 2.5, 40.0])
