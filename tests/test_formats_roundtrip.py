@@ -68,3 +68,18 @@ def test_structure_without_marker_names_round_trips_when_the_first_locus_varies(
     back = read_genotypes(path)
     assert back.same_genotypes(table)
     assert back.population.tolist() == ["P", "Q"]
+
+
+def test_written_files_get_ordinary_permissions(tmp_path):
+    import os
+    import stat
+
+    from dnatrack.formats import write_genotypes
+    from dnatrack.genotypes import GenotypeTable
+
+    table = GenotypeTable([[[100, 102]]], ["x"], ["L"])
+    path = tmp_path / "out.csv"
+    write_genotypes(table, path)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask

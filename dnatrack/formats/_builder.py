@@ -196,6 +196,11 @@ def replace_atomically(path: str | os.PathLike, *, newline: str | None = None) -
     try:
         with handle:
             yield handle
+        # NamedTemporaryFile is private (0600); give the result the permissions a plain
+        # open() would (0666 less the umask).
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(handle.name, 0o666 & ~umask)
         os.replace(handle.name, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
