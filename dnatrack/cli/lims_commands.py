@@ -1,5 +1,195 @@
-"""Subcommands of `dnatrack` for lims commands (placeholder until its issue lands)."""
+"""LIMS commands: ``dnatrack db upgrade``, ``dnatrack serve``, ``dnatrack custody verify`` and
+``dnatrack admin create`` (the first agency and administrator of a new installation).
+
+The database is the one the LIMS itself would use: ``--database-url``, else the
+``DNATRACK_DATABASE_URL`` environment variable, else the SQLite file in the instance folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import sys
+
+
+def _add_database_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--database-url",
+        metavar="URL",
+        help="SQLAlchemy URL, e.g. postgresql+psycopg://user@host/db (default: "
+        "DNATRACK_DATABASE_URL, else the instance folder's SQLite file)",
+    )
+
+
+def _app(args: argparse.Namespace):
+    from lims import create_app
+
+    return create_app({"DATABASE_URL": args.database_url} if args.database_url else None)
+
+
+def _command_error(message: str) -> Exception:
+    from dnatrack.cli import CommandError
+
+    return CommandError(message)
+
+
+def _database_errors():
+    from sqlalchemy.exc import SQLAlchemyError
+
+    return SQLAlchemyError
 
 
 def register(subparsers) -> None:
-    return None
+    database = subparsers.add_parser("db", help="LIMS database schema")
+    actions = database.add_subparsers(dest="db_action", metavar="ACTION", required=True)
+    upgrade = actions.add_parser(
+        "upgrade", help="create the schema or migrate it to the newest version"
+    )
+    _add_database_option(upgrade)
+    upgrade.add_argument("--revision", default="head", help="target revision (default: head)")
+    upgrade.set_defaults(func=_db_upgrade)
+
+    serve = subparsers.add_parser(
+        "serve",
+        help="run the LIMS web application (development server)",
+        description="Run the LIMS with Werkzeug's server, for one machine or development. "
+        "In production run 'lims:create_app()' under a WSGI server (e.g. gunicorn) instead.",
+    )
+    _add_database_option(serve)
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    serve.add_argument("--port", type=int, default=5000, help="port (default 5000)")
+    serve.add_argument("--debug", action="store_true", help="reload on changes, show tracebacks")
+    serve.set_defaults(func=_serve)
+
+    custody = subparsers.add_parser("custody", help="the custody ledger")
+    custody_actions = custody.add_subparsers(dest="custody_action", metavar="ACTION", required=True)
+    verify = custody_actions.add_parser(
+        "verify",
+        help="replay the hash chain of every custody event; name the first broken link",
+    )
+    _add_database_option(verify)
+    verify.add_argument(
+        "--known-head",
+        action="append",
+        default=[],
+        metavar="HASH",
+        help="a ledger head hash printed earlier (e.g. on a report); it must still be in the "
+        "chain (repeatable)",
+    )
+    verify.set_defaults(func=_custody_verify)
+
+    admin = subparsers.add_parser("admin", help="LIMS administration from the command line")
+    admin_actions = admin.add_subparsers(dest="admin_action", metavar="ACTION", required=True)
+    create = admin_actions.add_parser(
+        "create",
+        help="create an administrator (and their agency, if new); the password is asked for",
+    )
+    _add_database_option(create)
+    create.add_argument("--agency-code", required=True, help="agency code, e.g. KWS-FL")
+    create.add_argument("--agency-name", help="agency name (needed when the agency is new)")
+    create.add_argument(
+        "--agency-kind",
+        default="laboratory",
+        help="laboratory, enforcement, wildlife_authority or other",
+    )
+    create.add_argument("--username", required=True)
+    create.add_argument("--full-name", required=True)
+    create.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read the password from standard input instead of asking",
+    )
+    create.set_defaults(func=_admin_create)
+
+
+def _db_upgrade(args: argparse.Namespace) -> int:
+    from lims.migrate import upgrade
+
+    app = _app(args)
+    try:
+        upgrade(app.config["DATABASE_URL"], revision=args.revision)
+    except _database_errors() as error:
+        raise _command_error(f"database error: {getattr(error, 'orig', None) or error}") from None
+    print(f"database at revision {args.revision}: {_masked(app.config['DATABASE_URL'])}")
+    return 0
+
+
+def _masked(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    app = _app(args)
+    app.run(host=args.host, port=args.port, debug=args.debug)
+    return 0
+
+
+def _custody_verify(args: argparse.Namespace) -> int:
+    from lims.custody import verify_ledger
+    from lims.extensions import db
+
+    app = _app(args)
+    with app.app_context():
+        try:
+            result = verify_ledger(db.session, known_heads=args.known_head)
+        except _database_errors() as error:
+            raise _command_error(
+                f"database error: {getattr(error, 'orig', None) or error}"
+            ) from None
+    if not result.ok:
+        raise _command_error(f"chain broken at {result.first_break}")
+    print(
+        f"custody ledger intact: {result.n_events} events; head {result.head.seq} "
+        f"{result.head.hash}"
+    )
+    return 0
+
+
+def _admin_create(args: argparse.Namespace) -> int:
+    import sqlalchemy as sa
+
+    from lims.auth import MIN_PASSWORD_LENGTH, hash_password
+    from lims.extensions import db
+    from lims.models import AGENCY_KINDS, Agency, User
+
+    if args.agency_kind not in AGENCY_KINDS:
+        raise _command_error(f"--agency-kind must be one of {', '.join(AGENCY_KINDS)}")
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = getpass.getpass("Password: ")
+        if getpass.getpass("Again: ") != password:
+            raise _command_error("the passwords differ")
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise _command_error(f"the password needs at least {MIN_PASSWORD_LENGTH} characters")
+    app = _app(args)
+    with app.app_context():
+        session = db.session
+        try:
+            agency = session.scalar(sa.select(Agency).where(Agency.code == args.agency_code))
+            if agency is None:
+                if not args.agency_name:
+                    raise _command_error(
+                        f"no agency {args.agency_code!r} yet: give --agency-name to create it"
+                    )
+                agency = Agency(code=args.agency_code, name=args.agency_name, kind=args.agency_kind)
+                session.add(agency)
+            if session.scalar(sa.select(User.id).where(User.username == args.username)):
+                raise _command_error(f"user {args.username!r} exists already")
+            user = User(
+                agency=agency,
+                username=args.username,
+                full_name=args.full_name,
+                password_hash=hash_password(password),
+            )
+            user.set_roles({"admin"})
+            session.add(user)
+            session.commit()
+        except _database_errors() as error:
+            raise _command_error(
+                f"database error: {getattr(error, 'orig', None) or error}"
+            ) from None
+    print(f"administrator {args.username} of agency {args.agency_code} created")
+    return 0

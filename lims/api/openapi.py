@@ -1,0 +1,178 @@
+"""The OpenAPI 3 document of the API, built from the URL map and the route declarations.
+
+Every ``/api/v1`` rule must have been registered with :func:`lims.api.routing.route`; an
+undeclared one is a programming error and stops the document being built.
+"""
+
+from __future__ import annotations
+
+import re
+
+from flask import Flask, current_app
+
+from dnatrack import __version__
+from lims.api.routing import PAGINATION, Operation, QueryParam, route
+from lims.api.schema import Schema
+from lims.errors import ERROR_CODES
+
+_RULE_VARIABLE = re.compile(r"<(?:(?P<converter>\w+)(?:\([^)]*\))?:)?(?P<name>\w+)>")
+
+ERROR_SCHEMA = {
+    "type": "object",
+    "required": ["error", "message", "details"],
+    "properties": {
+        "error": {"type": "string", "description": "Machine-readable code, e.g. not_found."},
+        "message": {"type": "string", "description": "What went wrong, for people."},
+        "details": {
+            "nullable": True,
+            "description": "Specifics; for invalid input {problems: [{field, message}]}.",
+        },
+    },
+}
+
+
+def _openapi_path(rule: str) -> tuple[str, list[dict]]:
+    """``/x/<int:id>`` as ``/x/{id}`` plus its path parameters."""
+    parameters = []
+    for match in _RULE_VARIABLE.finditer(rule):
+        kind = "integer" if match["converter"] == "int" else "string"
+        parameters.append(
+            {"name": match["name"], "in": "path", "required": True, "schema": {"type": kind}}
+        )
+    return _RULE_VARIABLE.sub(lambda match: "{" + match["name"] + "}", rule), parameters
+
+
+def _query_parameter(param: QueryParam) -> dict:
+    schema = {"type": param.type}
+    if param.type in ("date", "date-time"):
+        schema = {"type": "string", "format": param.type}
+    if param.choices:
+        schema["enum"] = list(param.choices)
+    return {
+        "name": param.name,
+        "in": "query",
+        "required": False,
+        "description": param.description,
+        "schema": schema,
+    }
+
+
+class _Components:
+    def __init__(self) -> None:
+        self.schemas: dict[str, dict] = {"Error": ERROR_SCHEMA}
+
+    def ref(self, schema: Schema, mode: str) -> dict:
+        name = schema.name if mode == "output" else f"{schema.name}_{mode}"
+        if name not in self.schemas:
+            self.schemas[name] = schema.openapi(mode)
+        return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _error_statuses(spec: Operation, has_path_parameters: bool) -> list[int]:
+    statuses = [400] if spec.query or spec.paginated or spec.request or spec.request_form else []
+    if not spec.public:
+        statuses.append(401)
+    if spec.permission or spec.method != "GET":
+        statuses.append(403)
+    if has_path_parameters:
+        statuses.append(404)
+    if spec.method != "GET":
+        statuses += [409, 422]
+    return [*statuses, 500]
+
+
+def _operation(spec: Operation, endpoint: str, path_parameters: list[dict], parts: _Components):
+    operation = {
+        "operationId": endpoint.removeprefix("api."),
+        "summary": spec.summary,
+        "tags": [spec.tag],
+        "parameters": [
+            *path_parameters,
+            *(_query_parameter(p) for p in (*(PAGINATION if spec.paginated else ()), *spec.query)),
+        ],
+    }
+    description = spec.description
+    if spec.permission:
+        description = f"Needs the permission {' or '.join(spec.permission)}. {description}"
+    if description.strip():
+        operation["description"] = description.strip()
+    if spec.public:
+        operation["security"] = []
+    if spec.request is not None:
+        operation["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": parts.ref(spec.request, spec.request_mode)}},
+        }
+    elif spec.request_form is not None:
+        operation["requestBody"] = {
+            "required": True,
+            "content": {"multipart/form-data": {"schema": spec.request_form.openapi("create")}},
+        }
+    if spec.response is not None:
+        schema = parts.ref(spec.response, "output")
+        if spec.paginated or spec.response_list:
+            schema = {"type": "object", "properties": {"items": {"type": "array", "items": schema}}}
+            if spec.paginated:
+                for name in ("page", "per_page", "total"):
+                    schema["properties"][name] = {"type": "integer"}
+        content = {spec.response_media_type: {"schema": schema}}
+    elif spec.response_media_type != "application/json":
+        content = {spec.response_media_type: {"schema": {"type": "string", "format": "binary"}}}
+    else:
+        content = None
+    success = {"description": spec.summary}
+    if content is not None:
+        success["content"] = content
+    error = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+    operation["responses"] = {
+        str(spec.response_status): success,
+        **{
+            str(status): {"description": ERROR_CODES[status].replace("_", " "), "content": error}
+            for status in _error_statuses(spec, bool(path_parameters))
+        },
+    }
+    return operation
+
+
+def build_openapi(app: Flask) -> dict:
+    """The OpenAPI 3.0 document of every ``api`` blueprint endpoint of ``app``."""
+    parts = _Components()
+    paths: dict[str, dict] = {}
+    for rule in sorted(app.url_map.iter_rules(), key=lambda rule: rule.rule):
+        if not rule.endpoint.startswith("api."):
+            continue
+        spec = getattr(app.view_functions[rule.endpoint], "openapi", None)
+        if spec is None:
+            raise RuntimeError(f"API endpoint {rule.endpoint} has no route declaration")
+        path, parameters = _openapi_path(rule.rule)
+        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+            paths.setdefault(path, {})[method.lower()] = _operation(
+                spec, rule.endpoint, parameters, parts
+            )
+    return {
+        "openapi": "3.0.3",
+        "info": {
+            "title": "dnatrack LIMS API",
+            "version": __version__,
+            "description": (
+                "Evidence, custody, genotypes and matching for forensic DNA work on ivory and "
+                "rhino horn. Authenticate with 'Authorization: Bearer <token>', or with the "
+                "session cookie of a logged-in user plus an X-CSRFToken header on writes. "
+                "Errors answer {error, message, details}."
+            ),
+        },
+        "paths": paths,
+        "components": {
+            "schemas": parts.schemas,
+            "securitySchemes": {
+                "bearerToken": {"type": "http", "scheme": "bearer"},
+                "sessionCookie": {"type": "apiKey", "in": "cookie", "name": "session"},
+            },
+        },
+        "security": [{"bearerToken": []}, {"sessionCookie": []}],
+    }
+
+
+@route("/openapi.json", "GET", summary="This API's OpenAPI 3 document", tag="meta", public=True)
+def openapi_document():
+    return build_openapi(current_app)

@@ -1,0 +1,281 @@
+"""Agencies, users, API tokens, and who the caller is."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from flask import g, url_for
+from flask_login import current_user
+from flask_wtf.csrf import generate_csrf
+
+from lims.api.routing import Resource, json_body, load_visible, route, set_attributes
+from lims.api.schema import Field, Schema, invalid
+from lims.auth import MIN_PASSWORD_LENGTH, hash_password, new_api_token
+from lims.database import utcnow
+from lims.errors import ApiError
+from lims.extensions import db
+from lims.models import AGENCY_KINDS, Agency, ApiToken, User, hash_token
+from lims.permissions import ROLES, permissions_of
+
+ID = Field("id", "integer", create=False, update=False, nullable=False)
+CREATED_AT = Field("created_at", "date-time", create=False, update=False, nullable=False)
+
+AGENCY = Schema(
+    "agency",
+    (
+        ID,
+        Field(
+            "code",
+            "string",
+            "Short unique code, e.g. KWS-FL.",
+            required=True,
+            nullable=False,
+            max_length=32,
+        ),
+        Field("name", "string", required=True, nullable=False, max_length=200),
+        Field("kind", "string", required=True, nullable=False, choices=AGENCY_KINDS),
+        Field("country", "string", max_length=100),
+        CREATED_AT,
+    ),
+)
+
+
+def _every_agency(model, user, for_writing):
+    # Agency names are not confidential: every user may see the list.
+    return sa.true()
+
+
+def _build_agency(values: dict) -> Agency:
+    return Agency(**values)
+
+
+Resource(
+    "/agencies",
+    "agency",
+    Agency,
+    AGENCY,
+    "people",
+    ("agency.manage",),
+    build=_build_agency,
+    apply=set_attributes,
+    unique=("code",),
+    read_permission=(),
+    scope=_every_agency,
+).register()
+
+
+USER = Schema(
+    "user",
+    (
+        ID,
+        Field("agency_id", "integer", create=False, update=False, nullable=False),
+        Field("username", "string", required=True, nullable=False, max_length=80, update=False),
+        Field("full_name", "string", required=True, nullable=False, max_length=200),
+        Field("email", "string", max_length=200),
+        Field(
+            "password",
+            "string",
+            "At least 12 characters; never shown.",
+            output=False,
+            max_length=1000,
+        ),
+        Field(
+            "roles",
+            "array",
+            required=True,
+            nullable=False,
+            items="string",
+            choices=ROLES,
+            getter=lambda user: sorted(user.roles),
+        ),
+        Field("active", "boolean", nullable=False),
+        CREATED_AT,
+    ),
+)
+
+def _check_password(password: str | None) -> str | None:
+    if password is not None and len(password) < MIN_PASSWORD_LENGTH:
+        raise invalid("password", f"must be at least {MIN_PASSWORD_LENGTH} characters")
+    return None if password is None else hash_password(password)
+
+
+def _same_agency(model, user, for_writing):
+    return User.agency_id == user.agency_id
+
+
+def _build_user(values: dict) -> User:
+    password_hash = _check_password(values.pop("password", None))
+    roles = values.pop("roles")
+    user = User(agency_id=current_user.agency_id, password_hash=password_hash, **values)
+    user.set_roles(roles)
+    return user
+
+
+def _apply_user(user: User, values: dict) -> None:
+    if user.id == current_user.id:
+        if values.get("active") is False:
+            raise ApiError(409, "you cannot deactivate your own account")
+        if "roles" in values and "admin" not in values["roles"]:
+            raise ApiError(409, "you cannot take the admin role from yourself")
+    if "password" in values:
+        user.password_hash = _check_password(values.pop("password"))
+    if "roles" in values:
+        user.set_roles(values.pop("roles"))
+    set_attributes(user, values)
+
+
+Resource(
+    "/users",
+    "user",
+    User,
+    USER,
+    "people",
+    ("user.manage",),
+    build=_build_user,
+    apply=_apply_user,
+    unique=("username",),
+    read_permission=("user.manage",),
+    scope=_same_agency,
+).register()
+
+
+TOKEN = Schema(
+    "api_token",
+    (
+        ID,
+        Field("user_id", "integer", create=False, update=False, nullable=False),
+        Field(
+            "name",
+            "string",
+            "What the token is for.",
+            required=True,
+            nullable=False,
+            max_length=100,
+        ),
+        Field("expires_at", "date-time", "When it stops working; never when null."),
+        Field("revoked_at", "date-time", create=False, update=False),
+        CREATED_AT,
+    ),
+)
+NEW_TOKEN = Schema(
+    "new_api_token",
+    (
+        *TOKEN.fields,
+        Field(
+            "token",
+            "string",
+            "The token itself, shown only now; send it as 'Authorization: Bearer <token>'.",
+            create=False,
+            update=False,
+            nullable=False,
+        ),
+    ),
+)
+
+
+def _token_owner(user_id: int) -> User:
+    """The user whose tokens are managed: oneself, or (with user.manage) a colleague."""
+    if user_id == current_user.id:
+        return current_user
+    if "user.manage" not in permissions_of(current_user.roles):
+        raise ApiError(403, "only administrators manage other users' tokens")
+    return load_visible(User, user_id, "user", scope=_same_agency)
+
+
+@route(
+    "/users/<int:user_id>/tokens",
+    "GET",
+    summary="List a user's API tokens",
+    tag="people",
+    response=TOKEN,
+    response_list=True,
+)
+def list_tokens(user_id: int):
+    owner = _token_owner(user_id)
+    tokens = db.session.scalars(
+        sa.select(ApiToken).where(ApiToken.user_id == owner.id).order_by(ApiToken.id)
+    )
+    return {"items": [TOKEN.dump(token) for token in tokens]}
+
+
+@route(
+    "/users/<int:user_id>/tokens",
+    "POST",
+    summary="Issue an API token (shown once)",
+    tag="people",
+    request=TOKEN,
+    response=NEW_TOKEN,
+    response_status=201,
+)
+def create_token(user_id: int):
+    owner = _token_owner(user_id)
+    values = TOKEN.load(json_body(), mode="create")
+    if values.get("expires_at") is not None and values["expires_at"] <= utcnow():
+        raise invalid("expires_at", "is in the past")
+    plaintext = new_api_token()
+    token = ApiToken(user_id=owner.id, token_hash=hash_token(plaintext), **values)
+    db.session.add(token)
+    db.session.commit()
+    return (
+        {**TOKEN.dump(token), "token": plaintext},
+        201,
+        {"Location": url_for("api.list_tokens", user_id=owner.id)},
+    )
+
+
+@route(
+    "/tokens/<int:token_id>/revoke",
+    "POST",
+    summary="Revoke an API token",
+    tag="people",
+    response=TOKEN,
+)
+def revoke_token(token_id: int):
+    token = db.session.get(ApiToken, token_id)
+    if token is None or token.user.agency_id != current_user.agency_id:
+        raise ApiError(404, f"no API token {token_id}")
+    _token_owner(token.user_id)
+    if token.revoked_at is None:
+        token.revoked_at = utcnow()
+        db.session.commit()
+    return TOKEN.dump(token)
+
+
+ME = Schema(
+    "me",
+    (
+        *(field for field in USER.fields if field.output),
+        Field(
+            "permissions",
+            "array",
+            items="string",
+            create=False,
+            update=False,
+            nullable=False,
+            getter=lambda user: sorted(permissions_of(user.roles)),
+        ),
+        Field(
+            "auth_method",
+            "string",
+            choices=("session", "token"),
+            create=False,
+            update=False,
+            nullable=False,
+            getter=lambda user: g.auth_method,
+        ),
+        Field(
+            "csrf_token",
+            "string",
+            "For session-authenticated writes (X-CSRFToken header); null for token authentication.",
+            create=False,
+            update=False,
+            getter=lambda user: None if g.auth_method == "token" else generate_csrf(),
+        ),
+    ),
+)
+
+
+@route(
+    "/me", "GET", summary="Who the caller is, with roles and permissions", tag="people", response=ME
+)
+def me():
+    return ME.dump(current_user)

@@ -1,0 +1,160 @@
+"""The audit trail: every insert, update and delete of a LIMS record, with old and new values.
+
+One listener on SQLAlchemy sessions writes an :class:`~lims.models.AuditRecord` per changed
+record, inside the same transaction as the change (so a rolled-back change leaves no trail and
+a committed one always has it). The actor is ``session.info["actor_id"]``, set when a user is
+authenticated (``None`` for command-line and system changes).
+
+Old values are taken before the flush writes anything: an attribute whose old value was never
+loaded is read from the database then, so the trail never records a guess.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from lims.database import Base, utcnow
+from lims.models import APPEND_ONLY_TABLES, AuditRecord
+
+# Values never copied into the trail; the trail records that they changed.
+SECRET_COLUMNS = frozenset({("user_account", "password_hash"), ("api_token", "token_hash")})
+REDACTED = "<redacted>"
+
+_PENDING_KEY = "dnatrack_audit_pending"
+
+
+def _is_audited(instance) -> bool:
+    return isinstance(instance, Base) and instance.__tablename__ not in APPEND_ONLY_TABLES
+
+
+def audit_value(table: str, column: str, value):
+    """The JSON form of a column value as kept in the trail."""
+    if (table, column) in SECRET_COLUMNS and value is not None:
+        return REDACTED
+    if isinstance(value, bytes):
+        return f"<{len(value)} bytes>"
+    if isinstance(value, dt.datetime | dt.date):
+        return value.isoformat()
+    if isinstance(value, decimal.Decimal):
+        return str(value)
+    return value
+
+
+def _record_id(instance) -> str:
+    mapper = sa.inspect(instance).mapper
+    keys = [column.key for column in mapper.primary_key]
+    values = [getattr(instance, key) for key in keys]
+    if len(keys) == 1:
+        return str(values[0])
+    return ",".join(f"{key}={value}" for key, value in zip(keys, values, strict=True))
+
+
+def _column_values(instance) -> dict:
+    state = sa.inspect(instance)
+    table = instance.__tablename__
+    values = {}
+    for attribute in state.mapper.column_attrs:
+        if attribute.key in state.unloaded:
+            continue
+        values[attribute.key] = audit_value(table, attribute.key, getattr(instance, attribute.key))
+    return values
+
+
+def _updated_values(session: Session, instance) -> dict:
+    """``{column: {"old": ..., "new": ...}}`` for the changed columns of a persistent record."""
+    state = sa.inspect(instance)
+    table = instance.__tablename__
+    changes: dict[str, tuple] = {}
+    old_unloaded = []
+    for attribute in state.mapper.column_attrs:
+        history = state.attrs[attribute.key].history
+        if not history.has_changes():
+            continue
+        new = history.added[0] if history.added else None
+        if history.deleted:
+            if history.deleted[0] != new:
+                changes[attribute.key] = (history.deleted[0], new)
+        else:
+            old_unloaded.append((attribute, new))
+    if old_unloaded:
+        # The flush has not written the row yet, so it still holds the old values.
+        identity = sa.and_(
+            *(
+                column == value
+                for column, value in zip(state.mapper.primary_key, state.identity, strict=True)
+            )
+        )
+        columns = [attribute.columns[0] for attribute, _ in old_unloaded]
+        row = session.connection().execute(sa.select(*columns).where(identity)).one()
+        for (attribute, new), old in zip(old_unloaded, row, strict=True):
+            if old != new:
+                changes[attribute.key] = (old, new)
+    return {
+        key: {"old": audit_value(table, key, old), "new": audit_value(table, key, new)}
+        for key, (old, new) in changes.items()
+    }
+
+
+def _before_flush(session: Session, flush_context, instances) -> None:
+    pending = session.info.setdefault(_PENDING_KEY, [])
+    for instance in session.dirty:
+        if not _is_audited(instance) or not session.is_modified(
+            instance, include_collections=False
+        ):
+            continue
+        changes = _updated_values(session, instance)
+        if changes:
+            pending.append((instance, changes))
+
+
+def _after_flush(session: Session, flush_context) -> None:
+    now = utcnow()
+    actor = session.info.get("actor_id")
+    rows = []
+
+    def add(instance, action: str, changes: dict) -> None:
+        rows.append(
+            {
+                "occurred_at": now,
+                "actor_id": actor,
+                "table_name": instance.__tablename__,
+                "record_id": _record_id(instance),
+                "action": action,
+                "changes": changes,
+            }
+        )
+
+    for instance in session.new:
+        if _is_audited(instance):
+            values = _column_values(instance)
+            add(instance, "insert", {key: {"old": None, "new": v} for key, v in values.items()})
+    for instance, changes in session.info.pop(_PENDING_KEY, []):
+        add(instance, "update", changes)
+    for instance in session.deleted:
+        if _is_audited(instance):
+            values = _column_values(instance)
+            add(instance, "delete", {key: {"old": v, "new": None} for key, v in values.items()})
+    if rows:
+        session.connection().execute(sa.insert(AuditRecord.__table__), rows)
+
+
+def _forget_pending(session: Session) -> None:
+    session.info.pop(_PENDING_KEY, None)
+
+
+_LISTENERS = (
+    ("before_flush", _before_flush),
+    ("after_flush", _after_flush),
+    ("after_rollback", _forget_pending),
+)
+
+
+def install() -> None:
+    """Listen on every SQLAlchemy session (calling it again changes nothing)."""
+    for name, listener in _LISTENERS:
+        if not sa.event.contains(Session, name, listener):
+            sa.event.listen(Session, name, listener)

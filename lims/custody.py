@@ -1,0 +1,365 @@
+"""The custody ledger: recording hash-chained custody events, verifying the chain, histories.
+
+Chain granularity: **one global chain** over every custody event of the installation, in
+``seq`` order. Each event's hash covers the previous event's hash, so one head hash (the latest
+event's) commits to the whole history; reports print it, and any later change to any earlier
+event, a deleted event, or events put out of order break the chain at that point. The hash of
+an event is::
+
+    sha256(prev_hash || canonical JSON of the event)
+
+where ``prev_hash`` is the 64 hex digits of the previous event's hash (64 zeros for event 1),
+and the canonical JSON has sorted keys, no whitespace, UTF-8, and times as UTC ISO 8601 with
+microseconds and a ``Z`` (see :func:`canonical_event`). Appending takes a lock on the chain
+(a transaction-level advisory lock on PostgreSQL; SQLite serialises writers itself), and the
+primary key on ``seq`` stops two writers from forking the chain even without it.
+
+The chain cannot show that events were cut off its *end*; comparing the head hash printed on
+an earlier report (:func:`verify_ledger` ``known_heads``) does.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from lims.database import utcnow
+from lims.models import (
+    EVENT_TYPES,
+    SIGNATURE_MEANINGS,
+    CustodyEvent,
+    Extract,
+    Item,
+    Sample,
+    Seizure,
+    StorageLocation,
+    User,
+)
+
+GENESIS_HASH = "0" * 64
+
+SUBJECT_KINDS = {"seizure": Seizure, "item": Item, "sample": Sample, "extract": Extract}
+
+# Any lock id will do as long as it is only used for this; it reads "dnatrack".
+_POSTGRESQL_LOCK_ID = 0x646E617472616B
+
+# Clocks of the recording machine and of whoever typed the time disagree a little.
+_FUTURE_TOLERANCE = dt.timedelta(minutes=5)
+
+
+class CustodyError(ValueError):
+    """A custody event that cannot be recorded; ``field`` names the offending input."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def format_time(moment: dt.datetime) -> str:
+    """UTC ISO 8601 with microseconds and ``Z``, e.g. ``2024-05-01T08:30:00.000000Z``."""
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def canonical_event(event: CustodyEvent) -> dict:
+    """Every recorded fact of ``event`` except its own hash, as JSON-ready values."""
+    kind, subject_id = event.subject
+    return {
+        "seq": event.seq,
+        "event_type": event.event_type,
+        "subject": {"kind": kind, "id": subject_id},
+        "actor_id": event.actor_id,
+        "from_holder": event.from_holder,
+        "to_holder": event.to_holder,
+        "place": event.place,
+        "storage_location_id": event.storage_location_id,
+        "seal_numbers": list(event.seal_numbers),
+        "signature_meaning": event.signature_meaning,
+        "notes": event.notes,
+        "occurred_at": format_time(event.occurred_at),
+        "recorded_at": format_time(event.recorded_at),
+    }
+
+
+def canonical_json(payload: dict) -> bytes:
+    """Sorted keys, no insignificant whitespace, UTF-8."""
+    return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def event_hash(prev_hash: str, event: CustodyEvent) -> str:
+    """Hex SHA-256 of ``prev_hash`` (as ASCII hex) followed by the event's canonical JSON."""
+    digest = hashlib.sha256(prev_hash.encode("ascii"))
+    digest.update(canonical_json(canonical_event(event)))
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class LedgerHead:
+    """The latest event of the chain: its number and hash (``seq`` 0 and zeros when empty)."""
+
+    seq: int
+    hash: str
+
+
+def ledger_head(session: Session) -> LedgerHead:
+    row = session.execute(
+        sa.select(CustodyEvent.seq, CustodyEvent.hash).order_by(CustodyEvent.seq.desc()).limit(1)
+    ).first()
+    return LedgerHead(0, GENESIS_HASH) if row is None else LedgerHead(row.seq, row.hash)
+
+
+def _lock_chain(session: Session) -> None:
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(sa.select(sa.func.pg_advisory_xact_lock(_POSTGRESQL_LOCK_ID)))
+
+
+def _check_event(
+    event_type: str,
+    subject,
+    *,
+    signature_meaning: str,
+    from_holder: str | None,
+    to_holder: str | None,
+    storage_location: StorageLocation | None,
+    seal_numbers: list[str],
+    occurred_at: dt.datetime,
+    now: dt.datetime,
+) -> None:
+    if event_type not in EVENT_TYPES:
+        raise CustodyError(
+            f"unknown event type {event_type!r}; one of {', '.join(EVENT_TYPES)}", "event_type"
+        )
+    if signature_meaning not in SIGNATURE_MEANINGS:
+        raise CustodyError(
+            f"unknown signature meaning {signature_meaning!r}; one of "
+            f"{', '.join(SIGNATURE_MEANINGS)}",
+            "signature_meaning",
+        )
+    if not isinstance(subject, tuple(SUBJECT_KINDS.values())):
+        raise CustodyError("the subject must be a seizure, item, sample or extract", "subject")
+    if occurred_at.tzinfo is None:
+        raise CustodyError("occurred_at needs a time zone", "occurred_at")
+    if occurred_at > now + _FUTURE_TOLERANCE:
+        raise CustodyError("occurred_at is in the future", "occurred_at")
+    if any(not isinstance(seal, str) or not seal.strip() for seal in seal_numbers):
+        raise CustodyError("seal numbers must be non-empty text", "seal_numbers")
+    if event_type == "seal" and not seal_numbers:
+        raise CustodyError("a seal event needs the seal numbers", "seal_numbers")
+    if event_type == "transfer":
+        for name, value in (("from_holder", from_holder), ("to_holder", to_holder)):
+            if not value:
+                raise CustodyError(f"a transfer needs {name}", name)
+    if event_type == "receive" and not from_holder:
+        raise CustodyError("a receipt needs from_holder", "from_holder")
+    if event_type == "store":
+        if storage_location is None:
+            raise CustodyError("a store event needs a storage location", "storage_location_id")
+        if not isinstance(subject, Sample | Extract):
+            raise CustodyError("only samples and extracts are stored at a location", "subject")
+    if event_type == "destroy" and isinstance(subject, Seizure):
+        raise CustodyError("destroy the items of a seizure, not the seizure record", "subject")
+
+
+def _subject_column(subject) -> str:
+    for kind, model in SUBJECT_KINDS.items():
+        if isinstance(subject, model):
+            return f"{kind}_id"
+    raise CustodyError("the subject must be a seizure, item, sample or extract", "subject")
+
+
+def record_event(
+    session: Session,
+    *,
+    event_type: str,
+    subject: Seizure | Item | Sample | Extract,
+    actor: User,
+    signature_meaning: str,
+    occurred_at: dt.datetime | None = None,
+    from_holder: str | None = None,
+    to_holder: str | None = None,
+    place: str | None = None,
+    storage_location: StorageLocation | None = None,
+    seal_numbers: Iterable[str] = (),
+    notes: str | None = None,
+) -> CustodyEvent:
+    """Append one custody event to the chain (flushed, not committed).
+
+    A ``store`` event moves a sample or extract to ``storage_location``; a ``destroy`` event
+    marks a sample or extract consumed. Destroyed evidence takes no further events.
+
+    Raises
+    ------
+    CustodyError
+        When the event is incomplete or contradicts the evidence's state; names the field.
+    """
+    now = utcnow()
+    occurred_at = now if occurred_at is None else occurred_at
+    seal_numbers = list(seal_numbers)
+    _check_event(
+        event_type,
+        subject,
+        signature_meaning=signature_meaning,
+        from_holder=from_holder,
+        to_holder=to_holder,
+        storage_location=storage_location,
+        seal_numbers=seal_numbers,
+        occurred_at=occurred_at,
+        now=now,
+    )
+    column = _subject_column(subject)
+    _lock_chain(session)
+    destroyed = session.execute(
+        sa.select(CustodyEvent.seq).where(
+            getattr(CustodyEvent, column) == subject.id, CustodyEvent.event_type == "destroy"
+        )
+    ).first()
+    if destroyed is not None:
+        raise CustodyError(
+            f"this {column.removesuffix('_id')} was destroyed (custody event {destroyed.seq})",
+            "subject",
+        )
+    head = ledger_head(session)
+    event = CustodyEvent(
+        seq=head.seq + 1,
+        event_type=event_type,
+        actor_id=actor.id,
+        from_holder=from_holder,
+        to_holder=to_holder,
+        place=place,
+        storage_location_id=storage_location.id if storage_location is not None else None,
+        seal_numbers=seal_numbers,
+        signature_meaning=signature_meaning,
+        notes=notes,
+        occurred_at=occurred_at.astimezone(dt.UTC),
+        recorded_at=now,
+        prev_hash=head.hash,
+        **{column: subject.id},
+    )
+    event.hash = event_hash(event.prev_hash, event)
+    session.add(event)
+    if event_type == "store":
+        subject.storage_location_id = storage_location.id
+    elif event_type == "destroy" and isinstance(subject, Sample | Extract):
+        subject.consumed = True
+    session.flush()
+    return event
+
+
+@dataclass(frozen=True)
+class ChainBreak:
+    """The first place the chain does not hold: the event number and what is wrong."""
+
+    seq: int
+    reason: str
+
+    def __str__(self) -> str:
+        return f"custody event {self.seq}: {self.reason}"
+
+
+@dataclass(frozen=True)
+class LedgerVerification:
+    """Result of replaying the chain: events checked, head reached, first break if any."""
+
+    n_events: int
+    head: LedgerHead
+    first_break: ChainBreak | None
+
+    @property
+    def ok(self) -> bool:
+        return self.first_break is None
+
+
+def verify_ledger(
+    session: Session, *, known_heads: Iterable[str] = (), batch_size: int = 1000
+) -> LedgerVerification:
+    """Replay the chain from event 1 and report the first broken link.
+
+    Each event's stored hash is recomputed from its stored fields, its ``prev_hash`` compared
+    with the previous event's stored hash, and the numbering checked for gaps. ``known_heads``
+    are head hashes published earlier (e.g. on reports); each must still be in the chain,
+    which catches events removed from the end.
+    """
+    expected_seq = 1
+    previous_hash = GENESIS_HASH
+    seen_heads = set(known_heads)
+    first_break = None
+    n_events = 0
+    # Plain rows, not ORM objects, so a long chain does not fill the caller's session.
+    rows = session.execute(
+        sa.select(CustodyEvent.__table__)
+        .order_by(CustodyEvent.seq)
+        .execution_options(yield_per=batch_size)
+    )
+    for row in rows.mappings():
+        event = CustodyEvent(**row)
+        n_events += 1
+        if event.seq != expected_seq:
+            first_break = ChainBreak(
+                expected_seq, f"missing (the next stored event is {event.seq})"
+            )
+            break
+        if event.prev_hash != previous_hash:
+            first_break = ChainBreak(
+                event.seq,
+                f"prev_hash does not match the hash of event {event.seq - 1}"
+                if event.seq > 1
+                else "prev_hash of the first event is not the genesis value",
+            )
+            break
+        if event_hash(event.prev_hash, event) != event.hash:
+            first_break = ChainBreak(
+                event.seq, "its stored fields do not match its hash (altered after recording)"
+            )
+            break
+        seen_heads.discard(event.hash)
+        previous_hash = event.hash
+        expected_seq += 1
+    rows.close()
+    if first_break is None and seen_heads:
+        first_break = ChainBreak(
+            expected_seq,
+            f"published head hash {sorted(seen_heads)[0]} is not in the chain "
+            "(events were removed from its end)",
+        )
+    return LedgerVerification(n_events, LedgerHead(expected_seq - 1, previous_hash), first_break)
+
+
+def custody_history(session: Session, sample: Sample) -> list[CustodyEvent]:
+    """A sample's whole custody history, oldest first, in one query.
+
+    The history is the sample's own events plus those of the material it was taken from
+    (its parent samples, its item and that item's seizure), each ancestor's events up to the
+    moment the next record down the line was registered: what happened to the tusk before
+    the sample was cut belongs to the sample's history, the tusk's later travels do not.
+    """
+    conditions = [CustodyEvent.sample_id == sample.id]
+    descendant_created = sample.created_at
+    for ancestor in sample.lineage()[1:]:
+        conditions.append(
+            sa.and_(
+                CustodyEvent.sample_id == ancestor.id,
+                CustodyEvent.recorded_at <= descendant_created,
+            )
+        )
+        descendant_created = ancestor.created_at
+    item = sample.origin_item
+    if item is not None:
+        conditions.append(
+            sa.and_(CustodyEvent.item_id == item.id, CustodyEvent.recorded_at <= descendant_created)
+        )
+        conditions.append(
+            sa.and_(
+                CustodyEvent.seizure_id == item.seizure_id,
+                CustodyEvent.recorded_at <= item.created_at,
+            )
+        )
+    return list(
+        session.scalars(
+            sa.select(CustodyEvent).where(sa.or_(*conditions)).order_by(CustodyEvent.seq)
+        )
+    )

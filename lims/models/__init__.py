@@ -1,0 +1,70 @@
+"""The LIMS data model (SQLAlchemy 2.0 declarative classes), one module per concern."""
+
+from lims.models.custody import (
+    APPEND_ONLY_TABLES,
+    EVENT_TYPES,
+    SIGNATURE_MEANINGS,
+    AuditRecord,
+    CustodyEvent,
+)
+from lims.models.evidence import (
+    CASE_KINDS,
+    CASE_STATUSES,
+    ITEM_KINDS,
+    SAMPLE_TYPES,
+    SHARE_ACCESS,
+    SOURCE_ANIMAL_KINDS,
+    STORAGE_KINDS,
+    Attachment,
+    Case,
+    CaseShare,
+    Extract,
+    Item,
+    Sample,
+    Seizure,
+    SourceAnimal,
+    StorageLocation,
+)
+from lims.models.genetics import PROFILE_STATES, GenotypeImport, GenotypeProfile
+from lims.models.matching import MatchRequest, Report
+from lims.models.people import AGENCY_KINDS, Agency, ApiToken, User, UserRole, hash_token
+
+__all__ = [
+    "AGENCY_KINDS",
+    "APPEND_ONLY_TABLES",
+    "CASE_KINDS",
+    "CASE_STATUSES",
+    "EVENT_TYPES",
+    "ITEM_KINDS",
+    "PROFILE_STATES",
+    "SAMPLE_TYPES",
+    "SHARE_ACCESS",
+    "SIGNATURE_MEANINGS",
+    "SOURCE_ANIMAL_KINDS",
+    "STORAGE_KINDS",
+    "Agency",
+    "ApiToken",
+    "Attachment",
+    "AuditRecord",
+    "Case",
+    "CaseShare",
+    "CustodyEvent",
+    "Extract",
+    "GenotypeImport",
+    "GenotypeProfile",
+    "Item",
+    "MatchRequest",
+    "Report",
+    "Sample",
+    "Seizure",
+    "SourceAnimal",
+    "StorageLocation",
+    "User",
+    "UserRole",
+    "hash_token",
+]
+
+# Every session that writes these models keeps the audit trail.
+from lims import audit as _audit  # noqa: E402
+
+_audit.install()

@@ -1,0 +1,110 @@
+"""Agencies, users, their roles and API tokens."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+
+import sqlalchemy as sa
+from flask_login import UserMixin
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from lims.database import Base, UTCDateTime, one_of, utcnow
+from lims.permissions import ROLES
+
+AGENCY_KINDS = ("laboratory", "enforcement", "wildlife_authority", "other")
+
+
+class Agency(Base):
+    """A laboratory or an enforcement body; owns cases and employs users."""
+
+    __tablename__ = "agency"
+    __table_args__ = (one_of("kind", AGENCY_KINDS),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(sa.String(32), unique=True)
+    name: Mapped[str] = mapped_column(sa.String(200))
+    kind: Mapped[str] = mapped_column(sa.String(32))
+    country: Mapped[str | None] = mapped_column(sa.String(100))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class User(UserMixin, Base):
+    """A person (or script account) of one agency, with one or more roles."""
+
+    __tablename__ = "user_account"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    agency_id: Mapped[int] = mapped_column(sa.ForeignKey("agency.id"), index=True)
+    username: Mapped[str] = mapped_column(sa.String(80), unique=True)
+    full_name: Mapped[str] = mapped_column(sa.String(200))
+    email: Mapped[str | None] = mapped_column(sa.String(200))
+    # None for accounts that only use API tokens; such accounts cannot log in to pages.
+    password_hash: Mapped[str | None] = mapped_column(sa.String(255))
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    agency: Mapped[Agency] = relationship()
+    role_rows: Mapped[list[UserRole]] = relationship(
+        back_populates="user", cascade="all, delete-orphan", lazy="selectin"
+    )
+
+    @property
+    def roles(self) -> frozenset[str]:
+        return frozenset(row.role for row in self.role_rows)
+
+    def set_roles(self, roles: set[str] | frozenset[str] | list[str]) -> None:
+        """Replace the user's roles (unknown role names raise ``ValueError``)."""
+        unknown = set(roles) - set(ROLES)
+        if unknown:
+            raise ValueError(f"unknown role(s): {', '.join(sorted(unknown))}")
+        keep = [row for row in self.role_rows if row.role in roles]
+        have = {row.role for row in keep}
+        self.role_rows = keep + [UserRole(role=role) for role in sorted(set(roles) - have)]
+
+    @property
+    def is_active(self) -> bool:  # Flask-Login refuses inactive users
+        return self.active
+
+
+class UserRole(Base):
+    """One role held by one user."""
+
+    __tablename__ = "user_role"
+    __table_args__ = (one_of("role", ROLES),)
+
+    user_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("user_account.id", ondelete="CASCADE"), primary_key=True
+    )
+    role: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
+
+    user: Mapped[User] = relationship(back_populates="role_rows")
+
+
+def hash_token(token: str) -> str:
+    """The stored form of an API token: hex SHA-256 of the token text."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class ApiToken(Base):
+    """A bearer token for scripts; only its SHA-256 is stored, the token is shown once."""
+
+    __tablename__ = "api_token"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("user_account.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(sa.String(100))
+    token_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+    user: Mapped[User] = relationship()
+
+    def usable_at(self, moment: dt.datetime) -> bool:
+        """True when the token is neither revoked nor expired at ``moment``."""
+        if self.revoked_at is not None and self.revoked_at <= moment:
+            return False
+        return self.expires_at is None or moment < self.expires_at
