@@ -8,6 +8,7 @@ The database is the one the LIMS itself would use: ``--database-url``, else the
 from __future__ import annotations
 
 import argparse
+import contextlib
 import getpass
 import sys
 
@@ -21,10 +22,17 @@ def _add_database_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
+@contextlib.contextmanager
 def _app(args: argparse.Namespace):
+    """The LIMS application for the command's database; its connections closed after."""
     from lims import create_app
+    from lims.extensions import db
 
-    return create_app({"DATABASE_URL": args.database_url} if args.database_url else None)
+    app = create_app({"DATABASE_URL": args.database_url} if args.database_url else None)
+    try:
+        yield app
+    finally:
+        db.engine_for(app).dispose()
 
 
 def _command_error(message: str) -> Exception:
@@ -102,15 +110,20 @@ def register(subparsers) -> None:
     create.set_defaults(func=_admin_create)
 
 
+def _database_error(error: Exception) -> Exception:
+    return _command_error(f"database error: {getattr(error, 'orig', None) or error}")
+
+
 def _db_upgrade(args: argparse.Namespace) -> int:
     from lims.migrate import upgrade
 
-    app = _app(args)
+    with _app(args) as app:
+        url = app.config["DATABASE_URL"]
     try:
-        upgrade(app.config["DATABASE_URL"], revision=args.revision)
+        upgrade(url, revision=args.revision)
     except _database_errors() as error:
-        raise _command_error(f"database error: {getattr(error, 'orig', None) or error}") from None
-    print(f"database at revision {args.revision}: {_masked(app.config['DATABASE_URL'])}")
+        raise _database_error(error) from None
+    print(f"database at revision {args.revision}: {_masked(url)}")
     return 0
 
 
@@ -121,8 +134,8 @@ def _masked(url: str) -> str:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    app = _app(args)
-    app.run(host=args.host, port=args.port, debug=args.debug)
+    with _app(args) as app:
+        app.run(host=args.host, port=args.port, debug=args.debug)
     return 0
 
 
@@ -130,14 +143,11 @@ def _custody_verify(args: argparse.Namespace) -> int:
     from lims.custody import verify_ledger
     from lims.extensions import db
 
-    app = _app(args)
-    with app.app_context():
+    with _app(args) as app, app.app_context():
         try:
             result = verify_ledger(db.session, known_heads=args.known_head)
         except _database_errors() as error:
-            raise _command_error(
-                f"database error: {getattr(error, 'orig', None) or error}"
-            ) from None
+            raise _database_error(error) from None
     if not result.ok:
         raise _command_error(f"chain broken at {result.first_break}")
     print(
@@ -145,6 +155,15 @@ def _custody_verify(args: argparse.Namespace) -> int:
         f"{result.head.hash}"
     )
     return 0
+
+
+def _read_password(from_stdin: bool) -> str:
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    password = getpass.getpass("Password: ")
+    if getpass.getpass("Again: ") != password:
+        raise _command_error("the passwords differ")
+    return password
 
 
 def _admin_create(args: argparse.Namespace) -> int:
@@ -156,16 +175,10 @@ def _admin_create(args: argparse.Namespace) -> int:
 
     if args.agency_kind not in AGENCY_KINDS:
         raise _command_error(f"--agency-kind must be one of {', '.join(AGENCY_KINDS)}")
-    if args.password_stdin:
-        password = sys.stdin.readline().rstrip("\n")
-    else:
-        password = getpass.getpass("Password: ")
-        if getpass.getpass("Again: ") != password:
-            raise _command_error("the passwords differ")
+    password = _read_password(args.password_stdin)
     if len(password) < MIN_PASSWORD_LENGTH:
         raise _command_error(f"the password needs at least {MIN_PASSWORD_LENGTH} characters")
-    app = _app(args)
-    with app.app_context():
+    with _app(args) as app, app.app_context():
         session = db.session
         try:
             agency = session.scalar(sa.select(Agency).where(Agency.code == args.agency_code))
@@ -188,8 +201,6 @@ def _admin_create(args: argparse.Namespace) -> int:
             session.add(user)
             session.commit()
         except _database_errors() as error:
-            raise _command_error(
-                f"database error: {getattr(error, 'orig', None) or error}"
-            ) from None
+            raise _database_error(error) from None
     print(f"administrator {args.username} of agency {args.agency_code} created")
     return 0

@@ -92,6 +92,7 @@ USER = Schema(
     ),
 )
 
+
 def _check_password(password: str | None) -> str | None:
     if password is not None and len(password) < MIN_PASSWORD_LENGTH:
         raise invalid("password", f"must be at least {MIN_PASSWORD_LENGTH} characters")

@@ -203,6 +203,7 @@ class Sample(Base):
     description: Mapped[str | None] = mapped_column(sa.Text)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
+    case: Mapped[Case] = relationship()
     item: Mapped[Item | None] = relationship()
     source_animal: Mapped[SourceAnimal | None] = relationship()
     parent: Mapped[Sample | None] = relationship(remote_side=[id])

@@ -58,9 +58,8 @@ class PostgresqlTestSchema:
         self.admin_engine = sa.create_engine(url)
         with self.admin_engine.begin() as connection:
             connection.execute(sa.text(f'CREATE SCHEMA "{self.name}"'))
-        self.url = url.update_query_dict({"options": f"-csearch_path={self.name}"}).render_as_string(
-            hide_password=False
-        )
+        in_schema = url.update_query_dict({"options": f"-csearch_path={self.name}"})
+        self.url = in_schema.render_as_string(hide_password=False)
         upgrade(self.url)
         self.engine = create_database_engine(self.url)
 
@@ -201,8 +200,7 @@ def agencies(app) -> dict[str, int]:
     """Two agencies: ``"A"`` (a laboratory) and ``"B"`` (another laboratory)."""
     with app.app_context():
         created = {
-            code: Agency(code=code, name=f"Agency {code}", kind="laboratory")
-            for code in ("A", "B")
+            code: Agency(code=code, name=f"Agency {code}", kind="laboratory") for code in ("A", "B")
         }
         db.session.add_all(created.values())
         db.session.commit()

@@ -1,0 +1,51 @@
+"""Small builders of LIMS records for tests (straight into the database, no API)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from lims.models import Case, Item, Sample, Seizure, User
+
+
+@dataclass
+class CaseTree:
+    """Ids of one case with one seizure, two tusks and one sample from each tusk."""
+
+    case_id: int
+    seizure_id: int
+    item_ids: list[int]
+    sample_ids: list[int]
+    barcodes: list[str]
+
+
+def make_case_tree(session, agency_id: int, prefix: str) -> CaseTree:
+    """A case of ``agency_id`` with references and barcodes starting with ``prefix``."""
+    case = Case(
+        agency_id=agency_id,
+        reference=f"{prefix}-CASE",
+        title=f"Case {prefix}",
+        kind="investigation",
+    )
+    seizure = Seizure(case=case, reference=f"{prefix}-SZ", country="Kenya", place="Mombasa")
+    items = [Item(seizure=seizure, label=f"T{i}", kind="tusk") for i in (1, 2)]
+    samples = [
+        Sample(barcode=f"{prefix}-S{i}", case=case, sample_type="powder", item=item)
+        for i, item in enumerate(items, start=1)
+    ]
+    session.add_all([case, seizure, *items, *samples])
+    session.commit()
+    return CaseTree(
+        case.id,
+        seizure.id,
+        [item.id for item in items],
+        [s.id for s in samples],
+        [s.barcode for s in samples],
+    )
+
+
+def make_user(session, agency_id: int, username: str, *roles: str) -> User:
+    user = User(agency_id=agency_id, username=username, full_name=username.title())
+    user.set_roles(set(roles))
+    session.add(user)
+    session.commit()
+    return user
