@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
 
 from dnatrack.cli import main as dnatrack_main
 from lims import create_app
@@ -138,9 +139,14 @@ def client(app):
 
 @pytest.fixture
 def session(app):
-    """A database session inside an application context, for arranging and checking data."""
-    with app.app_context():
-        yield db.session
+    """A session of its own on the test database, for arranging and checking data.
+
+    It is deliberately not the application's request session, and no application context
+    stays pushed: each test-client request then gets a fresh context and session, as in
+    production.
+    """
+    with Session(db.engine_for(app), expire_on_commit=False) as own_session:
+        yield own_session
 
 
 @dataclass
