@@ -242,32 +242,93 @@ def draw_index(cumulative, u):
     return lo
 
 
-@parallel_kernel
-def exclusion_p_values(
-    codes, observed, population, own, counts, totals, prior, n_alleles, n_simulations,
-    seed, row_keys,
-):
-    """Monte-Carlo exclusion p-values (Paetkau et al. 2004).
+@kernel
+def tie_limit(observed):
+    """Observed log-likelihood plus a rounding allowance: simulated and observed scores are
+    summed in different orders, and a simulated genotype equal to the observed one must count
+    as "at most". Works on a float or an array."""
+    return observed + 1e-9 * (1.0 + np.abs(observed))
 
-    For each sample, ``n_simulations`` genotypes are drawn from the posterior predictive of
-    ``population[i]`` at exactly the loci the sample has typed (leave-one-out when
-    ``population[i] == own[i]``), scored with the same predictive, and the p-value is
-    ``(k + 1) / (n_simulations + 1)`` with ``k`` the simulated genotypes whose log-likelihood
-    is at most the observed one.
+
+@kernel
+def genotype_cumulative(log_p):
+    """Running sums of ``exp(log_p)`` (float64, same length) for drawing genotypes."""
+    cumulative = np.empty(log_p.shape[0])
+    running = 0.0
+    for k in range(log_p.shape[0]):
+        running += math.exp(log_p[k])
+        cumulative[k] = running
+    return cumulative
+
+
+@kernel
+def add_draws(simulated, log_p, cumulative, state):
+    """Add the log-probability of one drawn genotype to every entry of ``simulated``."""
+    total = cumulative[cumulative.shape[0] - 1]
+    for s in range(simulated.shape[0]):
+        simulated[s] += log_p[draw_index(cumulative, uniform(state) * total)]
+
+
+@kernel
+def simulate_population(counts, totals, prior, n_alleles, p, n_simulations, seed):
+    """Log-probabilities of genotypes simulated from population ``p``'s predictive.
+
+    Genotypes are drawn independently at every locus from random stream ``p`` of ``seed``,
+    locus after locus, and scored with the same predictive (Paetkau et al. 2004).
+
+    Returns
+    -------
+    float64 (L, n_simulations)
+        Zero at loci without alleles.
+    """
+    n_loci = counts.shape[0]
+    simulated = np.zeros((n_loci, n_simulations))
+    state = state_for(seed, p)
+    for locus in range(n_loci):
+        if n_alleles[locus] == 0:
+            continue
+        x, total = locus_pseudo_counts(counts, totals, prior, n_alleles, locus, p, -1, -1)
+        log_p = genotype_log_probabilities(x, n_alleles[locus], total)
+        add_draws(simulated[locus], log_p, genotype_cumulative(log_p), state)
+    return simulated
+
+
+@kernel
+def typed_sums(simulated, typed):
+    """Simulated multilocus log-likelihoods over the loci marked in ``typed`` (bool, L),
+    summed locus by locus in order; float64 (n_simulations,)."""
+    out = np.zeros(simulated.shape[1])
+    for locus in range(simulated.shape[0]):
+        if typed[locus]:
+            for s in range(simulated.shape[1]):
+                out[s] += simulated[locus, s]
+    return out
+
+
+@parallel_kernel
+def leave_one_out_exclusion_p_values(
+    codes, observed, population, counts, totals, prior, n_alleles, n_simulations, seed,
+    row_keys,
+):
+    """Exclusion p-values of reference animals against their own population, left out.
+
+    The predictive differs for every animal (its own alleles are removed), so each animal
+    gets its own ``n_simulations`` genotypes, drawn at exactly its typed loci from random
+    stream ``row_keys[i]`` of ``seed``. The p-value is ``(k + 1) / (n_simulations + 1)`` with
+    ``k`` the simulated genotypes whose log-likelihood is at most the observed one.
 
     Parameters
     ----------
     codes : int16 (n, L, 2)
     observed : float64 (n,)
-        The sample's log-likelihood under ``population[i]``.
-    population, own : int64 (n,)
+        The animal's leave-one-out log-likelihood under its population.
+    population : int64 (n,)
     counts, totals, prior, n_alleles
         See the module docstring.
     n_simulations : int
     seed : uint64
     row_keys : int64 (n,)
-        Stream of each sample (its row in the whole input), so results do not depend on how
-        the input was split into chunks.
+        The animal's row in the whole input, so results do not depend on chunking.
 
     Returns
     -------
@@ -277,29 +338,18 @@ def exclusion_p_values(
     p_values = np.empty(n)
     for i in numba.prange(n):
         p = population[i]
-        loo = p == own[i]
         state = state_for(seed, row_keys[i])
         simulated = np.zeros(n_simulations)
         for locus in range(n_loci):
             a = codes[i, locus, 0]
             if a < 0 or n_alleles[locus] == 0:
                 continue
-            if loo:
-                x, total = locus_pseudo_counts(
-                    counts, totals, prior, n_alleles, locus, p, a, codes[i, locus, 1]
-                )
-            else:
-                x, total = locus_pseudo_counts(counts, totals, prior, n_alleles, locus, p, -1, -1)
+            x, total = locus_pseudo_counts(
+                counts, totals, prior, n_alleles, locus, p, a, codes[i, locus, 1]
+            )
             log_p = genotype_log_probabilities(x, n_alleles[locus], total)
-            cumulative = np.empty(log_p.shape[0])
-            running = 0.0
-            for k in range(log_p.shape[0]):
-                running += math.exp(log_p[k])
-                cumulative[k] = running
-            for s in range(n_simulations):
-                simulated[s] += log_p[draw_index(cumulative, uniform(state) * running)]
-        # Summation order differs from the observed score's, so allow for rounding in ties.
-        limit = observed[i] + 1e-9 * (1.0 + abs(observed[i]))
+            add_draws(simulated, log_p, genotype_cumulative(log_p), state)
+        limit = tie_limit(observed[i])
         at_most = 0
         for s in range(n_simulations):
             if simulated[s] <= limit:

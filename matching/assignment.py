@@ -273,13 +273,43 @@ class AssignmentModel:
         self, codes: np.ndarray, log_likelihood: np.ndarray, population: np.ndarray,
         own: np.ndarray, n_simulations: int, seed: int, row_keys: np.ndarray,
     ) -> np.ndarray:
-        """Paetkau et al. (2004) exclusion p-values under ``population[i]``, float64 (n,)."""
-        observed = np.ascontiguousarray(log_likelihood[np.arange(len(population)), population])
-        return kernels.exclusion_p_values(
-            codes, observed, population, own, self.kernel_counts, self.kernel_totals,
-            self.prior, self.n_alleles, int(n_simulations), seed_state(seed),
-            np.ascontiguousarray(row_keys, dtype=np.int64),
-        )
+        """Paetkau et al. (2004) exclusion p-values under ``population[i]``, float64 (n,).
+
+        Each population's ``n_simulations`` genotypes are simulated once (from its own random
+        stream, so the result does not depend on which samples are scored together) and
+        summed over exactly the loci each sample has typed. A reference animal scored
+        leave-one-out against its own population gets simulations of its own, from the
+        predictive without its alleles.
+        """
+        n = len(population)
+        observed = log_likelihood[np.arange(n), population]
+        base = seed_state(seed)
+        p_values = np.empty(n)
+        loo = population == own
+        if loo.any():
+            p_values[loo] = kernels.leave_one_out_exclusion_p_values(
+                np.ascontiguousarray(codes[loo]), np.ascontiguousarray(observed[loo]),
+                np.ascontiguousarray(population[loo]), self.kernel_counts, self.kernel_totals,
+                self.prior, self.n_alleles, int(n_simulations), base,
+                np.ascontiguousarray(row_keys[loo], dtype=np.int64),
+            )
+        shared = np.flatnonzero(~loo)
+        typed = codes[shared, :, 0] >= 0
+        for p in np.unique(population[shared]):
+            in_population = shared[population[shared] == p]
+            simulated = kernels.simulate_population(
+                self.kernel_counts, self.kernel_totals, self.prior, self.n_alleles, int(p),
+                int(n_simulations), base,
+            )
+            # Samples typed at the same loci share one sorted set of simulated scores.
+            patterns, pattern_of = np.unique(typed[population[shared] == p], axis=0,
+                                             return_inverse=True)
+            for k, pattern in enumerate(patterns):
+                rows = in_population[pattern_of.ravel() == k]
+                scores = np.sort(kernels.typed_sums(simulated, pattern))
+                at_most = np.searchsorted(scores, kernels.tie_limit(observed[rows]), side="right")
+                p_values[rows] = (at_most + 1.0) / (n_simulations + 1.0)
+        return p_values
 
     # ------------------------------------------------------------------ public entry
     def assign(
