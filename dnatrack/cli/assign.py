@@ -1,5 +1,259 @@
-"""Subcommands of `dnatrack` for assign (placeholder until its issue lands)."""
+"""``dnatrack assign`` (population, mixture and geographic assignment) and ``dnatrack
+self-assign`` (leave-one-out validation of a reference set), DESIGN 5.5.
+
+Output tables use rubias's column names where the meaning is the same, so results can be
+compared with rubias directly.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from dnatrack.cli._common import add_format_option, progress_bar, read_table, write_json, write_rows
+from dnatrack.reference import ReferenceSet, load_reference_set
 
 
 def register(subparsers) -> None:
-    return None
+    from matching.assignment import DEFAULT_ALPHA, DEFAULT_CHUNK_SIZE, DEFAULT_EXCLUSION_SIMULATIONS
+    from matching.geo import DEFAULT_CELLS
+    from matching.mixture import DEFAULT_BURN_IN, DEFAULT_SWEEPS
+
+    assign = subparsers.add_parser(
+        "assign",
+        help="assign samples to reference populations, seizures to mixtures, samples to a map",
+        description=(
+            "Assign each sample to the populations of a reference set (Rannala & Mountain "
+            "posterior predictive), flag samples whose source is not in the reference, and "
+            "optionally estimate each seizure's mixture proportions and place samples on a map."
+        ),
+    )
+    assign.add_argument("samples", help="genotype file of the samples (any readable format)")
+    assign.add_argument("--reference", required=True, metavar="REF",
+                        help="bundled reference set name, reference folder, or genotype file "
+                             "with populations (and optionally a repunit column)")
+    assign.add_argument("--out", required=True, metavar="TABLE.csv",
+                        help="per-sample assignment table to write")
+    add_format_option(assign)
+    assign.add_argument("--repunit-level", metavar="LEVEL",
+                        help="reporting-unit level of the reference set (default: its own)")
+    assign.add_argument("--exclusion-sims", type=int, default=DEFAULT_EXCLUSION_SIMULATIONS,
+                        metavar="N", help="simulated genotypes per sample for the exclusion "
+                        f"test, 0 to skip (default {DEFAULT_EXCLUSION_SIMULATIONS:,})")
+    assign.add_argument("--alpha", type=float, default=DEFAULT_ALPHA,
+                        help=f"level for flagging unsampled sources (default {DEFAULT_ALPHA})")
+    assign.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    assign.add_argument("--mixture", action="store_true",
+                        help="estimate mixture proportions of each group (seizure); writes "
+                             "TABLE.mixture.csv, TABLE.mixture_repunits.csv and "
+                             "TABLE.membership.csv")
+    assign.add_argument("--group-column", choices=("group", "population"), default="group",
+                        help="column that names each sample's seizure or mixture (default "
+                             "group; rubias mixture rows put their collection there)")
+    assign.add_argument("--sweeps", type=int, default=DEFAULT_SWEEPS,
+                        help=f"Gibbs sweeps (default {DEFAULT_SWEEPS})")
+    assign.add_argument("--burn-in", type=int, default=DEFAULT_BURN_IN,
+                        help=f"Gibbs sweeps discarded first (default {DEFAULT_BURN_IN})")
+    _add_geo_options(assign, DEFAULT_CELLS)
+    _add_run_options(assign, DEFAULT_CHUNK_SIZE)
+    assign.add_argument("--summary", metavar="JSON",
+                        help="parameters and reference citation (default: TABLE.json)")
+    assign.set_defaults(func=run_assign)
+
+    self_assign = subparsers.add_parser(
+        "self-assign",
+        help="leave-one-out self-assignment of a reference set",
+        description=(
+            "Assign every animal of a reference set leave-one-out: per-sample table, accuracy "
+            "per population and reporting unit, confusion matrix and z-score summary."
+        ),
+    )
+    self_assign.add_argument("reference", metavar="REF",
+                             help="bundled reference set name, reference folder, or genotype "
+                                  "file with populations")
+    self_assign.add_argument("--out", required=True, metavar="TABLE.csv",
+                             help="per-sample table to write")
+    add_format_option(self_assign)
+    self_assign.add_argument("--repunit-level", metavar="LEVEL",
+                             help="reporting-unit level (default: the reference set's own)")
+    self_assign.add_argument("--summary", metavar="JSON",
+                             help="accuracy, confusion matrices and z-scores "
+                                  "(default: TABLE.summary.json)")
+    self_assign.add_argument("--confusion", metavar="CSV",
+                             help="long-form confusion matrix (default: TABLE.confusion.csv)")
+    self_assign.add_argument("--exclusion-sims", type=int, default=0, metavar="N",
+                             help="simulated genotypes per animal for the exclusion test "
+                                  "(default 0: z-scores only)")
+    self_assign.add_argument("--alpha", type=float, default=DEFAULT_ALPHA,
+                             help=f"level for flagging (default {DEFAULT_ALPHA})")
+    self_assign.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    self_assign.add_argument("--geo", choices=("animal", "site"),
+                             help="also place every animal on the map leaving out itself or "
+                                  "its whole site, and report the error in km")
+    self_assign.add_argument("--geo-cells", type=int, default=DEFAULT_CELLS,
+                             help=f"grid cells along the longer side (default {DEFAULT_CELLS})")
+    self_assign.add_argument("--bandwidth-km", type=float,
+                             help="smoothing bandwidth (default: by cross-validation)")
+    _add_run_options(self_assign, DEFAULT_CHUNK_SIZE)
+    self_assign.set_defaults(func=run_self_assign)
+
+
+def _add_geo_options(parser, default_cells: int) -> None:
+    parser.add_argument("--geo", action="store_true",
+                        help="place samples on a map (reference populations need coordinates); "
+                             "adds geo_* columns and writes TABLE.geojson")
+    parser.add_argument("--geo-cells", type=int, default=default_cells,
+                        help=f"grid cells along the longer side (default {default_cells})")
+    parser.add_argument("--bandwidth-km", type=float,
+                        help="smoothing bandwidth (default: by cross-validation)")
+
+
+def _add_run_options(parser, default_chunk: int) -> None:
+    parser.add_argument("--chunk-size", type=int, default=default_chunk,
+                        help=f"samples per chunk (default {default_chunk:,})")
+    parser.add_argument("--dask", metavar="ADDRESS",
+                        help="run the chunks on the Dask scheduler at ADDRESS")
+
+
+def _sibling(out: str, suffix: str) -> Path:
+    """``TABLE.csv`` → ``TABLE<suffix>``."""
+    path = Path(out)
+    return path.with_name(path.stem + suffix) if path.suffix else path.with_name(path.name + suffix)
+
+
+def _load_reference(args: argparse.Namespace, path: str) -> ReferenceSet:
+    options = {"format": args.input_format} if args.input_format and Path(path).is_file() else {}
+    return load_reference_set(path, **options)
+
+
+def run_assign(args: argparse.Namespace) -> int:
+    from matching.assignment import RECORD_COLUMNS, AssignmentModel
+    from matching.geo import GEO_COLUMNS, GeographicModel
+    from matching.mixture import (
+        MEMBERSHIP_COLUMNS,
+        PROPORTION_COLUMNS,
+        REPUNIT_COLUMNS,
+        estimate_mixture,
+    )
+
+    reference = _load_reference(args, args.reference)
+    samples = read_table(args.samples, args.input_format)
+    model = AssignmentModel.from_reference(reference, args.repunit_level)
+    # Everything that can fail on bad input runs before any file is written.
+    geo = None
+    if args.geo:
+        geo = GeographicModel.from_reference(reference, bandwidth_km=args.bandwidth_km,
+                                             n_cells=args.geo_cells)
+    with progress_bar(samples.n_profiles, "assigning", unit="sample") as update:
+        result = model.assign(
+            samples, exclusion_simulations=args.exclusion_sims, seed=args.seed,
+            alpha=args.alpha, chunk_size=args.chunk_size, dask_client=args.dask,
+            progress=update,
+        )
+    rows = result.records()
+    columns = list(RECORD_COLUMNS)
+    groups = _groups(samples, args.group_column)
+    outputs: dict[str, tuple[Path, list[dict], list[str]]] = {}
+    mixture = None
+    if args.mixture:
+        mixture = estimate_mixture(result, groups, n_sweeps=args.sweeps, burn_in=args.burn_in,
+                                   seed=args.seed)
+        outputs["mixture"] = (_sibling(args.out, ".mixture.csv"),
+                              mixture.proportion_records(), PROPORTION_COLUMNS)
+        outputs["mixture_repunits"] = (_sibling(args.out, ".mixture_repunits.csv"),
+                                       mixture.repunit_records(), REPUNIT_COLUMNS)
+        outputs["membership"] = (_sibling(args.out, ".membership.csv"),
+                                 mixture.membership_records(), MEMBERSHIP_COLUMNS)
+        for row, group in zip(rows, groups, strict=True):
+            row["mixture_collection"] = group
+    geojson = None
+    if geo is not None:
+        surfaces = geo.assign(samples)
+        for row, geo_row in zip(rows, surfaces.records(), strict=True):
+            row.update({k: v for k, v in geo_row.items() if k != "indiv"})
+        columns += [c for c in GEO_COLUMNS if c != "indiv"]
+        geojson = surfaces.to_geojson()
+        if len(set(groups)) < len(groups):
+            for feature in geo.seizure_surfaces(samples, groups).to_geojson()["features"]:
+                feature["properties"]["scope"] = "seizure"
+                geojson["features"].append(feature)
+
+    written = {"assignments": str(args.out)}
+    write_rows(args.out, rows, columns)
+    for key, (path, records, names) in outputs.items():
+        write_rows(path, records, names)
+        written[key] = str(path)
+    if geojson is not None:
+        path = _sibling(args.out, ".geojson")
+        write_json(path, geojson)
+        written["geojson"] = str(path)
+    summary_path = Path(args.summary) if args.summary else _sibling(args.out, ".json")
+    write_json(summary_path, {
+        "reference": reference.citation(),
+        "samples": str(args.samples),
+        "n_samples": len(result),
+        "n_flagged_unsampled": int(result.unsampled.sum()),
+        "assignment": result.parameters(),
+        "mixture": mixture.parameters() if mixture is not None else None,
+        "geo": geo.parameters() if geo is not None else None,
+        "files": written,
+    })
+    print(f"assigned {len(result)} samples to {len(model.populations)} populations of "
+          f"{reference.name}; {int(result.unsampled.sum())} flagged as from an unsampled "
+          f"source; wrote {args.out}")
+    return 0
+
+
+def _groups(samples, column: str) -> list[str]:
+    labels = samples.group if column == "group" else samples.population
+    if labels is None:
+        return ["all"] * samples.n_profiles
+    return [str(label) or "all" for label in labels]
+
+
+def run_self_assign(args: argparse.Namespace) -> int:
+    from matching.assignment import RECORD_COLUMNS, self_assign
+    from matching.geo import GeographicModel
+
+    reference = _load_reference(args, args.reference)
+    n = reference.table.n_profiles
+    geo = None
+    if args.geo:
+        geo = GeographicModel.from_reference(reference, bandwidth_km=args.bandwidth_km,
+                                             n_cells=args.geo_cells)
+    with progress_bar(n, "self-assigning", unit="sample") as update:
+        result = self_assign(
+            reference, repunit_level=args.repunit_level,
+            exclusion_simulations=args.exclusion_sims, seed=args.seed, alpha=args.alpha,
+            chunk_size=args.chunk_size, dask_client=args.dask, progress=update,
+        )
+    rows = result.assignment.records()
+    columns = [c for c in RECORD_COLUMNS if c != "mixture_collection"]
+    summary = result.summary()
+    summary["reference"] = reference.citation()
+    if geo is not None:
+        validation = geo.leave_one_out(args.geo)
+        by_id = {pid: k for k, pid in enumerate(validation.surfaces.names)}
+        for row in rows:
+            k = by_id.get(row["indiv"])
+            if k is not None:
+                row.update(geo_lat=float(validation.surfaces.best_lat[k]),
+                           geo_lon=float(validation.surfaces.best_lon[k]),
+                           geo_error_km=float(validation.error_km[k]))
+        columns += ["geo_lat", "geo_lon", "geo_error_km"]
+        summary["geo"] = {**geo.parameters(), "leave_one_out": validation.summary()}
+    write_rows(args.out, rows, columns)
+    summary_path = Path(args.summary) if args.summary else _sibling(args.out, ".summary.json")
+    write_json(summary_path, summary)
+    confusion_path = Path(args.confusion) if args.confusion else _sibling(args.out,
+                                                                          ".confusion.csv")
+    write_rows(confusion_path, result.confusion_records(),
+               ["collection", "inferred_collection", "n"])
+    line = (f"self-assignment of {n} animals of {reference.name}: "
+            f"{result.accuracy:.1%} to their population, "
+            f"{result.repunit_accuracy:.1%} to their reporting unit")
+    if args.geo:
+        median = summary["geo"]["leave_one_out"]["overall"]["median_km"]
+        line += f"; median leave-one-out error {median:.0f} km"
+    print(line)
+    return 0
