@@ -111,7 +111,9 @@ def register(subparsers) -> None:
 
 
 def _database_error(error: Exception) -> Exception:
-    return _command_error(f"database error: {getattr(error, 'orig', None) or error}")
+    """One line from a driver error (psycopg's span several)."""
+    text = " ".join(str(getattr(error, "orig", None) or error).split())
+    return _command_error(f"database error: {text}")
 
 
 def _db_upgrade(args: argparse.Namespace) -> int:
