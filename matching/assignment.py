@@ -213,29 +213,28 @@ class AssignmentModel:
         return GenotypeTable(alleles, table.profile_ids, self.loci)
 
     def own_populations(self, table: GenotypeTable) -> np.ndarray:
-        """Row of each profile's population for leave-one-out scoring, int64 (n,).
+        """Index of each profile's population for leave-one-out scoring, int64 (n,).
 
         Every profile must be a reference animal: same id, population and genotypes.
         """
         if self.reference is None:
             raise ValueError("leave-one-out needs the model's reference genotypes")
-        rows = {pid: i for i, pid in enumerate(self.reference.profile_ids)}
+        lookup = {pid: i for i, pid in enumerate(self.reference.profile_ids)}
+        rows = np.array([lookup.get(pid, -1) for pid in table.profile_ids], dtype=np.int64)
+        if (rows < 0).any():
+            pid = table.profile_ids[np.flatnonzero(rows < 0)[0]]
+            raise ValueError(f"profile {pid!r} is not a reference animal; "
+                             "leave-one-out applies to reference animals only")
+        differs = (self._aligned(table).alleles != self.reference.alleles[rows]).any(axis=(1, 2))
+        if differs.any():
+            pid = table.profile_ids[np.flatnonzero(differs)[0]]
+            raise ValueError(f"profile {pid!r}: genotypes differ from the reference animal's")
+        reference_population = self.reference.population[rows]
+        if table.population is not None and (table.population != reference_population).any():
+            pid = table.profile_ids[np.flatnonzero(table.population != reference_population)[0]]
+            raise ValueError(f"profile {pid!r}: population differs from the reference's")
         population_index = {p: k for k, p in enumerate(self.populations)}
-        aligned = self._aligned(table)
-        own = np.empty(table.n_profiles, dtype=np.int64)
-        for i, pid in enumerate(table.profile_ids):
-            row = rows.get(pid)
-            if row is None:
-                raise ValueError(f"profile {pid!r} is not a reference animal; "
-                                 "leave-one-out applies to reference animals only")
-            if not np.array_equal(aligned.alleles[i], self.reference.alleles[row]):
-                raise ValueError(f"profile {pid!r}: genotypes differ from the reference animal's")
-            if table.population is not None and table.population[i] != (
-                self.reference.population[row]
-            ):
-                raise ValueError(f"profile {pid!r}: population differs from the reference's")
-            own[i] = population_index[self.reference.population[row]]
-        return own
+        return np.array([population_index[p] for p in reference_population], dtype=np.int64)
 
     # ------------------------------------------------------------------ scoring
     def log_likelihoods(self, codes: np.ndarray, own: np.ndarray | None = None) -> np.ndarray:

@@ -282,6 +282,9 @@ def test_bad_input_raises_clear_errors():
     changed[0, 0] = [100, 100] if changed[0, 0, 0] != 100 else [102, 102]
     with pytest.raises(ValueError, match="genotypes differ"):
         model.assign(reference.replace(alleles=changed), leave_one_out=True)
+    relabelled = reference.replace(population=["pop1"] + list(reference.population[1:]))
+    with pytest.raises(ValueError, match="population differs"):
+        model.assign(relabelled, leave_one_out=True)
     other = GenotypeTable([[[100, 102]]], ["x"], ["OTHER"])
     with pytest.raises(ValueError, match="share no locus"):
         model.assign(other)
