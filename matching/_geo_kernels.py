@@ -1,7 +1,7 @@
 """Numba kernel for geographic assignment: leave-one-out scoring against smoothed surfaces.
 
 Grid cells play the part of populations in :mod:`matching._assignment_kernels`, with
-``cell_counts`` float64 (L, W, C) the kernel-weighted average of the sites' allele counts and
+``cell_counts`` float64 (L, W, C) the kernel-weighted sum of the sites' allele counts and
 ``cell_totals`` float64 (L, C) their totals. A reference animal of site ``s`` contributed
 ``site_weights[s, c]`` times its own alleles to cell ``c``; scoring it leave-one-out removes that
 share from every cell, so unlike population assignment every column needs its own correction.
@@ -33,8 +33,7 @@ def leave_one_out_cell_log_likelihoods(codes, cell_counts, cell_totals, prior, s
     prior : float64 (L,)
         ``1/A`` per locus.
     site_weights : float64 (S, C)
-        Weight of each site's counts in each cell (rows of the smoothing, summing to one over
-        sites for every cell).
+        Kernel weight of each site's counts in each cell.
     site : int64 (n,)
         Site of each animal.
 

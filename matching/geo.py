@@ -1,13 +1,16 @@
 """Continuous geographic assignment (DESIGN 5.5): where on a map a sample most likely came from.
 
 The reference sampling sites (populations with coordinates) carry allele counts. Over a
-latitude/longitude grid covering their region, every cell gets smoothed counts: the average of
-the sites' counts weighted by a Gaussian kernel of the great-circle distance, ``exp(-d²/2h²)``,
-normalised over sites. The bandwidth ``h`` is chosen by leave-one-out cross-validation over
-sites: each site's counts are predicted from the other sites alone, and the bandwidth that gives
-the site's animals the highest total log-likelihood wins. Cells are then scored exactly like
-populations (the Rannala & Mountain predictive of :mod:`matching.assignment`, with the same
-``1/A`` prior), giving each sample a likelihood surface; with a prior proportional to cell
+latitude/longitude grid covering their region, every cell gets smoothed counts: the sum of the
+sites' counts weighted by a Gaussian kernel of the great-circle distance, ``exp(-d²/2h²)``
+(weight one at a site itself). Where sites are near, a cell has much data; far from every site
+its counts fade and its predictive tends to the ``1/A`` prior instead of copying the nearest
+site's frequencies, which would pull samples out beyond the sampled region. The bandwidth ``h``
+is chosen by leave-one-out cross-validation: every reference animal is scored at its own site
+with its own alleles removed, and the bandwidth with the highest total log-likelihood wins.
+Cells are scored exactly like populations (the Rannala & Mountain predictive of
+:mod:`matching.assignment`, with the same ``1/A`` prior), giving each sample a likelihood
+surface; with a prior proportional to cell
 area, restricted to the cells within ``range_km`` of a reference site (the species' sampled
 range), it becomes a posterior over cells, with a most likely point and highest-posterior 50%
 and 90% credible regions. A seizure gets a surface from its samples, either assuming one common
@@ -56,16 +59,9 @@ def great_circle_km(lat1, lon1, lat2, lon2) -> np.ndarray:
 
 
 def smoothing_weights(distance_km: np.ndarray, bandwidth_km: float) -> np.ndarray:
-    """Gaussian kernel weights ``exp(-d²/2h²)`` normalised over the last axis.
-
-    Scaled by the nearest site first, so far-away points keep finite weights (their nearest
-    sites dominate) instead of all underflowing to zero. Entries that are ``inf`` (excluded
-    sites) get weight zero.
-    """
-    z = -0.5 * (distance_km / bandwidth_km) ** 2
-    z = z - z.max(axis=-1, keepdims=True)
-    weights = np.exp(z)
-    return weights / weights.sum(axis=-1, keepdims=True)
+    """Gaussian kernel weights ``exp(-d²/2h²)``: one at distance zero, zero for ``inf``
+    (an excluded site)."""
+    return np.exp(-0.5 * (np.asarray(distance_km) / bandwidth_km) ** 2)
 
 
 # ---------------------------------------------------------------------- grid
@@ -349,7 +345,7 @@ class GeographicModel:
         ----------
         reference : ReferenceSet
         bandwidth_km : float, optional
-            Kernel bandwidth; chosen by leave-one-site-out cross-validation when ``None``.
+            Kernel bandwidth; chosen by leave-one-out cross-validation when ``None``.
         candidate_bandwidths_km : sequence of float, optional
             Bandwidths tried by the cross-validation; default 20 values spaced evenly on a log
             scale from half the smallest nearest-neighbour distance between sites to the
@@ -397,7 +393,7 @@ class GeographicModel:
 
     @cached_property
     def site_weights(self) -> np.ndarray:
-        """Weight of each site in each cell, float64 (S, C); columns sum to one."""
+        """Kernel weight of each site's counts in each cell, float64 (S, C)."""
         weights = smoothing_weights(self.cell_site_distance_km, self.bandwidth_km)
         return np.ascontiguousarray(weights.T)
 
@@ -489,8 +485,8 @@ class GeographicModel:
     def parameters(self) -> dict:
         return {
             "bandwidth_km": self.bandwidth_km,
-            "kernel": "Gaussian in great-circle distance, normalised over sites",
-            "bandwidth_choice": "leave-one-site-out cross-validation"
+            "kernel": "Gaussian in great-circle distance, exp(-d²/2h²)",
+            "bandwidth_choice": "leave-one-animal-out cross-validation"
             if len(self.cv_bandwidths_km) else "given",
             "grid_shape": list(self.grid.shape),
             "cells_in_range": self.grid.n_cells,
@@ -532,10 +528,11 @@ def cross_validation_log_likelihood(
     sites: AssignmentModel, site_lat: np.ndarray, site_lon: np.ndarray,
     bandwidths_km: np.ndarray,
 ) -> np.ndarray:
-    """Leave-one-site-out log-likelihood of the reference animals for each bandwidth.
+    """Leave-one-out log-likelihood of the reference animals for each bandwidth.
 
-    Each site's counts are predicted as the kernel-weighted average of the other sites'
-    counts (at the site's own coordinates), and its animals are scored against the prediction.
+    Each animal is scored against the smoothed counts at its own site, from which its own
+    alleles are removed first (its site's weight there is one, so this is the leave-one-out
+    of :mod:`matching.assignment`).
 
     Returns
     -------
@@ -543,15 +540,16 @@ def cross_validation_log_likelihood(
     """
     reference = sites.reference
     codes = sites.encode(reference)
-    site = np.array([sites.populations.index(p) for p in reference.population], dtype=np.int64)
+    site = sites.own_populations(reference)
     distance = great_circle_km(site_lat[:, None], site_lon[:, None], site_lat[None, :],
                                site_lon[None, :])
-    np.fill_diagonal(distance, np.inf)
     scores = np.empty(len(bandwidths_km))
     for k, bandwidth in enumerate(bandwidths_km):
-        weights = np.ascontiguousarray(smoothing_weights(distance, bandwidth).T)  # (S', S)
-        counts, totals = _smoothed(sites, weights)
-        log_likelihood = _score(sites, counts, totals, codes)
+        counts, totals = _smoothed(sites, smoothing_weights(distance, bandwidth))
+        log_x, log_x1, log_norm = assignment_kernels.log_tables(counts, totals, sites.prior)
+        log_likelihood = assignment_kernels.population_log_likelihoods(
+            codes, log_x, log_x1, log_norm, counts, totals, sites.prior, site
+        )
         scores[k] = log_likelihood[np.arange(len(site)), site].sum()
     return scores
 

@@ -100,15 +100,29 @@ def test_grid_around_sites_covers_them_and_respects_range():
 
 
 def test_smoothing_weights():
-    distance = np.array([[0.0, 100.0, 300.0], [5000.0, 6000.0, 7000.0]])
+    distance = np.array([[0.0, 100.0, 300.0], [np.inf, 5000.0, 50.0]])
     weights = smoothing_weights(distance, 100.0)
-    np.testing.assert_allclose(weights.sum(axis=1), 1.0)
-    z = np.exp(-0.5 * (distance[0] / 100.0) ** 2)
-    np.testing.assert_allclose(weights[0], z / z.sum())
-    # Far from every site the nearest one dominates instead of everything underflowing.
-    assert weights[1, 0] == pytest.approx(1.0)
-    excluded = smoothing_weights(np.array([[np.inf, 100.0, 200.0]]), 100.0)
-    assert excluded[0, 0] == 0.0
+    np.testing.assert_allclose(weights[0], [1.0, math.exp(-0.5), math.exp(-4.5)])
+    assert weights[1, 0] == 0.0  # an excluded site
+    assert weights[1, 1] == pytest.approx(math.exp(-1250.0), abs=0)
+
+
+def test_far_from_every_site_the_predictive_tends_to_the_prior(cline):
+    sim, reference, model, rng = cline
+    far = Grid(np.array([60.0, 61.0]), np.array([100.0, 101.0]), np.ones((1, 1), bool))
+    remote = GeographicModel(model.sites, model.site_lat, model.site_lon, far,
+                             model.bandwidth_km)
+    queries = sim.sample(0, 3, rng, prefix="far-", label=False)
+    counts, totals = remote.cell_counts
+    assert totals.max() < 1e-12
+    expected = np.zeros(3)
+    for i in range(3):
+        for j in range(queries.n_loci):
+            a, b = queries.alleles[i, j]
+            if a >= 0:
+                prior = model.sites.prior[j]
+                expected[i] += math.log((prior * (prior + 1) if a == b else 2 * prior**2) / 2)
+    np.testing.assert_allclose(remote.cell_log_likelihoods(queries)[:, 0], expected, rtol=1e-9)
 
 
 # ---------------------------------------------------------------------- smoothing and twins
@@ -138,7 +152,6 @@ def test_cell_log_likelihoods_match_slow_smoothing(cline):
         for name, info in ((p.name, p) for p in reference.populations):
             d = float(great_circle_km(lat, lon, info.lat, info.lon))
             kernel[name] = math.exp(-0.5 * (d / h) ** 2)
-        total_kernel = sum(kernel.values())
         for i in range(len(queries)):
             expected = 0.0
             for j, locus in enumerate(queries.loci):
@@ -148,7 +161,7 @@ def test_cell_log_likelihoods_match_slow_smoothing(cline):
                 smoothed = Counter()
                 for name, k in kernel.items():
                     for allele, count in counters[(name, locus)].items():
-                        smoothed[allele] += k / total_kernel * count
+                        smoothed[allele] += k * count
                 expected += math.log(slow_genotype_probability(smoothed, n_alleles[locus], a, b))
             assert fast[i, c] == pytest.approx(expected, abs=1e-9)
 
@@ -199,6 +212,8 @@ def test_leave_one_out_kernel_equals_numpy_twin(n_loci, n_alleles, missing):
 
 
 def test_cross_validation_matches_slow_computation(cline):
+    """Each animal scored at its own site from every site's kernel-weighted counts, its own
+    alleles removed."""
     sim, reference, model, _ = cline
     table = reference.table
     counters = slow_site_counters(table)
@@ -211,11 +226,9 @@ def test_cross_validation_matches_slow_computation(cline):
         for s, name in enumerate(model.sites.populations):
             kernel = {}
             for t, other in enumerate(model.sites.populations):
-                if t != s:
-                    d = float(great_circle_km(model.site_lat[s], model.site_lon[s],
-                                              model.site_lat[t], model.site_lon[t]))
-                    kernel[other] = math.exp(-0.5 * (d / h) ** 2)
-            norm = sum(kernel.values())
+                d = float(great_circle_km(model.site_lat[s], model.site_lon[s],
+                                          model.site_lat[t], model.site_lon[t]))
+                kernel[other] = math.exp(-0.5 * (d / h) ** 2)
             for i in np.flatnonzero(table.population == name):
                 for j, locus in enumerate(table.loci):
                     a, b = (int(v) for v in table.alleles[i, j])
@@ -224,7 +237,9 @@ def test_cross_validation_matches_slow_computation(cline):
                     smoothed = Counter()
                     for other, weight in kernel.items():
                         for allele, count in counters[(other, locus)].items():
-                            smoothed[allele] += weight / norm * count
+                            smoothed[allele] += weight * count
+                    smoothed[a] -= 1
+                    smoothed[b] -= 1
                     total += math.log(
                         slow_genotype_probability(smoothed, n_alleles[locus], a, b))
         assert fast[k] == pytest.approx(total, abs=1e-7)
