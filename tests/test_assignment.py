@@ -6,6 +6,8 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dnatrack.genotypes import GenotypeTable
 from dnatrack.reference import load_reference_set
@@ -70,6 +72,27 @@ def test_leave_one_out_differs_only_in_own_population():
     np.testing.assert_array_equal(loo.log_likelihood[other], plain[other])
     # Taking an animal's own alleles out can only lower its likelihood under its population.
     assert (loo.log_likelihood[~other] < plain[~other]).all()
+
+
+@settings(deadline=None, max_examples=30)
+@given(
+    n_loci=st.integers(1, 5),
+    n_alleles=st.integers(1, 5),
+    missing=st.floats(0.0, 0.95),
+    seed=st.integers(0, 2**31),
+)
+def test_random_tables_match_slow_formula(n_loci, n_alleles, missing, seed):
+    reference, queries = reference_and_queries(n_loci, n_alleles, missing, seed,
+                                               concentration=0.5)
+    model = AssignmentModel.from_table(reference)
+    plain = model.assign(queries, exclusion_simulations=0)
+    np.testing.assert_allclose(plain.log_likelihood, slow_log_likelihoods(reference, queries),
+                               rtol=0, atol=1e-9)
+    loo = self_assign(model).assignment
+    np.testing.assert_allclose(loo.log_likelihood,
+                               slow_log_likelihoods(reference, reference, leave_one_out=True),
+                               rtol=0, atol=1e-9)
+    np.testing.assert_allclose(plain.posterior.sum(axis=1), 1.0)
 
 
 def test_alleles_unseen_in_reference():
