@@ -108,10 +108,13 @@ def allele_counts(
 def point_frequencies(counts: AlleleCounts, floor: bool = True) -> np.ndarray:
     """Allele frequencies ``n_a / n`` per population and locus.
 
-    With ``floor=True`` (used for match statistics), every allele of the coding gets at least
-    the NRC II minimum ``5 / (2N)``, N being the number of animals typed at that locus in that
-    population, and the frequencies at each locus are renormalised to sum to one. Padding
-    entries stay zero. A population with no typed animal at a locus gets equal frequencies.
+    With ``floor=True`` (used for match statistics), every allele gets at least the NRC II
+    minimum ``5 / (2N)``, N being the number of animals typed at that locus in that population.
+    The alleles seen anywhere in the counts are then renormalised to sum to one; alleles seen
+    nowhere (present in the coding only because a query carries them) keep the floor, capped at
+    ``1 / (alleles seen + 1)`` for tiny samples, and are *not* renormalised, so the frequencies of known alleles — and the statistics of profiles
+    made of them — do not depend on which other queries are in the batch. Padding entries stay
+    zero. A population with no typed animal at a locus gets equal frequencies.
 
     Returns
     -------
@@ -120,12 +123,16 @@ def point_frequencies(counts: AlleleCounts, floor: bool = True) -> np.ndarray:
     raw = counts.counts.astype(np.float64)
     totals = raw.sum(axis=2, keepdims=True)
     mask = counts.allele_mask[None, :, :]
-    n_alleles = counts.coding.n_alleles.astype(np.float64)[None, :, None]
+    seen = (counts.counts.sum(axis=0) > 0)[None, :, :] if floor else mask
+    n_seen = np.maximum(seen.sum(axis=2, keepdims=True), 1).astype(np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
-        freqs = np.where(totals > 0, raw / totals, 1.0 / np.maximum(n_alleles, 1.0))
-        if floor:
-            minimum = np.where(totals > 0, 5.0 / totals, 0.0)  # 5 / 2N with 2N = allele copies
-            freqs = np.maximum(freqs, minimum)
+        freqs = np.where(totals > 0, raw / totals, 1.0 / n_seen)
+        minimum = np.where(totals > 0, 5.0 / totals, 0.0)  # 5 / 2N with 2N = allele copies
+    if floor:
+        freqs = np.maximum(freqs, minimum)
     freqs = np.where(mask, freqs, 0.0)
-    sums = freqs.sum(axis=2, keepdims=True)
-    return np.divide(freqs, sums, out=np.zeros_like(freqs), where=sums > 0)
+    known = np.where(seen, freqs, 0.0)
+    sums = known.sum(axis=2, keepdims=True)
+    normalised = np.divide(known, sums, out=np.zeros_like(known), where=sums > 0)
+    unseen = np.minimum(freqs, 1.0 / (n_seen + 1.0))
+    return np.where(seen, normalised, np.where(mask, unseen, 0.0))

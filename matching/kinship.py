@@ -246,8 +246,11 @@ class KinshipSearch:
     def tables(self) -> KinshipTables:
         if self._tables is None:
             freqs = point_frequencies(self.counts, floor=True)[0]
+            # Reference alleles come first in the coding; the rest are seen only in queries.
+            n_reference = (self.counts.counts[0] > 0).sum(axis=1)
             self._tables = kinship_tables(
-                freqs, self.counts.coding.n_alleles, self.theta, self.relationships, self.errors
+                freqs, self.counts.coding.n_alleles, self.theta, self.relationships,
+                self.errors, n_reference_alleles=n_reference,
             )
         return self._tables
 

@@ -147,13 +147,30 @@ def ibd_pair_probabilities(freqs: np.ndarray, theta: float) -> np.ndarray:
     return np.stack([ibd0, ibd1, ibd2])
 
 
-def observation_matrix(n_alleles: int, errors: ErrorModel) -> np.ndarray:
-    """``E[true, observed]`` for the genotypes of a locus under ``errors`` (rows sum to one)."""
+def observation_matrix(
+    n_alleles: int, errors: ErrorModel, n_reference_alleles: int | None = None
+) -> np.ndarray:
+    """``E[true, observed]`` for the genotypes of a locus under ``errors`` (rows sum to one).
+
+    A miscall turns a genotype into any other genotype of the reference alleles (codes
+    ``0..n_reference_alleles-1``, all alleles by default) with equal probability. Alleles seen
+    only in queries are never miscall targets, so the error model of known genotypes does not
+    change when a batch brings new alleles.
+    """
     g = n_genotypes(n_alleles)
     if g == 1:
         return np.ones((1, 1))
     a, b = genotype_alleles(n_alleles)
-    matrix = np.full((g, g), errors.miscall_rate / (g - 1))
+    known = n_alleles if n_reference_alleles is None else n_reference_alleles
+    targets = b < known
+    n_targets = int(targets.sum())
+    matrix = np.zeros((g, g))
+    if n_targets > 1:
+        # every true genotype spreads the miscall rate over the reference genotypes other
+        # than itself
+        per_target = np.where(targets, errors.miscall_rate / (n_targets - 1),
+                              errors.miscall_rate / n_targets)
+        matrix[:, targets] = per_target[:, None]
     for true in np.flatnonzero(a != b):
         for allele in (a[true], b[true]):
             matrix[true, allele * (allele + 1) // 2 + allele] += errors.dropout_rate / 2
@@ -163,13 +180,16 @@ def observation_matrix(n_alleles: int, errors: ErrorModel) -> np.ndarray:
 
 
 def observed_pair_probabilities(
-    freqs: np.ndarray, theta: float, errors: ErrorModel = NO_ERROR
+    freqs: np.ndarray,
+    theta: float,
+    errors: ErrorModel = NO_ERROR,
+    n_reference_alleles: int | None = None,
 ) -> np.ndarray:
     """:func:`ibd_pair_probabilities` of the *observed* genotypes: ``Eᵀ P_k E`` for each k."""
     true = ibd_pair_probabilities(freqs, theta)
     if errors == NO_ERROR:
         return true
-    e = observation_matrix(len(freqs), errors)
+    e = observation_matrix(len(freqs), errors, n_reference_alleles)
     return np.stack([e.T @ joint @ e for joint in true])
 
 
@@ -178,8 +198,12 @@ def locus_log10_lr(
     theta: float,
     relationships: tuple[str, ...] = tuple(RELATIONSHIPS),
     errors: ErrorModel = NO_ERROR,
+    n_reference_alleles: int | None = None,
 ) -> np.ndarray:
     """``log10 LR`` of each relationship against unrelated for every genotype pair of a locus.
+
+    ``n_reference_alleles``: alleles ``0..n-1`` are the reference's, the rest seen only in
+    queries (see :func:`observation_matrix`).
 
     Returns
     -------
@@ -187,7 +211,7 @@ def locus_log10_lr(
         ``-inf`` where a relationship is impossible (only without an error model).
     """
     coefficients = relationship_coefficients(relationships)
-    q = observed_pair_probabilities(freqs, theta, errors)
+    q = observed_pair_probabilities(freqs, theta, errors, n_reference_alleles)
     related = np.einsum("rk,kgh->ghr", coefficients, q)
     with np.errstate(divide="ignore"):
         return np.log10(related) - np.log10(q[0])[:, :, None]
@@ -250,6 +274,7 @@ def kinship_tables(
     theta: float,
     relationships: tuple[str, ...] = tuple(RELATIONSHIPS),
     errors: ErrorModel | None = None,
+    n_reference_alleles: np.ndarray | None = None,
 ) -> KinshipTables:
     """Build the flattened per-locus log10 LR tables for a panel.
 
@@ -266,6 +291,9 @@ def kinship_tables(
         Names from :data:`RELATIONSHIPS`.
     errors : ErrorModel, optional
         Genotyping error model; the default :class:`ErrorModel` rates when ``None``.
+    n_reference_alleles : ndarray of int, shape (n_loci,), optional
+        Alleles per locus seen in the reference (the first codes); the others are seen only
+        in queries and are never miscall targets. Default: all of them.
     """
     errors = ErrorModel() if errors is None else errors
     relationships = tuple(relationships)
@@ -273,8 +301,10 @@ def kinship_tables(
     n_rel = len(relationships)
     blocks, offsets, strides = [], [], []
     offset = 0
+    known = n_alleles if n_reference_alleles is None else n_reference_alleles
     for locus, count in enumerate(np.asarray(n_alleles)):
-        table = locus_log10_lr(freqs[locus, :count], theta, relationships, errors)
+        table = locus_log10_lr(freqs[locus, :count], theta, relationships, errors,
+                               int(known[locus]))
         stride = table.shape[0] + 1
         padded = np.zeros((stride, stride, n_rel))
         padded[:-1, :-1] = table

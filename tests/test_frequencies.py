@@ -59,5 +59,19 @@ def test_floor_on_a_larger_sample_matches_hand_computation():
     coding = AlleleCoding(("L",), (np.array([1, 2, 3], dtype=np.int16),))
     freqs = point_frequencies(allele_counts(t, coding))[0, 0]
     floor = 5 / 100
-    expected = np.array([0.99, floor, floor]) / (0.99 + 2 * floor)
+    # alleles seen in the reference are floored and renormalised; the unseen one keeps the floor
+    expected = np.array([0.99 / (0.99 + floor), floor / (0.99 + floor), floor])
     assert np.allclose(freqs, expected)
+
+
+def test_frequencies_of_known_alleles_do_not_depend_on_the_batch():
+    t = table()
+    alone = point_frequencies(allele_counts(t))
+    batch = GenotypeTable([[[96, 112], [5, 11]]], ["x"], ["L0", "L1"])
+    extended = point_frequencies(allele_counts(t, AlleleCoding.from_tables(t).extend(batch)))
+    assert np.array_equal(extended[:, 0, :3], alone[:, 0, :3])
+    assert np.array_equal(extended[:, 1, :2], alone[:, 1, :2])
+    # the batch's novel alleles (96, 112 at L0; 5, 11 at L1) get the floor, capped at
+    # 1 / (alleles seen + 1) in these tiny samples
+    assert np.allclose(extended[:, 0, 3:5], 1 / 4)
+    assert np.allclose(extended[:, 1, 2:4], 1 / 3)
