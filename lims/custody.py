@@ -10,9 +10,9 @@ an event is::
 
 where ``prev_hash`` is the 64 hex digits of the previous event's hash (64 zeros for event 1),
 and the canonical JSON has sorted keys, no whitespace, UTF-8, and times as UTC ISO 8601 with
-microseconds and a ``Z`` (see :func:`canonical_event`). Appending takes a lock on the chain
-(a transaction-level advisory lock on PostgreSQL; SQLite serialises writers itself), and the
-primary key on ``seq`` stops two writers from forking the chain even without it.
+microseconds and a ``Z`` (see :func:`canonical_event`). Appending first updates the single
+row of ``custody_append_lock``, which makes concurrent writers on SQLite and PostgreSQL take
+turns; the primary key on ``seq`` would in any case stop two writers from forking the chain.
 
 The chain cannot show that events were cut off its *end*; comparing the head hash printed on
 an earlier report (:func:`verify_ledger` ``known_heads``) does.
@@ -33,6 +33,7 @@ from lims.database import utcnow
 from lims.models import (
     EVENT_TYPES,
     SIGNATURE_MEANINGS,
+    CustodyAppendLock,
     CustodyEvent,
     Extract,
     Item,
@@ -45,9 +46,6 @@ from lims.models import (
 GENESIS_HASH = "0" * 64
 
 SUBJECT_KINDS = {"seizure": Seizure, "item": Item, "sample": Sample, "extract": Extract}
-
-# Any lock id will do as long as it is only used for this; it reads "dnatrack".
-_POSTGRESQL_LOCK_ID = 0x646E617472616B
 
 # Clocks of the recording machine and of whoever typed the time disagree a little.
 _FUTURE_TOLERANCE = dt.timedelta(minutes=5)
@@ -114,8 +112,14 @@ def ledger_head(session: Session) -> LedgerHead:
 
 
 def _lock_chain(session: Session) -> None:
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(sa.select(sa.func.pg_advisory_xact_lock(_POSTGRESQL_LOCK_ID)))
+    """Take the append lock until the transaction ends (see :class:`CustodyAppendLock`)."""
+    lock = CustodyAppendLock.__table__
+    updated = session.execute(
+        sa.update(lock).where(lock.c.id == 1).values(appends=lock.c.appends + 1)
+    )
+    if updated.rowcount == 0:
+        # The row is made by the migration; put it back if someone removed it.
+        session.execute(sa.insert(lock).values(id=1, appends=1))
 
 
 def _check_event(

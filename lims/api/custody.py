@@ -110,7 +110,13 @@ Resource(
     response_status=201,
 )
 def create_custody_event():
-    values = CUSTODY_EVENT.load(json_body(), mode="create")
+    event = _append_event(CUSTODY_EVENT.load(json_body(), mode="create"))
+    db.session.commit()
+    location_url = url_for("api.get_custody_event", record_id=event.seq)
+    return CUSTODY_EVENT.dump(event), 201, {"Location": location_url}
+
+
+def _append_event(values: dict) -> CustodyEvent:
     kind = values.pop("subject_type")
     subject = load_reference(SUBJECT_KINDS[kind], values.pop("subject_id"), "subject_id", kind)
     location = load_reference(
@@ -120,7 +126,7 @@ def create_custody_event():
         "storage location",
     )
     try:
-        event = record_event(
+        return record_event(
             db.session,
             subject=subject,
             actor=current_user,
@@ -131,9 +137,6 @@ def create_custody_event():
     except CustodyError as error:
         problems = [{"field": error.field, "message": str(error)}] if error.field else None
         raise ApiError(422, str(error), {"problems": problems} if problems else None) from None
-    db.session.commit()
-    location_url = url_for("api.get_custody_event", record_id=event.seq)
-    return CUSTODY_EVENT.dump(event), 201, {"Location": location_url}
 
 
 SAMPLE_HISTORY = Schema(

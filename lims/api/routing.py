@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from flask import Blueprint, current_app, request, url_for
 from flask_login import current_user
 
+from lims.access import visible
 from lims.api.schema import FieldError, Schema, check_value, invalid
 from lims.errors import ApiError
 from lims.extensions import db
@@ -174,8 +175,6 @@ Scope = Callable[[type, Any, bool], Any]
 
 
 def _default_scope(model: type, user, for_writing: bool):
-    from lims.access import visible
-
     return visible(model, user, for_writing=for_writing)
 
 

@@ -5,6 +5,7 @@ from lims.models.custody import (
     EVENT_TYPES,
     SIGNATURE_MEANINGS,
     AuditRecord,
+    CustodyAppendLock,
     CustodyEvent,
 )
 from lims.models.evidence import (
@@ -48,6 +49,7 @@ __all__ = [
     "AuditRecord",
     "Case",
     "CaseShare",
+    "CustodyAppendLock",
     "CustodyEvent",
     "Extract",
     "GenotypeImport",

@@ -80,6 +80,20 @@ class CustodyEvent(Base):
         raise ValueError(f"custody event {self.seq} has no subject")
 
 
+class CustodyAppendLock(Base):
+    """A single row every append to the ledger updates first, so appends take turns.
+
+    The update holds a row lock on PostgreSQL and the write lock on SQLite until the
+    appending transaction ends; the next writer waits and then reads the new head.
+    """
+
+    __tablename__ = "custody_append_lock"
+    __table_args__ = (sa.CheckConstraint("id = 1", name="single_row"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    appends: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+
+
 class AuditRecord(Base):
     """One change to one record: the changed fields with old and new values, who and when.
 

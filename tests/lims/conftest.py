@@ -28,7 +28,7 @@ from lims.auth import new_api_token
 from lims.database import Base, create_database_engine
 from lims.extensions import db
 from lims.migrate import upgrade
-from lims.models import Agency, ApiToken, User, hash_token
+from lims.models import Agency, ApiToken, CustodyAppendLock, User, hash_token
 
 POSTGRESQL_URL = os.environ.get("DNATRACK_TEST_DATABASE_URL")
 BACKENDS = ["sqlite"] + (["postgresql"] if POSTGRESQL_URL else [])
@@ -65,13 +65,14 @@ class PostgresqlTestSchema:
         self.engine = create_database_engine(self.url)
 
     def empty(self) -> None:
-        """Remove every row. The replica role switches off triggers, so the ledger's refusal
-        and foreign-key checks stand aside; DELETE is much faster than TRUNCATE on tiny
-        tables. Ids keep counting up, which no test relies on."""
+        """Remove every row but the ledger's append lock. The replica role switches off
+        triggers, so the ledger's refusal and foreign-key checks stand aside; DELETE is much
+        faster than TRUNCATE on tiny tables. Ids keep counting up; no test relies on them."""
         with self.engine.begin() as connection:
             connection.execute(sa.text("SET LOCAL session_replication_role = replica"))
             for table in reversed(Base.metadata.sorted_tables):
-                connection.execute(table.delete())
+                if table.name != CustodyAppendLock.__tablename__:
+                    connection.execute(table.delete())
 
     def drop(self) -> None:
         self.engine.dispose()

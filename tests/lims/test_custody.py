@@ -18,7 +18,7 @@ from lims.custody import (
     verify_ledger,
 )
 from lims.database import create_database_engine
-from lims.models import CustodyEvent, Item, Sample, Seizure, StorageLocation
+from lims.models import CustodyAppendLock, CustodyEvent, Item, Sample, Seizure, StorageLocation
 from tests.lims.factories import make_case_tree, make_user
 
 T0 = dt.datetime(2024, 3, 1, 6, 0, tzinfo=dt.UTC)
@@ -331,3 +331,23 @@ def _freezer(session, user) -> StorageLocation:
     session.add(location)
     session.flush()
     return location
+
+
+def test_appends_take_the_lock_row_and_restore_it_if_removed(session, tree, custodian):
+    before = session.get(CustodyAppendLock, 1).appends
+    record_three(session, tree, custodian)
+    session.expire_all()
+    assert session.get(CustodyAppendLock, 1).appends == before + 3
+    session.execute(sa.delete(CustodyAppendLock))
+    session.commit()
+    record_event(
+        session,
+        event_type="open",
+        subject=session.get(Sample, tree.sample_ids[1]),
+        actor=custodian,
+        signature_meaning="performed",
+    )
+    session.commit()
+    session.expire_all()
+    assert session.get(CustodyAppendLock, 1).appends == 1
+    assert verify_ledger(session).n_events == 4

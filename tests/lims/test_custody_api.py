@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from lims.custody import GENESIS_HASH
@@ -111,3 +113,26 @@ def test_storage_moves_go_through_the_ledger(login, trees):
     assert (
         custodian.get(f"/api/v1/samples/{sample_id}").json["storage_location_id"] == (freezer["id"])
     )
+
+
+def test_concurrent_appends_never_fork_the_chain(app, login, trees):
+    custodian = login("custodian")
+    sample_id = trees["A"].sample_ids[0]
+    statuses = []
+
+    def append_five():
+        client = app.test_client()
+        for _ in range(5):
+            response = client.post(
+                "/api/v1/custody-events", json=event(sample_id, "open"), headers=custodian.headers
+            )
+            statuses.append(response.status_code)
+
+    threads = [threading.Thread(target=append_five) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert statuses == [201] * 20
+    verification = login("reviewer").get("/api/v1/custody/verification").json
+    assert verification["ok"] and verification["n_events"] == 20

@@ -539,6 +539,14 @@ def upgrade() -> None:
     )
     op.create_index(op.f("ix_extract_sample_id"), "extract", ["sample_id"], unique=False)
 
+    lock = op.create_table(
+        "custody_append_lock",
+        sa.Column("id", sa.Integer(), autoincrement=False, nullable=False),
+        sa.Column("appends", sa.BigInteger(), nullable=False),
+        sa.CheckConstraint("id = 1", name=op.f("ck_custody_append_lock_single_row")),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_custody_append_lock")),
+    )
+    op.bulk_insert(lock, [{"id": 1, "appends": 0}])
     op.create_table(
         "custody_event",
         sa.Column("seq", sa.Integer(), autoincrement=False, nullable=False),
@@ -711,6 +719,7 @@ def downgrade() -> None:
     op.drop_index(op.f("ix_custody_event_extract_id"), table_name="custody_event")
 
     op.drop_table("custody_event")
+    op.drop_table("custody_append_lock")
     op.drop_index(op.f("ix_extract_sample_id"), table_name="extract")
 
     op.drop_table("extract")
