@@ -292,3 +292,31 @@ def test_import_needs_the_right_role_and_a_known_panel(login, trees):
     response = upload(analyst, WIDE, "run.csv", panel="nope")
     assert response.status_code == 422
     assert response.json["details"]["problems"][0]["field"] == "panel"
+
+
+def test_bundled_panels_are_found_by_name(analyst, trees):
+    response = analyst.post(
+        "/api/v1/profiles",
+        json={
+            "sample_id": trees["A"].sample_ids[0],
+            "panel": "elephant_16str",
+            "alleles": {"FH19": [160, 170]},
+        },
+    )
+    assert response.status_code == 201, response.json
+    assert response.json["panel"] == "elephant_16str"
+    off_range = analyst.post(
+        "/api/v1/profiles",
+        json={
+            "sample_id": trees["A"].sample_ids[1],
+            "panel": "elephant_16str",
+            "alleles": {"FH19": [150, 170]},
+        },
+    )
+    assert off_range.status_code == 422
+    assert "157..213" in off_range.json["details"]["problems"][0]["message"]
+    traversal = analyst.post(
+        "/api/v1/profiles",
+        json={"sample_id": trees["A"].sample_ids[1], "panel": "../secrets", "alleles": {}},
+    )
+    assert traversal.status_code == 422
