@@ -1,14 +1,18 @@
 """Calibrating kinship cutoffs by simulation (DESIGN 5.3).
 
 For each relationship ``R`` and number of loci compared ``m``, the cutoff is the smallest
-``log10 LR_R`` whose false-positive rate per unrelated pair is at most ``α`` (by default
-``0.01 / pairs compared``), and the power is the share of true ``R`` pairs reaching it.
+``log10 LR_R`` whose false-positive rate per unrelated pair is at most ``α / n_relationships``,
+so that an unrelated pair passes *any* of the relationships tested with probability at most
+``α`` (by default ``0.01 / pairs compared``); the power is the share of true ``R`` pairs
+reaching the cutoff.
 
 Genotype pairs are drawn exactly from the model the search scores them with — per-locus joint
 distributions of observed genotypes under each relationship, with θ and the error model — so
 LRs are exact likelihood ratios of the simulation. That allows importance sampling of the far
 tail: for pairs drawn under ``R``, ``P(LR_R ≥ t | unrelated) = E_R[1{LR_R ≥ t} / LR_R]``, which
-estimates false-positive rates far below ``1 / n_simulations``. The cutoff never exceeds
+estimates false-positive rates far below ``1 / n_simulations``; the cutoff is chosen where the
+estimate plus two standard errors stays below the target, so simulation noise errs on the safe
+side. The cutoff never exceeds
 ``log10(1/α)``, which bounds the rate for any model (``E[LR | unrelated] = 1``, Markov).
 Directly simulated unrelated pairs give an empirical check at rates simulation can reach.
 """
@@ -188,7 +192,8 @@ def calibrate(
         Genotyping error model (default rates when ``None``).
     relationships : tuple of str
     false_positive_rate : float, optional
-        Target false-positive rate per unrelated pair; default ``0.01 / pairs_compared``.
+        Target false-positive rate per unrelated pair, over all relationships tested together;
+        default ``0.01 / pairs_compared``.
     pairs_compared : float
         Expected number of pairs a search compares (used for the default rate).
     loci_counts : tuple of int, optional
@@ -231,12 +236,13 @@ def calibrate(
     cumulative = np.cumsum(ranked, axis=2)
 
     cutoffs, power, exceeding = {}, {}, {}
-    markov = float(np.log10(1.0 / alpha))
+    per_relationship = alpha / len(relationships)
+    markov = float(np.log10(1.0 / per_relationship))
     for r, name in enumerate(relationships):
         cutoffs[name], power[name], exceeding[name] = {}, {}, {}
         for m in loci_counts:
             related = cumulative[r, :, m - 1, r]
-            cutoff = min(_importance_cutoff(related, alpha), markov)
+            cutoff = min(_importance_cutoff(related, per_relationship), markov)
             cutoffs[name][m] = cutoff
             power[name][m] = float(np.mean(related >= cutoff))
             unrelated = cumulative[-1, :, m - 1, r]
@@ -259,12 +265,17 @@ def calibrate(
 
 
 def _importance_cutoff(related_log10_lr: np.ndarray, alpha: float) -> float:
-    """Smallest observed ``t`` with ``mean(1{x ≥ t} · 10^−x) ≤ α`` over pairs simulated under
-    the relationship (``inf`` when no observed value qualifies)."""
+    """Smallest observed ``t`` whose importance-sampling estimate of the false-positive rate,
+    ``mean(1{x ≥ t} · 10^−x)`` over pairs simulated under the relationship, plus two standard
+    errors, is at most ``α`` (``inf`` when no observed value qualifies)."""
+    n = len(related_log10_lr)
     x = np.sort(related_log10_lr)[::-1]
     x = x[np.isfinite(x)]
-    rate = np.cumsum(10.0 ** -x) / len(related_log10_lr)
-    ok = np.flatnonzero(rate <= alpha)
+    weights = 10.0 ** -x
+    mean = np.cumsum(weights) / n
+    second = np.cumsum(weights**2) / n
+    standard_error = np.sqrt(np.maximum(second - mean**2, 0.0) / n)
+    ok = np.flatnonzero(mean + 2.0 * standard_error <= alpha)
     if ok.size == 0:
         return float("inf")
     k = ok[-1]

@@ -65,18 +65,32 @@ def test_cutoff_controls_the_exact_false_positive_rate(relationship):
     assert lower_fpr > alpha * 0.7
 
 
-def test_cutoff_is_capped_by_the_markov_bound_and_rates_are_reported():
+def test_unreachable_rates_fall_back_to_the_markov_bound():
+    # Four loci cannot reach 1e-14 per pair: the cutoff is log10(n_relationships / alpha),
+    # which bounds the rate for any model since E[LR | unrelated] = 1.
     reference = small_reference(n_loci=4, n=100, seed=1)
     result = calibrate(reference, theta=THETA, errors=ERRORS, pairs_compared=1e12,
                        n_simulations=2000, seed=2)
     assert result.false_positive_rate == pytest.approx(1e-14)
     for name in RELATIONSHIPS:
-        for m in result.loci_counts:
-            assert result.cutoffs[name][m] <= 14.0 + 1e-12
-            assert result.unrelated_exceeding[name][m] == 0
-    assert result.loci_counts == (4,)
-    rows = result.rows()
-    assert {row["relationship"] for row in rows} == set(RELATIONSHIPS)
+        assert result.cutoffs[name][4] == pytest.approx(np.log10(4 / 1e-14))
+        assert result.power[name][4] == 0.0
+    assert {row["relationship"] for row in result.rows()} == set(RELATIONSHIPS)
+
+
+def test_the_rate_is_shared_among_the_relationships_tested():
+    reference = small_reference(n=300, seed=6)
+    options = dict(theta=THETA, errors=ERRORS, false_positive_rate=1e-3, loci_counts=(3,),
+                   n_simulations=60_000, seed=7)
+    alone = calibrate(reference, relationships=("parent_offspring",), **options)
+    together = calibrate(reference, **options)
+    po_alone = alone.cutoffs["parent_offspring"][3]
+    po_together = together.cutoffs["parent_offspring"][3]
+    assert po_together > po_alone
+    _, power_alone = exact_tail(reference, "parent_offspring", po_alone)
+    fpr_together, _ = exact_tail(reference, "parent_offspring", po_together)
+    assert fpr_together <= 1e-3 / 4 * 1.3
+    assert together.power["parent_offspring"][3] <= power_alone
 
 
 def test_more_loci_give_more_power_and_roundtrip_through_json(tmp_path):

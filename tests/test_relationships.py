@@ -194,3 +194,15 @@ def test_genotype_codes_and_flat_tables():
     block = tables.locus_table(1)
     assert np.allclose(block[:3, :3], locus_log10_lr(freqs[1, :2], 0.01, errors=ErrorModel()))
     assert np.all(block[3] == 0) and np.all(block[:, 3] == 0)
+
+
+def test_alleles_seen_only_in_queries_are_not_miscall_targets():
+    # 3 alleles, the last seen only in a query: genotypes 0=(0,0) 1=(0,1) 2=(1,1) are known
+    e = observation_matrix(3, ErrorModel(dropout_rate=0.0, miscall_rate=0.06),
+                           n_reference_alleles=2)
+    assert np.allclose(e.sum(axis=1), 1.0)
+    known = [0, 1, 2]
+    novel = [3, 4, 5]
+    assert np.allclose(e[np.ix_(known, novel)], 0.0)
+    assert np.allclose(e[0, [1, 2]], 0.03)  # spread over the two other known genotypes
+    assert np.allclose(e[3, known], 0.02)  # a novel genotype is miscalled into known ones
