@@ -32,16 +32,25 @@ def popcount64(x):
 
 @kernel
 def typed_bits(codes, missing_codes):
-    """One uint64 per profile with bit ``l`` set when locus ``l`` is typed (≤ 64 loci)."""
+    """Typed-locus bit masks: uint64 (n, ceil(n_loci / 64)), bit ``l % 64`` of word
+    ``l // 64`` set when locus ``l`` is typed."""
     n, n_loci = codes.shape
-    bits = np.zeros(n, dtype=np.uint64)
+    n_words = max(1, (n_loci + 63) // 64)
+    bits = np.zeros((n, n_words), dtype=np.uint64)
     for i in range(n):
-        value = np.uint64(0)
         for locus in range(n_loci):
             if codes[i, locus] != missing_codes[locus]:
-                value |= np.uint64(1) << np.uint64(locus)
-        bits[i] = value
+                bits[i, locus // 64] |= np.uint64(1) << np.uint64(locus % 64)
     return bits
+
+
+@kernel
+def shared_typed(bits, i, other_bits, j):
+    """Number of loci typed in both row ``i`` of ``bits`` and row ``j`` of ``other_bits``."""
+    count = 0
+    for word in range(bits.shape[1]):
+        count += popcount64(bits[i, word] & other_bits[j, word])
+    return count
 
 
 @parallel_kernel
@@ -71,7 +80,7 @@ def scan_pairs(
         Genotype codes of the columns times ``N_CHANNELS`` (their offset within a table
         row). With ``triangular`` rows and columns are the same profiles and only pairs
         ``j > i`` are scored.
-    query_bits, target_bits : uint64 (n,)
+    query_bits, target_bits : uint64 (n, n_words)
         Typed-locus bit masks (:func:`typed_bits`).
     target_typed : int64 (n_target,)
         Number of typed loci of each column.
@@ -119,13 +128,12 @@ def scan_pairs(
                     base[locus] = np.uint64(
                         offsets[locus] + query_codes[i, locus] * strides[locus] * N_CHANNELS
                     )
-                bits_i = query_bits[i]
                 # Any column typed at this many loci shares at least min_loci with row i, so
                 # the exact count is needed only below it (and for pairs kept).
-                surely_enough = min_loci + n_loci - popcount64(bits_i)
+                surely_enough = min_loci + n_loci - shared_typed(query_bits, i, query_bits, i)
                 for j in range(j_start, tile_stop):
                     if target_typed[j] < surely_enough:
-                        if popcount64(bits_i & target_bits[j]) < min_loci:
+                        if shared_typed(query_bits, i, target_bits, j) < min_loci:
                             continue
                     # Unsigned indices spare numba's negative-index wraparound checks, which
                     # otherwise double the cost of this loop.
@@ -143,7 +151,7 @@ def scan_pairs(
                         if found < capacity:
                             rows[block, found] = i
                             cols[block, found] = j
-                            loci[block, found] = popcount64(bits_i & target_bits[j])
+                            loci[block, found] = shared_typed(query_bits, i, target_bits, j)
                             lr[block, found, 0] = t0
                             lr[block, found, 1] = t1
                             lr[block, found, 2] = t2

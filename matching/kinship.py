@@ -47,7 +47,6 @@ ROWS_PER_BLOCK = 64
 # Pairs per chunk of row blocks: a few seconds of work, so progress moves and Dask tasks are
 # large enough to amortise their overhead.
 PAIRS_PER_CHUNK = 2e8
-MAX_LOCI = 64
 
 
 @dataclass(eq=False)
@@ -174,9 +173,10 @@ class KinshipSearch:
         self.relationships = tuple(self.relationships)
         if self.calibration is not None:
             self._check_calibration(self.calibration)
-            lowest = self.calibration.cutoff_matrix(self.relationships, MAX_LOCI)
+            lowest = self.calibration.cutoff_matrix(self.relationships, len(self.loci))
+            usable = lowest[min(self.min_loci, len(lowest) - 1) :]
             self.cutoffs = dict(
-                zip(self.relationships, lowest[self.min_loci :].min(axis=0).tolist(), strict=True)
+                zip(self.relationships, usable.min(axis=0).tolist(), strict=True)
             )
         unknown = [r for r in self.relationships if r not in RELATIONSHIPS]
         if unknown or not self.relationships:
@@ -192,8 +192,6 @@ class KinshipSearch:
             raise ValueError("min_loci must be at least 1")
         if len(self.relationships) > kernels.N_CHANNELS:
             raise ValueError(f"at most {kernels.N_CHANNELS} relationships at once")
-        if len(self.counts.loci) > MAX_LOCI:
-            raise ValueError(f"at most {MAX_LOCI} loci are supported, got {len(self.counts.loci)}")
         if len(self.counts.populations) != 1:
             self.counts = self.counts.pooled()
         self._tables: KinshipTables | None = None
@@ -202,6 +200,11 @@ class KinshipSearch:
         missing = [r for r in self.relationships if r not in calibration.relationships]
         if missing:
             raise ValueError(f"the calibration has no cutoffs for {', '.join(missing)}")
+        if calibration.loci and not set(self.loci) <= set(calibration.loci):
+            raise ValueError(
+                "the calibration was made for other loci: "
+                f"{sorted(set(self.loci) - set(calibration.loci))} are not in it"
+            )
         if abs(calibration.theta - self.theta) > 1e-12 or calibration.errors != self.errors:
             raise ValueError(
                 f"the calibration was made with theta={calibration.theta} and "
@@ -212,7 +215,7 @@ class KinshipSearch:
         """Which relationships reach their cutoff, bool (n_pairs, n_relationships)."""
         if self.calibration is None:
             return log10_lr >= self.cutoff_array[None, :]
-        matrix = self.calibration.cutoff_matrix(self.relationships, MAX_LOCI)
+        matrix = self.calibration.cutoff_matrix(self.relationships, len(self.loci))
         return log10_lr >= matrix[loci_compared]
 
     @classmethod

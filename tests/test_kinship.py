@@ -51,6 +51,7 @@ def expected_pairs(search, total, compared, triangular):
                           "full_sibling": 1.0, "half_sibling": 0.5}, 3),
         (30, 4, 1, 0.2, KEEP_ALL, 1),  # single-allele loci
         (25, 3, 4, 0.95, KEEP_ALL, 1),  # mostly untyped
+        (30, 91, 2, 0.1, KEEP_ALL, 60),  # an SNP panel: more loci than one 64-bit mask
     ],
 )
 def test_all_pairs_equal_numpy_twin(n, n_loci, n_alleles, missing, cutoffs, min_loci):
