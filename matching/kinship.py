@@ -289,6 +289,23 @@ class KinshipSearch:
             ) from None
         return genotype_codes(allele_codes, coding.n_alleles)
 
+    def score_pairs(
+        self, table: GenotypeTable, rows: np.ndarray, cols: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """log10 LRs (float64, n_pairs × n_relationships) and loci compared (int32) of chosen
+        pairs of ``table``, whatever their LR — e.g. pairs another search found."""
+        codes = self.codes(table)
+        rows, cols = np.asarray(rows, dtype=np.int64), np.asarray(cols, dtype=np.int64)
+        tables = self.tables
+        total = np.zeros((len(rows), len(self.relationships)))
+        compared = np.zeros(len(rows), dtype=np.int32)
+        for locus in range(len(self.loci)):
+            block = tables.locus_table(locus)
+            total += block[codes[rows, locus], codes[cols, locus]]
+            missing = tables.strides[locus] - 1
+            compared += (codes[rows, locus] != missing) & (codes[cols, locus] != missing)
+        return total, compared
+
     # ------------------------------------------------------------------ searches
     def all_pairs(
         self,

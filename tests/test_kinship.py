@@ -188,3 +188,12 @@ def test_a_pairs_lr_barely_depends_on_other_profiles_in_the_batch():
     # a true genotype with the novel allele is miscalled as a known one: about 1e-3 log10
     # units here (renormalising frequencies used to move it by about one unit).
     assert np.allclose(alone.log10_lr[0], with_stranger.log10_lr[first][0], rtol=0, atol=5e-3)
+
+
+def test_score_pairs_equals_the_search_for_the_pairs_it_reports():
+    table = random_table(60, seed=31)
+    search = KinshipSearch.from_reference(table, cutoffs=KEEP_ALL, min_loci=1)
+    hits = search.all_pairs(table)
+    lr, compared = search.score_pairs(table, hits.query_index, hits.target_index)
+    assert np.array_equal(lr, hits.log10_lr)
+    assert np.array_equal(compared, hits.loci_compared)
