@@ -52,6 +52,28 @@ def locus_pairs(header: list[str]) -> list[tuple[str, int]]:
     return pairs
 
 
+def _check_allele_columns(header: list[str], pairs: list[tuple[str, int]], path) -> None:
+    """Refuse allele columns that would otherwise be silently ignored: a third column of a
+    locus (``L.2``) and a second column without its first (``L.1`` not after ``L``)."""
+    paired = {column for _, first in pairs for column in (first, first + 1)}
+    loci = {name for name, _ in pairs}
+    for column, raw in enumerate(header):
+        name = raw.strip()
+        base, dot, suffix = name.rpartition(".")
+        if column in paired or not dot or not suffix.isdigit() or not base:
+            continue
+        if int(suffix) >= 2 and (base in loci or f"{base}.1" in header):
+            raise GenotypeFormatError(
+                f"three alleles at locus {base!r}: extra column {name!r}",
+                path=path, line=1, field=name,
+            )
+        if int(suffix) == 1:
+            raise GenotypeFormatError(
+                f"column {name!r} has no first-allele column {base!r} just before it",
+                path=path, line=1, field=name,
+            )
+
+
 def read_wide(
     path: str | os.PathLike,
     *,
@@ -72,6 +94,7 @@ def read_wide(
                 path=path,
                 line=1,
             )
+        _check_allele_columns(header, pairs, path)
         id_column = _find_column(header, _ID_COLUMNS)
         if id_column is None:
             raise GenotypeFormatError(
