@@ -13,7 +13,7 @@ distributed = pytest.importorskip("dask.distributed")
 @pytest.fixture(scope="module")
 def client():
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
-                                  dashboard_address=None) as cluster, \
+                                  dashboard_address=":0") as cluster, \
             distributed.Client(cluster) as dask_client:
         yield dask_client
 
@@ -51,4 +51,35 @@ def test_dask_new_vs_existing_equal_local(client):
     assert len(local) > 0
     assert np.array_equal(local.query_index, remote.query_index)
     assert np.array_equal(local.target_index, remote.target_index)
+    assert np.array_equal(local.log10_lr, remote.log10_lr)
+
+
+def test_block_tasks_survive_pickling():
+    """Worker processes receive the task pickled; the copy must compute the same pairs."""
+    import pickle
+
+    import matching.kinship as kinship
+
+    table = random_table(120, seed=14)
+    search = KinshipSearch.from_reference(table, cutoffs={n: 0.0 for n in RELATIONSHIPS},
+                                          min_loci=3)
+    codes = search.codes(table)
+    task = kinship._BlockTask(search, codes, codes, True)
+    chunk = kinship._row_chunks(len(table), True, len(table))[0]
+    copy = pickle.loads(pickle.dumps(task))
+    original, copied = task(chunk), copy(chunk)
+    assert len(original) > 0
+    assert np.array_equal(original.log10_lr, copied.log10_lr)
+
+
+def test_dask_with_worker_processes():
+    table = random_table(150, seed=15)
+    search = KinshipSearch.from_reference(table, cutoffs={n: 0.0 for n in RELATIONSHIPS},
+                                          min_loci=3)
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
+                                  dashboard_address=":0") as cluster, \
+            distributed.Client(cluster) as process_client:
+        remote = search.all_pairs(table, dask_client=process_client)
+    local = search.all_pairs(table)
+    assert np.array_equal(local.query_index, remote.query_index)
     assert np.array_equal(local.log10_lr, remote.log10_lr)
