@@ -14,6 +14,7 @@ from dnatrack import __version__
 from dnatrack.cli import (
     assign,
     convert,
+    demo,
     lims_commands,
     match,
     panel_stats,
@@ -21,7 +22,9 @@ from dnatrack.cli import (
     species,
 )
 
-SUBCOMMANDS = (convert, simulate, panel_stats, match, assign, species, lims_commands)
+SUBCOMMANDS = (
+    convert, simulate, panel_stats, match, assign, species, lims_commands, demo,
+)
 
 
 class CommandError(Exception):

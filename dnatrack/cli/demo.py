@@ -1,0 +1,5 @@
+"""`dnatrack demo` (placeholder until issue 6 lands)."""
+
+
+def register(subparsers) -> None:
+    return None
