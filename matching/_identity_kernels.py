@@ -1,4 +1,16 @@
-"""Numba kernels for the near-identity search: block keys, candidate runs, verification."""
+"""Numba kernels for the near-identity search: genotype codes, deletion keys, candidate rows,
+verification.
+
+A *genotype code* packs the two allele sizes of a locus, smaller first, into one ``int32``
+(``low << 16 | high``), -1 when the locus is untyped: two codes are equal exactly when the
+genotypes are, and dropout compatibility is read from the code without the allele table.
+
+A *key* is a hash of a profile's genotypes at a list of loci. Keys are packed with the profile
+index into one ``uint64`` (hash in the high bits, index in the low ``index_bits``), so one plain
+sort groups profiles by key and keeps each group in index order. Profiles without a key (an
+untyped key locus, or too few typed loci to ever match) get the all-ones hash, which sorts last
+and is never a candidate group.
+"""
 
 from __future__ import annotations
 
@@ -7,73 +19,278 @@ import numpy as np
 
 from matching._numba import kernel, parallel_kernel
 
-NO_KEY = np.uint64(0xFFFFFFFFFFFFFFFF)
+ALL_ONES = np.uint64(0xFFFFFFFFFFFFFFFF)
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
+_MIX2 = np.uint64(0x94D049BB133111EB)
 
 
-@kernel
-def block_keys(codes, missing_codes, block_loci, block_starts, block):
-    """A 64-bit key per profile for the loci of one block; ``NO_KEY`` if any is untyped.
+@parallel_kernel
+def genotype_codes(alleles):
+    """Genotype code per profile and locus.
 
-    Equal genotypes give equal keys; unequal ones collide only by chance (and are then
-    rejected by verification).
+    Parameters
+    ----------
+    alleles : ndarray of int16, shape (n_profiles, n_loci, 2)
+        Allele sizes or codes (0 to 32767), negative when missing.
+
+    Returns
+    -------
+    ndarray of int32, shape (n_profiles, n_loci)
+        ``low << 16 | high``; -1 where either allele is missing.
     """
-    n = codes.shape[0]
-    keys = np.empty(n, dtype=np.uint64)
-    first, last = block_starts[block], block_starts[block + 1]
-    for i in range(n):
-        key = np.uint64(0x9E3779B97F4A7C15)
-        typed = True
-        for k in range(first, last):
-            locus = block_loci[k]
-            code = codes[i, locus]
-            if code == missing_codes[locus]:
-                typed = False
-                break
-            key ^= np.uint64(code) + np.uint64(0x9E3779B97F4A7C15) + (key << np.uint64(6)) + (
-                key >> np.uint64(2)
-            )
-            key *= np.uint64(0xBF58476D1CE4E5B9)
-        if not typed:
-            keys[i] = NO_KEY
-        elif key == NO_KEY:
-            keys[i] = np.uint64(0)  # keep the sentinel for untyped blocks only
-        else:
-            keys[i] = key
-    return keys
+    n, n_loci = alleles.shape[0], alleles.shape[1]
+    codes = np.empty((n, n_loci), dtype=np.int32)
+    for i in numba.prange(n):
+        for locus in range(n_loci):
+            a = np.int32(alleles[i, locus, 0])
+            b = np.int32(alleles[i, locus, 1])
+            if a < 0 or b < 0:
+                codes[i, locus] = -1
+            else:
+                codes[i, locus] = (min(a, b) << 16) | max(a, b)
+    return codes
 
 
 @kernel
-def same_on_block(codes, missing_codes, block_loci, block_starts, block, i, j):
-    """True when profiles ``i`` and ``j`` are typed and identical at every locus of a block."""
-    for k in range(block_starts[block], block_starts[block + 1]):
-        locus = block_loci[k]
-        a = codes[i, locus]
-        if a == missing_codes[locus] or a != codes[j, locus]:
+def _mix(state, code):
+    """SplitMix64 step: folds one genotype code into the running hash."""
+    z = state + np.uint64(code) + _GOLDEN
+    z = (z ^ (z >> np.uint64(30))) * _MIX1
+    z = (z ^ (z >> np.uint64(27))) * _MIX2
+    return z ^ (z >> np.uint64(31))
+
+
+@kernel
+def _key_hash(codes_by_locus, key_loci, profile):
+    """Hash of a profile's genotypes at ``key_loci``; ``(False, 0)`` when one is untyped."""
+    state = np.uint64(0)
+    for k in range(key_loci.shape[0]):
+        code = codes_by_locus[key_loci[k], profile]
+        if code < 0:
+            return False, state
+        state = _mix(state, code)
+    return True, state
+
+
+@parallel_kernel
+def packed_keys(codes_by_locus, key_loci, profiles, index_bits):
+    """Packed keys of ``profiles`` on ``key_loci``.
+
+    Parameters
+    ----------
+    codes_by_locus : ndarray of int32, shape (n_loci, n_profiles)
+        Genotype codes (:func:`genotype_codes`), locus-major so a key reads only its loci.
+    key_loci : ndarray of int64, shape (k,)
+    profiles : ndarray of int64, shape (m,)
+        Profiles to key (those that can match at all).
+    index_bits : int
+        Low bits holding the profile index; ``2**index_bits >= n_profiles``.
+
+    Returns
+    -------
+    ndarray of uint64, shape (m,)
+        ``hash << index_bits | profile``; the hash is all ones when the profile has no key.
+    """
+    shift = np.uint64(index_bits)
+    no_key = ALL_ONES >> shift
+    out = np.empty(profiles.shape[0], dtype=np.uint64)
+    for k in numba.prange(profiles.shape[0]):
+        profile = profiles[k]
+        typed, state = _key_hash(codes_by_locus, key_loci, profile)
+        top = no_key
+        if typed:
+            top = state >> shift
+            if top == no_key:
+                top = no_key - np.uint64(1)  # the all-ones hash means "no key" only
+        out[k] = (top << shift) | np.uint64(profile)
+    return out
+
+
+@kernel
+def hash_set(hashes):
+    """Open-addressing table (linear probing) holding ``hashes``; empty slots are all ones.
+
+    ``hashes`` are key hashes (already well mixed, never all ones), so their low bits index the
+    table directly. The table is at least twice as large as the set, so probes stay short.
+    """
+    size = 2
+    while size < 2 * hashes.shape[0]:
+        size *= 2
+    table = np.full(size, ALL_ONES, dtype=np.uint64)
+    slot_mask = np.uint64(size - 1)
+    for value in hashes:
+        slot = np.int64(value & slot_mask)
+        while table[slot] != ALL_ONES and table[slot] != value:
+            slot = (slot + 1) & (size - 1)
+        table[slot] = value
+    return table
+
+
+@parallel_kernel
+def share_a_key(codes_by_locus, key_loci, profiles, index_bits, table):
+    """True for each of ``profiles`` whose key on ``key_loci`` is in ``table``
+    (:func:`hash_set` of key hashes shifted right by ``index_bits``)."""
+    shift = np.uint64(index_bits)
+    size = table.shape[0]
+    slot_mask = np.uint64(size - 1)
+    found = np.zeros(profiles.shape[0], dtype=np.bool_)
+    for k in numba.prange(profiles.shape[0]):
+        typed, state = _key_hash(codes_by_locus, key_loci, profiles[k])
+        if not typed:
+            continue
+        top = state >> shift
+        slot = np.int64(top & slot_mask)
+        while table[slot] != ALL_ONES:
+            if table[slot] == top:
+                found[k] = True
+                break
+            slot = (slot + 1) & (size - 1)
+    return found
+
+
+@kernel
+def candidate_groups(sorted_packed, index_bits, is_new):
+    """Groups of two or more profiles sharing a key, and the work rows over them.
+
+    Parameters
+    ----------
+    sorted_packed : ndarray of uint64, shape (m,)
+        Packed keys (:func:`packed_keys`), sorted.
+    index_bits : int
+    is_new : ndarray of bool, shape (n_profiles,) or (0,)
+        Empty for a full search.
+
+    Returns
+    -------
+    members : ndarray of int64, shape (n_members,)
+        Profiles of the groups, group after group.
+    row_position, row_low, row_high : ndarray of int64, shape (n_rows,)
+        Row ``r`` pairs ``members[row_position[r]]`` with ``members[row_low[r]:row_high[r]]``.
+        In a full search every member but the last of its group is a row, paired with the
+        members after it. Otherwise only new profiles are rows, paired with their whole group
+        (the verifier skips the profile itself and new profiles before it, so each pair is seen
+        once).
+    """
+    n = sorted_packed.shape[0]
+    shift = np.uint64(index_bits)
+    no_key = ALL_ONES >> shift
+    mask = (np.uint64(1) << shift) - np.uint64(1)
+    incremental = is_new.shape[0] > 0
+    # Bounds of each sorted position's group, in positions of ``members``; -1 outside groups.
+    group_start = np.full(n, -1, dtype=np.int64)
+    group_stop = np.full(n, -1, dtype=np.int64)
+    n_members = 0
+    start = 0
+    while start < n:
+        top = sorted_packed[start] >> shift
+        stop = start + 1
+        while stop < n and (sorted_packed[stop] >> shift) == top:
+            stop += 1
+        if stop - start > 1 and top != no_key:
+            for p in range(start, stop):
+                group_start[p] = n_members
+                group_stop[p] = n_members + stop - start
+            n_members += stop - start
+        start = stop
+    members = np.empty(n_members, dtype=np.int64)
+    is_row = np.zeros(n_members, dtype=np.bool_)
+    low = np.empty(n_members, dtype=np.int64)
+    high = np.empty(n_members, dtype=np.int64)
+    member = 0
+    for p in range(n):
+        if group_start[p] < 0:
+            continue
+        profile = np.int64(sorted_packed[p] & mask)
+        members[member] = profile
+        high[member] = group_stop[p]
+        if incremental:
+            is_row[member] = is_new[profile]
+            low[member] = group_start[p]
+        else:
+            is_row[member] = member + 1 < group_stop[p]
+            low[member] = member + 1
+        member += 1
+    row_position = np.flatnonzero(is_row).astype(np.int64)
+    return members, row_position, low[row_position], high[row_position]
+
+
+@parallel_kernel
+def gather_rows(codes, members):
+    """``codes[members]`` as a new C-contiguous array (parallel; numpy's row gather is serial)."""
+    out = np.empty((members.shape[0], codes.shape[1]), dtype=codes.dtype)
+    for m in numba.prange(members.shape[0]):
+        out[m] = codes[members[m]]
+    return out
+
+
+@kernel
+def typed_and_equal(first, second, locus):
+    return first[locus] >= 0 and first[locus] == second[locus]
+
+
+@kernel
+def first_found_on_key(first, second, block_loci, block_starts, block, deleted):
+    """True when key ``(block, deleted)`` is the first key, in search order, on which two
+    profiles (their genotype code rows ``first`` and ``second``) genuinely agree, so the pair is
+    verified there and nowhere else.
+
+    A locus is *bad* for the pair unless it is typed and identical in both. Keys are searched
+    block by block; a block of two or more loci has one key per locus (the block with that locus
+    deleted), which a pair shares exactly when the block's other loci are all good; a block of one
+    locus has one key (the locus itself). ``deleted`` indexes ``block_loci``, -1 for a one-locus
+    block.
+    """
+    low, high = block_starts[block], block_starts[block + 1]
+    for k in range(low, high):
+        if k != deleted and not typed_and_equal(first, second, block_loci[k]):
+            return False  # a hash collision, not an agreement on the key's loci
+    if deleted >= 0 and deleted != low:
+        # Every key of a block with no bad locus is shared; the block's first key owns the pair.
+        if typed_and_equal(first, second, block_loci[deleted]):
             return False
+    for earlier in range(block):
+        begin, end = block_starts[earlier], block_starts[earlier + 1]
+        tolerated = 1 if end - begin > 1 else 0
+        bad = 0
+        for k in range(begin, end):
+            if not typed_and_equal(first, second, block_loci[k]):
+                bad += 1
+                if bad > tolerated:
+                    break
+        if bad <= tolerated:
+            return False  # shared a key of an earlier block, verified there
     return True
 
 
 @kernel
-def compare_pair(alleles, codes, missing_codes, i, j):
-    """(compared, identical, dropout-compatible, mismatching) loci of profiles ``i``, ``j``."""
+def compare_pair(first, second, max_mismatches):
+    """(compared, identical, dropout-compatible, mismatching) loci of two profiles, from their
+    genotype code rows.
+
+    Stops early once more than ``max_mismatches`` loci mismatch (the pair is rejected then, and
+    the counts are partial).
+    """
     compared = identical = dropout = mismatch = 0
-    for locus in range(codes.shape[1]):
-        gi = codes[i, locus]
-        gj = codes[j, locus]
-        if gi == missing_codes[locus] or gj == missing_codes[locus]:
+    for locus in range(first.shape[0]):
+        gi = first[locus]
+        gj = second[locus]
+        if gi < 0 or gj < 0:
             continue
         compared += 1
         if gi == gj:
             identical += 1
             continue
-        a1, b1 = alleles[i, locus, 0], alleles[i, locus, 1]
-        a2, b2 = alleles[j, locus, 0], alleles[j, locus, 1]
-        if a1 == b1 and (a2 == a1 or b2 == a1):
+        low_i, high_i = gi >> 16, gi & 0xFFFF
+        low_j, high_j = gj >> 16, gj & 0xFFFF
+        if low_i == high_i and (low_j == low_i or high_j == low_i):
             dropout += 1
-        elif a2 == b2 and (a1 == a2 or b1 == a2):
+        elif low_j == high_j and (low_i == low_j or high_i == low_j):
             dropout += 1
         else:
             mismatch += 1
+            if mismatch > max_mismatches:
+                break
     return compared, identical, dropout, mismatch
 
 
@@ -83,29 +300,32 @@ def accepts(compared, dropout, mismatch, min_loci, max_mismatches, max_dropouts)
 
 
 @parallel_kernel
-def verify_runs(
-    order,
-    run_starts,
+def verify_rows(
+    members,
+    member_codes,
+    row_position,
+    row_low,
+    row_high,
     chunk_starts,
     is_new,
-    alleles,
-    codes,
-    missing_codes,
     block_loci,
     block_starts,
     block,
+    deleted,
     min_loci,
     max_mismatches,
     max_dropouts,
     capacity,
 ):
-    """Verify every candidate pair inside runs of equal block keys.
+    """Verify the candidate pairs of one key's groups (see :func:`candidate_groups`).
 
-    ``order`` sorts profiles by key; run ``r`` is ``order[run_starts[r]:run_starts[r+1]]``.
-    Chunk ``c`` (one ``prange`` iteration, its own output rows) handles runs
-    ``chunk_starts[c]..chunk_starts[c+1]``. With ``is_new`` non-empty, only pairs involving a
-    new profile are considered. A pair that also agrees on an earlier block was found there and
-    is skipped here. Output columns: i, j, compared, identical, dropout, mismatch.
+    ``member_codes[m]`` is the genotype code row of ``members[m]``: gathered in group order, so
+    the rows of a group are read from consecutive memory. Chunk ``c`` (one ``prange`` iteration
+    with its own output rows) handles rows ``chunk_starts[c]..chunk_starts[c+1]-1``. A pair is
+    verified only on the first key it genuinely shares (:func:`first_found_on_key`), so it is
+    reported once. Output columns: i, j (i < j, profile indices), compared, identical, dropout,
+    mismatch; ``counts[c]`` may exceed ``capacity``, in which case the caller repeats the call
+    with more room.
     """
     n_chunks = chunk_starts.shape[0] - 1
     out = np.empty((n_chunks, capacity, 6), dtype=np.int64)
@@ -113,43 +333,36 @@ def verify_runs(
     incremental = is_new.shape[0] > 0
     for chunk in numba.prange(n_chunks):
         found = 0
-        for run in range(chunk_starts[chunk], chunk_starts[chunk + 1]):
-            lo, hi = run_starts[run], run_starts[run + 1]
-            for p in range(lo, hi):
-                for q in range(p + 1, hi):
-                    i, j = order[p], order[q]
-                    if i > j:
-                        i, j = j, i
-                    if incremental and not (is_new[i] or is_new[j]):
-                        continue
-                    earlier = False
-                    for previous in range(block):
-                        if same_on_block(codes, missing_codes, block_loci, block_starts,
-                                         previous, i, j):
-                            earlier = True
-                            break
-                    if earlier:
-                        continue
-                    compared, identical, dropout, mismatch = compare_pair(
-                        alleles, codes, missing_codes, i, j
-                    )
-                    if accepts(compared, dropout, mismatch, min_loci, max_mismatches,
-                               max_dropouts):
-                        if found < capacity:
-                            out[chunk, found, 0] = i
-                            out[chunk, found, 1] = j
-                            out[chunk, found, 2] = compared
-                            out[chunk, found, 3] = identical
-                            out[chunk, found, 4] = dropout
-                            out[chunk, found, 5] = mismatch
-                        found += 1
+        for row in range(chunk_starts[chunk], chunk_starts[chunk + 1]):
+            p = row_position[row]
+            first = member_codes[p]
+            for q in range(row_low[row], row_high[row]):
+                if q == p:
+                    continue
+                if incremental and q < p and is_new[members[q]]:
+                    continue  # a pair of two new profiles is taken from the earlier one's row
+                second = member_codes[q]
+                if not first_found_on_key(first, second, block_loci, block_starts, block,
+                                          deleted):
+                    continue
+                compared, identical, dropout, mismatch = compare_pair(first, second,
+                                                                      max_mismatches)
+                if accepts(compared, dropout, mismatch, min_loci, max_mismatches, max_dropouts):
+                    if found < capacity:
+                        out[chunk, found, 0] = min(members[p], members[q])
+                        out[chunk, found, 1] = max(members[p], members[q])
+                        out[chunk, found, 2] = compared
+                        out[chunk, found, 3] = identical
+                        out[chunk, found, 4] = dropout
+                        out[chunk, found, 5] = mismatch
+                    found += 1
         counts[chunk] = found
     return out, counts
 
 
 @parallel_kernel
-def exhaustive_pairs(alleles, codes, missing_codes, is_new, min_loci, max_mismatches,
-                     max_dropouts, row_start, row_stop, capacity):
+def exhaustive_pairs(codes, is_new, min_loci, max_mismatches, max_dropouts, row_start, row_stop,
+                     capacity):
     """Brute-force twin of the block search: pairs ``(i, j > i)`` for rows
     ``row_start..row_stop`` (involving a new profile, if ``is_new`` is non-empty), one output
     buffer per row."""
@@ -164,9 +377,8 @@ def exhaustive_pairs(alleles, codes, missing_codes, is_new, min_loci, max_mismat
         for j in range(i + 1, n):
             if incremental and not (is_new[i] or is_new[j]):
                 continue
-            compared, identical, dropout, mismatch = compare_pair(
-                alleles, codes, missing_codes, i, j
-            )
+            compared, identical, dropout, mismatch = compare_pair(codes[i], codes[j],
+                                                                  max_mismatches)
             if accepts(compared, dropout, mismatch, min_loci, max_mismatches, max_dropouts):
                 if found < capacity:
                     out[row, found, 0] = i

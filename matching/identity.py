@@ -9,13 +9,24 @@ against a heterozygote carrying that allele) or *mismatching*.
 
 both with at least ``min_loci`` loci compared.
 
-The loci are split into ``B = max_mismatches + 1 + tolerance`` blocks of similar
-discriminating power. Profiles are bucketed by their genotypes on each block (a hash of the
-block), and only pairs sharing a bucket are verified. A pair whose loci that are not exactly
-identical (mismatching, dropout-compatible, or untyped in either profile) number at most
-``B − 1`` agrees exactly on some block, so it is always found (pigeonhole); ``tolerance`` is how
-many dropout-compatible or untyped loci the guarantee covers on top of the mismatches. With
-``exhaustive=True`` every pair is compared instead (the slow, complete twin).
+How candidates are found
+------------------------
+Call a locus *bad* for a pair unless it is typed and identical in both profiles (so a mismatch,
+a dropout-compatible locus and a locus untyped in either profile are all bad). The loci are split
+into ``B`` blocks of two or more loci and similar discriminating power. Each block of ``s`` loci
+has ``s`` *deletion keys*: the block with one of its loci left out. A profile's value for a key
+is a hash of its genotypes at the key's ``s − 1`` loci (none when one of them is untyped), so two
+profiles share a key exactly when they are typed and identical on its loci. A pair with at most
+one bad locus in some block therefore shares a key of that block; by pigeonhole, every pair with
+at most ``2B − 1`` bad loci has such a block and is always found (``guaranteed_bad_loci``). Pairs
+with more bad loci are found too when some block holds at most one of them.
+
+Keys are searched in a fixed order (block by block, the deleted locus in block order) and a pair
+is verified only on the first key it shares, so it is reported once without a set of seen pairs.
+
+``B`` is chosen from the data (:func:`choose_blocks`): as many blocks as possible while every key
+still separates unrelated profiles well enough that random candidates stay linear in the number
+of profiles. With ``exhaustive=True`` every pair is compared instead (the slow, complete twin).
 """
 
 from __future__ import annotations
@@ -23,20 +34,30 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 
-from dnatrack.genotypes import AlleleCoding, GenotypeTable
+from dnatrack.genotypes import GenotypeTable
 from matching import _identity_kernels as kernels
-from matching.relationships import genotype_codes
 
 STRINGENCIES = ("high", "moderate")
-# Candidate pairs per parallel chunk of runs; small enough to balance two or more threads.
-PAIRS_PER_CHUNK = 2_000_000
+
+# Choosing the number of blocks. Two unrelated profiles share a key's genotypes with probability
+# about Π_loci Σ_g f_g² = exp(−power), power being the key's summed −ln Σ_g f_g². Among N
+# profiles, about N²/2 · exp(−power) unrelated pairs share the key, and each is a candidate to
+# verify. Keeping that at most c·N (c candidates per profile and key) needs
+#     power ≥ ln N − ln(2c).
+# With c = 12.5 this is ln N − ln 25: a 16-STR panel keeps 4 blocks at a million profiles.
+RANDOM_CANDIDATES_PER_PROFILE = 12.5
+
+# Candidate pairs per parallel chunk; at least a few chunks per thread keep threads balanced.
+PAIRS_PER_CHUNK = 1_000_000
+CHUNKS_PER_THREAD = 4
 
 
 @dataclass(frozen=True)
 class IdentityCriteria:
-    """What counts as a match.
+    """What counts as a match, and optionally how many blocks the search uses.
 
     Parameters
     ----------
@@ -48,17 +69,18 @@ class IdentityCriteria:
     max_dropouts : int, optional
         Dropout-compatible loci allowed at moderate stringency (default: any number;
         always 0 at high).
-    tolerance : int
-        Untyped or dropout-compatible loci the block search is guaranteed to tolerate on top of
-        the mismatches (default 2). Larger values mean more, smaller blocks: complete for more
-        pairs, slower.
+    n_blocks : int, optional
+        Fix the number of locus blocks ``B`` of the search instead of choosing it from the data.
+        More blocks find more pairs (every pair with at most ``2B − 1`` loci that are not
+        identical) but verify more random candidates. Capped at half the number of loci, so
+        every block has at least two loci.
     """
 
     stringency: str = "moderate"
     max_mismatches: int | None = None
     min_loci: int = 8
     max_dropouts: int | None = None
-    tolerance: int = 2
+    n_blocks: int | None = None
 
     def __post_init__(self) -> None:
         if self.stringency not in STRINGENCIES:
@@ -73,8 +95,8 @@ class IdentityCriteria:
                 raise ValueError(f"{name} must be 0 at high stringency")
         if self.min_loci < 1:
             raise ValueError("min_loci must be at least 1")
-        if self.tolerance < 0:
-            raise ValueError("tolerance must not be negative")
+        if self.n_blocks is not None and self.n_blocks < 1:
+            raise ValueError(f"n_blocks must be at least 1, got {self.n_blocks}")
 
     @property
     def mismatches_allowed(self) -> int:
@@ -87,23 +109,33 @@ class IdentityCriteria:
             return 0
         return n_loci if self.max_dropouts is None else self.max_dropouts
 
-    @property
-    def n_blocks(self) -> int:
-        return self.mismatches_allowed + 1 + self.tolerance
-
     def as_dict(self) -> dict:
         return {
             "stringency": self.stringency,
             "max_mismatches": self.mismatches_allowed,
             "max_dropouts": self.max_dropouts if self.stringency == "moderate" else 0,
             "min_loci": self.min_loci,
-            "tolerance": self.tolerance,
+            "n_blocks": self.n_blocks,
         }
 
 
 @dataclass(eq=False)
 class IdentityHits:
-    """Matching pairs; ``query_index < target_index`` index the searched table."""
+    """Matching pairs and what the search that found them guarantees.
+
+    Attributes
+    ----------
+    query_index, target_index : ndarray of int64, shape (n_pairs,)
+        Rows of the searched table, ``query_index < target_index``, sorted.
+    loci_compared, identical, dropout, mismatch : ndarray of int64, shape (n_pairs,)
+        Loci typed in both, and how many of them are identical, dropout-compatible, mismatching.
+    blocks : tuple of tuple of int
+        The locus blocks (column indices) of the search; empty for an exhaustive search.
+    guaranteed_bad_loci : int
+        Every matching pair with at most this many loci that are not identical (mismatching,
+        dropout-compatible, or untyped in either profile) is found: ``2B − 1`` for ``B`` blocks
+        of two or more loci, the number of loci for an exhaustive search.
+    """
 
     query_index: np.ndarray
     target_index: np.ndarray
@@ -111,14 +143,24 @@ class IdentityHits:
     identical: np.ndarray
     dropout: np.ndarray
     mismatch: np.ndarray
+    blocks: tuple[tuple[int, ...], ...] = ()
+    guaranteed_bad_loci: int = 0
 
     def __len__(self) -> int:
         return len(self.query_index)
 
+    @property
+    def n_blocks(self) -> int:
+        """Number of locus blocks ``B`` the search used (0 for an exhaustive search)."""
+        return len(self.blocks)
+
     @classmethod
-    def from_rows(cls, rows: np.ndarray) -> IdentityHits:
+    def from_rows(cls, rows: np.ndarray, blocks: tuple[tuple[int, ...], ...] = (),
+                  guaranteed_bad_loci: int = 0) -> IdentityHits:
+        """Hits from int64 rows ``(i, j, compared, identical, dropout, mismatch)``, sorted."""
         rows = rows[np.lexsort((rows[:, 1], rows[:, 0]))] if len(rows) else rows
-        return cls(*(rows[:, k].copy() for k in range(6)))
+        return cls(*(rows[:, k].copy() for k in range(6)), blocks=blocks,
+                   guaranteed_bad_loci=guaranteed_bad_loci)
 
     def records(self, ids: np.ndarray) -> list[dict]:
         return [
@@ -135,28 +177,112 @@ class IdentityHits:
         ]
 
 
-def locus_blocks(codes: np.ndarray, missing_codes: np.ndarray, n_blocks: int) -> list[list[int]]:
-    """Split loci into ``n_blocks`` groups of similar discriminating power.
+def locus_power(codes_by_locus: np.ndarray) -> np.ndarray:
+    """Discriminating power of each locus, ``−ln Σ_g f_g²`` over observed genotype frequencies.
 
-    A locus's power is ``−log Σ f_g²`` over its observed genotype frequencies (the chance two
-    random profiles share a genotype there); loci are dealt, most powerful first, to the block
-    with the least power so far.
+    ``Σ_g f_g²`` is the chance that two random profiles typed at the locus share a genotype
+    there; a locus typed nowhere has power 0.
+
+    Parameters
+    ----------
+    codes_by_locus : ndarray of int32, shape (n_loci, n_profiles)
+        Genotype codes, negative where untyped (:func:`matching._identity_kernels.genotype_codes`,
+        transposed).
+
+    Returns
+    -------
+    ndarray of float64, shape (n_loci,)
     """
-    n_loci = codes.shape[1]
-    n_blocks = max(1, min(n_blocks, n_loci))
-    power = np.zeros(n_loci)
-    for locus in range(n_loci):
-        typed = codes[:, locus][codes[:, locus] != missing_codes[locus]]
+    power = np.zeros(len(codes_by_locus))
+    for locus, column in enumerate(codes_by_locus):
+        typed = np.sort(column[column >= 0])
         if typed.size:
-            freqs = np.bincount(typed) / typed.size
-            power[locus] = -np.log(max(float(np.sum(freqs**2)), 1e-300))
+            boundaries = np.flatnonzero(typed[1:] != typed[:-1]) + 1
+            counts = np.diff(np.concatenate([[0], boundaries, [typed.size]]))
+            freqs = counts / typed.size
+            power[locus] = -np.log(float(np.sum(freqs**2)))
+    return power
+
+
+def max_blocks(n_loci: int) -> int:
+    """Most blocks with at least two loci each (one block when there is a single locus)."""
+    return max(1, n_loci // 2)
+
+
+def locus_blocks(power: np.ndarray, n_blocks: int) -> list[list[int]]:
+    """Split loci into ``n_blocks`` blocks of similar discriminating power.
+
+    Loci are dealt, most powerful first, to the block with the least power so far among those
+    that still have room; block sizes differ by at most one, so with
+    ``n_blocks <= max_blocks(n_loci)`` every block has two loci or more.
+
+    Parameters
+    ----------
+    power : ndarray of float64, shape (n_loci,)
+        Per-locus power (:func:`locus_power`).
+    n_blocks : int
+        Capped at the number of loci.
+
+    Returns
+    -------
+    list of list of int
+        Locus indices of each block, sorted within the block.
+    """
+    n_loci = len(power)
+    n_blocks = max(1, min(n_blocks, n_loci))
+    small, n_large = divmod(n_loci, n_blocks)  # n_large blocks get small + 1 loci
     blocks: list[list[int]] = [[] for _ in range(n_blocks)]
     totals = np.zeros(n_blocks)
-    for locus in np.argsort(-power, kind="stable"):
-        target = int(np.argmin(totals))
+    for dealt, locus in enumerate(np.argsort(-power, kind="stable")):
+        sizes = np.array([len(block) for block in blocks])
+        short = int(np.sum(np.maximum(small - sizes, 0)))
+        if short == n_loci - dealt:
+            room = sizes < small  # the remaining loci are needed to bring blocks up to size
+        else:
+            room = (sizes < small) | ((sizes == small) & (np.sum(sizes > small) < n_large))
+        target = int(np.flatnonzero(room)[np.argmin(totals[room])])
         blocks[target].append(int(locus))
         totals[target] += power[locus]
-    return [sorted(block) for block in blocks if block]
+    return [sorted(block) for block in blocks]
+
+
+def weakest_key_power(power: np.ndarray, blocks: list[list[int]]) -> float:
+    """Power of the weakest search key: a block less its strongest locus (a one-locus block is
+    its own key)."""
+    return min(
+        float(power[block].sum() - (power[block].max() if len(block) > 1 else 0.0))
+        for block in blocks
+    )
+
+
+def required_key_power(n_profiles: int) -> float:
+    """Power every key needs so that random candidates per key stay near
+    ``RANDOM_CANDIDATES_PER_PROFILE`` per profile (see the derivation at the top of the module).
+    """
+    return float(np.log(max(n_profiles, 1)) - np.log(2 * RANDOM_CANDIDATES_PER_PROFILE))
+
+
+def choose_blocks(power: np.ndarray, n_profiles: int) -> list[list[int]]:
+    """The most blocks (up to :func:`max_blocks`) whose every key has the power that
+    :func:`required_key_power` asks for ``n_profiles`` profiles; at least two blocks when there
+    are four loci or more, one block otherwise.
+
+    More profiles need stronger keys, so the number of blocks never grows with ``n_profiles``.
+    """
+    n_loci = len(power)
+    fewest = 2 if n_loci >= 4 else 1
+    needed = required_key_power(n_profiles)
+    for n_blocks in range(max_blocks(n_loci), fewest, -1):
+        blocks = locus_blocks(power, n_blocks)
+        if weakest_key_power(power, blocks) >= needed:
+            return blocks
+    return locus_blocks(power, fewest)
+
+
+def guaranteed_bad_loci(blocks: list[list[int]]) -> int:
+    """Most bad loci a pair may have and still be found: pigeonhole over blocks that tolerate
+    one bad locus each (two loci or more) or none (a one-locus block)."""
+    return sum(2 if len(block) > 1 else 1 for block in blocks) - 1
 
 
 def identity_search(
@@ -173,82 +299,147 @@ def identity_search(
     ----------
     table : GenotypeTable
     criteria : IdentityCriteria, optional
-        Defaults to moderate stringency, 2 mismatches, 8 loci.
+        Defaults to moderate stringency, 2 mismatches, 8 loci, blocks chosen from the data.
     new : ndarray of bool, shape (n_profiles,), optional
-        Incremental search: only pairs involving at least one ``True`` profile are reported.
+        Incremental search: only pairs involving at least one ``True`` profile are reported,
+        and only those are verified.
     exhaustive : bool
         Compare every pair (quadratic; the reference the block search is tested against).
     progress : callable, optional
         Called with 1 after each block (or row chunk, when exhaustive).
+
+    Returns
+    -------
+    IdentityHits
+        The pairs, with the blocks used and ``guaranteed_bad_loci``: every matching pair with
+        at most that many loci not identical is in the result.
+
+    Examples
+    --------
+    >>> alleles = [[[10, 12], [20, 22], [30, 30], [40, 44]],
+    ...            [[10, 12], [20, 20], [30, 30], [40, 44]]]
+    >>> table = GenotypeTable(alleles, ["tusk-A", "tusk-B"], ["a", "b", "c", "d"])
+    >>> hits = identity_search(table, IdentityCriteria("moderate", min_loci=4))
+    >>> len(hits), hits.n_blocks, hits.guaranteed_bad_loci
+    (1, 2, 3)
     """
     criteria = criteria or IdentityCriteria()
-    coding = AlleleCoding.from_tables(table)
-    alleles = coding.encode(table)
-    codes = genotype_codes(alleles, coding.n_alleles)
-    missing = (coding.n_alleles * (coding.n_alleles + 1) // 2).astype(np.int32)
     is_new = np.zeros(0, dtype=np.bool_) if new is None else np.asarray(new, dtype=np.bool_)
     if new is not None and is_new.shape != (table.n_profiles,):
         raise ValueError("new must be one flag per profile")
+    # Identity needs only whether genotypes are equal or dropout-compatible, so the allele sizes
+    # are packed into one code per locus directly, with no allele coding or frequency model.
+    codes = kernels.genotype_codes(np.ascontiguousarray(table.alleles, dtype=np.int16))
     limits = (
         criteria.min_loci,
         criteria.mismatches_allowed,
         criteria.dropouts_allowed(table.n_loci),
     )
-    if table.n_profiles < 2 or table.n_loci == 0:
-        return IdentityHits.from_rows(np.empty((0, 6), dtype=np.int64))
+    empty = np.empty((0, 6), dtype=np.int64)
     if exhaustive:
-        return _exhaustive(alleles, codes, missing, is_new, limits, progress)
+        if table.n_profiles < 2 or table.n_loci == 0:
+            return IdentityHits.from_rows(empty, guaranteed_bad_loci=table.n_loci)
+        return _exhaustive(codes, is_new, limits, progress)
+    if table.n_loci == 0:
+        return IdentityHits.from_rows(empty)
 
-    blocks = locus_blocks(codes, missing, criteria.n_blocks)
+    codes_by_locus = np.ascontiguousarray(codes.T)
+    power = locus_power(codes_by_locus)
+    if criteria.n_blocks is None:
+        blocks = choose_blocks(power, table.n_profiles)
+    else:
+        blocks = locus_blocks(power, min(criteria.n_blocks, max_blocks(table.n_loci)))
+    found_by = (tuple(tuple(block) for block in blocks), guaranteed_bad_loci(blocks))
+    usable = (codes >= 0).sum(axis=1) >= criteria.min_loci
+    if new is not None:
+        if not is_new.any():
+            return IdentityHits.from_rows(empty, *found_by)
+        if is_new.all():
+            is_new = np.zeros(0, dtype=np.bool_)  # every pair qualifies: the full search
+    if usable.sum() < 2:
+        return IdentityHits.from_rows(empty, *found_by)
+
     block_loci = np.array([locus for block in blocks for locus in block], dtype=np.int64)
     block_starts = np.cumsum([0] + [len(block) for block in blocks]).astype(np.int64)
+    index_bits = max(1, (table.n_profiles - 1).bit_length())
+    search = _KeySearch(codes, codes_by_locus, usable, is_new, block_loci, block_starts,
+                        index_bits, limits)
     found = []
     for block in range(len(blocks)):
-        keys = kernels.block_keys(codes, missing, block_loci, block_starts, block)
-        order = np.argsort(keys, kind="stable")
-        sorted_keys = keys[order]
-        boundaries = np.flatnonzero(np.diff(sorted_keys)) + 1
-        run_starts = np.concatenate([[0], boundaries, [len(keys)]]).astype(np.int64)
-        sizes = np.diff(run_starts)
-        keep = (sizes > 1) & (sorted_keys[run_starts[:-1]] != kernels.NO_KEY)
-        found.append(
-            _verify_block(order, run_starts[:-1][keep], sizes[keep], is_new, alleles, codes, missing,
-                          block_loci, block_starts, block, limits)
-        )
+        first, last = int(block_starts[block]), int(block_starts[block + 1])
+        deleted_loci = range(first, last) if last - first > 1 else [-1]
+        for deleted in deleted_loci:
+            found.append(search.key(block, deleted))
         if progress is not None:
             progress(1)
-    rows = np.concatenate(found) if found else np.empty((0, 6), dtype=np.int64)
-    return IdentityHits.from_rows(rows)
+    return IdentityHits.from_rows(np.concatenate(found), *found_by)
 
 
-def _verify_block(order, starts, sizes, is_new, alleles, codes, missing, block_loci,
-                  block_starts, block, limits) -> np.ndarray:
-    """Verify the candidate pairs of one block's runs; returns rows (i, j, counts…)."""
-    if len(starts) == 0:
-        return np.empty((0, 6), dtype=np.int64)
-    # The runs laid end to end in a new order array, so run r is run_order[bounds[r]:bounds[r+1]].
-    run_order = np.concatenate([order[s : s + m] for s, m in zip(starts, sizes, strict=True)])
-    bounds = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
-    pairs = sizes.astype(np.float64) * (sizes - 1) / 2
-    cumulative = np.cumsum(pairs)
-    n_chunks = max(1, int(np.ceil(cumulative[-1] / PAIRS_PER_CHUNK)))
-    cuts = np.searchsorted(cumulative, np.arange(1, n_chunks) * cumulative[-1] / n_chunks)
-    chunk_starts = np.unique(np.concatenate([[0], cuts + 1, [len(sizes)]])).astype(np.int64)
-    chunk_starts = chunk_starts[chunk_starts <= len(sizes)]
-    capacity = 256
-    while True:
-        out, counts = kernels.verify_runs(
-            run_order.astype(np.int64), bounds, chunk_starts, is_new, alleles, codes, missing,
-            block_loci, block_starts, block, *limits, capacity,
-        )
-        if counts.max(initial=0) <= capacity:
-            break
-        capacity = int(counts.max())
-    keep = np.arange(capacity)[None, :] < counts[:, None]
-    return out[keep]
+class _KeySearch:
+    """Candidates and verification for one key at a time (shared state of a search)."""
+
+    def __init__(self, codes, codes_by_locus, usable, is_new, block_loci, block_starts,
+                 index_bits, limits):
+        self.codes, self.codes_by_locus = codes, codes_by_locus
+        self.profiles = np.flatnonzero(usable).astype(np.int64)
+        self.is_new = is_new
+        self.new_profiles = self.profiles[is_new[self.profiles]] if len(is_new) else None
+        self.block_loci, self.block_starts = block_loci, block_starts
+        self.index_bits, self.limits = index_bits, limits
+        self.capacity = 256  # output rows per chunk; raised when a chunk finds more
+
+    def key(self, block: int, deleted: int) -> np.ndarray:
+        """Verified rows ``(i, j, compared, identical, dropout, mismatch)`` of pairs first found
+        on key ``(block, deleted)``; ``deleted`` indexes ``block_loci``, -1 for a one-locus
+        block."""
+        first, last = self.block_starts[block], self.block_starts[block + 1]
+        key_loci = self.block_loci[first:last]
+        if deleted >= 0:
+            key_loci = np.delete(key_loci, deleted - first)
+        profiles = self.profiles
+        if self.new_profiles is not None:
+            # Only groups holding a new profile matter: keep the profiles whose key one of the
+            # new profiles has, before sorting anything.
+            shift = np.uint64(self.index_bits)
+            new_keys = kernels.packed_keys(self.codes_by_locus, key_loci, self.new_profiles,
+                                           self.index_bits)
+            hashes = np.unique(new_keys >> shift)
+            hashes = hashes[hashes != kernels.ALL_ONES >> shift]
+            table = kernels.hash_set(hashes)
+            profiles = profiles[kernels.share_a_key(self.codes_by_locus, key_loci, profiles,
+                                                    self.index_bits, table)]
+        packed = kernels.packed_keys(self.codes_by_locus, key_loci, profiles, self.index_bits)
+        packed.sort()
+        members, *rows = kernels.candidate_groups(packed, self.index_bits, self.is_new)
+        if len(rows[0]) == 0:
+            return np.empty((0, 6), dtype=np.int64)
+        member_codes = kernels.gather_rows(self.codes, members)
+        chunk_starts = _chunk_rows(rows[2] - rows[1])
+        while True:
+            out, counts = kernels.verify_rows(
+                members, member_codes, *rows, chunk_starts, self.is_new, self.block_loci,
+                self.block_starts, block, deleted, *self.limits, self.capacity,
+            )
+            if counts.max(initial=0) <= self.capacity:
+                break
+            self.capacity = int(counts.max())
+        return out[np.arange(self.capacity)[None, :] < counts[:, None]]
 
 
-def _exhaustive(alleles, codes, missing, is_new, limits, progress) -> IdentityHits:
+def _chunk_rows(pairs_per_row: np.ndarray) -> np.ndarray:
+    """Row boundaries of parallel chunks with similar numbers of candidate pairs.
+
+    A large group spans many rows (one per member), so it is split across chunks too.
+    """
+    cumulative = np.cumsum(pairs_per_row, dtype=np.float64)
+    total = cumulative[-1]
+    wanted = max(int(np.ceil(total / PAIRS_PER_CHUNK)), CHUNKS_PER_THREAD * numba.get_num_threads())
+    n_chunks = max(1, min(wanted, len(pairs_per_row)))
+    cuts = np.searchsorted(cumulative, np.arange(1, n_chunks) * total / n_chunks)
+    return np.unique(np.concatenate([[0], cuts + 1, [len(pairs_per_row)]])).astype(np.int64)
+
+
+def _exhaustive(codes, is_new, limits, progress) -> IdentityHits:
     n = codes.shape[0]
     rows_per_call = 4096
     parts = []
@@ -256,13 +447,12 @@ def _exhaustive(alleles, codes, missing, is_new, limits, progress) -> IdentityHi
         stop = min(start + rows_per_call, n)
         capacity = 16
         while True:
-            out, counts = kernels.exhaustive_pairs(
-                alleles, codes, missing, is_new, *limits, start, stop, capacity
-            )
+            out, counts = kernels.exhaustive_pairs(codes, is_new, *limits, start, stop,
+                                                   capacity)
             if counts.max(initial=0) <= capacity:
                 break
             capacity = int(counts.max())
         parts.append(out[np.arange(capacity)[None, :] < counts[:, None]])
         if progress is not None:
             progress(1)
-    return IdentityHits.from_rows(np.concatenate(parts))
+    return IdentityHits.from_rows(np.concatenate(parts), guaranteed_bad_loci=codes.shape[1])
