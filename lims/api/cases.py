@@ -87,7 +87,7 @@ def _build_case(values: dict) -> Case:
     )
 
 
-Resource(
+CASES = Resource(
     "/cases",
     "case",
     Case,

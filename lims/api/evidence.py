@@ -97,7 +97,7 @@ def _apply_seizure(seizure: Seizure, values: dict) -> None:
     set_attributes(seizure, values)
 
 
-Resource(
+SEIZURES = Resource(
     "/seizures",
     "seizure",
     Seizure,
@@ -209,7 +209,7 @@ def _apply_item(item: Item, values: dict) -> None:
     _pair(item, partner_id)
 
 
-Resource(
+ITEMS = Resource(
     "/items",
     "item",
     Item,
@@ -256,7 +256,7 @@ def _build_source_animal(values: dict) -> SourceAnimal:
     return SourceAnimal(**values)
 
 
-Resource(
+SOURCE_ANIMALS = Resource(
     "/source-animals",
     "source animal",
     SourceAnimal,
@@ -321,7 +321,7 @@ def _apply_storage_location(location: StorageLocation, values: dict) -> None:
     set_attributes(location, values)
 
 
-Resource(
+STORAGE_LOCATIONS = Resource(
     "/storage-locations",
     "storage location",
     StorageLocation,
@@ -406,7 +406,7 @@ def _samples_of_seizure(statement: sa.Select, seizure_id: int) -> sa.Select:
     return statement.where(Sample.item_id.in_(items))
 
 
-Resource(
+SAMPLES = Resource(
     "/samples",
     "sample",
     Sample,

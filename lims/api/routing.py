@@ -266,7 +266,8 @@ class Resource:
     def plural(self) -> str:
         return self.path.strip("/").replace("-", " ")
 
-    def register(self) -> None:
+    def register(self) -> Resource:
+        """Add the endpoints to the API blueprint; returns the resource itself."""
         id_rule = f"{self.path}/<int:record_id>"
         endpoint = self.noun.replace(" ", "_")
         route(
@@ -314,6 +315,7 @@ class Resource:
                 request_mode="update",
                 response=self.schema,
             )(self.update_record)
+        return self
 
     def list_records(self):
         values = query_values((*PAGINATION, *self.filters))
@@ -327,11 +329,18 @@ class Resource:
     def get_record(self, record_id: int):
         return self.schema.dump(load_visible(self.model, record_id, self.noun, scope=self.scope))
 
-    def create_record(self):
-        values = self.schema.load(json_body(), mode="create")
+    def add_record(self, data: Any):
+        """Check ``data`` as creation input, build the record and add it to the session (not
+        committed). The create endpoint and the web forms both go through here, so the rules
+        are the same for both; raises :class:`~lims.errors.ApiError` naming the fields."""
+        values = self.schema.load(data, mode="create")
         check_unique(self.model, values, self.unique)
         record = self.build(values)
         db.session.add(record)
+        return record
+
+    def create_record(self):
+        record = self.add_record(json_body())
         db.session.commit()
         location = url_for(f"api.get_{self.noun.replace(' ', '_')}", record_id=record.id)
         return self.schema.dump(record), 201, {"Location": location}
