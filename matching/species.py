@@ -663,7 +663,7 @@ class BarcodeQuery:
     source : str
         File it was read from ('' for in-memory queries).
     read_length : int
-        Length before trimming.
+        Length before trimming (default, or -1: the sequence's length).
     trim_start : int
         0-based offset of ``sequence`` in the untrimmed read.
     """
@@ -1110,10 +1110,6 @@ class SpeciesIdentifier:
             values, starts = kernels.kmer_index(codes, SEED_K)
             self._references.append(_Reference(record, codes, values, starts))
         self._aligner = self.parameters.aligner()
-
-    @property
-    def covered_species(self) -> list[str]:
-        return sorted({r.species for r in self.marker_references})
 
     # -------------------------------------------------------------- one query
     def identify(self, query: BarcodeQuery) -> SpeciesResult:

@@ -103,6 +103,7 @@ def _print_table(results, barcodes, marker: str) -> None:
 def run_species(args: argparse.Namespace) -> int:
     from matching.species import (
         RESULT_COLUMNS,
+        VERDICTS,
         IdentificationParameters,
         SpeciesIdentifier,
         read_queries,
@@ -135,8 +136,7 @@ def run_species(args: argparse.Namespace) -> int:
         results = identifier.identify_many(queries, workers=args.workers)
     if args.out:
         write_rows(args.out, (r.as_row() for r in results), RESULT_COLUMNS)
-        counts = {v: sum(r.verdict == v for r in results) for v in ("identified", "ambiguous",
-                                                                     "no match")}
+        counts = {v: sum(r.verdict == v for r in results) for v in VERDICTS}
         print(f"{len(results)} reads: " + ", ".join(f"{n} {v}" for v, n in counts.items())
               + f"; written to {args.out}", file=sys.stderr)
     else:
