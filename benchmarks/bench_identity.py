@@ -1,11 +1,14 @@
 """Near-identity search speed at growing database sizes, against a numpy brute force.
 
     python -m benchmarks.bench_identity                       # 250k, 500k, 1M profiles
-    python -m benchmarks.bench_identity --sizes 100000 200000
+    python -m benchmarks.bench_identity --sizes 100000 200000 --new 500
 
-Each database holds unrelated profiles plus 1% near-copies (one dropout, a third with an extra
-mismatch). The numpy brute force compares every pair of a subset; its time is scaled
-quadratically to each size for the ratio (it cannot run at full size).
+Each database holds unrelated 16-STR profiles plus 1% near-copies (one dropout, a third with an
+extra mismatch); every profile, copy or not, then loses each locus independently with
+probability 3%. The numpy brute force compares every pair of a subset: its pairs are checked
+against the block search's, and its time is scaled quadratically to each size for the ratio (it
+cannot run at full size). The incremental search adds ``--new`` profiles (half of them
+near-copies of existing ones) to the largest database and searches new-vs-all.
 """
 
 from __future__ import annotations
@@ -20,8 +23,13 @@ from benchmarks._synthetic import peak_memory_mb, str_panel_table
 from dnatrack.genotypes import AlleleCoding, GenotypeTable
 from matching.identity import IdentityCriteria, identity_search
 
+MISSING_PER_LOCUS = 0.03
 
-def with_near_copies(table: GenotypeTable, fraction: float = 0.01, seed: int = 4):
+
+def with_near_copies(table: GenotypeTable, fraction: float = 0.01, seed: int = 4,
+                     prefix: str = "copy") -> GenotypeTable:
+    """``table`` plus near-copies of ``fraction`` of its profiles, then independent missing
+    loci in every profile (``table`` should have none of its own)."""
     rng = np.random.default_rng(seed)
     k = int(len(table) * fraction)
     source = rng.integers(0, len(table), size=k)
@@ -32,15 +40,24 @@ def with_near_copies(table: GenotypeTable, fraction: float = 0.01, seed: int = 4
     third = rows[rows % 3 == 0]
     copies[third, loci[third, 1]] = table.alleles[rng.integers(0, len(table), len(third)),
                                                   loci[third, 1]]
-    ids = np.char.add("copy", np.arange(k).astype(str)).astype(object)
-    return GenotypeTable.concat([table, GenotypeTable(copies, ids, table.loci)])
+    alleles = np.concatenate([table.alleles, copies])
+    alleles[rng.random(alleles.shape[:2]) < MISSING_PER_LOCUS] = -1
+    ids = np.concatenate([table.profile_ids,
+                          np.char.add(prefix, np.arange(k).astype(str)).astype(object)])
+    return GenotypeTable(alleles, ids, table.loci)
 
 
-def numpy_brute_force(table: GenotypeTable, criteria: IdentityCriteria) -> int:
-    """Pairs matching ``criteria``, comparing every pair with numpy broadcasting."""
+def database(n: int, seed: int = 1) -> GenotypeTable:
+    return with_near_copies(str_panel_table(n, missing=0.0, seed=seed))
+
+
+def numpy_brute_force(table: GenotypeTable, criteria: IdentityCriteria):
+    """Pairs matching ``criteria`` (dropouts unlimited), comparing every pair with numpy
+    broadcasting; returns the pairs (n, 2) and their loci that are not identical."""
     codes = AlleleCoding.from_tables(table).encode(table).astype(np.int32)
+    codes.sort(axis=2)
     n = len(codes)
-    found = 0
+    pairs, bad = [], []
     for start in range(0, n, 500):
         a = codes[start : start + 500][:, None]
         b = codes[None, :]
@@ -54,43 +71,74 @@ def numpy_brute_force(table: GenotypeTable, criteria: IdentityCriteria) -> int:
         ok = (typed.sum(axis=2) >= criteria.min_loci) & (
             mismatch <= criteria.mismatches_allowed)
         rows = np.arange(start, min(start + 500, n))[:, None]
-        found += int((ok & (np.arange(n)[None, :] > rows)).sum())
-    return found
+        ok &= np.arange(n)[None, :] > rows
+        i, j = np.nonzero(ok)
+        pairs.append(np.c_[i + start, j])
+        bad.append(codes.shape[1] - (typed & same)[i, j].sum(axis=1))
+    return np.concatenate(pairs), np.concatenate(bad)
 
 
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[250_000, 500_000, 1_000_000])
+    parser.add_argument("--new", type=int, default=1_000,
+                        help="new profiles searched against the largest database")
     parser.add_argument("--max-mismatches", type=int, default=2)
     parser.add_argument("--numpy-subset", type=int, default=4_000)
     parser.add_argument("--json")
     args = parser.parse_args(argv)
     criteria = IdentityCriteria("moderate", max_mismatches=args.max_mismatches, min_loci=8)
 
-    warm = with_near_copies(str_panel_table(2_000))
+    warm = database(2_000)
     identity_search(warm, criteria)  # compile outside the timing
-    subset = with_near_copies(str_panel_table(args.numpy_subset))
+    identity_search(warm, criteria, new=np.arange(len(warm)) < 10)
+    subset = database(args.numpy_subset)
     start = time.perf_counter()
-    numpy_pairs = numpy_brute_force(subset, criteria)
+    numpy_pairs, numpy_bad = numpy_brute_force(subset, criteria)
     numpy_seconds = time.perf_counter() - start
-    block_pairs = len(identity_search(subset, criteria))
-
-    result = {"criteria": criteria.as_dict(), "numpy_subset_profiles": len(subset),
-              "numpy_subset_seconds": round(numpy_seconds, 2),
-              "numpy_subset_pairs": numpy_pairs, "block_search_subset_pairs": block_pairs,
-              "sizes": []}
+    block = identity_search(subset, criteria)
+    agree = np.array_equal(np.c_[block.query_index, block.target_index], numpy_pairs)
+    result = {
+        "criteria": criteria.as_dict(),
+        "numpy_subset": {
+            "profiles": len(subset), "seconds": round(numpy_seconds, 2),
+            "numpy_pairs": len(numpy_pairs), "block_search_pairs": len(block),
+            "same_pairs": bool(agree),
+            "most_loci_not_identical_in_a_pair": int(numpy_bad.max(initial=0)),
+            "n_blocks": block.n_blocks, "guaranteed_bad_loci": block.guaranteed_bad_loci,
+        },
+        "sizes": [],
+    }
+    print(json.dumps(result["numpy_subset"]), flush=True)
     for size in args.sizes:
-        table = with_near_copies(str_panel_table(size))
+        table = database(size)
         start = time.perf_counter()
         hits = identity_search(table, criteria)
         seconds = time.perf_counter() - start
         numpy_estimate = numpy_seconds * (len(table) / len(subset)) ** 2
         result["sizes"].append({
             "profiles": len(table), "seconds": round(seconds, 2), "pairs": len(hits),
+            "n_blocks": hits.n_blocks, "guaranteed_bad_loci": hits.guaranteed_bad_loci,
             "numpy_brute_force_seconds_estimated": round(numpy_estimate),
             "speedup_over_numpy": round(numpy_estimate / seconds),
         })
         print(json.dumps(result["sizes"][-1]), flush=True)
+
+    if args.new:
+        # New profiles: half near-copies of profiles already in the largest database.
+        fresh = str_panel_table(args.new - args.new // 2, missing=0.0, seed=99, prefix="N")
+        copied = table.alleles[np.random.default_rng(5).integers(0, len(table), args.new // 2)]
+        copied[:, 0, 1] = copied[:, 0, 0]  # a dropout (or still missing) at the first STR
+        arrivals = GenotypeTable(np.concatenate([fresh.alleles, copied]),
+                                 [f"new{k}" for k in range(args.new)], table.loci)
+        combined = GenotypeTable.concat([table, arrivals])
+        is_new = np.arange(len(combined)) >= len(table)
+        start = time.perf_counter()
+        hits = identity_search(combined, criteria, new=is_new)
+        seconds = time.perf_counter() - start
+        result["incremental"] = {"new": args.new, "existing": len(table),
+                                 "seconds": round(seconds, 2), "pairs": len(hits)}
+        print(json.dumps(result["incremental"]), flush=True)
     result["peak_memory_mb"] = round(peak_memory_mb())
     print(json.dumps(result, indent=2))
     if args.json:

@@ -36,20 +36,22 @@ def genotype_codes(alleles):
 
     Returns
     -------
-    ndarray of int32, shape (n_profiles, n_loci)
+    codes : ndarray of int32, shape (n_profiles, n_loci)
         ``low << 16 | high``; -1 where either allele is missing.
+    codes_by_locus : ndarray of int32, shape (n_loci, n_profiles)
+        The same, locus-major (keys read a few loci of every profile).
     """
     n, n_loci = alleles.shape[0], alleles.shape[1]
     codes = np.empty((n, n_loci), dtype=np.int32)
+    codes_by_locus = np.empty((n_loci, n), dtype=np.int32)
     for i in numba.prange(n):
         for locus in range(n_loci):
             a = np.int32(alleles[i, locus, 0])
             b = np.int32(alleles[i, locus, 1])
-            if a < 0 or b < 0:
-                codes[i, locus] = -1
-            else:
-                codes[i, locus] = (min(a, b) << 16) | max(a, b)
-    return codes
+            code = np.int32(-1) if a < 0 or b < 0 else (min(a, b) << 16) | max(a, b)
+            codes[i, locus] = code
+            codes_by_locus[locus, i] = code
+    return codes, codes_by_locus
 
 
 @kernel
@@ -112,10 +114,11 @@ def hash_set(hashes):
     """Open-addressing table (linear probing) holding ``hashes``; empty slots are all ones.
 
     ``hashes`` are key hashes (already well mixed, never all ones), so their low bits index the
-    table directly. The table is at least twice as large as the set, so probes stay short.
+    table directly. The table is at least eight times as large as the set: nearly every lookup
+    of an absent key (most of them) ends at its first slot.
     """
-    size = 2
-    while size < 2 * hashes.shape[0]:
+    size = 8
+    while size < 8 * hashes.shape[0]:
         size *= 2
     table = np.full(size, ALL_ONES, dtype=np.uint64)
     slot_mask = np.uint64(size - 1)
@@ -177,50 +180,72 @@ def candidate_groups(sorted_packed, index_bits, is_new):
     no_key = ALL_ONES >> shift
     mask = (np.uint64(1) << shift) - np.uint64(1)
     incremental = is_new.shape[0] > 0
-    # Bounds of each sorted position's group, in positions of ``members``; -1 outside groups.
-    group_start = np.full(n, -1, dtype=np.int64)
-    group_stop = np.full(n, -1, dtype=np.int64)
+    # A position belongs to a group when a neighbour has the same key (and it has one).
+    in_group = np.zeros(n, dtype=np.bool_)
+    for p in range(1, n):
+        top = sorted_packed[p] >> shift
+        if top == (sorted_packed[p - 1] >> shift) and top != no_key:
+            in_group[p - 1] = True
+            in_group[p] = True
     n_members = 0
-    start = 0
-    while start < n:
-        top = sorted_packed[start] >> shift
-        stop = start + 1
-        while stop < n and (sorted_packed[stop] >> shift) == top:
-            stop += 1
-        if stop - start > 1 and top != no_key:
-            for p in range(start, stop):
-                group_start[p] = n_members
-                group_stop[p] = n_members + stop - start
-            n_members += stop - start
-        start = stop
+    for p in range(n):
+        n_members += in_group[p]
     members = np.empty(n_members, dtype=np.int64)
-    is_row = np.zeros(n_members, dtype=np.bool_)
-    low = np.empty(n_members, dtype=np.int64)
-    high = np.empty(n_members, dtype=np.int64)
+    group_stop = np.empty(n_members, dtype=np.int64)
     member = 0
     for p in range(n):
-        if group_start[p] < 0:
+        if in_group[p]:
+            members[member] = np.int64(sorted_packed[p] & mask)
+            member += 1
+    # Group ends, scanning backwards: a group ends where the next member's key differs.
+    stop = n_members
+    member = n_members - 1
+    next_top = no_key
+    for p in range(n - 1, -1, -1):
+        if not in_group[p]:
             continue
-        profile = np.int64(sorted_packed[p] & mask)
-        members[member] = profile
-        high[member] = group_stop[p]
+        if (sorted_packed[p] >> shift) != next_top and member + 1 < n_members:
+            stop = member + 1
+        group_stop[member] = stop
+        next_top = sorted_packed[p] >> shift
+        member -= 1
+    n_rows = 0
+    for member in range(n_members):
         if incremental:
-            is_row[member] = is_new[profile]
-            low[member] = group_start[p]
+            n_rows += is_new[members[member]]
         else:
-            is_row[member] = member + 1 < group_stop[p]
-            low[member] = member + 1
-        member += 1
-    row_position = np.flatnonzero(is_row).astype(np.int64)
-    return members, row_position, low[row_position], high[row_position]
+            n_rows += member + 1 < group_stop[member]
+    row_position = np.empty(n_rows, dtype=np.int64)
+    row_low = np.empty(n_rows, dtype=np.int64)
+    row_high = np.empty(n_rows, dtype=np.int64)
+    row = 0
+    group_start = 0
+    for member in range(n_members):
+        if member > 0 and group_stop[member - 1] != group_stop[member]:
+            group_start = member
+        if incremental:
+            if not is_new[members[member]]:
+                continue
+            row_low[row] = group_start
+        else:
+            if member + 1 == group_stop[member]:
+                continue
+            row_low[row] = member + 1
+        row_position[row] = member
+        row_high[row] = group_stop[member]
+        row += 1
+    return members, row_position, row_low, row_high
 
 
 @parallel_kernel
 def gather_rows(codes, members):
     """``codes[members]`` as a new C-contiguous array (parallel; numpy's row gather is serial)."""
-    out = np.empty((members.shape[0], codes.shape[1]), dtype=codes.dtype)
+    n_loci = codes.shape[1]
+    out = np.empty((members.shape[0], n_loci), dtype=codes.dtype)
     for m in numba.prange(members.shape[0]):
-        out[m] = codes[members[m]]
+        source = members[m]
+        for locus in range(n_loci):
+            out[m, locus] = codes[source, locus]
     return out
 
 
@@ -264,33 +289,28 @@ def first_found_on_key(first, second, block_loci, block_starts, block, deleted):
 
 
 @kernel
-def compare_pair(first, second, max_mismatches):
+def compare_pair(first, second):
     """(compared, identical, dropout-compatible, mismatching) loci of two profiles, from their
     genotype code rows.
 
-    Stops early once more than ``max_mismatches`` loci mismatch (the pair is rejected then, and
-    the counts are partial).
+    Written without branches, so LLVM vectorises it over loci: most candidate pairs are
+    rejected here, and a branchy early exit mispredicts more than it saves.
     """
     compared = identical = dropout = mismatch = 0
     for locus in range(first.shape[0]):
         gi = first[locus]
         gj = second[locus]
-        if gi < 0 or gj < 0:
-            continue
-        compared += 1
-        if gi == gj:
-            identical += 1
-            continue
+        both = (gi >= 0) & (gj >= 0)
+        same = gi == gj
         low_i, high_i = gi >> 16, gi & 0xFFFF
         low_j, high_j = gj >> 16, gj & 0xFFFF
-        if low_i == high_i and (low_j == low_i or high_j == low_i):
-            dropout += 1
-        elif low_j == high_j and (low_i == low_j or high_i == low_j):
-            dropout += 1
-        else:
-            mismatch += 1
-            if mismatch > max_mismatches:
-                break
+        shares_homozygote = ((low_i == high_i) & ((low_j == low_i) | (high_j == low_i))) | (
+            (low_j == high_j) & ((low_i == low_j) | (high_i == low_j))
+        )
+        compared += both
+        identical += both & same
+        dropout += both & ~same & shares_homozygote
+        mismatch += both & ~same & ~shares_homozygote
     return compared, identical, dropout, mismatch
 
 
@@ -306,7 +326,8 @@ def verify_rows(
     row_position,
     row_low,
     row_high,
-    chunk_starts,
+    chunk_first,
+    chunk_stop,
     is_new,
     block_loci,
     block_starts,
@@ -321,19 +342,19 @@ def verify_rows(
 
     ``member_codes[m]`` is the genotype code row of ``members[m]``: gathered in group order, so
     the rows of a group are read from consecutive memory. Chunk ``c`` (one ``prange`` iteration
-    with its own output rows) handles rows ``chunk_starts[c]..chunk_starts[c+1]-1``. A pair is
-    verified only on the first key it genuinely shares (:func:`first_found_on_key`), so it is
-    reported once. Output columns: i, j (i < j, profile indices), compared, identical, dropout,
+    with its own output rows) handles rows ``chunk_first[c]..chunk_stop[c]-1``. A matching pair
+    is reported only from the first key it genuinely shares (:func:`first_found_on_key`), so it
+    is reported once. Output columns: i, j (i < j, profile indices), compared, identical, dropout,
     mismatch; ``counts[c]`` may exceed ``capacity``, in which case the caller repeats the call
     with more room.
     """
-    n_chunks = chunk_starts.shape[0] - 1
+    n_chunks = chunk_first.shape[0]
     out = np.empty((n_chunks, capacity, 6), dtype=np.int64)
     counts = np.zeros(n_chunks, dtype=np.int64)
     incremental = is_new.shape[0] > 0
     for chunk in numba.prange(n_chunks):
         found = 0
-        for row in range(chunk_starts[chunk], chunk_starts[chunk + 1]):
+        for row in range(chunk_first[chunk], chunk_stop[chunk]):
             p = row_position[row]
             first = member_codes[p]
             for q in range(row_low[row], row_high[row]):
@@ -342,12 +363,11 @@ def verify_rows(
                 if incremental and q < p and is_new[members[q]]:
                     continue  # a pair of two new profiles is taken from the earlier one's row
                 second = member_codes[q]
-                if not first_found_on_key(first, second, block_loci, block_starts, block,
-                                          deleted):
-                    continue
-                compared, identical, dropout, mismatch = compare_pair(first, second,
-                                                                      max_mismatches)
-                if accepts(compared, dropout, mismatch, min_loci, max_mismatches, max_dropouts):
+                compared, identical, dropout, mismatch = compare_pair(first, second)
+                # Matching is rare and cheap to test; which key owns the pair is asked after.
+                if accepts(compared, dropout, mismatch, min_loci, max_mismatches, max_dropouts) \
+                        and first_found_on_key(first, second, block_loci, block_starts, block,
+                                               deleted):
                     if found < capacity:
                         out[chunk, found, 0] = min(members[p], members[q])
                         out[chunk, found, 1] = max(members[p], members[q])
@@ -377,8 +397,7 @@ def exhaustive_pairs(codes, is_new, min_loci, max_mismatches, max_dropouts, row_
         for j in range(i + 1, n):
             if incremental and not (is_new[i] or is_new[j]):
                 continue
-            compared, identical, dropout, mismatch = compare_pair(codes[i], codes[j],
-                                                                  max_mismatches)
+            compared, identical, dropout, mismatch = compare_pair(codes[i], codes[j])
             if accepts(compared, dropout, mismatch, min_loci, max_mismatches, max_dropouts):
                 if found < capacity:
                     out[row, found, 0] = i

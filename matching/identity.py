@@ -186,8 +186,8 @@ def locus_power(codes_by_locus: np.ndarray) -> np.ndarray:
     Parameters
     ----------
     codes_by_locus : ndarray of int32, shape (n_loci, n_profiles)
-        Genotype codes, negative where untyped (:func:`matching._identity_kernels.genotype_codes`,
-        transposed).
+        Genotype codes, locus-major, negative where untyped
+        (:func:`matching._identity_kernels.genotype_codes`).
 
     Returns
     -------
@@ -329,7 +329,9 @@ def identity_search(
         raise ValueError("new must be one flag per profile")
     # Identity needs only whether genotypes are equal or dropout-compatible, so the allele sizes
     # are packed into one code per locus directly, with no allele coding or frequency model.
-    codes = kernels.genotype_codes(np.ascontiguousarray(table.alleles, dtype=np.int16))
+    codes, codes_by_locus = kernels.genotype_codes(
+        np.ascontiguousarray(table.alleles, dtype=np.int16)
+    )
     limits = (
         criteria.min_loci,
         criteria.mismatches_allowed,
@@ -343,7 +345,6 @@ def identity_search(
     if table.n_loci == 0:
         return IdentityHits.from_rows(empty)
 
-    codes_by_locus = np.ascontiguousarray(codes.T)
     power = locus_power(codes_by_locus)
     if criteria.n_blocks is None:
         blocks = choose_blocks(power, table.n_profiles)
@@ -415,15 +416,19 @@ class _KeySearch:
             return np.empty((0, 6), dtype=np.int64)
         member_codes = kernels.gather_rows(self.codes, members)
         chunk_starts = _chunk_rows(rows[2] - rows[1])
-        while True:
+        first_rows, stop_rows = chunk_starts[:-1], chunk_starts[1:]
+        verified = []
+        while len(first_rows):
             out, counts = kernels.verify_rows(
-                members, member_codes, *rows, chunk_starts, self.is_new, self.block_loci,
-                self.block_starts, block, deleted, *self.limits, self.capacity,
+                members, member_codes, *rows, first_rows, stop_rows, self.is_new,
+                self.block_loci, self.block_starts, block, deleted, *self.limits, self.capacity,
             )
-            if counts.max(initial=0) <= self.capacity:
-                break
-            self.capacity = int(counts.max())
-        return out[np.arange(self.capacity)[None, :] < counts[:, None]]
+            done = counts <= self.capacity
+            verified.append(out[done][np.arange(self.capacity)[None, :] < counts[done, None]])
+            # Chunks that found more pairs than there was room for run again, with room.
+            first_rows, stop_rows = first_rows[~done], stop_rows[~done]
+            self.capacity = max(self.capacity, int(counts.max(initial=0)))
+        return np.concatenate(verified)
 
 
 def _chunk_rows(pairs_per_row: np.ndarray) -> np.ndarray:

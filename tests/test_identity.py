@@ -102,7 +102,9 @@ def as_rows(hits):
 
 
 def codes_of(table):
-    return kernels.genotype_codes(np.ascontiguousarray(table.alleles, dtype=np.int16))
+    codes, by_locus = kernels.genotype_codes(np.ascontiguousarray(table.alleles, dtype=np.int16))
+    assert (by_locus == codes.T).all()
+    return codes
 
 
 # ----------------------------------------------------------------- exhaustive search (twin)
@@ -374,7 +376,8 @@ def test_genotype_codes_kernel(seed):
     rng = np.random.default_rng(seed)
     alleles = rng.integers(-1, 40, size=(30, 6, 2)).astype(np.int16)
     alleles[0, 0] = [32767, 1]
-    codes = kernels.genotype_codes(alleles)
+    codes, by_locus = kernels.genotype_codes(alleles)
+    assert (by_locus == codes.T).all()
     for i, k in itertools.product(range(30), range(6)):
         a, b = alleles[i, k].tolist()
         expected = -1 if min(a, b) < 0 else min(a, b) * 65536 + max(a, b)
@@ -479,8 +482,8 @@ def test_compare_pair_kernel():
         np.array([[[10, 12], [20, 20], [30, 32], [40, 44], [-1, -1], [7, 8]],
                   [[12, 10], [20, 22], [30, 30], [41, 44], [50, 50], [-1, -1]]]),
         ["a", "b"], [f"L{k}" for k in range(6)]))
-    assert kernels.compare_pair(codes[0], codes[1], 5) == (4, 1, 2, 1)
-    assert kernels.compare_pair(codes[1], codes[0], 5) == (4, 1, 2, 1)
+    assert kernels.compare_pair(codes[0], codes[1]) == (4, 1, 2, 1)
+    assert kernels.compare_pair(codes[1], codes[0]) == (4, 1, 2, 1)
 
 
 def test_gather_rows_kernel():
