@@ -21,8 +21,10 @@ one bad locus in some block therefore shares a key of that block; by pigeonhole,
 at most ``2B − 1`` bad loci has such a block and is always found (``guaranteed_bad_loci``). Pairs
 with more bad loci are found too when some block holds at most one of them.
 
-Keys are searched in a fixed order (block by block, the deleted locus in block order) and a pair
-is verified only on the first key it shares, so it is reported once without a set of seen pairs.
+Keys are searched in a fixed order (block by block, the deleted locus in block order) and a
+matching pair is reported only from the first key it shares, so it is reported once without a
+set of seen pairs. An incremental search (``new=``) keys only the profiles that share a key with
+a new profile, and verifies only pairs with a new profile.
 
 ``B`` is chosen from the data (:func:`choose_blocks`): as many blocks as possible while every key
 still separates unrelated profiles well enough that random candidates stay linear in the number
@@ -232,16 +234,22 @@ def locus_blocks(power: np.ndarray, n_blocks: int) -> list[list[int]]:
     n_blocks = max(1, min(n_blocks, n_loci))
     small, n_large = divmod(n_loci, n_blocks)  # n_large blocks get small + 1 loci
     blocks: list[list[int]] = [[] for _ in range(n_blocks)]
+    sizes = np.zeros(n_blocks, dtype=np.int64)
     totals = np.zeros(n_blocks)
+    short = small * n_blocks  # loci still needed to bring every block up to `small`
+    large = 0  # blocks grown beyond `small`
     for dealt, locus in enumerate(np.argsort(-power, kind="stable")):
-        sizes = np.array([len(block) for block in blocks])
-        short = int(np.sum(np.maximum(small - sizes, 0)))
         if short == n_loci - dealt:
             room = sizes < small  # the remaining loci are needed to bring blocks up to size
         else:
-            room = (sizes < small) | ((sizes == small) & (np.sum(sizes > small) < n_large))
+            room = (sizes < small) | ((sizes == small) & (large < n_large))
         target = int(np.flatnonzero(room)[np.argmin(totals[room])])
+        if sizes[target] < small:
+            short -= 1
+        else:
+            large += 1
         blocks[target].append(int(locus))
+        sizes[target] += 1
         totals[target] += power[locus]
     return [sorted(block) for block in blocks]
 
@@ -272,7 +280,12 @@ def choose_blocks(power: np.ndarray, n_profiles: int) -> list[list[int]]:
     n_loci = len(power)
     fewest = 2 if n_loci >= 4 else 1
     needed = required_key_power(n_profiles)
-    for n_blocks in range(max_blocks(n_loci), fewest, -1):
+    most = max_blocks(n_loci)
+    if needed > 0:
+        # B keys (one per block, each a block less a locus) hold at most all the power, so B
+        # blocks can satisfy the need only if B · needed <= total power: skip the larger B.
+        most = min(most, int(np.floor(power.sum() / needed)))
+    for n_blocks in range(most, fewest, -1):
         blocks = locus_blocks(power, n_blocks)
         if weakest_key_power(power, blocks) >= needed:
             return blocks

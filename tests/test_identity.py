@@ -12,6 +12,7 @@ from dnatrack.genotypes import GenotypeTable
 from matching import _identity_kernels as kernels
 from matching.identity import (
     IdentityCriteria,
+    _chunk_rows,
     choose_blocks,
     guaranteed_bad_loci,
     identity_search,
@@ -181,6 +182,26 @@ def test_each_pair_is_reported_once():
     assert len({row[:2] for row in found}) == len(found)
     assert found == brute_force(table, criteria)
     assert len(found) == 40 + 2 * 10
+
+
+def test_one_large_group_is_split_across_chunks():
+    rng = np.random.default_rng(17)
+    animal = rng.integers(1, 30, size=(1, 10, 2))
+    others = rng.integers(1, 30, size=(100, 10, 2))
+    table = GenotypeTable(np.concatenate([others, np.repeat(animal, 400, axis=0)]),
+                          [f"p{i}" for i in range(500)], [f"L{k}" for k in range(10)])
+    criteria = IdentityCriteria("high", min_loci=10)
+    found = as_rows(identity_search(table, criteria))
+    assert found == as_rows(identity_search(table, criteria, exhaustive=True))
+    assert len(found) == 400 * 399 // 2
+    new = np.arange(500) == 499
+    assert len(identity_search(table, criteria, new=new)) == 399
+    # The group's rows (399, 398, ... 1 pairs) go to several chunks of similar size.
+    pairs_per_row = np.arange(399, 0, -1)
+    bounds = _chunk_rows(pairs_per_row)
+    per_chunk = [pairs_per_row[a:b].sum() for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+    assert bounds[0] == 0 and bounds[-1] == 399 and len(per_chunk) >= 2
+    assert max(per_chunk) <= sum(per_chunk) / len(per_chunk) + 399
 
 
 def test_more_blocks_find_more_pairs_with_untyped_loci():
