@@ -31,11 +31,14 @@ class SeizureLink:
 
     @property
     def same_animal(self) -> bool:
-        return any(pair["relationship"] == "same_animal" for pair in self.pairs)
+        """True when a same-animal match (by LR or by the identity search) is among the pairs."""
+        return any(pair["relationship"] == "same_animal" or pair.get("identity")
+                   for pair in self.pairs)
 
     @property
     def max_log10_lr(self) -> float | None:
-        values = [pair["log10_lr"] for pair in self.pairs if pair.get("log10_lr") is not None]
+        values = [pair["log10_lr"] for pair in self.pairs
+                  if pair.get("log10_lr") not in (None, "")]
         return max(values) if values else None
 
     @property

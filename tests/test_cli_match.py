@@ -97,3 +97,60 @@ def test_bad_options_give_one_line_errors(files, capsys, extra, message):
     assert status == 1
     assert re.search(message, err)
     assert len(err.strip().splitlines()) == 1
+
+
+def test_rows_are_consistent_and_the_run_is_recorded(files, capsys):
+    import numpy as np
+
+    from dnatrack.formats import read_genotypes
+    from dnatrack.genotypes import AlleleCoding
+    from dnatrack.reference import load_reference_set
+    from matching.frequencies import allele_counts
+    from matching.match_probability import match_probabilities
+
+    folder, _ = files
+    out = folder / "consistent.csv"
+    assert main(["match", str(folder / "seized.csv"), "--reference", str(folder / "ref"),
+                 "--out", str(out), "--theta", "0.03", "--stringency", "moderate",
+                 "--max-mismatches", "2"]) == 0
+    rows = read_csv(out)
+    for row in rows:
+        if row["evidence"].startswith("kinship"):
+            # the label is the relationship whose LR is reported
+            assert row["log10_lr"] == row[f"log10_lr_{row['relationship']}"]
+        else:
+            assert row["relationship"] == "same_animal" and row["identity"] == "moderate"
+    # RMP over the loci where the two profiles are identical, computed here independently
+    table = read_genotypes(folder / "seized.csv", format="wide")
+    reference = load_reference_set(str(folder / "ref")).table
+    counts = allele_counts(reference.replace(population=None),
+                           AlleleCoding.from_tables(reference).extend(table))
+    per_locus = match_probabilities(table, counts, 0.03).per_locus
+    same = [r for r in rows if r["relationship"] == "same_animal"]
+    assert same
+    for row in same:
+        i, j = table.index_of(row["sample1"]), table.index_of(row["sample2"])
+        identical = [k for k in range(table.n_loci) if table.typed[i, k] and table.typed[j, k]
+                     and list(table.alleles[i, k]) == list(table.alleles[j, k])]
+        assert float(row["rmp"]) == pytest.approx(np.prod(per_locus[i, identical]), rel=1e-3)
+    run = json.loads((folder / "consistent.run.json").read_text())
+    assert run["kinship"]["theta"] == 0.03
+    assert run["kinship"]["dropout_rate"] == 0.01
+    assert run["identity"]["guaranteed_bad_loci"] >= 3
+    assert run["reference"]["content_hash"]
+    assert any("default cutoffs" in note for note in run["notes"])
+    assert "note: default cutoffs" in capsys.readouterr().err
+
+
+def test_a_calibration_for_other_genotypes_is_refused(files, tmp_path):
+    folder, _ = files
+    cal = tmp_path / "cal.json"
+    assert main(["calibrate", str(folder / "ref"), "--theta", "0.03", "--simulations", "300",
+                 "--out", str(cal)]) == 0
+    data = json.loads(cal.read_text())
+    data["reference_hash"] = "0" * 64
+    cal.write_text(json.dumps(data))
+    status = main(["match", str(folder / "seized.csv"), "--reference", str(folder / "ref"),
+                   "--out", str(tmp_path / "p.csv"), "--theta", "0.03",
+                   "--calibration", str(cal)])
+    assert status == 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +21,7 @@ from dnatrack.reference import ReferenceSet, load_reference_set
 
 PAIR_COLUMNS = [
     "sample1", "seizure1", "sample2", "seizure2", "relationship", "log10_lr", "loci_compared",
-    "rmp", "identity", "loci_identical", "loci_dropout", "loci_mismatch",
+    "evidence", "rmp", "identity", "loci_identical", "loci_dropout", "loci_mismatch",
 ]
 
 
@@ -158,28 +159,53 @@ def _shared_loci(reference: ReferenceSet, tables: list[GenotypeTable], min_loci:
     return loci
 
 
-def _default_calibration(args, reference_arg: str, theta: float, errors):
+def _calibration(args, reference: ReferenceSet, theta: float, errors, notes: list[str]):
+    """The calibration to use: ``--calibration`` (which must fit), else the reference
+    folder's when it fits, else none — each choice explained in ``notes``."""
     from matching.calibration import Calibration
 
     if args.calibration:
-        return Calibration.load(args.calibration)
+        calibration = Calibration.load(args.calibration)
+        problem = _calibration_mismatch(calibration, reference, theta, errors)
+        if problem:
+            raise ValueError(f"{args.calibration}: {problem}")
+        notes.append(f"cutoffs from calibration {args.calibration}")
+        return calibration
     if args.cutoff:
+        notes.append("cutoffs given on the command line (not calibrated)")
         return None
     from reference_data import list_reference_sets, reference_set_path
 
-    folder = Path(reference_arg)
-    if not folder.is_dir() and reference_arg in list_reference_sets():
-        folder = reference_set_path(reference_arg)
+    folder = Path(args.reference)
+    if not folder.is_dir() and args.reference in list_reference_sets():
+        folder = reference_set_path(args.reference)
     candidate = folder / "calibration.json" if folder.is_dir() else None
     if candidate is not None and candidate.is_file():
         calibration = Calibration.load(candidate)
-        if abs(calibration.theta - theta) < 1e-12 and calibration.errors == errors:
+        problem = _calibration_mismatch(calibration, reference, theta, errors)
+        if not problem:
+            notes.append(f"cutoffs from the reference set's calibration ({candidate})")
             return calibration
+        notes.append(f"the reference set's calibration was not used: {problem}")
+    notes.append(
+        "default cutoffs (not calibrated for this reference, theta and error rates); run "
+        "'dnatrack calibrate' to control the false-positive rate"
+    )
     return None
+
+
+def _calibration_mismatch(calibration, reference: ReferenceSet, theta: float, errors) -> str:
+    if calibration.reference_hash and calibration.reference_hash != reference.content_hash:
+        return f"it was made for reference {calibration.reference!r} with other genotypes"
+    if abs(calibration.theta - theta) > 1e-12 or calibration.errors != errors:
+        return (f"it was made with theta={calibration.theta} and {calibration.errors}, "
+                f"the search uses theta={theta} and {errors}")
+    return ""
 
 
 # ---------------------------------------------------------------------------------- match
 def run_match(args: argparse.Namespace) -> int:
+    from dnatrack import __version__
     from matching.identity import IdentityCriteria, identity_search
     from matching.kinship import DEFAULT_CUTOFFS, KinshipSearch
     from matching.links import link_seizures
@@ -196,7 +222,7 @@ def run_match(args: argparse.Namespace) -> int:
     seizure_of = {}
     for table in tables:
         seizure_of.update(_seizures(table, args.groups))
-    combined = tables[0] if len(tables) == 1 else GenotypeTable.concat(tables)
+    combined = _combined(tables, args)
     n_new = len(tables[0])
     ids = combined.profile_ids
 
@@ -204,14 +230,15 @@ def run_match(args: argparse.Namespace) -> int:
     errors = _error_model(args)
     relationships = tuple(r.strip() for r in args.relationships.split(",") if r.strip())
     cutoffs = {**DEFAULT_CUTOFFS, **parse_assignments(args.cutoff, "--cutoff")}
+    notes: list[str] = []
+    calibration = _calibration(args, reference, theta, errors, notes)
+    search = KinshipSearch.from_reference(
+        ref_table, *tables, theta=theta, errors=errors, relationships=relationships,
+        cutoffs=cutoffs, min_loci=args.min_loci, calibration=calibration,
+    )
 
     rows: dict[tuple[str, str], dict] = {}
     if not args.no_kinship:
-        search = KinshipSearch.from_reference(
-            ref_table, *tables, theta=theta, errors=errors, relationships=relationships,
-            cutoffs=cutoffs, min_loci=args.min_loci,
-            calibration=_default_calibration(args, args.reference, theta, errors),
-        )
         client = None
         if args.dask:
             from matching.distributed import connect
@@ -224,52 +251,111 @@ def run_match(args: argparse.Namespace) -> int:
                 hits = search.new_vs_existing(tables[0], tables[1], progress=update,
                                               dask_client=client)
         for record in hits.records(ids, ids):
+            record["evidence"] = "kinship"
             rows[(record["sample1"], record["sample2"])] = record
 
+    criteria = None
     if not args.no_identity:
         criteria = IdentityCriteria(args.stringency, max_mismatches=args.max_mismatches,
                                     min_loci=args.min_loci)
-        new_flags = None
-        if existing is not None:
-            new_flags = np.arange(len(combined)) < n_new
+        new_flags = np.arange(len(combined)) < n_new if existing is not None else None
         with progress_bar(criteria.n_blocks, "identity search", unit="block") as update:
             identity = identity_search(combined, criteria, new=new_flags, progress=update)
-        for record in identity.records(ids):
-            key = (record["sample1"], record["sample2"])
-            merged = rows.setdefault(key, {k: record[k] for k in ("sample1", "sample2",
-                                                                  "loci_compared")})
-            merged["relationship"] = "same_animal"
-            merged["identity"] = args.stringency
-            for field in ("loci_identical", "loci_dropout", "loci_mismatch"):
-                merged[field] = record[field]
+        _merge_identity(rows, identity.records(ids), args.stringency, search, combined)
+        notes.append(
+            f"identity search: pairs with at most {identity.guaranteed_bad_loci} loci not "
+            "identical (mismatching, dropout-compatible or untyped) are always found"
+        )
 
     _add_match_probabilities(rows, combined, ref_table, theta)
     for (s1, s2), row in rows.items():
         row["seizure1"], row["seizure2"] = seizure_of[s1], seizure_of[s2]
     ordered = [rows[key] for key in sorted(rows)]
-    lr_columns = [] if args.no_kinship else [f"log10_lr_{r}" for r in relationships]
+    lr_columns = [f"log10_lr_{r}" for r in relationships]
     write_rows(args.out, ordered, PAIR_COLUMNS + lr_columns)
 
     graph = link_seizures(ordered, seizure_of)
     links_path = Path(args.links) if args.links else Path(args.out).with_suffix(".links.json")
     if links_path.suffix.lower() == ".csv":
-        write_rows(links_path, graph.link_rows(), list(graph.link_rows()[0]) if graph.links
-                   else ["seizure1", "seizure2", "n_pairs", "same_animal", "relationships",
-                         "max_log10_lr", "weight", "component"])
+        write_rows(links_path, graph.link_rows(), LINK_COLUMNS)
     else:
         write_json(links_path, graph.as_dict())
+    run_path = Path(args.out).with_suffix(".run.json")
+    write_json(run_path, {
+        "software": f"dnatrack {__version__}",
+        "reference": {"name": reference.name, "version": reference.version,
+                      "content_hash": reference.content_hash, "simulated": reference.simulated},
+        "inputs": {"genotypes": args.genotypes, "against": args.against,
+                   "profiles": len(combined), "loci": list(loci)},
+        "kinship": None if args.no_kinship else search.parameters(),
+        "identity": None if criteria is None else {
+            **criteria.as_dict(), "guaranteed_bad_loci": identity.guaranteed_bad_loci},
+        "results": {"pairs": len(ordered), "seizure_links": len(graph.links),
+                    "networks": len(graph.components)},
+        "notes": notes,
+    })
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
     same = sum(1 for row in ordered if row.get("relationship") == "same_animal")
     print(
         f"{len(combined)} profiles at {len(loci)} loci: {len(ordered)} pairs "
         f"({same} same animal), {len(graph.links)} seizure links in "
-        f"{len(graph.components)} networks -> {args.out}, {links_path}"
+        f"{len(graph.components)} networks -> {args.out}, {links_path}, {run_path}"
     )
     return 0
 
 
+LINK_COLUMNS = ["seizure1", "seizure2", "n_pairs", "same_animal", "relationships",
+                "max_log10_lr", "weight", "component"]
+
+
+def _combined(tables: list[GenotypeTable], args) -> GenotypeTable:
+    if len(tables) == 1:
+        return tables[0]
+    clash = set(tables[0].profile_ids) & set(tables[1].profile_ids)
+    if clash:
+        raise ValueError(
+            f"sample {sorted(clash)[0]!r} is in both {args.genotypes} and {args.against}"
+        )
+    return GenotypeTable.concat(tables)
+
+
+def _merge_identity(rows: dict, records: list[dict], stringency: str, search,
+                    table: GenotypeTable) -> None:
+    """Add identity matches to the kinship rows. A pair the kinship search also reported keeps
+    its relationship and LR; a pair only the identity search found is labelled same animal and
+    given its LRs, whatever they are."""
+    index = {str(pid): k for k, pid in enumerate(table.profile_ids)}
+    only_identity = [r for r in records if (r["sample1"], r["sample2"]) not in rows]
+    if only_identity:
+        lr, _ = search.score_pairs(
+            table,
+            [index[r["sample1"]] for r in only_identity],
+            [index[r["sample2"]] for r in only_identity],
+        )
+        same = search.relationships.index("same_animal") if (
+            "same_animal" in search.relationships) else None
+        for record, values in zip(only_identity, lr, strict=True):
+            row = {"sample1": record["sample1"], "sample2": record["sample2"],
+                   "relationship": "same_animal", "loci_compared": record["loci_compared"],
+                   "log10_lr": "" if same is None else round(float(values[same]), 6),
+                   "evidence": "identity"}
+            for r, name in enumerate(search.relationships):
+                row[f"log10_lr_{name}"] = round(float(values[r]), 6)
+            rows[(record["sample1"], record["sample2"])] = row
+    for record in records:
+        row = rows[(record["sample1"], record["sample2"])]
+        if row["evidence"] == "kinship":
+            row["evidence"] = "kinship+identity"
+        row["identity"] = stringency
+        for field in ("loci_identical", "loci_dropout", "loci_mismatch"):
+            row[field] = record[field]
+
+
 def _add_match_probabilities(rows: dict, table: GenotypeTable, reference: GenotypeTable,
                              theta: float) -> None:
-    """RMP of each same-animal pair: sample1's genotype over the loci typed in both."""
+    """RMP of each same-animal pair: sample1's genotype over the loci where the two profiles
+    are identical (dropout-compatible and mismatching loci do not count as matching)."""
     from matching.frequencies import allele_counts
     from matching.match_probability import match_probabilities
 
@@ -280,11 +366,11 @@ def _add_match_probabilities(rows: dict, table: GenotypeTable, reference: Genoty
     counts = allele_counts(reference.replace(population=None), coding)
     per_locus = match_probabilities(table, counts, theta).per_locus
     index = {str(pid): k for k, pid in enumerate(table.profile_ids)}
-    typed = table.typed
+    alleles = table.alleles
     for s1, s2 in same:
         i, j = index[s1], index[s2]
-        both = typed[i] & typed[j]
-        rows[(s1, s2)]["rmp"] = f"{float(np.prod(per_locus[i, both])):.3e}"
+        identical = table.typed[i] & table.typed[j] & (alleles[i] == alleles[j]).all(axis=1)
+        rows[(s1, s2)]["rmp"] = f"{float(np.prod(per_locus[i, identical])):.3e}"
 
 
 # ---------------------------------------------------------------------------------- calibrate
