@@ -138,8 +138,11 @@ def test_rows_are_consistent_and_the_run_is_recorded(files, capsys):
     assert run["kinship"]["dropout_rate"] == 0.01
     assert run["identity"]["guaranteed_bad_loci"] >= 3
     assert run["reference"]["content_hash"]
-    assert any("default cutoffs" in note for note in run["notes"])
-    assert "note: default cutoffs" in capsys.readouterr().err
+    n = 60  # 4 seizures of 15 items
+    assert run["kinship"]["calibration"]["false_positive_rate"] == pytest.approx(
+        0.01 / (n * (n - 1) / 2))
+    assert any("calibrated for this search" in note for note in run["notes"])
+    assert "note: cutoffs calibrated for this search" in capsys.readouterr().err
 
 
 def test_a_calibration_for_other_genotypes_is_refused(files, tmp_path):

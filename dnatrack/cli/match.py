@@ -64,7 +64,8 @@ def register(subparsers) -> None:
                        help="log10 LR cutoff for a relationship (repeatable)")
     match.add_argument("--calibration", metavar="FILE",
                        help="calibration.json from 'dnatrack calibrate' (default: the "
-                            "reference folder's, when it matches θ and error rates)")
+                            "reference folder's, when it matches; else cutoffs calibrated "
+                            "now for this search's number of pairs)")
     match.add_argument("--min-loci", type=int, default=8, help="minimum loci compared (8)")
     match.add_argument("--stringency", choices=STRINGENCIES, default="moderate",
                        help="identity search stringency (default moderate)")
@@ -159,10 +160,12 @@ def _shared_loci(reference: ReferenceSet, tables: list[GenotypeTable], min_loci:
     return loci
 
 
-def _calibration(args, reference: ReferenceSet, theta: float, errors, notes: list[str]):
+def _calibration(args, reference: ReferenceSet, theta: float, errors, notes: list[str],
+                 ref_table: GenotypeTable, relationships: tuple[str, ...], n_pairs: float):
     """The calibration to use: ``--calibration`` (which must fit), else the reference
-    folder's when it fits, else none — each choice explained in ``notes``."""
-    from matching.calibration import Calibration
+    folder's standing calibration when it fits, else one made now for this search's number of
+    pairs — each choice explained in ``notes``."""
+    from matching.calibration import Calibration, calibrate
 
     if args.calibration:
         calibration = Calibration.load(args.calibration)
@@ -187,11 +190,17 @@ def _calibration(args, reference: ReferenceSet, theta: float, errors, notes: lis
             notes.append(f"cutoffs from the reference set's calibration ({candidate})")
             return calibration
         notes.append(f"the reference set's calibration was not used: {problem}")
-    notes.append(
-        "default cutoffs (not calibrated for this reference, theta and error rates); run "
-        "'dnatrack calibrate' to control the false-positive rate"
+    calibration = calibrate(
+        ref_table, theta=theta, errors=errors, relationships=relationships,
+        pairs_compared=max(n_pairs, 1.0), seed=1,
+        reference_name=reference.name, reference_hash=reference.content_hash,
     )
-    return None
+    notes.append(
+        f"cutoffs calibrated for this search: false-positive rate per pair "
+        f"{calibration.false_positive_rate:.2g} (0.01 / {n_pairs:.0f} pairs compared), "
+        f"{calibration.n_simulations} simulated pairs per relationship, seed 1"
+    )
+    return calibration
 
 
 def _calibration_mismatch(calibration, reference: ReferenceSet, theta: float, errors) -> str:
@@ -231,7 +240,10 @@ def run_match(args: argparse.Namespace) -> int:
     relationships = tuple(r.strip() for r in args.relationships.split(",") if r.strip())
     cutoffs = {**DEFAULT_CUTOFFS, **parse_assignments(args.cutoff, "--cutoff")}
     notes: list[str] = []
-    calibration = _calibration(args, reference, theta, errors, notes)
+    n_existing = len(combined) - n_new
+    n_pairs = n_new * (n_new - 1) / 2 + n_new * n_existing
+    calibration = _calibration(args, reference, theta, errors, notes, ref_table, relationships,
+                               n_pairs)
     search = KinshipSearch.from_reference(
         ref_table, *tables, theta=theta, errors=errors, relationships=relationships,
         cutoffs=cutoffs, min_loci=args.min_loci, calibration=calibration,
