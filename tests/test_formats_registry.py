@@ -10,7 +10,7 @@ from dnatrack.formats import (
     writable_formats,
     write_genotypes,
 )
-from dnatrack.formats._builder import replace_atomically
+from dnatrack.files import replace_atomically
 from tests._formats_helpers import located, random_table, write_text
 
 

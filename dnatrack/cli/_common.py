@@ -8,8 +8,8 @@ import os
 import sys
 from collections.abc import Iterable, Mapping
 from contextlib import contextmanager
-from pathlib import Path
 
+from dnatrack.files import replace_atomically
 from dnatrack.genotypes import GenotypeTable
 
 
@@ -30,7 +30,7 @@ def read_table(path: str, input_format: str | None = None, **options) -> Genotyp
 def write_rows(path: str | os.PathLike, rows: Iterable[Mapping], columns: list[str]) -> int:
     """Write dict rows as CSV with a header (missing keys as empty cells); returns the count."""
     count = 0
-    with open(path, "w", newline="") as handle:
+    with replace_atomically(path, newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
         writer.writeheader()
         for row in rows:
@@ -40,7 +40,8 @@ def write_rows(path: str | os.PathLike, rows: Iterable[Mapping], columns: list[s
 
 
 def write_json(path: str | os.PathLike, data) -> None:
-    Path(path).write_text(json.dumps(data, indent=2, default=str) + "\n")
+    with replace_atomically(path) as handle:
+        handle.write(json.dumps(data, indent=2, default=str) + "\n")
 
 
 @contextmanager

@@ -22,12 +22,12 @@ import os
 from pathlib import Path
 
 from dnatrack.errors import GenotypeFormatError
+from dnatrack.files import replace_atomically
 from dnatrack.formats._builder import (
     SampleLocusRows,
     normalise_header,
     parse_allele,
     read_delimited,
-    replace_atomically,
 )
 from dnatrack.formats.wide import MISSING_CODES
 from dnatrack.genotypes import MISSING, GenotypeTable

@@ -38,11 +38,11 @@ from pathlib import Path
 import numpy as np
 
 from dnatrack.errors import GenotypeFormatError
+from dnatrack.files import replace_atomically
 from dnatrack.formats._builder import (
     TableBuilder,
     parse_allele,
     read_nonblank_lines,
-    replace_atomically,
 )
 from dnatrack.genotypes import MISSING, GenotypeTable
 from dnatrack.panels import Panel

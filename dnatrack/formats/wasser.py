@@ -22,12 +22,12 @@ from pathlib import Path
 import numpy as np
 
 from dnatrack.errors import GenotypeFormatError
+from dnatrack.files import replace_atomically
 from dnatrack.formats._builder import (
     TableBuilder,
     normalise_header,
     parse_allele,
     read_delimited,
-    replace_atomically,
 )
 from dnatrack.genotypes import MISSING, GenotypeTable
 from dnatrack.panels import Panel

@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from dnatrack.errors import GenotypeFormatError
-from dnatrack.formats._builder import TableBuilder, parse_allele, replace_atomically
+from dnatrack.files import replace_atomically
+from dnatrack.formats._builder import TableBuilder, parse_allele
 from dnatrack.genotypes import MISSING, GenotypeTable
 from dnatrack.panels import Panel
 
