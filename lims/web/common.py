@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from flask import Blueprint, current_app, render_template
 from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
-from wtforms import SelectField
+from wtforms import SelectChoice, SelectField
 
 from lims.access import visible
 from lims.api.routing import require_permission
@@ -159,6 +159,16 @@ def render_form(template: str, form: FlaskForm, status: int = 200, **context):
     return render_template(template, form=form, **context), status
 
 
+def choice_list(options: Iterable[tuple[object, str] | str]) -> list[SelectChoice]:
+    """Select options from ``(value, label)`` pairs, or from values shown with spaces for
+    underscores; a value of ``""`` is the blank choice."""
+    listed = []
+    for option in options:
+        value, label = option if isinstance(option, tuple) else (option, option.replace("_", " "))
+        listed.append(SelectChoice(str(value), label))
+    return listed
+
+
 def _optional_int(value) -> int | None:
     return None if value in ("", None) else int(value)
 
@@ -211,11 +221,12 @@ def user_names(user_ids: Iterable[int | None]) -> dict[int, str]:
     )
 
 
-def storage_choices() -> list[tuple[str, str]]:
+def storage_choices() -> list[SelectChoice]:
     """Choices of the user's agency's storage locations by path, with a blank choice."""
     locations = db.session.scalars(
         sa.select(StorageLocation).where(visible(StorageLocation, current_user))
     ).all()
-    return [("", "—")] + sorted(
-        ((str(location.id), location.path) for location in locations), key=lambda c: c[1]
+    return choice_list(
+        [("", "—")] + sorted(((location.id, location.path) for location in locations),
+                             key=lambda option: option[1])
     )

@@ -35,6 +35,7 @@ from lims.models import (
 from lims.web.common import (
     RecordSelectField,
     bp,
+    choice_list,
     page,
     render_form,
     show_problems,
@@ -50,11 +51,10 @@ RECENT_EVENTS = 10
 
 class CustodyForm(FlaskForm):
     barcode = StringField("Barcode (scan or type, then Enter)")
-    event_type = SelectField("Event", choices=[(kind, kind) for kind in EVENT_TYPES],
-                             default="transfer")
+    event_type = SelectField("Event", choices=choice_list(EVENT_TYPES), default="transfer")
     signature_meaning = SelectField(
         "By recording this I attest that I",
-        choices=[(meaning, meaning) for meaning in SIGNATURE_MEANINGS],
+        choices=choice_list(SIGNATURE_MEANINGS),
         default="performed",
     )
     from_holder = StringField("From (who hands it over)")

@@ -50,6 +50,7 @@ from lims.web.common import (
     RecordSelectField,
     bp,
     can_write,
+    choice_list,
     holds,
     page,
     render_form,
@@ -61,15 +62,11 @@ from lims.web.common import (
 OPTIONAL = [Optional()]
 
 
-def _choices(values: tuple[str, ...]) -> list[tuple[str, str]]:
-    return [(value, value.replace("_", " ")) for value in values]
-
-
 # --------------------------------------------------------------------------- forms
 class CaseForm(FlaskForm):
     reference = StringField("Case reference")
     title = StringField("Title")
-    kind = SelectField("Kind", choices=_choices(CASE_KINDS))
+    kind = SelectField("Kind", choices=choice_list(CASE_KINDS))
     description = TextAreaField("Description")
 
 
@@ -89,7 +86,7 @@ class SeizureForm(FlaskForm):
 
 class ItemForm(FlaskForm):
     label = StringField("Label (e.g. T-012)")
-    kind = SelectField("Kind", choices=_choices(ITEM_KINDS))
+    kind = SelectField("Kind", choices=choice_list(ITEM_KINDS))
     length_cm = FloatField("Length (cm)", validators=OPTIONAL)
     circumference_cm = FloatField("Circumference at the base (cm)", validators=OPTIONAL)
     weight_kg = FloatField("Weight (kg)", validators=OPTIONAL)
@@ -99,7 +96,7 @@ class ItemForm(FlaskForm):
 
 class SourceAnimalForm(FlaskForm):
     identifier = StringField("Identifier (carcass or reference number)")
-    kind = SelectField("Kind", choices=_choices(SOURCE_ANIMAL_KINDS))
+    kind = SelectField("Kind", choices=choice_list(SOURCE_ANIMAL_KINDS))
     species = StringField("Species")
     population = StringField("Known population")
     latitude = FloatField("Latitude (decimal degrees)", validators=OPTIONAL)
@@ -110,7 +107,7 @@ class SourceAnimalForm(FlaskForm):
 
 class SampleForm(FlaskForm):
     barcode = StringField("Barcode")
-    sample_type = SelectField("Sample type", choices=_choices(SAMPLE_TYPES))
+    sample_type = SelectField("Sample type", choices=choice_list(SAMPLE_TYPES))
     storage_location_id = RecordSelectField("First stored at")
     collected_at = DateTimeLocalField(
         "Collected at (UTC)", format=["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"], validators=OPTIONAL
@@ -120,7 +117,7 @@ class SampleForm(FlaskForm):
 
 class StorageLocationForm(FlaskForm):
     name = StringField("Name")
-    kind = SelectField("Kind", choices=_choices(STORAGE_KINDS))
+    kind = SelectField("Kind", choices=choice_list(STORAGE_KINDS))
     parent_id = RecordSelectField("Inside")
 
 
@@ -208,9 +205,9 @@ def new_seizure(case_id: int):
     record = load_visible(Case, case_id, "case", for_writing=True)
     form = SeizureForm()
     agencies = db.session.scalars(sa.select(Agency).order_by(Agency.name)).all()
-    form.seizing_agency_id.choices = [("", "—")] + [
-        (str(agency.id), agency.name) for agency in agencies
-    ]
+    form.seizing_agency_id.choices = choice_list(
+        [("", "—")] + [(agency.id, agency.name) for agency in agencies]
+    )
     status = 200
     if form.is_submitted():
         seizure, status = save_form(
@@ -263,9 +260,9 @@ def new_item(seizure_id: int):
         )
         .order_by(Item.label)
     ).all()
-    form.paired_item_id.choices = [("", "— not paired")] + [
-        (str(item.id), item.label) for item in unpaired_tusks
-    ]
+    form.paired_item_id.choices = choice_list(
+        [("", "— not paired")] + [(item.id, item.label) for item in unpaired_tusks]
+    )
     status = 200
     if form.is_submitted():
         item, status = save_form(

@@ -25,7 +25,7 @@ from lims.genotyping import (
     review_profile,
 )
 from lims.models import GenotypeImport, GenotypeProfile, Sample
-from lims.web.common import bp, holds, page, render_form, user_names
+from lims.web.common import bp, choice_list, holds, page, render_form, user_names
 from reference_data import list_panels
 
 
@@ -34,7 +34,7 @@ class ImportForm(FlaskForm):
     panel = SelectField("Marker panel")
     file_format = SelectField(
         "Format",
-        choices=[("", "detect from the file")] + [(name, name) for name in IMPORT_FORMATS],
+        choices=choice_list([("", "detect from the file"), *IMPORT_FORMATS]),
     )
     run = StringField("Run (plate or instrument run)")
 
@@ -61,7 +61,7 @@ def available_panels() -> list[str]:
 @page("profile.write")
 def import_genotypes_page():
     form = ImportForm()
-    form.panel.choices = [(name, name) for name in available_panels()]
+    form.panel.choices = choice_list((name, name) for name in available_panels())
     status = 200
     problems = []
     if form.is_submitted() and form.validate():
