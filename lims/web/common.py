@@ -45,7 +45,7 @@ NAV_LINKS: list[NavLink] = [
     NavLink("web.cases", "Cases", ("record.read",)),
     NavLink("web.scan_custody", "Custody", ("custody.record",)),
     NavLink("web.storage", "Storage", ("record.read",)),
-    NavLink("web.import_genotypes", "Import genotypes", ("profile.write",)),
+    NavLink("web.import_genotypes_page", "Import genotypes", ("profile.write",)),
     NavLink("web.review_queue", "Review", ("profile.review",)),
 ]
 

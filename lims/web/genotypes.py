@@ -97,9 +97,10 @@ def import_genotypes_page():
                 status = 422
             else:
                 db.session.commit()
+                plural = "s" if len(profiles) != 1 else ""
                 flash(
-                    f"Imported {len(profiles)} profiles from {batch.filename}; they wait for "
-                    "review.",
+                    f"Imported {len(profiles)} profile{plural} from {batch.filename}; "
+                    "waiting for review.",
                     "success",
                 )
                 return redirect(url_for("web.genotype_import", import_id=batch.id))

@@ -4,11 +4,14 @@ token."""
 from __future__ import annotations
 
 import io
+import re
 
 import pytest
+from flask import url_for
 
 from lims.models import Case, CustodyEvent, GenotypeImport, Item, Sample, Seizure, StorageLocation
 from lims.permissions import ROLES, roles_with
+from lims.web.common import NAV_LINKS
 from tests.lims.web_support import World, count, make_browser, make_world, share_case
 
 # (url with {placeholders} filled from a World, permissions of which one is needed)
@@ -193,3 +196,16 @@ def test_forms_refuse_roles_without_the_permission(app, agencies, world):
         response = researcher.post(url, data)
         assert response.status_code == 403, url
         assert count(app, model) == before
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_the_navigation_shows_the_pages_the_role_may_open(app, agencies, role):
+    browser = make_browser(app, agencies, role)
+    html = browser.get("/").get_data(as_text=True)
+    navigation = re.search(r'<nav aria-label="Main">(.*?)</nav>', html, re.S).group(1)
+    shown = re.findall(r'<a href="[^"]*"[^>]*>(.*?)</a>', navigation)
+    expected = [link.label for link in NAV_LINKS if _allowed(role, link.permissions)]
+    assert shown == expected
+    with app.test_request_context():
+        for link in NAV_LINKS:
+            assert browser.get(url_for(link.endpoint)).status_code in (200, 403), link
