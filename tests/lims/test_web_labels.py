@@ -95,9 +95,11 @@ def test_label_images_and_sheet_pages(app, agencies):
     sample_id, barcode = world.sample_ids[0], world.barcodes[0]
     code128 = browser.get(f"/samples/{sample_id}/label/code128.svg")
     assert code128.mimetype == "image/svg+xml"
-    assert decode(rasterise_code128(code128.get_data(as_text=True))) == [(zxingcpp.BarcodeFormat.Code128, barcode)]
+    assert decode(rasterise_code128(code128.get_data(as_text=True))) == [
+        (zxingcpp.BarcodeFormat.Code128, barcode)]
     qr = browser.get(f"/samples/{sample_id}/label/qr.svg")
-    assert decode(rasterise_qr(qr.get_data(as_text=True))) == [(zxingcpp.BarcodeFormat.QRCode, barcode)]
+    assert decode(rasterise_qr(qr.get_data(as_text=True))) == [
+        (zxingcpp.BarcodeFormat.QRCode, barcode)]
     sheet = browser.get(f"/labels?seizure_id={world.seizure_id}").get_data(as_text=True)
     assert re.findall(r'<div class="barcode-text">(.*?)</div>', sheet) == world.barcodes
     assert "@page { size: 62mm 30mm" in sheet

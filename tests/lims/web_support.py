@@ -6,8 +6,8 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import re
-from html import unescape
 from dataclasses import dataclass
+from html import unescape
 
 from lims.auth import hash_password
 from lims.custody import record_event
