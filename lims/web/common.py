@@ -113,6 +113,7 @@ def can_write(model: type, record_id: int) -> bool:
 
 
 def holds(permission: str) -> bool:
+    """True when the current user's roles grant ``permission``."""
     return permission in permissions_of(current_user.roles)
 
 
@@ -134,21 +135,21 @@ def api_input(form: FlaskForm, names: Iterable[str]) -> dict:
     return data
 
 
-def show_problems(form: FlaskForm, error: ApiError, fields: dict[str, str] | None = None) -> int:
-    """Put the problems of a refused change next to the form fields they name; returns the
-    HTTP status to answer with. ``fields`` maps API field names to form field names where
-    they differ; problems about no field of the form go to the form's own error list."""
+def show_problems(form: FlaskForm, error: ApiError) -> int:
+    """Put the problems of a refused change next to the form fields they name (the form's
+    fields are named as the API's); returns the HTTP status to answer with. Problems about no
+    field of the form go to the form's own error list. The transaction is rolled back."""
     db.session.rollback()
     problems = (error.details or {}).get("problems") or []
     if not problems:
         form.form_errors.append(error.message)
     for problem in problems:
-        name = (fields or {}).get(problem["field"], problem["field"])
+        name = problem["field"]
         if name in form:
             if not form[name].errors:  # a value the form could not read: its error says why
                 form[name].errors.append(problem["message"])
         else:
-            form.form_errors.append(f"{problem['field']}: {problem['message']}")
+            form.form_errors.append(f"{name}: {problem['message']}")
     return error.status
 
 

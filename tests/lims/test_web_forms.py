@@ -33,19 +33,20 @@ def custodian(app, agencies):
     return make_browser(app, agencies, "custodian")
 
 
-def test_a_case_seizure_item_and_sample_registered_through_the_forms(app, custodian):
+def test_a_case_seizure_item_and_sample_registered_through_the_forms(app, agencies, custodian):
     response = custodian.post("/cases/new", {"reference": "K-1", "title": "Port case",
                                              "kind": "investigation"})
     assert response.status_code == 302
     with app.app_context():
         case = db.session.scalar(sa.select(Case).where(Case.reference == "K-1"))
         assert (case.agency_id, case.created_by_id, case.status) == (
-            1, custodian.user_id, "open")
+            agencies["A"], custodian.user_id, "open")
     response = custodian.post(
         f"/cases/{case.id}/seizures/new",
         {"reference": "K-1-SZ", "seized_on": "2024-04-02", "place": "Mombasa",
          "country": "Kenya", "latitude": "-4.04", "longitude": "39.67",
-         "route": "Mombasa → Haiphong", "seizing_agency_id": "2", "declared_pieces": "2",
+         "route": "Mombasa → Haiphong", "seizing_agency_id": str(agencies["B"]),
+         "declared_pieces": "2",
          "declared_weight_kg": "31.5"},
     )
     assert response.status_code == 302
@@ -54,7 +55,7 @@ def test_a_case_seizure_item_and_sample_registered_through_the_forms(app, custod
         seizure = db.session.scalar(sa.select(Seizure).where(Seizure.reference == "K-1-SZ"))
         assert (str(seizure.seized_on), seizure.latitude, seizure.seizing_agency_id,
                 seizure.declared_pieces, seizure.declared_weight_kg) == (
-            "2024-04-02", -4.04, 2, 2, 31.5)
+            "2024-04-02", -4.04, agencies["B"], 2, 31.5)
     assert seizure_url == f"/seizures/{seizure.id}"
     custodian.post(f"/seizures/{seizure.id}/items/new", {"label": "L", "kind": "tusk"})
     # The second tusk names the first as its pair: the pairing is made on both sides.
