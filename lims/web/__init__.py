@@ -4,11 +4,11 @@ One module per area: :mod:`~lims.web.evidence` (cases, seizures, items, samples,
 :mod:`~lims.web.printing` (barcode labels), :mod:`~lims.web.custody` (hand-overs by barcode)
 and :mod:`~lims.web.genotypes` (imports, the review queue, profiles); :mod:`~lims.web.start`
 is the start page. Other blueprints extend ``base.html`` (blocks ``title``, ``content``,
-``head``, ``scripts``) and put their pages in the navigation with :func:`add_nav_link`. Every
-page checks the
-same permissions (:mod:`lims.permissions`) and need-to-know (:mod:`lims.access`) as the API,
-through the same helpers, and creates records through the API's own builders, so a form can
-do nothing the API would refuse.
+``head``, ``scripts``) and put their pages in the navigation with :func:`add_nav_link`.
+
+Every page checks the same permissions (:mod:`lims.permissions`) and need-to-know
+(:mod:`lims.access`) as the API, through the same helpers, and creates records through the
+API's own builders, so a form can do nothing the API would refuse.
 """
 
 from __future__ import annotations
