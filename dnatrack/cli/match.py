@@ -6,8 +6,6 @@ import argparse
 import sys
 from pathlib import Path
 
-import numpy as np
-
 from dnatrack.cli._common import (
     add_format_option,
     parse_assignments,
@@ -16,7 +14,7 @@ from dnatrack.cli._common import (
     write_json,
     write_rows,
 )
-from dnatrack.genotypes import AlleleCoding, GenotypeTable
+from dnatrack.genotypes import GenotypeTable
 from dnatrack.reference import ReferenceSet, load_reference_set
 
 PAIR_COLUMNS = [
@@ -120,14 +118,9 @@ def _error_model(args):
 def _theta(args, reference: ReferenceSet) -> float:
     """``--theta`` (a number or a species name), else the reference species' published value,
     else the Weir & Cockerham estimate from the reference populations."""
-    from matching.theta import published_theta, select_theta
+    from matching.pair_search import theta_for
 
-    if args.theta is not None:
-        return select_theta(override=args.theta).value
-    try:
-        return published_theta(reference.species)
-    except ValueError:
-        return select_theta(reference.table).value
+    return theta_for(reference, args.theta).value
 
 
 def _seizures(table: GenotypeTable, groups_path: str | None) -> dict[str, str]:
@@ -165,11 +158,12 @@ def _calibration(args, reference: ReferenceSet, theta: float, errors, notes: lis
     """The calibration to use: ``--calibration`` (which must fit), else the reference
     folder's standing calibration when it fits, else one made now for this search's number of
     pairs — each choice explained in ``notes``."""
-    from matching.calibration import Calibration, calibrate
+    from matching.calibration import Calibration
+    from matching.pair_search import calibration_mismatch, search_calibration
 
     if args.calibration:
         calibration = Calibration.load(args.calibration)
-        problem = _calibration_mismatch(calibration, reference, theta, errors)
+        problem = calibration_mismatch(calibration, reference, theta, errors)
         if problem:
             raise ValueError(f"{args.calibration}: {problem}")
         notes.append(f"cutoffs from calibration {args.calibration}")
@@ -182,42 +176,19 @@ def _calibration(args, reference: ReferenceSet, theta: float, errors, notes: lis
     folder = Path(args.reference)
     if not folder.is_dir() and args.reference in list_reference_sets():
         folder = reference_set_path(args.reference)
-    candidate = folder / "calibration.json" if folder.is_dir() else None
-    if candidate is not None and candidate.is_file():
-        calibration = Calibration.load(candidate)
-        problem = _calibration_mismatch(calibration, reference, theta, errors)
-        if not problem:
-            notes.append(f"cutoffs from the reference set's calibration ({candidate})")
-            return calibration
-        notes.append(f"the reference set's calibration was not used: {problem}")
-    calibration = calibrate(
-        ref_table, theta=theta, errors=errors, relationships=relationships,
-        pairs_compared=max(n_pairs, 1.0), seed=1,
-        reference_name=reference.name, reference_hash=reference.content_hash,
+    return search_calibration(
+        reference, ref_table, theta=theta, errors=errors, relationships=relationships,
+        pairs_compared=n_pairs, folder=folder if folder.is_dir() else None, notes=notes,
     )
-    notes.append(
-        f"cutoffs calibrated for this search: false-positive rate per pair "
-        f"{calibration.false_positive_rate:.2g} (0.01 / {n_pairs:.0f} pairs compared), "
-        f"{calibration.n_simulations} simulated pairs per relationship, seed 1"
-    )
-    return calibration
-
-
-def _calibration_mismatch(calibration, reference: ReferenceSet, theta: float, errors) -> str:
-    if calibration.reference_hash and calibration.reference_hash != reference.content_hash:
-        return f"it was made for reference {calibration.reference!r} with other genotypes"
-    if abs(calibration.theta - theta) > 1e-12 or calibration.errors != errors:
-        return (f"it was made with theta={calibration.theta} and {calibration.errors}, "
-                f"the search uses theta={theta} and {errors}")
-    return ""
 
 
 # ---------------------------------------------------------------------------------- match
 def run_match(args: argparse.Namespace) -> int:
     from dnatrack import __version__
-    from matching.identity import IdentityCriteria, identity_search
+    from matching.identity import IdentityCriteria
     from matching.kinship import DEFAULT_CUTOFFS, KinshipSearch
     from matching.links import link_seizures
+    from matching.pair_search import find_pairs, pairs_compared
 
     if args.no_identity and args.no_kinship:
         raise ValueError("--no-identity and --no-kinship leave nothing to do")
@@ -233,15 +204,13 @@ def run_match(args: argparse.Namespace) -> int:
         seizure_of.update(_seizures(table, args.groups))
     combined = _combined(tables, args)
     n_new = len(tables[0])
-    ids = combined.profile_ids
 
     theta = _theta(args, reference)
     errors = _error_model(args)
     relationships = tuple(r.strip() for r in args.relationships.split(",") if r.strip())
     cutoffs = {**DEFAULT_CUTOFFS, **parse_assignments(args.cutoff, "--cutoff")}
     notes: list[str] = []
-    n_existing = len(combined) - n_new
-    n_pairs = n_new * (n_new - 1) / 2 + n_new * n_existing
+    n_pairs = pairs_compared(n_new, len(combined) - n_new)
     calibration = _calibration(args, reference, theta, errors, notes, ref_table, relationships,
                                n_pairs)
     search = KinshipSearch.from_reference(
@@ -249,40 +218,34 @@ def run_match(args: argparse.Namespace) -> int:
         cutoffs=cutoffs, min_loci=args.min_loci, calibration=calibration,
     )
 
-    rows: dict[tuple[str, str], dict] = {}
-    if not args.no_kinship:
-        client = None
-        if args.dask:
-            from matching.distributed import connect
+    client = None
+    if args.dask and not args.no_kinship:
+        from matching.distributed import connect
 
-            client = connect(args.dask)
-        with progress_bar(n_new, "kinship search") as update:
-            if existing is None:
-                hits = search.all_pairs(tables[0], progress=update, dask_client=client)
-            else:
-                hits = search.new_vs_existing(tables[0], tables[1], progress=update,
-                                              dask_client=client)
-        for record in hits.records(ids, ids):
-            record["evidence"] = "kinship"
-            rows[(record["sample1"], record["sample2"])] = record
-
+        client = connect(args.dask)
     criteria = None
     if not args.no_identity:
         criteria = IdentityCriteria(args.stringency, max_mismatches=args.max_mismatches,
                                     min_loci=args.min_loci)
-        new_flags = np.arange(len(combined)) < n_new if existing is not None else None
-        with progress_bar(criteria.n_blocks, "identity search", unit="block") as update:
-            identity = identity_search(combined, criteria, new=new_flags, progress=update)
-        _merge_identity(rows, identity.records(ids), args.stringency, search, combined)
+    identity_blocks = None if criteria is None else criteria.n_blocks
+    with progress_bar(n_new, "kinship search") as kinship_update, \
+            progress_bar(identity_blocks, "identity search", unit="block") as identity_update:
+        found = find_pairs(
+            search, tables[0], None if existing is None else tables[1],
+            kinship=not args.no_kinship,
+            criteria=criteria, dask_client=client, kinship_progress=kinship_update,
+            identity_progress=identity_update,
+        )
+    if criteria is not None:
         notes.append(
-            f"identity search: pairs with at most {identity.guaranteed_bad_loci} loci not "
+            f"identity search: pairs with at most {found.identity_guarantee} loci not "
             "identical (mismatching, dropout-compatible or untyped) are always found"
         )
-
-    _add_match_probabilities(rows, combined, ref_table, theta)
-    for (s1, s2), row in rows.items():
-        row["seizure1"], row["seizure2"] = seizure_of[s1], seizure_of[s2]
-    ordered = [rows[key] for key in sorted(rows)]
+    ordered = found.rows
+    for row in ordered:
+        row["seizure1"], row["seizure2"] = seizure_of[row["sample1"]], seizure_of[row["sample2"]]
+        if "rmp" in row:
+            row["rmp"] = f"{row['rmp']:.3e}"
     lr_columns = [f"log10_lr_{r}" for r in relationships]
     write_rows(args.out, ordered, PAIR_COLUMNS + lr_columns)
 
@@ -301,7 +264,7 @@ def run_match(args: argparse.Namespace) -> int:
                    "profiles": len(combined), "loci": list(loci)},
         "kinship": None if args.no_kinship else search.parameters(),
         "identity": None if criteria is None else {
-            **criteria.as_dict(), "guaranteed_bad_loci": identity.guaranteed_bad_loci},
+            **criteria.as_dict(), "guaranteed_bad_loci": found.identity_guarantee},
         "results": {"pairs": len(ordered), "seizure_links": len(graph.links),
                     "networks": len(graph.components)},
         "notes": notes,
@@ -330,59 +293,6 @@ def _combined(tables: list[GenotypeTable], args) -> GenotypeTable:
             f"sample {sorted(clash)[0]!r} is in both {args.genotypes} and {args.against}"
         )
     return GenotypeTable.concat(tables)
-
-
-def _merge_identity(rows: dict, records: list[dict], stringency: str, search,
-                    table: GenotypeTable) -> None:
-    """Add identity matches to the kinship rows. A pair the kinship search also reported keeps
-    its relationship and LR; a pair only the identity search found is labelled same animal and
-    given its LRs, whatever they are."""
-    index = {str(pid): k for k, pid in enumerate(table.profile_ids)}
-    only_identity = [r for r in records if (r["sample1"], r["sample2"]) not in rows]
-    if only_identity:
-        lr, _ = search.score_pairs(
-            table,
-            [index[r["sample1"]] for r in only_identity],
-            [index[r["sample2"]] for r in only_identity],
-        )
-        same = search.relationships.index("same_animal") if (
-            "same_animal" in search.relationships) else None
-        for record, values in zip(only_identity, lr, strict=True):
-            row = {"sample1": record["sample1"], "sample2": record["sample2"],
-                   "relationship": "same_animal", "loci_compared": record["loci_compared"],
-                   "log10_lr": "" if same is None else round(float(values[same]), 6),
-                   "evidence": "identity"}
-            for r, name in enumerate(search.relationships):
-                row[f"log10_lr_{name}"] = round(float(values[r]), 6)
-            rows[(record["sample1"], record["sample2"])] = row
-    for record in records:
-        row = rows[(record["sample1"], record["sample2"])]
-        if row["evidence"] == "kinship":
-            row["evidence"] = "kinship+identity"
-        row["identity"] = stringency
-        for field in ("loci_identical", "loci_dropout", "loci_mismatch"):
-            row[field] = record[field]
-
-
-def _add_match_probabilities(rows: dict, table: GenotypeTable, reference: GenotypeTable,
-                             theta: float) -> None:
-    """RMP of each same-animal pair: sample1's genotype over the loci where the two profiles
-    are identical (dropout-compatible and mismatching loci do not count as matching)."""
-    from matching.frequencies import allele_counts
-    from matching.match_probability import match_probabilities
-
-    same = [key for key, row in rows.items() if row.get("relationship") == "same_animal"]
-    if not same:
-        return
-    coding = AlleleCoding.from_tables(reference).extend(table)
-    counts = allele_counts(reference.replace(population=None), coding)
-    per_locus = match_probabilities(table, counts, theta).per_locus
-    index = {str(pid): k for k, pid in enumerate(table.profile_ids)}
-    alleles = table.alleles
-    for s1, s2 in same:
-        i, j = index[s1], index[s2]
-        identical = table.typed[i] & table.typed[j] & (alleles[i] == alleles[j]).all(axis=1)
-        rows[(s1, s2)]["rmp"] = f"{float(np.prod(per_locus[i, identical])):.3e}"
 
 
 # ---------------------------------------------------------------------------------- calibrate

@@ -1,0 +1,278 @@
+"""Pairs that match or are related, as ``dnatrack match`` and the LIMS's match requests find them.
+
+One search, one set of rules, whoever asks: the kinship search (:mod:`matching.kinship`) and
+the identity search (:mod:`matching.identity`) run over the same profiles; a pair the identity
+search finds keeps the kinship search's relationship and LR when that search reported it too,
+and otherwise is labelled the same animal and given its LRs whatever they are; each same-animal
+pair gets the random match probability of sample 1's genotype over the loci where the two
+profiles are identical (DESIGN 5.2–5.4).
+
+Examples
+--------
+>>> search = KinshipSearch.from_reference(reference.table, new, theta=0.047)  # doctest: +SKIP
+>>> found = find_pairs(search, new, criteria=IdentityCriteria("moderate"))      # doctest: +SKIP
+>>> found.rows[0]["relationship"], found.rows[0]["rmp"]                          # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from dnatrack.genotypes import GenotypeTable
+from dnatrack.reference import ReferenceSet
+from matching.calibration import CALIBRATION_FILE, Calibration, calibrate
+from matching.identity import IdentityCriteria, identity_search
+from matching.kinship import KinshipSearch
+from matching.match_probability import match_probabilities
+from matching.relationships import ErrorModel
+from matching.theta import ThetaChoice, published_theta, select_theta
+
+#: Seed of the calibrations made for one search, so a search is repeatable.
+CALIBRATION_SEED = 1
+
+
+def theta_for(reference: ReferenceSet, override: float | str | None = None) -> ThetaChoice:
+    """θ for match statistics against ``reference``: the override (a number or a species
+    name), else the reference species' published value, else the Weir & Cockerham estimate
+    from the reference populations."""
+    if override is not None:
+        return select_theta(override=override)
+    try:
+        return ThetaChoice(published_theta(reference.species),
+                           f"published value for {reference.species}")
+    except ValueError:
+        return select_theta(reference.table)
+
+
+def calibration_mismatch(calibration: Calibration, reference: ReferenceSet, theta: float,
+                         errors: ErrorModel) -> str:
+    """Why ``calibration`` does not fit a search against ``reference`` with ``theta`` and
+    ``errors`` (``""`` when it fits)."""
+    if calibration.reference_hash and calibration.reference_hash != reference.content_hash:
+        return f"it was made for reference {calibration.reference!r} with other genotypes"
+    if abs(calibration.theta - theta) > 1e-12 or calibration.errors != errors:
+        return (f"it was made with theta={calibration.theta} and {calibration.errors}, "
+                f"the search uses theta={theta} and {errors}")
+    return ""
+
+
+def search_calibration(
+    reference: ReferenceSet,
+    reference_table: GenotypeTable,
+    *,
+    theta: float,
+    errors: ErrorModel,
+    relationships: Sequence[str],
+    pairs_compared: float,
+    folder: Path | None,
+    notes: list[str],
+) -> Calibration:
+    """The reference folder's standing calibration when it fits, else one made now for this
+    search's number of pairs; each choice is explained in ``notes``.
+
+    Parameters
+    ----------
+    reference : ReferenceSet
+        The reference the frequencies come from (its content hash is checked).
+    reference_table : GenotypeTable
+        Its genotypes at the searched loci (the calibration simulates from them).
+    theta, errors, relationships
+        As the search uses them.
+    pairs_compared : float
+        Pairs the search compares; the false-positive rate per pair is 0.01 / that number.
+    folder : Path, optional
+        The reference set's folder, which may hold ``calibration.json``.
+    notes : list of str
+        Appended to.
+    """
+    candidate = folder / CALIBRATION_FILE if folder is not None else None
+    if candidate is not None and candidate.is_file():
+        standing = Calibration.load(candidate)
+        problem = calibration_mismatch(standing, reference, theta, errors)
+        if not problem:
+            notes.append(f"cutoffs from the reference set's calibration ({candidate})")
+            return standing
+        notes.append(f"the reference set's calibration was not used: {problem}")
+    pairs_compared = max(float(pairs_compared), 1.0)
+    calibration = calibrate(
+        reference_table, theta=theta, errors=errors, relationships=tuple(relationships),
+        pairs_compared=pairs_compared, seed=CALIBRATION_SEED,
+        reference_name=reference.name, reference_hash=reference.content_hash,
+    )
+    notes.append(
+        f"cutoffs calibrated for this search: false-positive rate per pair "
+        f"{calibration.false_positive_rate:.2g} (0.01 / {pairs_compared:.0f} pairs compared), "
+        f"{calibration.n_simulations} simulated pairs per relationship, seed {CALIBRATION_SEED}"
+    )
+    return calibration
+
+
+@dataclass(eq=False)
+class FoundPairs:
+    """What :func:`find_pairs` found.
+
+    Attributes
+    ----------
+    rows : list of dict
+        One per pair, sorted by ``(sample1, sample2)``: ``sample1, sample2, relationship,
+        log10_lr, loci_compared, evidence`` (``kinship``, ``identity`` or
+        ``kinship+identity``) and ``log10_lr_<relationship>`` for every relationship tested;
+        identity matches add ``identity`` (the stringency), ``loci_identical``,
+        ``loci_dropout``, ``loci_mismatch``; same-animal pairs add ``rmp`` (float).
+    table : GenotypeTable
+        The profiles searched: the new ones, then the existing ones.
+    n_new : int
+        Rows of ``table`` that are new.
+    identity_guarantee : int, optional
+        Every identity match with at most this many loci not identical is in ``rows``
+        (``None`` when the identity search did not run).
+    """
+
+    rows: list[dict]
+    table: GenotypeTable
+    n_new: int
+    identity_guarantee: int | None
+
+
+def pairs_compared(n_new: int, n_existing: int) -> float:
+    """Pairs a search of ``n_new`` profiles among themselves and against ``n_existing``
+    compares."""
+    return n_new * (n_new - 1) / 2 + n_new * n_existing
+
+
+def find_pairs(
+    search: KinshipSearch,
+    new: GenotypeTable,
+    existing: GenotypeTable | None = None,
+    *,
+    kinship: bool = True,
+    criteria: IdentityCriteria | None = None,
+    dask_client=None,
+    kinship_progress: Callable[[int], None] | None = None,
+    identity_progress: Callable[[int], None] | None = None,
+) -> FoundPairs:
+    """Pairs among ``new`` and between ``new`` and ``existing`` that are related or match.
+
+    Parameters
+    ----------
+    search : KinshipSearch
+        Frequencies, θ, error model, relationships and cutoffs; built with ``new`` and
+        ``existing`` as query tables, at their loci.
+    new, existing : GenotypeTable
+        Profiles at the search's loci with distinct ids; without ``existing``, all pairs of
+        ``new``.
+    kinship : bool
+        Run the kinship search (otherwise identity matches only, still with their LRs).
+    criteria : IdentityCriteria, optional
+        Run the identity search with these criteria.
+    dask_client : optional
+        Run the kinship search's blocks on this Dask cluster.
+    kinship_progress, identity_progress : callable, optional
+        Called with the rows (kinship) or blocks (identity) finished.
+
+    Returns
+    -------
+    FoundPairs
+    """
+    if not kinship and criteria is None:
+        raise ValueError("neither the kinship nor the identity search was asked for")
+    if existing is None:
+        table = new
+    else:
+        clash = set(new.profile_ids) & set(existing.profile_ids)
+        if clash:
+            raise ValueError(f"profile {sorted(clash)[0]!r} is both new and existing")
+        table = GenotypeTable.concat([new, existing])
+    n_new = len(new)
+    ids = table.profile_ids
+    rows: dict[tuple[str, str], dict] = {}
+    if kinship:
+        if existing is None:
+            hits = search.all_pairs(new, progress=kinship_progress, dask_client=dask_client)
+        else:
+            hits = search.new_vs_existing(new, existing, progress=kinship_progress,
+                                          dask_client=dask_client)
+        for record in hits.records(ids, ids):
+            record["evidence"] = "kinship"
+            rows[(record["sample1"], record["sample2"])] = record
+    guarantee = None
+    if criteria is not None:
+        new_flags = np.arange(len(table)) < n_new if existing is not None else None
+        identity = identity_search(table, criteria, new=new_flags, progress=identity_progress)
+        _merge_identity(rows, identity.records(ids), criteria.stringency, search, table)
+        guarantee = identity.guaranteed_bad_loci
+    _add_match_probabilities(rows, table, search)
+    return FoundPairs([rows[key] for key in sorted(rows)], table, n_new, guarantee)
+
+
+def _merge_identity(rows: dict, records: list[dict], stringency: str, search: KinshipSearch,
+                    table: GenotypeTable) -> None:
+    """Add identity matches to the kinship rows. A pair the kinship search also reported keeps
+    its relationship and LR; a pair only the identity search found is labelled same animal and
+    given its LRs, whatever they are."""
+    index = {str(pid): k for k, pid in enumerate(table.profile_ids)}
+    only_identity = [r for r in records if (r["sample1"], r["sample2"]) not in rows]
+    if only_identity:
+        lr, _ = search.score_pairs(
+            table,
+            [index[r["sample1"]] for r in only_identity],
+            [index[r["sample2"]] for r in only_identity],
+        )
+        same = search.relationships.index("same_animal") if (
+            "same_animal" in search.relationships) else None
+        for record, values in zip(only_identity, lr, strict=True):
+            row = {"sample1": record["sample1"], "sample2": record["sample2"],
+                   "relationship": "same_animal", "loci_compared": record["loci_compared"],
+                   "log10_lr": "" if same is None else round(float(values[same]), 6),
+                   "evidence": "identity"}
+            for r, name in enumerate(search.relationships):
+                row[f"log10_lr_{name}"] = round(float(values[r]), 6)
+            rows[(record["sample1"], record["sample2"])] = row
+    for record in records:
+        row = rows[(record["sample1"], record["sample2"])]
+        if row["evidence"] == "kinship":
+            row["evidence"] = "kinship+identity"
+        row["identity"] = stringency
+        for field in ("loci_identical", "loci_dropout", "loci_mismatch"):
+            row[field] = record[field]
+
+
+def identical_loci(table: GenotypeTable, i: int, j: int) -> np.ndarray:
+    """Loci typed in profiles ``i`` and ``j`` with the same genotype, bool (n_loci,)."""
+    return table.typed[i] & table.typed[j] & (table.alleles[i] == table.alleles[j]).all(axis=1)
+
+
+def _add_match_probabilities(rows: dict, table: GenotypeTable, search: KinshipSearch) -> None:
+    """RMP of each same-animal pair: sample1's genotype over the loci where the two profiles
+    are identical (dropout-compatible and mismatching loci do not count as matching), with the
+    search's reference frequencies and θ."""
+    same = [key for key, row in rows.items() if row.get("relationship") == "same_animal"]
+    if not same:
+        return
+    per_locus = match_probabilities(table, search.counts, search.theta).per_locus
+    index = {str(pid): k for k, pid in enumerate(table.profile_ids)}
+    for s1, s2 in same:
+        i, j = index[s1], index[s2]
+        rows[(s1, s2)]["rmp"] = float(np.prod(per_locus[i, identical_loci(table, i, j)]))
+
+
+def locus_log10_lrs(search: KinshipSearch, table: GenotypeTable, rows: Sequence[int],
+                    cols: Sequence[int]) -> np.ndarray:
+    """Per-locus log10 LRs of chosen pairs of ``table``, the terms whose sum
+    :meth:`KinshipSearch.score_pairs` returns.
+
+    Returns
+    -------
+    ndarray of float64, shape (n_pairs, n_loci, n_relationships)
+        Zero at loci untyped in either profile.
+    """
+    codes = search.codes(table)
+    rows, cols = np.asarray(rows, dtype=np.int64), np.asarray(cols, dtype=np.int64)
+    out = np.empty((len(rows), len(search.loci), len(search.relationships)))
+    for locus in range(len(search.loci)):
+        out[:, locus] = search.tables.locus_table(locus)[codes[rows, locus], codes[cols, locus]]
+    return out
