@@ -4,7 +4,8 @@ Permissions say *what kind* of action a role may take; *which records* a user ma
 need-to-know (:mod:`lims.access`): their agency's cases and those shared with it. Both must
 allow an action. Separation of duties is deliberate: the analyst who produces a profile holds
 no review permission through that role, and even a user holding both roles may not review
-their own profile (:mod:`lims.workflow`).
+their own profile (:mod:`lims.workflow`) or sign a report as both its analyst and its reviewer
+(:mod:`lims.reports.issue`).
 """
 
 from __future__ import annotations
@@ -24,7 +25,9 @@ PERMISSIONS = {
     "extract.write": "register and edit DNA extracts",
     "profile.write": "enter, import and correct genotype profiles",
     "profile.review": "review, release and reject genotype profiles of other analysts",
-    "match.request": "request match reports",
+    "match.request": "request match reports (match requests run as background jobs)",
+    "report.prepare": "draft reports from finished match requests and sign them as analyst",
+    "report.review": "review reports of other analysts and sign them, which issues them",
     "released.read": "read released genotype profiles for matching and research",
     "audit.read": "read the audit trail",
 }
@@ -37,9 +40,19 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
         {"record.read", "case.write", "evidence.write", "storage.write", "custody.record"}
     ),
     "analyst": frozenset(
-        {"record.read", "evidence.write", "custody.record", "extract.write", "profile.write"}
+        {
+            "record.read",
+            "evidence.write",
+            "custody.record",
+            "extract.write",
+            "profile.write",
+            "match.request",
+            "report.prepare",
+        }
     ),
-    "reviewer": frozenset({"record.read", "profile.review", "audit.read"}),
+    "reviewer": frozenset(
+        {"record.read", "profile.review", "audit.read", "match.request", "report.review"}
+    ),
     "investigator": frozenset({"record.read", "case.write", "match.request"}),
     "researcher": frozenset({"released.read"}),
 }

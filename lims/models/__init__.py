@@ -27,19 +27,33 @@ from lims.models.evidence import (
     StorageLocation,
 )
 from lims.models.genetics import PROFILE_STATES, GenotypeImport, GenotypeProfile
-from lims.models.matching import MatchRequest, Report
+from lims.models.matching import (
+    ANALYSES,
+    MATCH_STATUSES,
+    REPORT_KINDS,
+    REPORT_STATUSES,
+    SIGNATURE_ROLES,
+    MatchRequest,
+    Report,
+    ReportSignature,
+)
 from lims.models.people import AGENCY_KINDS, Agency, ApiToken, User, UserRole, hash_token
 
 __all__ = [
     "AGENCY_KINDS",
+    "ANALYSES",
     "APPEND_ONLY_TABLES",
     "CASE_KINDS",
     "CASE_STATUSES",
     "EVENT_TYPES",
     "ITEM_KINDS",
+    "MATCH_STATUSES",
     "PROFILE_STATES",
+    "REPORT_KINDS",
+    "REPORT_STATUSES",
     "SAMPLE_TYPES",
     "SHARE_ACCESS",
+    "SIGNATURE_ROLES",
     "SIGNATURE_MEANINGS",
     "SOURCE_ANIMAL_KINDS",
     "STORAGE_KINDS",
@@ -57,6 +71,7 @@ __all__ = [
     "Item",
     "MatchRequest",
     "Report",
+    "ReportSignature",
     "Sample",
     "Seizure",
     "SourceAnimal",
