@@ -319,10 +319,8 @@ class _Loader:
         raise LookupError(f"no demo user of {agency_code} has the role {role}")
 
     def _box(self, agency_code: str, index: int) -> StorageLocation:
-        boxes = [
-            location for path, location in self.storage.items()
-            if path[0] == STORAGE[agency_code][0][0][0] and location.kind == "box"
-        ]
+        """One of the agency's storage boxes, taken in turn by ``index``."""
+        boxes = [self.storage[path] for path, kind in STORAGE[agency_code] if kind == "box"]
         return boxes[index % len(boxes)]
 
     # ---------------------------------------------------------------- seizures and items
@@ -478,7 +476,8 @@ class _Loader:
                              description="Replicate aliquot for a confirmation typing.")
             self.session.add(aliquot)
             self.session.flush()
-            day = parent.collected_at.date()
+            # Taken once the analyst holds the parent (its transfer comes a week after sampling).
+            day = parent.collected_at.date() + dt.timedelta(days=10)
             self._sample_custody(aliquot, "DEMO-LAB", custodian, analyst, day, index)
             aliquots.append(aliquot)
         return aliquots
