@@ -39,9 +39,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = instance_secret_key(app.instance_path)
 
-    from lims import api, auth, web
+    from lims import api, auth, jobs, web
     from lims.errors import register_error_handlers
     from lims.extensions import csrf, db, login_manager
+    from lims.reports import views as report_pages
 
     db.init_app(app)
     csrf.init_app(app)
@@ -50,8 +51,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     app.register_blueprint(auth.bp)
     app.register_blueprint(web.bp)
+    app.register_blueprint(report_pages.bp)
     app.register_blueprint(api.bp, url_prefix="/api/v1")
     # The API checks CSRF itself, only for cookie-authenticated writes (see lims.api).
     csrf.exempt(api.bp)
     register_error_handlers(app)
+    jobs.init_app(app)
     return app

@@ -34,6 +34,13 @@ class Config:
     # Flask-WTF reads the CSRF token of JSON requests from these headers.
     WTF_CSRF_HEADERS = ["X-CSRFToken", "X-CSRF-Token"]
     WTF_CSRF_TIME_LIMIT = None
+    # Match-request worker threads in each web process (None: 2, or 0 under TESTING; 0 when
+    # only `dnatrack worker` processes run them), how long an idle worker waits before
+    # looking at the queue again, and after how long without a heartbeat a running request
+    # counts as abandoned (see lims.jobs).
+    JOB_WORKERS: int | None = None
+    JOB_POLL_SECONDS = 5.0
+    JOB_STALE_SECONDS = 600.0
 
 
 def instance_secret_key(instance_path: str | os.PathLike) -> str:

@@ -11,7 +11,16 @@ from __future__ import annotations
 
 from flask import request
 
-from lims.api import audit, cases, custody, evidence, genotypes, openapi, people  # noqa: F401
+from lims.api import (  # noqa: F401  (modules register their routes)
+    audit,
+    cases,
+    custody,
+    evidence,
+    genotypes,
+    openapi,
+    people,
+    requests,
+)
 from lims.api.routing import SAFE_METHODS, bp, operation_of
 from lims.auth import authenticated_by_token, require_login_api
 from lims.extensions import csrf

@@ -81,7 +81,7 @@ class Report(Base):
     __table_args__ = (
         one_of("kind", REPORT_KINDS),
         one_of("status", REPORT_STATUSES),
-        sa.UniqueConstraint("match_request_id", "version"),
+        sa.UniqueConstraint("match_request_id", "kind", "version"),
         sa.CheckConstraint(
             "replaces_id IS NULL OR amendment_reason IS NOT NULL", name="amendment_reason"
         ),

@@ -170,7 +170,10 @@ def _create_report() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_report")),
         sa.UniqueConstraint(
-            "match_request_id", "version", name=op.f("uq_report_match_request_id_version")
+            "match_request_id",
+            "kind",
+            "version",
+            name=op.f("uq_report_match_request_id_kind_version"),
         ),
     )
     op.create_index(

@@ -1,0 +1,256 @@
+"""The life of a report: drafted and signed by an analyst, signed by a reviewer, issued.
+
+- :func:`draft_report`: an analyst drafts a report (``evidential``, or ``lead`` for a hit
+  notification) from a finished match request and signs it as its analyst. A lead needs no
+  review and is issued at once.
+- :func:`sign_as_reviewer`: a reviewer — never the analyst who signed it, whatever roles they
+  hold — signs an evidential draft, which issues it.
+- :func:`issue`: the body is completed (signatures, custody-ledger head, time of issue,
+  rendering software), hashed, rendered as HTML and PDF from one template, and stored with the
+  SHA-256 of each file. The database refuses any later change (migration 0002).
+- :func:`amend`: an issued report is replaced by a new draft version naming it and the reason;
+  the old version stays as it was.
+- :func:`revise_draft` and :func:`withdraw_draft`: a draft can be changed (the analyst signs the
+  new content again) or withdrawn; an issued report can be neither.
+
+Each function adds to the session and flushes; the caller commits, so a refusal leaves
+nothing behind.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import hashlib
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from lims.custody import canonical_json, ledger_head
+from lims.database import utcnow
+from lims.models import REPORT_KINDS, MatchRequest, Report, ReportSignature, User
+from lims.reports.render import render_documents, renderer_versions
+
+TITLES = {"evidential": "Forensic DNA report", "lead": "Investigative lead (hit notification)"}
+#: What each signature attests.
+SIGNATURE_MEANINGS = {
+    "analyst": "I performed or supervised the analysis and prepared this report; the results "
+               "are, to the best of my knowledge, correct and complete.",
+    "reviewer": "I reviewed the analysis, the data and this report technically and approve "
+                "its issue.",
+}
+
+
+class ReportError(ValueError):
+    """A report action that cannot be done; ``status`` is the HTTP status it maps to (403
+    separation of duties, 409 state conflict, 422 bad input)."""
+
+    def __init__(self, status: int, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.field = field
+
+
+def format_time(moment: dt.datetime) -> str:
+    """A time as reports print it: ``2024-05-01 08:30:15 UTC``."""
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def report_number(report: Report) -> str:
+    """The document number printed on a report, e.g. ``MR12-E-v2`` (request 12, evidential,
+    version 2)."""
+    return f"MR{report.match_request_id}-{report.kind[0].upper()}-v{report.version}"
+
+
+def body_sha256(body: dict) -> str:
+    """SHA-256 of a body's canonical JSON (sorted keys, no whitespace, UTF-8)."""
+    return hashlib.sha256(canonical_json(body)).hexdigest()
+
+
+def _awaited(report: Report) -> list[str]:
+    signed = {signature.role for signature in report.signatures}
+    needed = ["analyst"] if report.kind == "lead" else ["analyst", "reviewer"]
+    return [role for role in needed if role not in signed]
+
+
+def build_body(session: Session, report: Report) -> dict:
+    """Everything the document shows, as JSON-ready data."""
+    request = report.match_request
+    status_text = "issued" if report.status == "issued" else "DRAFT, not issued"
+    replaces = report.replaces
+    return {
+        "document": {
+            "kind": report.kind,
+            "title": TITLES[report.kind],
+            "number": report_number(report),
+            "report_id": report.id,
+            "version": report.version,
+            "status": report.status,
+            "status_text": status_text,
+            "request_id": request.id,
+            "requested_by": request.requested_by.full_name,
+            "requested_at": format_time(request.created_at),
+            "drafted_by": report.created_by.full_name,
+            "drafted_at": format_time(report.created_at),
+            "issued_at": format_time(report.issued_at) if report.issued_at else None,
+            "replaces": None if replaces is None else {
+                "report_id": replaces.id, "version": replaces.version,
+                "number": report_number(replaces)},
+            "amendment_reason": report.amendment_reason,
+            "remarks": report.remarks,
+            "signatures_awaited": _awaited(report),
+        },
+        "result": copy.deepcopy(request.result),
+        "run": {
+            "worker": request.worker,
+            "started_at": format_time(request.started_at) if request.started_at else None,
+            "finished_at": format_time(request.finished_at) if request.finished_at else None,
+        },
+        "signatures": [
+            {"role": s.role, "name": s.signer_name, "meaning": s.meaning,
+             "signed_at": format_time(s.signed_at)}
+            for s in report.signatures
+        ],
+        "ledger_head": {"seq": (head := ledger_head(session)).seq, "hash": head.hash},
+        "software": renderer_versions(),
+    }
+
+
+def _refresh_body(session: Session, report: Report) -> None:
+    """Rebuild the body of a flushed report (signatures in signing order)."""
+    report.body = build_body(session, report)
+    report.body_sha256 = body_sha256(report.body)
+    report.ledger_head_hash = report.body["ledger_head"]["hash"]
+
+
+def _sign(report: Report, user: User, role: str) -> None:
+    report.signatures.append(ReportSignature(
+        user_id=user.id, signer_name=user.full_name, role=role,
+        meaning=SIGNATURE_MEANINGS[role], signed_at=utcnow(),
+    ))
+
+
+def _check_draft(report: Report) -> None:
+    if report.status == "issued":
+        raise ReportError(409, f"report {report_number(report)} is issued and cannot change; "
+                               "amend it to issue a corrected version")
+
+
+def draft_report(
+    session: Session,
+    request: MatchRequest,
+    *,
+    analyst: User,
+    kind: str,
+    remarks: str | None = None,
+    replaces: Report | None = None,
+    amendment_reason: str | None = None,
+) -> Report:
+    """A new report version on a finished request, signed by ``analyst`` (a lead is issued at
+    once). Only one draft of a kind may be open per request."""
+    if kind not in REPORT_KINDS:
+        raise ReportError(422, f"kind must be one of {', '.join(REPORT_KINDS)}", "kind")
+    if request.status != "done":
+        raise ReportError(409, f"match request {request.id} is {request.status}; a report "
+                               "needs a finished request")
+    open_draft = session.scalar(sa.select(Report.id).where(
+        Report.match_request_id == request.id, Report.kind == kind, Report.status == "draft"))
+    if open_draft is not None:
+        raise ReportError(409, f"report {open_draft} is already an open {kind} draft of this "
+                               "request; revise, issue or withdraw it first")
+    latest = session.scalar(sa.select(sa.func.max(Report.version)).where(
+        Report.match_request_id == request.id, Report.kind == kind)) or 0
+    report = Report(
+        match_request=request,
+        version=latest + 1,
+        kind=kind,
+        status="draft",
+        remarks=remarks,
+        replaces=replaces,
+        amendment_reason=amendment_reason,
+        created_by_id=analyst.id,
+        created_at=utcnow(),
+        body={},
+        body_sha256="",
+        ledger_head_hash="",
+    )
+    session.add(report)
+    _sign(report, analyst, "analyst")
+    session.flush()
+    _refresh_body(session, report)
+    if kind == "lead":
+        issue(session, report)
+    session.flush()
+    return report
+
+
+def revise_draft(session: Session, report: Report, *, analyst: User, remarks: str | None) -> None:
+    """Change a draft's remarks; the analyst signs the new content (the old signature goes)."""
+    _check_draft(report)
+    signed = next(s for s in report.signatures if s.role == "analyst")
+    if signed.user_id != analyst.id:
+        raise ReportError(403, "only the analyst who signed the draft may revise it")
+    report.signatures.remove(signed)
+    session.flush()
+    report.remarks = remarks
+    _sign(report, analyst, "analyst")
+    _refresh_body(session, report)
+    session.flush()
+
+
+def withdraw_draft(session: Session, report: Report) -> None:
+    """Delete a draft (issued reports are kept for ever)."""
+    _check_draft(report)
+    session.delete(report)
+    session.flush()
+
+
+def sign_as_reviewer(session: Session, report: Report, reviewer: User) -> None:
+    """The reviewer's signature on an evidential draft, which issues it."""
+    _check_draft(report)
+    if report.kind != "evidential":
+        raise ReportError(409, "only evidential reports are reviewed")
+    analyst = next(s for s in report.signatures if s.role == "analyst")
+    if analyst.user_id == reviewer.id:
+        raise ReportError(403, "the analyst who signed a report may not also review it")
+    _sign(report, reviewer, "reviewer")
+    issue(session, report)
+
+
+def issue(session: Session, report: Report) -> None:
+    """Complete, render and store the report; it never changes afterwards."""
+    _check_draft(report)
+    awaited = _awaited(report)
+    if awaited:
+        raise ReportError(409, f"the report still needs the {' and '.join(awaited)} signature")
+    # The row is written once, complete: the database refuses an issued row without its files.
+    with session.no_autoflush:
+        report.status = "issued"
+        report.issued_at = utcnow()
+        _refresh_body(session, report)
+        html, pdf = render_documents(report.body, body_sha256=report.body_sha256)
+        report.html = html
+        report.html_sha256 = hashlib.sha256(html).hexdigest()
+        report.pdf = pdf
+        report.pdf_sha256 = hashlib.sha256(pdf).hexdigest()
+    session.flush()
+
+
+def amend(session: Session, report: Report, *, analyst: User, reason: str,
+          remarks: str | None = None) -> Report:
+    """A new draft version replacing the issued ``report`` (the latest of its kind), from the
+    request's current results."""
+    if report.status != "issued":
+        raise ReportError(409, "only an issued report is amended; revise the draft instead")
+    if not reason or not reason.strip():
+        raise ReportError(422, "an amendment needs its reason", "reason")
+    newer = session.scalar(sa.select(Report.id).where(
+        Report.match_request_id == report.match_request_id, Report.kind == report.kind,
+        Report.version > report.version))
+    if newer is not None:
+        raise ReportError(409, f"report {newer} is a later version; amend the latest one")
+    return draft_report(
+        session, report.match_request, analyst=analyst, kind=report.kind,
+        remarks=report.remarks if remarks is None else remarks, replaces=report,
+        amendment_reason=reason.strip(),
+    )
