@@ -97,7 +97,8 @@ def render_html(body: dict, *, body_sha256: str | None = None, pdf: bool = False
 def html_to_pdf(html: str) -> bytes:
     """Convert the PDF variant of a report's HTML; :class:`RenderError` on converter errors."""
     output = io.BytesIO()
-    status = pisa.CreatePDF(html, dest=output, encoding="utf-8")
+    # capacity=-1 keeps the converter's buffers in memory: no temporary files to leak.
+    status = pisa.CreatePDF(html, dest=output, encoding="utf-8", capacity=-1)
     if status.err:
         raise RenderError(f"the PDF could not be made ({status.err} error(s) in conversion)")
     return output.getvalue()

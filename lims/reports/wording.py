@@ -121,8 +121,9 @@ def format_decimal(value: float, digits: int = 3) -> str:
         return f"{value:g}"
     exponent = math.floor(math.log10(abs(value)))
     if -3 <= exponent < 6:
-        decimals = max(digits - 1 - exponent, 0)
-        return f"{value:,.{decimals}f}"
+        # Round to the significant digits first: 20,994 is shown as 21,000.
+        rounded = round(value, digits - 1 - exponent)
+        return f"{rounded:,.{max(digits - 1 - exponent, 0)}f}"
     mantissa = value / 10.0**exponent
     if round(mantissa, digits - 1) >= 10:
         mantissa, exponent = mantissa / 10, exponent + 1

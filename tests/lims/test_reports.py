@@ -1,0 +1,499 @@
+"""Reports: their numbers against the engine run independently here, the PDF against the HTML,
+signatures and issue, immutability (API and database), amendments, need-to-know, the hit
+notification, and the ENFSI wording.
+
+The scenario is the one of :mod:`tests.lims.test_match_requests`: agency A's seizure SZ-A holds
+one tusk of a pair whose other tusk is in SZ-B (agency A) and the parent of an animal whose
+tusk is in SZ-C (agency B, not shared).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html as html_module
+import io
+import json
+import math
+import re
+
+import numpy as np
+import pypdf
+import pytest
+import sqlalchemy as sa
+
+from dnatrack.genotypes import AlleleCoding
+from dnatrack.reference import load_reference_set
+from lims import jobs
+from lims.custody import canonical_json
+from lims.database import create_database_engine
+from lims.extensions import db
+from lims.models import Report
+from lims.permissions import ROLES, permissions_of
+from lims.reports.wording import (
+    format_decimal,
+    format_likelihood_ratio,
+    propositions,
+    verbal_equivalent,
+)
+from matching.assignment import AssignmentModel
+from matching.frequencies import allele_counts, point_frequencies
+from matching.geo import GeographicModel
+from matching.kinship import KinshipSearch
+from matching.match_probability import match_probabilities
+from matching.mixture import estimate_mixture
+from matching.relationships import RELATIONSHIPS
+from tests.lims.test_match_requests import (
+    FAST,
+    REFERENCE,
+    World,
+    load_scenario,
+    request_body,
+    run_to_end,
+)
+from tests.lims.web_support import make_browser
+
+THETA = 0.047  # the published value for savanna elephants, which the report must use
+
+
+@pytest.fixture
+def world(app, agencies) -> World:
+    return load_scenario(app, agencies)
+
+
+@pytest.fixture
+def staff(login):
+    return {"investigator": login("investigator"), "analyst": login("analyst"),
+            "reviewer": login("reviewer")}
+
+
+def finished_request(app, world, staff, **changes) -> dict:
+    request = run_to_end(app, staff["investigator"], request_body(world, **changes))
+    assert request["status"] == "done", request["error"]
+    return request
+
+
+def issued_report(app, world, staff, **changes) -> tuple[dict, dict]:
+    """A finished request and its evidential report, drafted by the analyst and issued by the
+    reviewer's signature."""
+    request = finished_request(app, world, staff, **changes)
+    draft = staff["analyst"].post(f"/api/v1/match-requests/{request['id']}/reports",
+                                  json={"kind": "evidential", "remarks": "Tusks compared."})
+    assert draft.status_code == 201, draft.json
+    assert draft.json["status"] == "draft" and draft.json["html_sha256"] is None
+    issued = staff["reviewer"].post(f"/api/v1/reports/{draft.json['id']}/sign")
+    assert issued.status_code == 200, issued.json
+    return request, issued.json
+
+
+def plain_text(markup: str) -> str:
+    """Text of HTML without tags or any whitespace (the PDF's line breaks differ)."""
+    return re.sub(r"\s+", "", html_module.unescape(re.sub(r"<[^>]+>", "", markup)))
+
+
+def pdf_text(content: bytes) -> str:
+    reader = pypdf.PdfReader(io.BytesIO(content))
+    return re.sub(r"\s+", "", "".join(page.extract_text() for page in reader.pages))
+
+
+# --------------------------------------------------------------------------- the numbers
+def test_the_reports_numbers_are_the_engines(app, world, staff):
+    request = finished_request(app, world, staff)
+    result = staff["investigator"].get(f"/api/v1/match-requests/{request['id']}/result").json
+    reference = load_reference_set(REFERENCE)
+    observed = world.scenario.observed
+    assert result["panel"]["loci_used"] == list(reference.table.loci)
+    assert result["parameters"]["theta"]["value"] == THETA
+    assert result["reference_sets"][0]["content_hash"] == reference.content_hash
+
+    # The planted tusk pair is reported with details; the parent–offspring pair into agency
+    # B's seizure only as a link.
+    visible = [p for p in result["pairs"] if p["visible"]]
+    hidden = [p for p in result["pairs"] if not p["visible"]]
+    assert [(p["sample1"], p["sample2"], p["relationship"]) for p in visible] == [
+        ("SZ-A-T004", "SZ-B-T001", "same_animal")]
+    assert [(p["sample1"], p["node2"], p["relationship"]) for p in hidden] == [
+        ("SZ-A-T001", "seizure:SZ-C", "parent_offspring")]
+
+    # Likelihood ratios, whole and per locus, from searches built here.
+    search = KinshipSearch.from_reference(reference.table, observed, theta=THETA)
+    pair = visible[0]
+    i, j = observed.index_of(pair["sample1"]), observed.index_of(pair["sample2"])
+    log10_lr, compared = search.score_pairs(observed, [i], [j])
+    assert pair["log10_lr"] == pytest.approx(log10_lr[0, 0], abs=1e-6)
+    assert pair["loci_compared"] == compared[0]
+    assert pair["log10_lr_by_relationship"] == pytest.approx(
+        dict(zip(RELATIONSHIPS, log10_lr[0], strict=True)), abs=1e-6)
+    assert pair["verbal"] == "extremely strong support" and log10_lr[0, 0] > 6
+    for k, locus in enumerate(reference.table.loci):
+        entry = pair["loci"][k]
+        assert entry["locus"] == locus
+        single = observed.select_loci([locus])
+        one_locus = KinshipSearch.from_reference(reference.table.select_loci([locus]), single,
+                                                 theta=THETA, min_loci=1)
+        expected, typed = one_locus.score_pairs(single, [i], [j])
+        if typed[0]:
+            assert entry["log10_lr"] == pytest.approx(expected[0, 0], abs=1e-9)
+        else:
+            assert entry["log10_lr"] is None and not entry["compared"]
+        assert entry["genotype1"] == ("–" if observed.alleles[i, k, 0] < 0 else
+                                      "/".join(map(str, observed.alleles[i, k])))
+
+    # Random match probability: sample 1's genotype over the identical loci (NRC II 4.10).
+    counts = allele_counts(reference.table.replace(population=None),
+                           AlleleCoding.from_tables(reference.table).extend(observed))
+    per_locus = match_probabilities(observed, counts, THETA).per_locus
+    identical = [k for k in range(observed.n_loci)
+                 if observed.typed[i, k] and observed.typed[j, k]
+                 and (observed.alleles[i, k] == observed.alleles[j, k]).all()]
+    assert pair["rmp"] == pytest.approx(np.prod(per_locus[i, identical]), rel=1e-12)
+    assert [e["match_probability"] is not None for e in pair["loci"]] == [
+        k in identical for k in range(observed.n_loci)]
+    # One locus by hand from the closed form, with the floored point frequencies.
+    k = identical[0]
+    frequencies = point_frequencies(counts.pooled())[0, k]
+    codes = counts.coding.encode(observed.select_loci(counts.loci))[i, k]
+    p, q = frequencies[codes[0]], frequencies[codes[1]]
+    denominator = (1 + THETA) * (1 + 2 * THETA)
+    if codes[0] == codes[1]:
+        by_hand = (2 * THETA + (1 - THETA) * p) * (3 * THETA + (1 - THETA) * p) / denominator
+    else:
+        by_hand = 2 * (THETA + (1 - THETA) * p) * (THETA + (1 - THETA) * q) / denominator
+    assert pair["loci"][k]["match_probability"] == pytest.approx(by_hand, rel=1e-12)
+
+    # Population assignment, mixture and geographic origin of SZ-A's four tusks.
+    subject = observed.take(np.flatnonzero(observed.group == "SZ-A"))
+    assignment = AssignmentModel.from_reference(reference).assign(
+        subject, exclusion_simulations=FAST["exclusion_simulations"], seed=1)
+    for row, expected in zip(result["assignment"]["rows"], assignment.records(), strict=True):
+        assert row["barcode"] == expected["indiv"]
+        assert row["population"] == expected["inferred_collection"]
+        assert row["posterior"] == pytest.approx(expected["scaled_likelihood"], rel=1e-12)
+        assert row["repunit"] == expected["inferred_repunit"]
+        assert row["z_score"] == pytest.approx(expected["z_score"], rel=1e-12)
+        assert row["exclusion_p_value"] == pytest.approx(expected["exclusion_p_value"])
+    mixture = estimate_mixture(assignment, ["SZ-A"] * 4, n_sweeps=FAST["mixture_sweeps"],
+                               burn_in=FAST["mixture_burn_in"], seed=1)
+    expected_units = {r["repunit"]: r for r in mixture.repunit_records()}
+    [group] = result["mixture"]
+    assert group["group"] == "SZ-A" and group["n_samples"] == 4
+    for unit in group["repunits"]:
+        engine = expected_units[unit["repunit"]]
+        assert (unit["pi"], unit["lo95"], unit["hi95"], unit["em"]) == pytest.approx(
+            (engine["repunit_pi"], engine["repunit_pi_lo95"], engine["repunit_pi_hi95"],
+             engine["repunit_pi_em"]))
+    geo = GeographicModel.from_reference(reference, n_cells=FAST["geo_cells"])
+    surfaces = geo.seizure_surfaces(subject, ["SZ-A"] * 4, method="pooled")
+    [surface] = result["geographic"]["surfaces"]
+    assert (surface["best_lat"], surface["best_lon"]) == pytest.approx(
+        (surfaces.best_lat[0], surfaces.best_lon[0]))
+    assert surface["posterior"] == pytest.approx(surfaces.posterior[0].tolist())
+    assert surface["area90_km2"] == pytest.approx(surfaces.region_area_km2(0.9)[0])
+    assert surface["region50"] == np.flatnonzero(surfaces.credible_regions(0.5)[0]).tolist()
+    assert math.isclose(sum(surface["posterior"]), 1.0, rel_tol=1e-9)
+
+
+def test_the_pdf_opens_and_shows_what_the_html_shows(app, world, staff):
+    request, report = issued_report(app, world, staff)
+    html = staff["investigator"].get(f"/api/v1/reports/{report['id']}/html")
+    pdf = staff["investigator"].get(f"/api/v1/reports/{report['id']}/pdf")
+    assert html.status_code == pdf.status_code == 200
+    assert pdf.mimetype == "application/pdf" and pdf.data.startswith(b"%PDF-")
+    assert hashlib.sha256(html.data).hexdigest() == report["html_sha256"]
+    assert hashlib.sha256(pdf.data).hexdigest() == report["pdf_sha256"]
+    assert pdf.headers["X-Content-SHA256"] == report["pdf_sha256"]
+    reader = pypdf.PdfReader(io.BytesIO(pdf.data))
+    assert len(reader.pages) >= 3
+    # The same figures: the network picture and one origin map, in both files.
+    images = sum(len(page.images) for page in reader.pages)
+    assert html.data.count(b'src="data:image/png;base64,') == images == 2
+
+    result = staff["investigator"].get(f"/api/v1/match-requests/{request['id']}/result").json
+    [pair] = [p for p in result["pairs"] if p["visible"]]
+    figures = [
+        pair["lr_text"].replace("^", ""), f"{pair['log10_lr']:.2f}",
+        pair["rmp_text"].replace("^", ""), pair["one_in_text"].replace("^", ""), pair["verbal"],
+        *(f"{locus['log10_lr']:.3f}" for locus in pair["loci"] if locus["compared"]),
+        "SZ-A", "SZ-B", "SZ-C", "AgencyB", report["number"], report["ledger_head_hash"],
+        report["body_sha256"], result["reference_sets"][0]["content_hash"],
+        result["parameters_sha256"], result["panel"]["content_hash"],
+        *(f"{surface['best_lat']:.2f}" for surface in result["geographic"]["surfaces"]),
+        *(f"{100 * row['posterior']:.1f}%" for row in result["assignment"]["rows"]),
+    ]
+    in_html, in_pdf = plain_text(html.data.decode()), pdf_text(pdf.data)
+    for figure in figures:
+        needle = re.sub(r"\s+", "", figure)
+        assert needle in in_html, figure
+        assert needle in in_pdf, figure
+    # Draft previews are marked as such; the issued files are not.
+    assert "DRAFT" not in in_pdf and "notissued" not in in_html
+
+
+def test_issuing_needs_two_people_and_records_their_signatures(app, world, staff, login):
+    request = finished_request(app, world, staff)
+    both = login("analyst", "reviewer")
+    draft = both.post(f"/api/v1/match-requests/{request['id']}/reports",
+                      json={"kind": "evidential"}).json
+    assert [s["role"] for s in draft["signatures"]] == ["analyst"]
+    refused = both.post(f"/api/v1/reports/{draft['id']}/sign")
+    assert refused.status_code == 403
+    assert "may not also review" in refused.json["message"]
+    preview = both.get(f"/api/v1/reports/{draft['id']}/pdf")
+    assert preview.status_code == 200 and "DRAFT" in pdf_text(preview.data)
+    assert "notyetsigned" in plain_text(both.get(f"/api/v1/reports/{draft['id']}/html").text)
+    signed = staff["reviewer"].post(f"/api/v1/reports/{draft['id']}/sign").json
+    assert signed["status"] == "issued" and signed["issued_at"]
+    analyst, reviewer = signed["signatures"]
+    assert (analyst["role"], analyst["user_id"]) == ("analyst", both.user_id)
+    assert (reviewer["role"], reviewer["user_id"]) == ("reviewer", staff["reviewer"].user_id)
+    html = plain_text(staff["investigator"].get(f"/api/v1/reports/{signed['id']}/html").text)
+    for signature in signed["signatures"]:
+        assert re.sub(r"\s+", "", signature["name"]) in html
+        assert re.sub(r"\s+", "", signature["meaning"]) in html
+        assert signature["signed_at"][:10] in html
+    with app.app_context():
+        report = db.session.get(Report, signed["id"])
+        # The stored body is exactly what its hash covers, and names the ledger head.
+        assert hashlib.sha256(canonical_json(report.body)).hexdigest() == report.body_sha256
+        assert report.body["ledger_head"]["hash"] == report.ledger_head_hash
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_report_actions_follow_the_role_permissions(app, world, staff, login, role):
+    request = finished_request(app, world, staff)
+    caller = login(role)
+    granted = permissions_of([role])
+    drafted = caller.post(f"/api/v1/match-requests/{request['id']}/reports",
+                          json={"kind": "evidential"})
+    assert drafted.status_code == (201 if "report.prepare" in granted else 403)
+    if drafted.status_code != 201:
+        drafted = staff["analyst"].post(f"/api/v1/match-requests/{request['id']}/reports",
+                                        json={"kind": "evidential"})
+    signed = caller.post(f"/api/v1/reports/{drafted.json['id']}/sign")
+    assert signed.status_code == (200 if "report.review" in granted else 403)
+    read = caller.get(f"/api/v1/reports/{drafted.json['id']}")
+    assert read.status_code == (200 if "record.read" in granted else 403)
+
+
+# --------------------------------------------------------------------------- immutability
+def test_issued_reports_never_change(app, world, staff, database_url):
+    request, report = issued_report(app, world, staff)
+    analyst = staff["analyst"]
+    url = f"/api/v1/reports/{report['id']}"
+    pdf_before = analyst.get(f"{url}/pdf").data
+    for response in (analyst.patch(url, json={"remarks": "changed"}), analyst.delete(url),
+                     staff["reviewer"].post(f"{url}/sign")):
+        assert response.status_code == 409, response.json
+        assert "issued" in response.json["message"]
+    assert staff["investigator"].post(
+        f"/api/v1/match-requests/{request['id']}/run").status_code == 200
+    jobs.run_queued(app)  # new results do not touch the issued report
+    assert analyst.get(url).json == report
+    assert analyst.get(f"{url}/pdf").data == pdf_before
+    # The database refuses too, whoever asks.
+    engine = create_database_engine(database_url)
+    try:
+        for statement in (
+            f"UPDATE report SET remarks = 'changed' WHERE id = {report['id']}",
+            f"DELETE FROM report WHERE id = {report['id']}",
+            f"UPDATE report_signature SET signer_name = 'x' WHERE report_id = {report['id']}",
+            f"DELETE FROM report_signature WHERE report_id = {report['id']}",
+        ):
+            with pytest.raises(sa.exc.DBAPIError, match="issued|cannot change"):
+                with engine.begin() as connection:
+                    connection.execute(sa.text(statement))
+    finally:
+        engine.dispose()
+    assert analyst.get(f"{url}/pdf").data == pdf_before
+
+
+def test_an_amendment_is_a_new_version_naming_the_one_it_replaces(app, world, staff):
+    request, first = issued_report(app, world, staff)
+    analyst = staff["analyst"]
+    refused = analyst.post(f"/api/v1/reports/{first['id']}/amendments", json={"reason": " "})
+    assert refused.status_code == 422
+    assert refused.json["details"]["problems"][0]["field"] == "reason"
+    amended = analyst.post(f"/api/v1/reports/{first['id']}/amendments",
+                           json={"reason": "Typing error in the remarks corrected.",
+                                 "remarks": "Tusks compared again."})
+    assert amended.status_code == 201, amended.json
+    second = amended.json
+    assert (second["version"], second["replaces_id"], second["status"]) == (
+        2, first["id"], "draft")
+    assert second["number"] == f"MR{request['id']}-E-v2"
+    # Only the latest version is amended; a draft is revised instead.
+    assert analyst.post(f"/api/v1/reports/{second['id']}/amendments",
+                        json={"reason": "x"}).status_code == 409
+    issued = staff["reviewer"].post(f"/api/v1/reports/{second['id']}/sign").json
+    assert analyst.post(f"/api/v1/reports/{first['id']}/amendments",
+                        json={"reason": "x"}).status_code == 409
+    text = plain_text(analyst.get(f"/api/v1/reports/{issued['id']}/html").text)
+    assert f"amendsandreplacesMR{request['id']}-E-v1" in text
+    assert "Typingerrorintheremarkscorrected." in text and "Tuskscomparedagain." in text
+    old = analyst.get(f"/api/v1/reports/{first['id']}")
+    assert old.json == first
+    listed = analyst.get(f"/api/v1/reports?match_request_id={request['id']}").json["items"]
+    assert [(r["version"], r["status"]) for r in listed] == [(1, "issued"), (2, "issued")]
+
+
+def test_drafts_can_be_revised_or_withdrawn_and_hold_back_a_rerun(app, world, staff, login):
+    request = finished_request(app, world, staff)
+    analyst = staff["analyst"]
+    draft = analyst.post(f"/api/v1/match-requests/{request['id']}/reports",
+                         json={"kind": "evidential", "remarks": "first"}).json
+    assert analyst.post(f"/api/v1/match-requests/{request['id']}/reports",
+                        json={"kind": "evidential"}).status_code == 409
+    rerun = staff["investigator"].post(f"/api/v1/match-requests/{request['id']}/run")
+    assert rerun.status_code == 409 and "draft" in rerun.json["message"]
+    other = login("analyst")
+    assert other.patch(f"/api/v1/reports/{draft['id']}",
+                       json={"remarks": "mine"}).status_code == 403
+    revised = analyst.patch(f"/api/v1/reports/{draft['id']}", json={"remarks": "second"}).json
+    assert revised["remarks"] == "second" and revised["body_sha256"] != draft["body_sha256"]
+    assert [s["role"] for s in revised["signatures"]] == ["analyst"]
+    assert revised["signatures"][0]["signed_at"] >= draft["signatures"][0]["signed_at"]
+    assert analyst.delete(f"/api/v1/reports/{draft['id']}").status_code == 204
+    assert analyst.get(f"/api/v1/reports/{draft['id']}").status_code == 404
+    assert staff["investigator"].post(
+        f"/api/v1/match-requests/{request['id']}/run").status_code == 200
+    queued = analyst.post(f"/api/v1/match-requests/{request['id']}/reports",
+                          json={"kind": "evidential"})
+    assert queued.status_code == 409 and "queued" in queued.json["message"]
+
+
+# --------------------------------------------------------------------------- need-to-know
+def test_links_into_another_agencys_seizure_show_only_its_reference_and_agency(
+        app, world, staff, login, agencies):
+    request, report = issued_report(app, world, staff)
+    result = staff["investigator"].get(f"/api/v1/match-requests/{request['id']}/result")
+    html = staff["investigator"].get(f"/api/v1/reports/{report['id']}/html").text
+    pdf = pdf_text(staff["investigator"].get(f"/api/v1/reports/{report['id']}/pdf").data)
+    # Agency B's tusk, its genotypes and its LR are nowhere; its seizure and agency are.
+    hidden_barcodes = [b for b in world.sample_ids if b.startswith("SZ-C")]
+    for text in (result.text, html, pdf):
+        assert all(barcode not in text for barcode in hidden_barcodes)
+        assert "SZ-C" in text and ("Agency B" in text or "AgencyB" in text)
+    node = result.json["nodes"]["seizure:SZ-C"]
+    assert node == {"kind": "seizure", "reference": "SZ-C", "agency": "Agency B",
+                    "visible": False, "in_subject": False, "case": None, "country": None,
+                    "place": None, "seized_on": None}
+    [link] = [link for link in result.json["links"] if "seizure:SZ-C" in (link["node1"],
+                                                                           link["node2"])]
+    assert link["max_log10_lr"] is None and link["relationships"] == {"parent–offspring": 1}
+    assert "B-CASE" not in result.text
+    # Agency B's staff cannot read agency A's report at all.
+    outsider = login("investigator", "analyst", "reviewer", agency="B")
+    for url in (f"/api/v1/reports/{report['id']}", f"/api/v1/reports/{report['id']}/pdf",
+                f"/api/v1/reports/{report['id']}/html"):
+        assert outsider.get(url).status_code == 404
+    assert outsider.get("/api/v1/reports").json["items"] == []
+    # Once B shares its case with A, a new run shows the pair in full.
+    owner_b = login("custodian", agency="B")
+    assert owner_b.put(f"/api/v1/cases/{world.case_ids['B']}/shares/{agencies['A']}",
+                       json={"access": "read"}).status_code == 201
+    assert staff["investigator"].post(
+        f"/api/v1/match-requests/{request['id']}/run").status_code == 200
+    jobs.run_queued(app)
+    shared = staff["investigator"].get(f"/api/v1/match-requests/{request['id']}/result").json
+    [pair] = [p for p in shared["pairs"] if p["relationship"] == "parent_offspring"]
+    assert pair["visible"] and pair["sample2"] == "SZ-C-T001" and pair["log10_lr"] > 0
+    assert shared["nodes"]["seizure:SZ-C"]["case"] == "B-CASE"
+
+
+def test_a_hit_notification_is_a_separate_clearly_labelled_document(app, world, staff):
+    request = finished_request(app, world, staff)
+    lead = staff["analyst"].post(f"/api/v1/match-requests/{request['id']}/reports",
+                                 json={"kind": "lead"})
+    assert lead.status_code == 201
+    assert lead.json["status"] == "issued"  # a lead needs no review
+    assert [s["role"] for s in lead.json["signatures"]] == ["analyst"]
+    assert lead.json["number"] == f"MR{request['id']}-L-v1"
+    assert staff["reviewer"].post(f"/api/v1/reports/{lead.json['id']}/sign").status_code == 409
+    html = staff["investigator"].get(f"/api/v1/reports/{lead.json['id']}/html").text
+    pdf = pdf_text(staff["investigator"].get(f"/api/v1/reports/{lead.json['id']}/pdf").data)
+    for text in (plain_text(html), pdf):
+        assert "INVESTIGATIVELEAD—HITNOTIFICATION" in text
+        assert "notanevidentialreport" in text
+        assert "SZ-B" in text and "SZ-C" in text and "AgencyB" in text
+        assert "log10LR" not in text and "Propositions" not in text
+    # The evidential report of the same request is numbered on its own.
+    draft = staff["analyst"].post(f"/api/v1/match-requests/{request['id']}/reports",
+                                  json={"kind": "evidential"}).json
+    assert (draft["version"], draft["number"]) == (1, f"MR{request['id']}-E-v1")
+
+
+# --------------------------------------------------------------------------- pages
+def test_the_report_pages_draft_sign_and_download(app, world, staff, agencies):
+    request = finished_request(app, world, staff)
+    analyst = make_browser(app, agencies, "analyst")
+    page = analyst.get(f"/match-requests/{request['id']}").get_data(as_text=True)
+    assert "Draft and sign as analyst" in page
+    drafted = analyst.post(f"/match-requests/{request['id']}/reports",
+                           {"kind": "evidential", "remarks": "From the page."})
+    assert drafted.status_code == 302
+    report_url = drafted.headers["Location"]
+    reviewer = make_browser(app, agencies, "reviewer")
+    assert "Sign as reviewer and issue" in reviewer.get(report_url).get_data(as_text=True)
+    assert "Sign as reviewer" not in analyst.get(report_url).get_data(as_text=True)
+    signed = reviewer.post(report_url + "/sign")
+    assert signed.status_code == 302
+    shown = reviewer.get(report_url).get_data(as_text=True)
+    assert "issued" in shown and "Download the PDF" in shown
+    pdf = reviewer.get(report_url + "/document.pdf")
+    assert pdf.status_code == 200 and pdf.data.startswith(b"%PDF-")
+    with app.app_context():
+        stored = db.session.scalars(sa.select(Report)).one()
+        assert hashlib.sha256(pdf.data).hexdigest() == stored.pdf_sha256
+        assert stored.remarks == "From the page."
+    assert reviewer.get(report_url + "/document.txt").status_code == 404
+    refused = reviewer.post(report_url + "/withdraw")
+    assert refused.status_code == 403  # reviewers do not prepare reports
+
+
+# --------------------------------------------------------------------------- wording
+# The ENFSI scale as the guideline tabulates it, by LR (not log10 LR) ranges.
+ENFSI = [(1, 2, "no support"), (2, 10, "weak support"), (10, 100, "moderate support"),
+         (100, 1_000, "moderately strong support"), (1_000, 10_000, "strong support"),
+         (10_000, 1_000_000, "very strong support"),
+         (1_000_000, math.inf, "extremely strong support")]
+
+
+@pytest.mark.parametrize("lr", [1, 1.5, 2, 3.7, 9.99, 10, 55, 100, 999, 1_000, 9_999, 10_000,
+                                123_456, 999_999, 1_000_000, 1e40])
+def test_the_verbal_scale_follows_the_enfsi_table(lr):
+    [words] = [w for low, high, w in ENFSI if low <= lr < high]
+    found = verbal_equivalent(math.log10(lr))
+    assert found.words == words
+    assert found.favours == ("neither" if lr < 2 else "first")
+    if lr >= 2:
+        inverse = verbal_equivalent(-math.log10(lr))
+        assert (inverse.words, inverse.favours) == (words, "second")
+
+
+def test_conclusions_and_numbers_read_as_a_court_expects():
+    stated = propositions("parent_offspring", "tusk A", "tusk B", "Loxodonta africana")
+    assert stated["first"] == "tusk A and tusk B come from a parent elephant and its offspring"
+    assert verbal_equivalent(4.5).sentence(stated["first"], stated["second"]) == (
+        "The findings provide very strong support for the proposition that tusk A and tusk B "
+        "come from a parent elephant and its offspring rather than that they come from two "
+        "different, unrelated elephants.")
+    assert "support for the proposition that they come from two different" in \
+        verbal_equivalent(-2.5).sentence(stated["first"], stated["second"])
+    assert propositions("same_animal", "horn 1", "carcass 7", "black rhino")["second"] == (
+        "they come from two different, unrelated rhinoceroses")
+    assert format_likelihood_ratio(16.418296) == "2.62 × 10^16"
+    assert format_likelihood_ratio(4.322099) == "21,000"
+    assert format_likelihood_ratio(400.0) == "1.00 × 10^400"  # beyond the range of a float
+    assert format_decimal(3.1e-16) == "3.10 × 10^-16"
+    assert format_decimal(0.5) == "0.500" and format_decimal(140740.2) == "141,000"
+    with pytest.raises(ValueError, match="must be a number"):
+        verbal_equivalent(math.nan)
+
+
+def test_the_json_result_has_no_values_json_cannot_hold(app, world, staff):
+    request = finished_request(app, world, staff)
+    with app.app_context():
+        raw = db.session.execute(sa.text(
+            "SELECT CAST(result AS TEXT) FROM match_request WHERE id = :id"),
+            {"id": request["id"]}).scalar_one()
+    assert "NaN" not in raw and "Infinity" not in raw
+    assert json.loads(raw)["format"] == 1
