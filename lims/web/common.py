@@ -73,7 +73,7 @@ def _utc_filter(moment) -> str:
 @bp.app_context_processor
 def _page_context() -> dict:
     if not current_user.is_authenticated:
-        return {"nav_links": [], "user_permissions": frozenset()}
+        return {"nav_links": [], "user_permissions": frozenset(), "url_endpoints": frozenset()}
     granted = permissions_of(current_user.roles)
     endpoints = set(current_app.view_functions)
     links = [
@@ -82,7 +82,13 @@ def _page_context() -> dict:
         if link.endpoint in endpoints
         and (not link.permissions or granted.intersection(link.permissions))
     ]
-    return {"nav_links": links, "user_permissions": granted, "logout_form": LogoutForm()}
+    return {
+        "nav_links": links,
+        "user_permissions": granted,
+        "logout_form": LogoutForm(),
+        # Pages link to other blueprints' pages only where those are installed.
+        "url_endpoints": endpoints,
+    }
 
 
 def page(*permissions: str) -> Callable:
