@@ -20,10 +20,12 @@ from dnatrack.cli import (
     panel_stats,
     simulate,
     species,
+    worker,
 )
 
 SUBCOMMANDS = (
     convert, simulate, panel_stats, match, assign, species, lims_commands, demo,
+    worker,
 )
 
 
