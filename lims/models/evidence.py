@@ -29,11 +29,16 @@ class Case(Base):
     """A case file: an investigation, or a reference collection of known-origin animals."""
 
     __tablename__ = "case_file"
-    __table_args__ = (one_of("kind", CASE_KINDS), one_of("status", CASE_STATUSES))
+    __table_args__ = (
+        one_of("kind", CASE_KINDS),
+        one_of("status", CASE_STATUSES),
+        # Per agency: one agency's references say nothing about another's (need-to-know).
+        sa.UniqueConstraint("agency_id", "reference"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     agency_id: Mapped[int] = mapped_column(sa.ForeignKey("agency.id"), index=True)
-    reference: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    reference: Mapped[str] = mapped_column(sa.String(64))
     title: Mapped[str] = mapped_column(sa.String(200))
     kind: Mapped[str] = mapped_column(sa.String(32), default="investigation")
     status: Mapped[str] = mapped_column(sa.String(16), default="open")
@@ -65,11 +70,22 @@ class CaseShare(Base):
     agency: Mapped[Agency] = relationship()
 
 
+def _agency_of_case(context) -> int:
+    case_id = context.get_current_parameters()["case_id"]
+    return context.connection.scalar(sa.select(Case.agency_id).where(Case.id == case_id))
+
+
 class Seizure(Base):
-    """One seizure event: what was seized, where, when and by whom."""
+    """One seizure event: what was seized, where, when and by whom.
+
+    ``agency_id`` is the agency of the seizure's case (filled in from the case on insert; a
+    case never changes agency and a seizure never changes case), so that seizure references
+    are unique per agency: the holding agency and the reference name a seizure.
+    """
 
     __tablename__ = "seizure"
     __table_args__ = (
+        sa.UniqueConstraint("agency_id", "reference"),
         sa.CheckConstraint("latitude BETWEEN -90 AND 90", name="latitude"),
         sa.CheckConstraint("longitude BETWEEN -180 AND 180", name="longitude"),
         sa.CheckConstraint("declared_pieces >= 0", name="declared_pieces"),
@@ -78,7 +94,8 @@ class Seizure(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     case_id: Mapped[int] = mapped_column(sa.ForeignKey("case_file.id"), index=True)
-    reference: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    agency_id: Mapped[int] = mapped_column(sa.ForeignKey("agency.id"), default=_agency_of_case)
+    reference: Mapped[str] = mapped_column(sa.String(64))
     seized_on: Mapped[dt.date | None]
     place: Mapped[str | None] = mapped_column(sa.String(200))
     country: Mapped[str | None] = mapped_column(sa.String(100))

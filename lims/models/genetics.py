@@ -13,6 +13,9 @@ from lims.models.people import User
 
 PROFILE_STATES = ("pending", "reviewed", "released", "rejected")
 
+#: SQL condition of a live profile version: neither superseded by a correction nor rejected.
+_LIVE_PROFILE = sa.text("NOT superseded AND state <> 'rejected'")
+
 
 class GenotypeImport(Base):
     """One imported genotype file, kept byte for byte with its SHA-256."""
@@ -38,7 +41,9 @@ class GenotypeProfile(Base):
     absent. The workflow is pending → reviewed → released, or rejected (with a reason) from
     pending or reviewed. A correction adds a new version (``previous_version_id`` names the
     one it corrects) and marks the old one ``superseded``; old versions are never changed
-    otherwise, and only current released versions go to matching.
+    otherwise, and only current released versions go to matching. A sample has at most one
+    live version (neither superseded nor rejected) per panel; a partial unique index makes
+    the database hold to that too.
     """
 
     __tablename__ = "genotype_profile"
@@ -50,6 +55,15 @@ class GenotypeProfile(Base):
         sa.CheckConstraint("version >= 1", name="version"),
         sa.CheckConstraint(
             "reviewer_id IS NULL OR reviewer_id <> analyst_id", name="reviewer_not_analyst"
+        ),
+        # At most one live version per sample and panel, whatever writes the table.
+        sa.Index(
+            "uq_genotype_profile_live",
+            "sample_id",
+            "panel",
+            unique=True,
+            sqlite_where=_LIVE_PROFILE,
+            postgresql_where=_LIVE_PROFILE,
         ),
     )
 

@@ -42,6 +42,8 @@ class User(UserMixin, Base):
     # None for accounts that only use API tokens; such accounts cannot log in to pages.
     password_hash: Mapped[str | None] = mapped_column(sa.String(255))
     active: Mapped[bool] = mapped_column(default=True)
+    # Copied into a page session at login; a session holding an older number is logged out.
+    session_version: Mapped[int] = mapped_column(default=1, server_default=sa.text("1"))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     agency: Mapped[Agency] = relationship()
@@ -58,6 +60,8 @@ class User(UserMixin, Base):
         unknown = set(roles) - set(ROLES)
         if unknown:
             raise ValueError(f"unknown role(s): {', '.join(sorted(unknown))}")
+        if set(roles) != self.roles:
+            self.end_sessions()
         keep = [row for row in self.role_rows if row.role in roles]
         have = {row.role for row in keep}
         self.role_rows = keep + [UserRole(role=role) for role in sorted(set(roles) - have)]
@@ -65,6 +69,20 @@ class User(UserMixin, Base):
     @property
     def is_active(self) -> bool:  # Flask-Login refuses inactive users
         return self.active
+
+    def end_sessions(self) -> None:
+        """Log the user out of every page session opened so far (API tokens are not
+        affected). Called for a stored user whenever their password, roles or active flag
+        change, so a session cannot outlive the credentials or rights it was opened with."""
+        if sa.inspect(self).persistent:
+            self.session_version += 1
+
+
+@sa.event.listens_for(User.password_hash, "set")
+@sa.event.listens_for(User.active, "set")
+def _credentials_changed(user: User, value, old_value, initiator) -> None:
+    if value != old_value:
+        user.end_sessions()
 
 
 class UserRole(Base):

@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import stat
+import uuid
 
 import pytest
 import sqlalchemy as sa
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from sqlalchemy.engine import make_url
 
 from lims import create_app
 from lims.database import Base, UTCDateTime, create_database_engine
 from lims.extensions import db
-from lims.migrate import current_revision, head_revision, upgrade
+from lims.migrate import alembic_config, current_revision, head_revision, upgrade
 from lims.models import APPEND_ONLY_TABLES, Agency, Case
+from tests.lims.conftest import BACKENDS, POSTGRESQL_URL
 
 
 def test_migrations_create_exactly_the_modelled_schema(database_url):
@@ -117,4 +122,259 @@ def test_append_only_tables_have_their_triggers(database_url, table):
             ).scalars()
             expected = {f"{table}_no_update", f"{table}_no_delete"}
         assert set(names) == expected
+    engine.dispose()
+
+
+# --------------------------------------------------------------------------- migration 0003
+@pytest.fixture(params=BACKENDS)
+def empty_database_url(request, tmp_path):
+    """The URL of a database without tables (SQLite file or PostgreSQL schema of its own),
+    for migrating step by step."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'steps.sqlite'}"
+        return
+    schema = f"dnatrack_steps_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(POSTGRESQL_URL)
+    with admin.begin() as connection:
+        connection.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    url = make_url(POSTGRESQL_URL).update_query_dict({"options": f"-csearch_path={schema}"})
+    try:
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with admin.begin() as connection:
+            connection.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+WHEN = dt.datetime(2024, 5, 1, 12, 0)
+
+ROWS_AT_0002 = {
+    "agency": [
+        {"id": 1, "code": "A", "name": "Agency A", "kind": "laboratory", "created_at": WHEN},
+        {"id": 2, "code": "B", "name": "Agency B", "kind": "laboratory", "created_at": WHEN},
+    ],
+    "user_account": [
+        {
+            "id": 1,
+            "agency_id": 1,
+            "username": "ana",
+            "full_name": "Ana",
+            "active": True,
+            "created_at": WHEN,
+        },
+        {
+            "id": 2,
+            "agency_id": 1,
+            "username": "rev",
+            "full_name": "Rev",
+            "active": True,
+            "created_at": WHEN,
+        },
+    ],
+    "case_file": [
+        {
+            "id": 1,
+            "agency_id": 1,
+            "reference": "C-1",
+            "title": "One",
+            "kind": "investigation",
+            "status": "open",
+            "created_at": WHEN,
+        },
+        {
+            "id": 2,
+            "agency_id": 2,
+            "reference": "C-2",
+            "title": "Two",
+            "kind": "investigation",
+            "status": "open",
+            "created_at": WHEN,
+        },
+    ],
+    "seizure": [
+        {"id": 1, "case_id": 1, "reference": "SZ-1", "created_at": WHEN},
+        {"id": 2, "case_id": 2, "reference": "SZ-2", "created_at": WHEN},
+    ],
+    "item": [{"id": 1, "seizure_id": 1, "label": "T1", "kind": "tusk", "created_at": WHEN}],
+    "sample": [
+        {
+            "id": id_,
+            "barcode": f"S{id_}",
+            "case_id": 1,
+            "sample_type": "powder",
+            "item_id": 1,
+            "consumed": False,
+            "created_at": WHEN,
+        }
+        for id_ in (1, 2)
+    ],
+    # Sample 2 was destroyed, and its consumed flag cleared afterwards (as the API allowed).
+    "custody_event": [
+        {
+            "seq": 1,
+            "event_type": "destroy",
+            "sample_id": 2,
+            "actor_id": 1,
+            "seal_numbers": [],
+            "signature_meaning": "performed",
+            "occurred_at": WHEN,
+            "recorded_at": WHEN,
+            "prev_hash": "0" * 64,
+            "hash": "1" * 64,
+        },
+    ],
+    # Sample 1: a rejected version and a live one on the same panel.
+    "genotype_profile": [
+        {
+            "id": 1,
+            "sample_id": 1,
+            "panel": "P",
+            "alleles": {},
+            "n_loci_typed": 0,
+            "state": "rejected",
+            "rejection_reason": "failed run",
+            "analyst_id": 1,
+            "reviewer_id": 2,
+            "version": 1,
+            "superseded": False,
+            "created_at": WHEN,
+        },
+        {
+            "id": 2,
+            "sample_id": 1,
+            "panel": "P",
+            "alleles": {},
+            "n_loci_typed": 0,
+            "state": "pending",
+            "analyst_id": 1,
+            "version": 1,
+            "superseded": False,
+            "created_at": WHEN,
+        },
+    ],
+}
+
+
+def insert_rows(connection, table: str, rows: list[dict]) -> None:
+    """Rows into a table as it is in the database (the models describe the newest schema)."""
+    reflected = sa.Table(table, sa.MetaData(), autoload_with=connection)
+    for row in rows:
+        connection.execute(reflected.insert().values(row))
+
+
+def migrated_to_0002_with_rows(url: str, rows: dict = ROWS_AT_0002) -> None:
+    upgrade(url, revision="0002")
+    engine = create_database_engine(url)
+    with engine.begin() as connection:
+        for table, table_rows in rows.items():
+            insert_rows(connection, table, table_rows)
+    engine.dispose()
+
+
+def test_0003_upgrades_a_filled_0002_database(empty_database_url):
+    migrated_to_0002_with_rows(empty_database_url)
+    upgrade(empty_database_url)
+    engine = create_database_engine(empty_database_url)
+    with engine.connect() as connection:
+        assert current_revision(connection) == "0003" == head_revision()
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        assert compare_metadata(context, Base.metadata) == []
+        assert connection.execute(
+            sa.text("SELECT id, session_version FROM user_account ORDER BY id")
+        ).all() == [(1, 1), (2, 1)]
+        # Seizures got their case's agency.
+        assert connection.execute(
+            sa.text("SELECT id, agency_id FROM seizure ORDER BY id")
+        ).all() == [(1, 1), (2, 2)]
+        # The destroyed sample is consumed again, and the audit trail says so.
+        assert connection.execute(sa.text("SELECT id, consumed FROM sample ORDER BY id")).all() == [
+            (1, False),
+            (2, True),
+        ]
+        (audit,) = connection.execute(
+            sa.text("SELECT table_name, record_id, action, actor_id, changes FROM audit_record")
+        ).all()
+        changes = audit.changes if isinstance(audit.changes, dict) else json.loads(audit.changes)
+        assert audit[:4] == ("sample", "2", "update", None)
+        assert changes == {"consumed": {"old": False, "new": True}}
+    with engine.begin() as connection:
+        # References are unique per agency: agency B may now use agency A's.
+        insert_rows(
+            connection, "case_file", [{**ROWS_AT_0002["case_file"][1], "id": 3, "reference": "C-1"}]
+        )
+        insert_rows(
+            connection,
+            "seizure",
+            [{"id": 3, "case_id": 3, "agency_id": 2, "reference": "SZ-1", "created_at": WHEN}],
+        )
+    for table, row in (
+        ("case_file", {**ROWS_AT_0002["case_file"][0], "id": 4}),
+        (
+            "seizure",
+            {"id": 4, "case_id": 1, "agency_id": 1, "reference": "SZ-1", "created_at": WHEN},
+        ),
+        ("genotype_profile", {**ROWS_AT_0002["genotype_profile"][1], "id": 3}),
+    ):
+        with pytest.raises(sa.exc.IntegrityError), engine.begin() as connection:
+            insert_rows(connection, table, [row])
+    engine.dispose()
+
+
+def test_0003_refuses_two_live_profiles_of_one_sample_and_panel(empty_database_url):
+    second_live = {
+        **ROWS_AT_0002["genotype_profile"][0],
+        "id": 3,
+        "state": "reviewed",
+        "rejection_reason": None,
+    }
+    rows = {**ROWS_AT_0002, "genotype_profile": [*ROWS_AT_0002["genotype_profile"], second_live]}
+    migrated_to_0002_with_rows(empty_database_url, rows)
+    with pytest.raises(RuntimeError, match=r"more than one live profile.*: 1, P, 2"):
+        upgrade(empty_database_url)
+    engine = create_database_engine(empty_database_url)
+    with engine.connect() as connection:
+        assert current_revision(connection) == "0002"
+    engine.dispose()
+
+
+def test_0003_downgrades_while_no_reference_is_shared(empty_database_url):
+    migrated_to_0002_with_rows(empty_database_url)
+    upgrade(empty_database_url)
+    config = alembic_config(empty_database_url)
+    command.downgrade(config, "0002")
+    engine = create_database_engine(empty_database_url)
+    with engine.connect() as connection:
+        assert current_revision(connection) == "0002"
+        columns = {column["name"] for column in sa.inspect(connection).get_columns("seizure")}
+        assert "agency_id" not in columns
+    with engine.begin() as connection:
+        # Back to references unique across agencies; the rows kept.
+        assert connection.execute(sa.text("SELECT COUNT(*) FROM seizure")).scalar() == 2
+    with pytest.raises(sa.exc.IntegrityError), engine.begin() as connection:
+        insert_rows(
+            connection, "case_file", [{**ROWS_AT_0002["case_file"][1], "id": 3, "reference": "C-1"}]
+        )
+    upgrade(empty_database_url)
+    with engine.begin() as connection:
+        insert_rows(
+            connection, "case_file", [{**ROWS_AT_0002["case_file"][1], "id": 3, "reference": "C-1"}]
+        )
+    with pytest.raises(RuntimeError, match="case_file references used by more than one agency"):
+        command.downgrade(config, "0002")
+    engine.dispose()
+
+
+def test_migrations_keep_every_check_constraint(database_url):
+    """Batch mode rebuilds SQLite tables; the CHECK constraints (which Alembic's comparison
+    leaves out) must come through."""
+    engine = create_database_engine(database_url)
+    inspector = sa.inspect(engine)
+    for table in Base.metadata.sorted_tables:
+        modelled = {
+            constraint.name
+            for constraint in table.constraints
+            if isinstance(constraint, sa.CheckConstraint)
+        }
+        stored = {check["name"] for check in inspector.get_check_constraints(table.name)}
+        assert stored == modelled, table.name
     engine.dispose()
