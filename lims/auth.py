@@ -1,10 +1,15 @@
 """Authentication: password login for pages, bearer tokens for scripts.
 
 Pages use a session cookie after logging in with a password (hashed with werkzeug's scrypt);
-every form carries a CSRF token. Scripts send ``Authorization: Bearer <token>``; tokens are
-random, shown once, and stored only as their SHA-256. A request carrying a bearer header is
-authenticated by that token alone (never by a session cookie it may also carry), so it is
-exempt from CSRF, which only guards cookie-authenticated requests.
+every form carries a CSRF token. The session remembers the user's ``session_version`` from
+the login and ends as soon as the stored number differs: changing a user's password, roles or
+active flag bumps it (:meth:`lims.models.User.end_sessions`), which logs out every session
+opened before, the changer's own included.
+
+Scripts send ``Authorization: Bearer <token>``; tokens are random, shown once, and stored only
+as their SHA-256. A request carrying a bearer header is authenticated by that token alone
+(never by a session cookie it may also carry), so it is exempt from CSRF, which only guards
+cookie-authenticated requests.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ bp = Blueprint("auth", __name__)
 
 TOKEN_PREFIX = "dnt_"
 MIN_PASSWORD_LENGTH = 12
+SESSION_VERSION_KEY = "session_version"
 
 
 def hash_password(password: str) -> str:
@@ -85,6 +91,8 @@ def _load_session_user(user_id: str) -> User | None:
         return None
     user = db.session.get(User, int(user_id))
     if user is None or not user.active:
+        return None
+    if session.get(SESSION_VERSION_KEY) != user.session_version:
         return None
     return _authenticated(user, "session")
 
@@ -154,6 +162,7 @@ def login():
             # A fresh session on login: nothing set before it (fixation) survives.
             session.clear()
             login_user(user)
+            session[SESSION_VERSION_KEY] = user.session_version
             _authenticated(user, "session")
             return redirect(_safe_next(request.args.get("next")))
         form.form_errors.append("Invalid username or password.")
