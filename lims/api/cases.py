@@ -7,7 +7,15 @@ from flask_login import current_user
 
 from lims.access import visible
 from lims.api.people import CREATED_AT, ID
-from lims.api.routing import Resource, equals, json_body, load_visible, route, set_attributes
+from lims.api.routing import (
+    Resource,
+    check_unique,
+    equals,
+    json_body,
+    load_visible,
+    route,
+    set_attributes,
+)
 from lims.api.schema import Field, Schema, invalid
 from lims.errors import ApiError
 from lims.extensions import db
@@ -28,7 +36,7 @@ CASE = Schema(
         Field(
             "reference",
             "string",
-            "Unique case reference.",
+            "Case reference, unique within the agency.",
             required=True,
             nullable=False,
             max_length=64,
@@ -82,6 +90,8 @@ def case_scope(model, user, for_writing: bool):
 
 
 def _build_case(values: dict) -> Case:
+    # References are unique per agency: another agency's cases never make one "in use".
+    check_unique(Case, values, ("reference",), within={"agency_id": current_user.agency_id})
     return Case(
         agency_id=current_user.agency_id, created_by_id=current_user.id, status="open", **values
     )
@@ -96,7 +106,6 @@ CASES = Resource(
     ("case.write",),
     build=_build_case,
     apply=set_attributes,
-    unique=("reference",),
     scope=case_scope,
     filters=(
         equals(Case, "reference", "string", "Exact case reference."),

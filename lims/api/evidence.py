@@ -14,6 +14,7 @@ from lims.api.people import CREATED_AT, ID
 from lims.api.routing import (
     QueryParam,
     Resource,
+    check_unique,
     equals,
     load_reference,
     load_visible,
@@ -31,6 +32,7 @@ from lims.models import (
     Agency,
     Attachment,
     Case,
+    CustodyEvent,
     Extract,
     Item,
     Sample,
@@ -48,6 +50,9 @@ def _create_only(name: str, type: str, description: str = "", **options) -> Fiel
 
 LATITUDE = Field("latitude", "number", "Decimal degrees.", minimum=-90, maximum=90)
 LONGITUDE = Field("longitude", "number", "Decimal degrees.", minimum=-180, maximum=180)
+CONSUMED = Field(
+    "consumed", "boolean", "Used up or destroyed; once true it stays true.", nullable=False
+)
 
 # --------------------------------------------------------------------------- seizures
 SEIZURE = Schema(
@@ -60,7 +65,7 @@ SEIZURE = Schema(
         Field(
             "reference",
             "string",
-            "Unique seizure reference.",
+            "Seizure reference, unique within the agency of the case.",
             required=True,
             nullable=False,
             max_length=64,
@@ -87,12 +92,16 @@ def _check_seizing_agency(values: dict) -> None:
 
 
 def _build_seizure(values: dict) -> Seizure:
-    load_reference(Case, values["case_id"], "case_id", "case")
+    case = load_reference(Case, values["case_id"], "case_id", "case")
+    # Unique among the seizures of the case's agency (whose reference space a contributing
+    # agency writes into); other agencies' seizures never make a reference "in use".
+    check_unique(Seizure, values, ("reference",), within={"agency_id": case.agency_id})
     _check_seizing_agency(values)
     return Seizure(**values)
 
 
 def _apply_seizure(seizure: Seizure, values: dict) -> None:
+    check_unique(Seizure, values, ("reference",), seizure, within={"agency_id": seizure.agency_id})
     _check_seizing_agency(values)
     set_attributes(seizure, values)
 
@@ -106,7 +115,6 @@ SEIZURES = Resource(
     EVIDENCE_WRITE,
     build=_build_seizure,
     apply=_apply_seizure,
-    unique=("reference",),
     filters=(
         equals(Seizure, "case_id", "integer", "Seizures of this case."),
         equals(Seizure, "reference", "string", "Exact seizure reference."),
@@ -356,7 +364,7 @@ SAMPLE = Schema(
             "integer",
             "Where it is first stored; later moves are custody 'store' events.",
         ),
-        Field("consumed", "boolean", nullable=False),
+        CONSUMED,
         Field("collected_at", "date-time"),
         Field("description", "string"),
         Field(
@@ -401,6 +409,31 @@ def _build_sample(values: dict) -> Sample:
     return Sample(case_id=case_id, **values)
 
 
+def _apply_consumable(record: Sample | Extract, values: dict) -> None:
+    """Change a sample or an extract; ``consumed`` only ever goes from false to true.
+
+    Consumed material is used up or destroyed (a custody ``destroy`` event sets the flag), and
+    nothing may come back from it: clearing the flag would let new sub-samples, extracts and
+    results appear from material the record says is gone. There is no exception, not even
+    for a flag set in error: the record of the evidence then shows the error (the audit trail
+    says who set the flag and when) and the laboratory's correction procedure takes over.
+    """
+    if record.consumed and values.get("consumed") is False:
+        subject = CustodyEvent.sample_id if isinstance(record, Sample) else CustodyEvent.extract_id
+        destroyed = db.session.scalar(
+            sa.select(CustodyEvent.seq).where(
+                subject == record.id, CustodyEvent.event_type == "destroy"
+            )
+        )
+        reason = (
+            f"the material was destroyed (custody event {destroyed})"
+            if destroyed is not None
+            else "consumed material cannot come back into use"
+        )
+        raise invalid("consumed", f"cannot be cleared: {reason}")
+    set_attributes(record, values)
+
+
 def _samples_of_seizure(statement: sa.Select, seizure_id: int) -> sa.Select:
     items = sa.select(Item.id).where(Item.seizure_id == seizure_id)
     return statement.where(Sample.item_id.in_(items))
@@ -414,7 +447,7 @@ SAMPLES = Resource(
     "evidence",
     EVIDENCE_WRITE,
     build=_build_sample,
-    apply=set_attributes,
+    apply=_apply_consumable,
     unique=("barcode",),
     filters=(
         equals(Sample, "barcode", "string", "Exact barcode."),
@@ -447,7 +480,7 @@ EXTRACT = Schema(
         Field("volume_ul", "number", positive=True),
         Field("concentration_ng_ul", "number", minimum=0),
         _create_only("storage_location_id", "integer", "Where it is first stored."),
-        Field("consumed", "boolean", nullable=False),
+        CONSUMED,
         read_only("created_by_id", "integer"),
         CREATED_AT,
     ),
@@ -470,7 +503,7 @@ Resource(
     "evidence",
     ("extract.write",),
     build=_build_extract,
-    apply=set_attributes,
+    apply=_apply_consumable,
     unique=("barcode",),
     filters=(
         equals(Extract, "sample_id", "integer", "Extracts of this sample."),

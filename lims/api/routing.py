@@ -224,13 +224,23 @@ def load_reference(
         raise
 
 
-def check_unique(model: type, values: dict, fields: Sequence[str], record=None) -> None:
-    """409 naming each field whose new value another record already has."""
+def check_unique(
+    model: type, values: dict, fields: Sequence[str], record=None, *, within: dict | None = None
+) -> None:
+    """409 naming each field whose new value another record already has.
+
+    ``within`` maps columns to values that scope the uniqueness (``{"agency_id": 3}``: unique
+    per agency), as the table's unique constraint does. The answer names only the field and
+    the caller's own value, never the record that holds it: for a value unique across
+    agencies (a barcode on a physical label) the refusal tells that the value is taken and
+    nothing about where.
+    """
     problems = []
+    scope = [getattr(model, column) == value for column, value in (within or {}).items()]
     for name in fields:
         if name not in values or values[name] is None:
             continue
-        statement = sa.select(sa.literal(True)).where(getattr(model, name) == values[name])
+        statement = sa.select(sa.literal(True)).where(getattr(model, name) == values[name], *scope)
         if record is not None:
             statement = statement.where(sa.inspect(model).primary_key[0] != record.id)
         if db.session.scalar(statement):

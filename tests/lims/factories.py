@@ -43,6 +43,14 @@ def make_case_tree(session, agency_id: int, prefix: str) -> CaseTree:
     )
 
 
+def make_trees_of_both_agencies(session, agencies: dict[str, int]) -> dict[str, CaseTree]:
+    """One case tree for each of the agencies ``"A"`` (prefix KE) and ``"B"`` (prefix UG)."""
+    return {
+        "A": make_case_tree(session, agencies["A"], "KE"),
+        "B": make_case_tree(session, agencies["B"], "UG"),
+    }
+
+
 def make_user(session, agency_id: int, username: str, *roles: str) -> User:
     user = User(agency_id=agency_id, username=username, full_name=username.title())
     user.set_roles(set(roles))
