@@ -93,6 +93,22 @@ def current_profile(session: Session, sample: Sample, panel: str) -> GenotypePro
     ).scalar_one_or_none()
 
 
+def _refuse_second_live_profile(
+    session: Session, sample: Sample, panel: str, replacing: GenotypeProfile | None = None
+) -> None:
+    """409 when the sample has a live profile on ``panel`` other than ``replacing``. The
+    database backs this check with the unique index ``uq_genotype_profile_live``; checking
+    first gives the reason and the profile to correct instead."""
+    live = current_profile(session, sample, panel)
+    if live is not None and live is not replacing:
+        raise ProfileError(
+            409,
+            f"sample {sample.barcode} already has profile {live.id} on panel {panel}; "
+            "correct that profile instead",
+            [{"field": "sample_id", "message": "duplicate profile"}],
+        )
+
+
 def create_profile(
     session: Session,
     *,
@@ -117,14 +133,7 @@ def create_profile(
             "the extract is not from this sample",
             [{"field": "extract_id", "message": f"extract {extract.barcode} is of another sample"}],
         )
-    existing = current_profile(session, sample, panel.name)
-    if existing is not None:
-        raise ProfileError(
-            409,
-            f"sample {sample.barcode} already has profile {existing.id} on panel {panel.name}; "
-            "correct that profile instead",
-            [{"field": "sample_id", "message": "duplicate profile"}],
-        )
+    _refuse_second_live_profile(session, sample, panel.name)
     profile = GenotypeProfile(
         sample_id=sample.id,
         extract_id=extract.id if extract is not None else None,
@@ -206,6 +215,8 @@ def correct_profile(
         )
     if profile.superseded:
         raise ProfileError(409, f"profile {profile.id} was already corrected; correct the newest")
+    # A rejected version corrected after a newer profile was entered would be a second one.
+    _refuse_second_live_profile(session, profile.sample, profile.panel, replacing=profile)
     typed = normalise_alleles(panel, alleles)
     profile.superseded = True
     corrected = GenotypeProfile(

@@ -10,17 +10,14 @@ import sqlalchemy as sa
 
 from lims.database import Base
 from lims.models import GenotypeProfile
-from tests.lims.factories import make_case_tree
+from tests.lims.factories import make_trees_of_both_agencies
 
 PANEL = "test_str4"
 
 
 @pytest.fixture
 def trees(session, agencies):
-    return {
-        "A": make_case_tree(session, agencies["A"], "KE"),
-        "B": make_case_tree(session, agencies["B"], "UG"),
-    }
+    return make_trees_of_both_agencies(session, agencies)
 
 
 @pytest.fixture
@@ -155,6 +152,90 @@ def test_a_correction_adds_a_version_and_keeps_the_old_one(analyst, reviewer, tr
     )
     current = analyst.get(f"/api/v1/profiles?superseded=false&sample_id={first['sample_id']}")
     assert [p["id"] for p in current.json["items"]] == [second["id"]]
+
+
+def behind_the_apps_back(session, sample_id: int, analyst_id: int, **fields) -> GenotypeProfile:
+    values = {"panel": PANEL, "state": "pending", "superseded": False} | fields
+    profile = GenotypeProfile(
+        sample_id=sample_id,
+        alleles={"FH67": [148, 152]},
+        n_loci_typed=1,
+        analyst_id=analyst_id,
+        version=1,
+        **values,
+    )
+    session.add(profile)
+    return profile
+
+
+def live_profiles(session, sample_id: int) -> list[int]:
+    return sorted(
+        session.scalars(
+            sa.select(GenotypeProfile.id).where(
+                GenotypeProfile.sample_id == sample_id,
+                GenotypeProfile.superseded.is_(False),
+                GenotypeProfile.state != "rejected",
+            )
+        )
+    )
+
+
+def test_the_database_keeps_one_live_profile_per_sample_and_panel(
+    session, analyst, reviewer, trees
+):
+    sample_id = trees["A"].sample_ids[0]
+    first = new_profile(analyst, sample_id).json
+    behind_the_apps_back(session, sample_id, analyst.user_id)
+    with pytest.raises(sa.exc.IntegrityError, match="uq_genotype_profile_live|UNIQUE"):
+        session.commit()
+    session.rollback()
+    # Superseded and rejected versions are not live; another panel is another profile.
+    behind_the_apps_back(session, sample_id, analyst.user_id, superseded=True)
+    behind_the_apps_back(
+        session,
+        sample_id,
+        analyst.user_id,
+        state="rejected",
+        rejection_reason="noise",
+        reviewer_id=reviewer.user_id,
+    )
+    other_panel = behind_the_apps_back(session, sample_id, analyst.user_id, panel="other")
+    session.commit()
+    reviewer.post(f"/api/v1/profiles/{first['id']}/reject", json={"reason": "noise"})
+    replacement = behind_the_apps_back(session, sample_id, analyst.user_id)
+    session.commit()
+    assert live_profiles(session, sample_id) == [other_panel.id, replacement.id]
+
+
+def test_the_app_names_the_live_profile_before_the_database_refuses(
+    analyst, session, trees, monkeypatch
+):
+    sample_id = trees["A"].sample_ids[0]
+    first = new_profile(analyst, sample_id).json
+    refused = new_profile(analyst, sample_id)
+    assert refused.status_code == 409
+    assert f"already has profile {first['id']} on panel {PANEL}" in refused.json["message"]
+    # Two writers passing the check at once: the second is stopped by the database.
+    monkeypatch.setattr("lims.genotyping.current_profile", lambda *arguments: None)
+    raced = new_profile(analyst, sample_id)
+    assert raced.status_code == 409
+    assert raced.json["message"] == "the change conflicts with existing records"
+    assert live_profiles(session, sample_id) == [first["id"]]
+
+
+def test_a_rejected_profile_is_not_corrected_beside_a_newer_one(analyst, reviewer, trees, session):
+    sample_id = trees["A"].sample_ids[0]
+    rejected = new_profile(analyst, sample_id).json
+    reviewer.post(f"/api/v1/profiles/{rejected['id']}/reject", json={"reason": "noise"})
+    newer = new_profile(analyst, sample_id).json
+    response = analyst.post(
+        f"/api/v1/profiles/{rejected['id']}/corrections",
+        json={"alleles": {"FH67": [148, 154]}, "reason": "re-read"},
+    )
+    assert response.status_code == 409
+    assert f"already has profile {newer['id']}" in response.json["message"]
+    assert live_profiles(session, sample_id) == [newer["id"]]
+    assert analyst.get(f"/api/v1/profiles/{rejected['id']}").json["superseded"] is False
 
 
 # --------------------------------------------------------------------------- imports
@@ -320,3 +401,131 @@ def test_bundled_panels_are_found_by_name(analyst, trees):
         json={"sample_id": trees["A"].sample_ids[1], "panel": "../secrets", "alleles": {}},
     )
     assert traversal.status_code == 422
+
+
+def problems_of(response) -> list[tuple]:
+    assert response.status_code == 422, response.json
+    return [
+        (p["line"], p["field"], p["sample"], p["message"])
+        for p in response.json["details"]["problems"]
+    ]
+
+
+OFF_RANGE_FH67 = f"allele 999 outside the range 100..200 of FH67 in panel '{PANEL}'"
+
+
+def test_an_import_lists_every_problem_of_every_row(analyst, trees, session):
+    before = row_counts(session)
+    text = (
+        "sample,locus,allele1,allele2\n"
+        "KE-S1,FH67,148,152\n"
+        "KE-S1,FH71,2x0,200\n"
+        "KE-S2,FH67,148,999\n"
+        "KE-S2,D9,100,104\n"
+        "KE-S1,FH67,150,152\n"
+        "NO-SUCH,LA5,100,104\n"
+        "KE-S2,LA5,100,104,extra\n"
+    )
+    response = upload(analyst, text, "run.csv", format="long")
+    assert problems_of(response) == [
+        (3, "FH71", None, "non-numeric allele '2x0'"),
+        (4, "FH67", None, OFF_RANGE_FH67),
+        (5, "locus", None, f"unknown locus 'D9' (not in panel '{PANEL}')"),
+        (6, "locus", None, "sample 'KE-S1' has a second row for locus 'FH67' (first on line 2)"),
+        (
+            7,
+            "sample",
+            "NO-SUCH",
+            ("unknown sample barcode (no sample of a case you may add results to)"),
+        ),
+        (8, None, None, "5 fields where the header (line 1) has 4"),
+    ]
+    assert response.json["message"] == (
+        "run.csv: nothing imported; line 3: non-numeric allele '2x0' (and 5 more)"
+    )
+    assert row_counts(session) == before
+
+
+def test_a_wide_import_lists_every_unknown_locus_and_every_bad_cell(analyst, trees, session):
+    before = row_counts(session)
+    text = (
+        "indiv,FH67,FH67.1,D9,D9.1,FH71,FH71.1,X7,X7.1\n"
+        "KE-S1,148,152,1,2,200,2y0,3,4\n"
+        "KE-S2,148,999,,,abc,200,,\n"
+        "NO-SUCH,,,,,,,,\n"
+    )
+    response = upload(analyst, text, "run.csv")
+    # KE-S2 lost every locus to the problems, so it is not also called untyped; NO-SUCH is.
+    assert problems_of(response) == [
+        (1, "D9", None, f"unknown locus 'D9' (not in panel '{PANEL}')"),
+        (1, "X7", None, f"unknown locus 'X7' (not in panel '{PANEL}')"),
+        (2, "FH71", None, "non-numeric allele '2y0'"),
+        (3, "FH71", None, "non-numeric allele 'abc'"),
+        (3, "FH67", None, OFF_RANGE_FH67),
+        (
+            4,
+            "sample",
+            "NO-SUCH",
+            ("unknown sample barcode (no sample of a case you may add results to)"),
+        ),
+        (4, "alleles", "NO-SUCH", "no locus is typed"),
+    ]
+    assert row_counts(session) == before
+
+
+def test_a_header_problem_is_listed_with_the_unreadable_rows_before_it(analyst, trees):
+    text = "sample,locus,allele1\nKE-S1,FH67,148,152\nKE-S2,FH67,148\n"
+    response = upload(analyst, text, "run.csv", format="long")
+    assert problems_of(response) == [
+        (1, None, None, "no allele2 column (expected one of allele2, allele_2, a2)"),
+        (2, None, None, "4 fields where the header (line 1) has 3"),
+    ]
+
+
+def test_an_import_stops_listing_after_the_most_problems(analyst, trees, monkeypatch):
+    monkeypatch.setattr("lims.genotype_import.MAX_FORMAT_PROBLEMS", 3)
+    text = "sample,locus,allele1,allele2\n" + "".join(f"KE-S1,FH67,{n}x,150\n" for n in range(5))
+    problems = problems_of(upload(analyst, text, "run.csv", format="long"))
+    assert [problem[0] for problem in problems] == [2, 3, 4, None]
+    assert problems[-1][3] == (
+        "stopped after 3 problems in the file's format; fix these and import it again"
+    )
+
+
+@pytest.mark.parametrize("file_format", ["wide", "long"])
+def test_a_file_that_is_not_utf8_is_refused_by_name(analyst, trees, file_format):
+    text = "indiv,FH67,FH67.1\nKÉ-S1,148,152\n".encode("latin-1")
+    data = {"file": (io.BytesIO(text), "run.csv"), "panel": PANEL, "format": file_format}
+    response = analyst.post(
+        "/api/v1/genotype-imports", data=data, content_type="multipart/form-data"
+    )
+    assert problems_of(response) == [
+        (None, None, None, "not a UTF-8 text file (undecodable byte at offset 19)")
+    ]
+
+
+@pytest.mark.parametrize("window", [3, 100])
+def test_problems_between_rows_far_apart_are_found_too(analyst, trees, monkeypatch, window):
+    """Rows are re-read a few at a time after a problem; a repeated row whose first copy is
+    in another window must still be found (by the final reading of the whole file)."""
+    monkeypatch.setattr("lims.genotype_import._WINDOW", window)
+    text = (
+        "sample,locus,allele1,allele2\n"
+        "KE-S1,FH67,148,152\n"
+        "KE-S1,FH71,x,200\n"
+        "KE-S1,LA5,100,104\n"
+        "KE-S1,LAT24,220,224\n"
+        "KE-S2,FH67,148,152\n"
+        "KE-S2,FH71,200,200\n"
+        "KE-S2,LA5,100,999\n"
+        "KE-S2,LAT24,220,224\n"
+        "KE-S1,FH67,150,150\n"
+        "KE-S2,LAT24,oops,1\n"
+    )
+    problems = problems_of(upload(analyst, text, "run.csv", format="long"))
+    assert problems == [
+        (3, "FH71", None, "non-numeric allele 'x'"),
+        (8, "LA5", None, f"allele 999 outside the range 80..160 of LA5 in panel '{PANEL}'"),
+        (10, "locus", None, "sample 'KE-S1' has a second row for locus 'FH67' (first on line 2)"),
+        (11, "LAT24", None, "non-numeric allele 'oops'"),
+    ]
