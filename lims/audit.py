@@ -1,21 +1,26 @@
 """The audit trail: every insert, update and delete of a LIMS record, with old and new values.
 
-One listener on SQLAlchemy sessions writes an :class:`~lims.models.AuditRecord` per changed
+Listeners on SQLAlchemy sessions write an :class:`~lims.models.AuditRecord` per changed
 record, inside the same transaction as the change (so a rolled-back change leaves no trail and
-a committed one always has it). The actor is ``session.info["actor_id"]``, set when a user is
-authenticated (``None`` for command-line and system changes).
+a committed one always has it). Deletions are caught row by row as the flush deletes them, so
+rows deleted as orphans or by cascade (a role taken away, a withdrawn report's signatures) are
+kept too. The actor is ``session.info["actor_id"]``, set when a user is authenticated
+(``None`` for command-line and system changes).
 
-Old values are taken before the flush writes anything: an attribute whose old value was never
-loaded is read from the database then, so the trail never records a guess.
+Old values are taken before the rows change: an attribute whose old value was never loaded is
+read from the database then, so the trail never records a guess.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import decimal
+import functools
+import operator
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
 
 from lims.database import Base, utcnow
 from lims.models import APPEND_ONLY_TABLES, AuditRecord
@@ -25,6 +30,7 @@ SECRET_COLUMNS = frozenset({("user_account", "password_hash"), ("api_token", "to
 REDACTED = "<redacted>"
 
 _PENDING_KEY = "dnatrack_audit_pending"
+_DELETED_KEY = "dnatrack_audit_deleted"
 
 
 def _is_audited(instance) -> bool:
@@ -53,6 +59,19 @@ def _record_id(instance) -> str:
     return ",".join(f"{key}={value}" for key, value in zip(keys, values, strict=True))
 
 
+def record_key(model: type) -> ColumnElement[str]:
+    """SQL for the ``record_id`` the trail gives a row of ``model`` (as :func:`_record_id`
+    writes it: the key, or ``name=value,…`` for composite keys)."""
+    columns = list(sa.inspect(model).primary_key)
+    if len(columns) == 1:
+        return sa.cast(columns[0], sa.String)
+    parts = []
+    for index, column in enumerate(columns):
+        parts.append(sa.literal(f"{',' if index else ''}{column.key}=", sa.String))
+        parts.append(sa.cast(column, sa.String))
+    return functools.reduce(operator.add, parts)
+
+
 def _column_values(instance) -> dict:
     state = sa.inspect(instance)
     table = instance.__tablename__
@@ -62,6 +81,18 @@ def _column_values(instance) -> dict:
             continue
         values[attribute.key] = audit_value(table, attribute.key, getattr(instance, attribute.key))
     return values
+
+
+def _stored_values(connection, state, attributes) -> list:
+    """The values of ``attributes`` in the row of ``state`` as the database holds them."""
+    identity = sa.and_(
+        *(
+            column == value
+            for column, value in zip(state.mapper.primary_key, state.identity, strict=True)
+        )
+    )
+    columns = [attribute.columns[0] for attribute in attributes]
+    return list(connection.execute(sa.select(*columns).where(identity)).one())
 
 
 def _updated_values(session: Session, instance) -> dict:
@@ -82,15 +113,10 @@ def _updated_values(session: Session, instance) -> dict:
             old_unloaded.append((attribute, new))
     if old_unloaded:
         # The flush has not written the row yet, so it still holds the old values.
-        identity = sa.and_(
-            *(
-                column == value
-                for column, value in zip(state.mapper.primary_key, state.identity, strict=True)
-            )
+        stored = _stored_values(
+            session.connection(), state, [attribute for attribute, _ in old_unloaded]
         )
-        columns = [attribute.columns[0] for attribute, _ in old_unloaded]
-        row = session.connection().execute(sa.select(*columns).where(identity)).one()
-        for (attribute, new), old in zip(old_unloaded, row, strict=True):
+        for (attribute, new), old in zip(old_unloaded, stored, strict=True):
             if old != new:
                 changes[attribute.key] = (old, new)
     return {
@@ -134,16 +160,35 @@ def _after_flush(session: Session, flush_context) -> None:
             add(instance, "insert", {key: {"old": None, "new": v} for key, v in values.items()})
     for instance, changes in session.info.pop(_PENDING_KEY, []):
         add(instance, "update", changes)
-    for instance in session.deleted:
-        if _is_audited(instance):
-            values = _column_values(instance)
-            add(instance, "delete", {key: {"old": v, "new": None} for key, v in values.items()})
+    for instance, changes in session.info.pop(_DELETED_KEY, []):
+        add(instance, "delete", changes)
     if rows:
         session.connection().execute(sa.insert(AuditRecord.__table__), rows)
 
 
+def _before_delete(mapper, connection, instance) -> None:
+    # Called inside the flush for every row it deletes, orphans and cascades included (which
+    # session.deleted does not list), while the row still holds its values.
+    if not _is_audited(instance):
+        return
+    state = sa.inspect(instance)
+    values = {
+        attribute.key: getattr(instance, attribute.key)
+        for attribute in mapper.column_attrs
+        if attribute.key not in state.unloaded
+    }
+    unloaded = [attribute for attribute in mapper.column_attrs if attribute.key in state.unloaded]
+    if unloaded:
+        stored = _stored_values(connection, state, unloaded)
+        values.update(zip((attribute.key for attribute in unloaded), stored, strict=True))
+    table = instance.__tablename__
+    changes = {key: {"old": audit_value(table, key, v), "new": None} for key, v in values.items()}
+    state.session.info.setdefault(_DELETED_KEY, []).append((instance, changes))
+
+
 def _forget_pending(session: Session) -> None:
     session.info.pop(_PENDING_KEY, None)
+    session.info.pop(_DELETED_KEY, None)
 
 
 _LISTENERS = (
@@ -154,7 +199,10 @@ _LISTENERS = (
 
 
 def install() -> None:
-    """Listen on every SQLAlchemy session (calling it again changes nothing)."""
+    """Listen on every SQLAlchemy session and every mapped class (calling it again changes
+    nothing)."""
     for name, listener in _LISTENERS:
         if not sa.event.contains(Session, name, listener):
             sa.event.listen(Session, name, listener)
+    if not sa.event.contains(Base, "before_delete", _before_delete):
+        sa.event.listen(Base, "before_delete", _before_delete, propagate=True)

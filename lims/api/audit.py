@@ -1,12 +1,45 @@
-"""The audit trail, read-only."""
+"""The audit trail, read-only, by need-to-know on the records it describes.
+
+A user sees the trail of the records they may see (:mod:`lims.access`), whoever made the
+changes: a change made by agency A to a case shared with agency B shows in B's trail, and
+nothing of an unshared case of A ever does. Users, their roles and tokens, storage locations
+and the agency's own record are the agency's business. A deleted record can no longer be
+looked up, so its trail is judged by the record that owned it, as its deletion entry names
+it (a withdrawn share by its case, a withdrawn draft report by its match request).
+"""
 
 from __future__ import annotations
 
 import sqlalchemy as sa
+from sqlalchemy.orm import aliased
+from sqlalchemy.sql.elements import ColumnElement
 
+from lims.access import case_ids, visible
 from lims.api.routing import QueryParam, Resource, equals
 from lims.api.schema import Schema, read_only
-from lims.models import AuditRecord, User
+from lims.audit import record_key
+from lims.models import (
+    Agency,
+    ApiToken,
+    Attachment,
+    AuditRecord,
+    Case,
+    CaseShare,
+    Extract,
+    GenotypeImport,
+    GenotypeProfile,
+    Item,
+    MatchRequest,
+    Report,
+    ReportSignature,
+    Sample,
+    Seizure,
+    SourceAnimal,
+    StorageLocation,
+    User,
+    UserRole,
+)
+from lims.reports.access import report_scope, request_scope
 
 AUDIT_RECORD = Schema(
     "audit_record",
@@ -22,9 +55,93 @@ AUDIT_RECORD = Schema(
 )
 
 
-def _changes_by_colleagues(model, user, for_writing):
-    # The trail of one agency's work is that agency's business.
-    return AuditRecord.actor_id.in_(sa.select(User.id).where(User.agency_id == user.agency_id))
+def _colleagues(user: User) -> sa.Select:
+    return sa.select(User.id).where(visible(User, user))
+
+
+def _reports(user: User) -> sa.Select:
+    return sa.select(Report.id).where(report_scope(Report, user, False))
+
+
+# The rows of each audited table a user may see, where lims.access has no rule of its own.
+_OWN_RULES = {
+    Agency: lambda user: Agency.id == user.agency_id,
+    UserRole: lambda user: UserRole.user_id.in_(_colleagues(user)),
+    ApiToken: lambda user: ApiToken.user_id.in_(_colleagues(user)),
+    CaseShare: lambda user: CaseShare.case_id.in_(case_ids(user)),
+    MatchRequest: lambda user: request_scope(MatchRequest, user, False),
+    Report: lambda user: report_scope(Report, user, False),
+    ReportSignature: lambda user: ReportSignature.report_id.in_(_reports(user)),
+}
+_ACCESS_RULES = (
+    User,
+    StorageLocation,
+    Case,
+    Seizure,
+    Item,
+    SourceAnimal,
+    Sample,
+    Extract,
+    Attachment,
+    GenotypeImport,
+    GenotypeProfile,
+)
+AUDITED_MODELS = (*_OWN_RULES, *_ACCESS_RULES)
+
+# For deleted rows: the column naming the record that owned them, and that record's model.
+_OWNERS = {
+    User: ("agency_id", Agency),
+    UserRole: ("user_id", User),
+    ApiToken: ("user_id", User),
+    StorageLocation: ("agency_id", Agency),
+    Case: ("agency_id", Agency),
+    CaseShare: ("case_id", Case),
+    Seizure: ("case_id", Case),
+    Item: ("seizure_id", Seizure),
+    SourceAnimal: ("case_id", Case),
+    Sample: ("case_id", Case),
+    Extract: ("sample_id", Sample),
+    GenotypeImport: ("imported_by_id", User),
+    GenotypeProfile: ("sample_id", Sample),
+    MatchRequest: ("case_id", Case),
+    Report: ("match_request_id", MatchRequest),
+    ReportSignature: ("report_id", Report),
+}
+
+
+def _live_rows(model: type, user: User) -> ColumnElement[bool]:
+    if model in _OWN_RULES:
+        return _OWN_RULES[model](user)
+    return visible(model, user)
+
+
+def visible_record_ids(model: type, user: User) -> sa.Select:
+    """The ``record_id`` values (as the trail writes them) of the rows of ``model`` that
+    ``user`` may see: existing rows, and deleted rows whose owner they may see."""
+    live = sa.select(record_key(model)).where(_live_rows(model, user))
+    if model not in _OWNERS:
+        return live
+    owner_column, owner_model = _OWNERS[model]
+    deletion = aliased(AuditRecord)
+    owner_id = sa.cast(deletion.changes[(owner_column, "old")].as_integer(), sa.String)
+    deleted = sa.select(deletion.record_id).where(
+        deletion.table_name == model.__tablename__,
+        deletion.action == "delete",
+        owner_id.in_(visible_record_ids(owner_model, user)),
+    )
+    return sa.union(live, deleted)
+
+
+def _changes_to_visible_records(model, user, for_writing):
+    return sa.or_(
+        *(
+            sa.and_(
+                AuditRecord.table_name == audited.__tablename__,
+                AuditRecord.record_id.in_(visible_record_ids(audited, user)),
+            )
+            for audited in AUDITED_MODELS
+        )
+    )
 
 
 Resource(
@@ -35,7 +152,7 @@ Resource(
     "audit",
     (),
     read_permission=("audit.read",),
-    scope=_changes_by_colleagues,
+    scope=_changes_to_visible_records,
     filters=(
         equals(AuditRecord, "table_name", "string", "Changes to records of this table."),
         equals(AuditRecord, "record_id", "string", "Changes to the record with this key."),
