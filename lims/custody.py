@@ -14,8 +14,23 @@ microseconds and a ``Z`` (see :func:`canonical_event`). Appending first updates 
 row of ``custody_append_lock``, which makes concurrent writers on SQLite and PostgreSQL take
 turns; the primary key on ``seq`` would in any case stop two writers from forking the chain.
 
-The chain cannot show that events were cut off its *end*; comparing the head hash printed on
-an earlier report (:func:`verify_ledger` ``known_heads``) does.
+The chain cannot show that events were cut off its *end*. Two things do: the ``appends``
+counter of that same row, which every append raises by one in the appending transaction, so
+:func:`verify_ledger` reports "ledger truncated" when fewer events are present than were
+recorded; and the head hashes printed on earlier reports (``known_heads``), which must still be
+in the chain. The counter catches someone deleting rows who does not also know to lower it;
+the published heads hold even against someone who does.
+
+In production, database roles keep the append-only promise. The application connects as a
+role that may INSERT and SELECT on ``custody_event`` and ``audit_record`` (and INSERT and
+UPDATE on the single-row ``custody_append_lock``) but holds no UPDATE, DELETE or TRUNCATE on
+the ledger tables, no TRIGGER privilege, owns none of the tables and is not a superuser; the
+migrations run as a separate owner role whose password the application never has. Removing
+the append-only triggers or deleting ledger rows then needs the owner role, so neither a bug
+nor an attacker holding the application's credentials can rewrite the ledger, and whoever
+uses the owner role to do so still has the append counter, the published head hashes and the
+chain itself to get past. A SQLite file has no roles: whoever may write the file may do all
+of this, so multi-user deployments use PostgreSQL.
 """
 
 from __future__ import annotations
@@ -111,15 +126,23 @@ def ledger_head(session: Session) -> LedgerHead:
     return LedgerHead(0, GENESIS_HASH) if row is None else LedgerHead(row.seq, row.hash)
 
 
+_LOCK = CustodyAppendLock.__table__
+
+
 def _lock_chain(session: Session) -> None:
     """Take the append lock until the transaction ends (see :class:`CustodyAppendLock`)."""
-    lock = CustodyAppendLock.__table__
+    # Writing the row takes the lock; it is counted only once an event is appended.
     updated = session.execute(
-        sa.update(lock).where(lock.c.id == 1).values(appends=lock.c.appends + 1)
+        sa.update(_LOCK).where(_LOCK.c.id == 1).values(appends=_LOCK.c.appends)
     )
     if updated.rowcount == 0:
-        # The row is made by the migration; put it back if someone removed it.
-        session.execute(sa.insert(lock).values(id=1, appends=1))
+        # The row is made by the migration. Put it back if someone removed it; its count
+        # starts again from zero, which verify_ledger then reports.
+        session.execute(sa.insert(_LOCK).values(id=1, appends=0))
+
+
+def _count_append(session: Session) -> None:
+    session.execute(sa.update(_LOCK).where(_LOCK.c.id == 1).values(appends=_LOCK.c.appends + 1))
 
 
 def _check_event(
@@ -246,6 +269,7 @@ def record_event(
     )
     event.hash = event_hash(event.prev_hash, event)
     session.add(event)
+    _count_append(session)
     if event_type == "store":
         subject.storage_location_id = storage_location.id
     elif event_type == "destroy" and isinstance(subject, Sample | Extract):
@@ -278,19 +302,84 @@ class LedgerVerification:
         return self.first_break is None
 
 
+@dataclass(frozen=True)
+class _LedgerLength:
+    """The append counter and the events present, read in one statement (one snapshot)."""
+
+    appends: int | None
+    present: int
+    last: LedgerHead
+
+
+def _ledger_length(session: Session) -> _LedgerLength:
+    events = CustodyEvent.__table__
+    last_seq = sa.select(sa.func.max(events.c.seq)).scalar_subquery()
+    row = session.execute(
+        sa.select(
+            sa.select(_LOCK.c.appends).where(_LOCK.c.id == 1).scalar_subquery(),
+            sa.select(sa.func.count()).select_from(events).scalar_subquery(),
+            last_seq,
+            sa.select(events.c.hash).where(events.c.seq == last_seq).scalar_subquery(),
+        )
+    ).one()
+    appends, present, seq, head_hash = row
+    last = LedgerHead(0, GENESIS_HASH) if seq is None else LedgerHead(seq, head_hash)
+    return _LedgerLength(appends, present, last)
+
+
+def _length_break(length: _LedgerLength, missing_heads: set[str]) -> ChainBreak | None:
+    """The break the counter or the published heads show at the end of an intact chain."""
+    last = length.last
+    last_present = (
+        f"the last event present is {last.seq} (hash {last.hash})"
+        if last.seq
+        else "no event is present"
+    )
+    if length.appends is None:
+        return ChainBreak(
+            last.seq + 1,
+            "the append counter (custody_append_lock) is missing, so events cut off the end "
+            f"would go unseen; {last_present}",
+        )
+    if length.appends > length.present:
+        return ChainBreak(
+            last.seq + 1,
+            f"ledger truncated: {length.appends} events recorded, {length.present} present; "
+            f"{last_present}",
+        )
+    if missing_heads:
+        return ChainBreak(
+            last.seq + 1,
+            f"ledger truncated: published head hash {sorted(missing_heads)[0]} is not in the "
+            f"chain; {last_present}",
+        )
+    if length.appends < length.present:
+        return ChainBreak(
+            length.appends + 1,
+            f"the append counter says {length.appends} events were recorded but "
+            f"{length.present} are present (the counter was reset, or events were added "
+            "outside the application)",
+        )
+    return None
+
+
 def verify_ledger(
     session: Session, *, known_heads: Iterable[str] = (), batch_size: int = 1000
 ) -> LedgerVerification:
     """Replay the chain from event 1 and report the first broken link.
 
     Each event's stored hash is recomputed from its stored fields, its ``prev_hash`` compared
-    with the previous event's stored hash, and the numbering checked for gaps. ``known_heads``
-    are head hashes published earlier (e.g. on reports); each must still be in the chain,
-    which catches events removed from the end.
+    with the previous event's stored hash, and the numbering checked for gaps. The end of the
+    chain is checked twice: the number of events present must equal the append counter
+    (events cut off the end leave it higher: "ledger truncated: N events recorded, M
+    present"), and each of ``known_heads``, head hashes published earlier (e.g. on reports),
+    must still be in the chain.
     """
+    # Counter and events from one snapshot; the replay may see later appends too.
+    length = _ledger_length(session)
     expected_seq = 1
     previous_hash = GENESIS_HASH
-    seen_heads = set(known_heads)
+    missing_heads = set(known_heads)
     first_break = None
     n_events = 0
     # Plain rows, not ORM objects, so a long chain does not fill the caller's session.
@@ -320,26 +409,31 @@ def verify_ledger(
                 event.seq, "its stored fields do not match its hash (altered after recording)"
             )
             break
-        seen_heads.discard(event.hash)
+        missing_heads.discard(event.hash)
         previous_hash = event.hash
         expected_seq += 1
     rows.close()
-    if first_break is None and seen_heads:
-        first_break = ChainBreak(
-            expected_seq,
-            f"published head hash {sorted(seen_heads)[0]} is not in the chain "
-            "(events were removed from its end)",
-        )
+    if first_break is None:
+        first_break = _length_break(length, missing_heads)
     return LedgerVerification(n_events, LedgerHead(expected_seq - 1, previous_hash), first_break)
 
 
-def custody_history(session: Session, sample: Sample) -> list[CustodyEvent]:
-    """A sample's whole custody history, oldest first, in one query.
+def custody_history(
+    session: Session,
+    sample: Sample,
+    *,
+    occurred_from: dt.datetime | None = None,
+    occurred_to: dt.datetime | None = None,
+) -> list[CustodyEvent]:
+    """A sample's whole custody history in the order things happened, in one query.
 
     The history is the sample's own events plus those of the material it was taken from
     (its parent samples, its item and that item's seizure), each ancestor's events up to the
     moment the next record down the line was registered: what happened to the tusk before
     the sample was cut belongs to the sample's history, the tusk's later travels do not.
+    Times are those of the hand-overs (``occurred_at``), not of their recording, which may
+    come days later for events transcribed from paper; ``occurred_from`` and ``occurred_to``
+    keep the events between them (both included). Events of the same moment keep ledger order.
     """
     conditions = [CustodyEvent.sample_id == sample.id]
     descendant_created = sample.created_at
@@ -347,23 +441,24 @@ def custody_history(session: Session, sample: Sample) -> list[CustodyEvent]:
         conditions.append(
             sa.and_(
                 CustodyEvent.sample_id == ancestor.id,
-                CustodyEvent.recorded_at <= descendant_created,
+                CustodyEvent.occurred_at <= descendant_created,
             )
         )
         descendant_created = ancestor.created_at
     item = sample.origin_item
     if item is not None:
         conditions.append(
-            sa.and_(CustodyEvent.item_id == item.id, CustodyEvent.recorded_at <= descendant_created)
+            sa.and_(CustodyEvent.item_id == item.id, CustodyEvent.occurred_at <= descendant_created)
         )
         conditions.append(
             sa.and_(
                 CustodyEvent.seizure_id == item.seizure_id,
-                CustodyEvent.recorded_at <= item.created_at,
+                CustodyEvent.occurred_at <= item.created_at,
             )
         )
-    return list(
-        session.scalars(
-            sa.select(CustodyEvent).where(sa.or_(*conditions)).order_by(CustodyEvent.seq)
-        )
-    )
+    statement = sa.select(CustodyEvent).where(sa.or_(*conditions))
+    if occurred_from is not None:
+        statement = statement.where(CustodyEvent.occurred_at >= occurred_from)
+    if occurred_to is not None:
+        statement = statement.where(CustodyEvent.occurred_at <= occurred_to)
+    return list(session.scalars(statement.order_by(CustodyEvent.occurred_at, CustodyEvent.seq)))

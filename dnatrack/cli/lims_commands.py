@@ -73,7 +73,8 @@ def register(subparsers) -> None:
     custody_actions = custody.add_subparsers(dest="custody_action", metavar="ACTION", required=True)
     verify = custody_actions.add_parser(
         "verify",
-        help="replay the hash chain of every custody event; name the first broken link",
+        help="replay the hash chain of every custody event and name the first broken link; "
+        "compare the number of events with the append counter (events cut off the end)",
     )
     _add_database_option(verify)
     verify.add_argument(
@@ -82,7 +83,7 @@ def register(subparsers) -> None:
         default=[],
         metavar="HASH",
         help="a ledger head hash printed earlier (e.g. on a report); it must still be in the "
-        "chain (repeatable)",
+        "chain, which catches a cut the counter was lowered to hide (repeatable)",
     )
     verify.set_defaults(func=_custody_verify)
 

@@ -6,11 +6,13 @@ from flask import url_for
 from flask_login import current_user
 
 from lims.api.routing import (
+    QueryParam,
     Resource,
     equals,
     json_body,
     load_reference,
     load_visible,
+    query_values,
     route,
 )
 from lims.api.schema import Field, Schema, read_only
@@ -82,6 +84,20 @@ CUSTODY_EVENT = Schema(
     ),
 )
 
+# Times of the hand-overs themselves, not of their recording.
+OCCURRED_FROM = QueryParam(
+    "occurred_from",
+    "date-time",
+    "Events that happened at or after this time.",
+    apply=lambda statement, moment: statement.where(CustodyEvent.occurred_at >= moment),
+)
+OCCURRED_TO = QueryParam(
+    "occurred_to",
+    "date-time",
+    "Events that happened at or before this time.",
+    apply=lambda statement, moment: statement.where(CustodyEvent.occurred_at <= moment),
+)
+
 Resource(
     "/custody-events",
     "custody event",
@@ -95,6 +111,8 @@ Resource(
             for kind in SUBJECT_KINDS
         ),
         equals(CustodyEvent, "event_type", "string", "Kind of event.", choices=EVENT_TYPES),
+        OCCURRED_FROM,
+        OCCURRED_TO,
     ),
 ).register()
 
@@ -148,7 +166,7 @@ SAMPLE_HISTORY = Schema(
             "events",
             "array",
             "The sample's events and those of the material it was taken "
-            "from before it was registered, oldest first.",
+            "from before it was registered, in the order they happened (occurred_at).",
             items="object",
             create=False,
             update=False,
@@ -165,10 +183,17 @@ SAMPLE_HISTORY = Schema(
     tag="custody",
     permission="record.read",
     response=SAMPLE_HISTORY,
+    query=(OCCURRED_FROM, OCCURRED_TO),
 )
 def sample_custody(record_id: int):
+    values = query_values((OCCURRED_FROM, OCCURRED_TO))
     sample = load_visible(Sample, record_id, "sample")
-    events = sample_custody_history(db.session, sample)
+    events = sample_custody_history(
+        db.session,
+        sample,
+        occurred_from=values.get("occurred_from"),
+        occurred_to=values.get("occurred_to"),
+    )
     return {
         "sample_id": sample.id,
         "barcode": sample.barcode,

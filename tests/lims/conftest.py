@@ -65,14 +65,17 @@ class PostgresqlTestSchema:
         self.engine = create_database_engine(self.url)
 
     def empty(self) -> None:
-        """Remove every row but the ledger's append lock. The replica role switches off
-        triggers, so the ledger's refusal and foreign-key checks stand aside; DELETE is much
-        faster than TRUNCATE on tiny tables. Ids keep counting up; no test relies on them."""
+        """Remove every row but the ledger's append lock, whose count goes back to zero.
+        The replica role switches off triggers, so the ledger's refusal and foreign-key
+        checks stand aside; DELETE is much faster than TRUNCATE on tiny tables. Ids keep
+        counting up; no test relies on them."""
+        lock = CustodyAppendLock.__table__
         with self.engine.begin() as connection:
             connection.execute(sa.text("SET LOCAL session_replication_role = replica"))
             for table in reversed(Base.metadata.sorted_tables):
-                if table.name != CustodyAppendLock.__tablename__:
+                if table is not lock:
                     connection.execute(table.delete())
+            connection.execute(lock.update().values(appends=0))
 
     def drop(self) -> None:
         self.engine.dispose()

@@ -188,19 +188,53 @@ def test_a_deleted_event_is_named_as_missing(session, tree, custodian, database_
     assert (broken.seq, broken.reason) == (2, "missing (the next stored event is 3)")
 
 
-def test_events_cut_off_the_end_are_caught_by_a_published_head(
+def test_events_cut_off_the_end_are_caught_by_the_append_counter(
+    session, tree, custodian, database_url, runner
+):
+    events = record_three(session, tree, custodian)
+    tamper(database_url, "DELETE FROM custody_event WHERE seq >= 2")
+    session.expire_all()
+    result = verify_ledger(session)
+    assert not result.ok and result.n_events == 1
+    expected = (
+        "ledger truncated: 3 events recorded, 1 present; "
+        f"the last event present is 1 (hash {events[0].hash})"
+    )
+    assert (result.first_break.seq, result.first_break.reason) == (2, expected)
+    cli = runner("custody", "verify")
+    assert cli.status == 1 and expected in cli.err
+
+
+def test_a_cut_hidden_from_the_counter_is_caught_by_a_published_head(
     session, tree, custodian, database_url, runner
 ):
     events = record_three(session, tree, custodian)
     published = events[2].hash
-    tamper(database_url, "DELETE FROM custody_event WHERE seq = 3")
+    tamper(
+        database_url,
+        "DELETE FROM custody_event WHERE seq = 3",
+        "UPDATE custody_append_lock SET appends = appends - 1",
+    )
     session.expire_all()
-    assert verify_ledger(session).ok  # the chain itself cannot tell
+    assert verify_ledger(session).ok  # the chain and the lowered counter cannot tell
     result = verify_ledger(session, known_heads=[events[1].hash, published])
     assert not result.ok and result.first_break.seq == 3
-    assert published in result.first_break.reason
+    assert result.first_break.reason == (
+        f"ledger truncated: published head hash {published} is not in the chain; "
+        f"the last event present is 2 (hash {events[1].hash})"
+    )
+    assert runner("custody", "verify", "--known-head", events[1].hash).status == 0
     cli = runner("custody", "verify", "--known-head", published)
-    assert cli.status == 1 and published in cli.err
+    assert cli.status == 1 and f"published head hash {published} is not in the chain" in cli.err
+
+
+def test_a_counter_below_the_events_present_is_reported(session, tree, custodian, database_url):
+    record_three(session, tree, custodian)
+    tamper(database_url, "UPDATE custody_append_lock SET appends = 1")
+    session.expire_all()
+    broken = verify_ledger(session).first_break
+    assert broken.seq == 2
+    assert broken.reason.startswith("the append counter says 1 events were recorded but 3 ")
 
 
 def test_cli_reports_an_intact_ledger(session, tree, custodian, runner):
@@ -288,6 +322,11 @@ def test_store_moves_and_destroy_consumes_and_ends_custody(session, tree, custod
             signature_meaning="performed",
             storage_location=freezer,
         )
+    # Refusals taken after the append lock count nothing, even in a transaction committed.
+    session.commit()
+    session.expire_all()
+    assert session.get(CustodyAppendLock, 1).appends == 2
+    assert verify_ledger(session).ok
 
 
 def test_a_samples_history_includes_its_origin_up_to_its_registration(session, tree, custodian):
@@ -326,6 +365,43 @@ def test_a_samples_history_includes_its_origin_up_to_its_registration(session, t
     assert {seizure_later, item_later}.isdisjoint(aliquot_history + sample_history)
 
 
+def test_a_history_follows_the_times_of_the_hand_overs_not_of_their_recording(
+    session, tree, custodian
+):
+    item = session.get(Item, tree.item_ids[0])
+    sample = session.get(Sample, tree.sample_ids[0])
+    sample.created_at = T0 + dt.timedelta(days=3)  # the sample was registered then
+
+    def record(event_type, subject, days, **options):
+        options.setdefault("signature_meaning", "performed")
+        return record_event(
+            session,
+            event_type=event_type,
+            subject=subject,
+            actor=custodian,
+            occurred_at=T0 + dt.timedelta(days=days),
+            **options,
+        ).seq
+
+    # Transcribed from paper, so recorded in another order than they happened.
+    transferred = record("transfer", sample, 6, from_holder="store", to_holder="lab")
+    sealed = record("seal", sample, 5, seal_numbers=["S9"])
+    opened_before_the_cut = record("open", item, 2)
+    resealed_after_the_cut = record("seal", item, 4, seal_numbers=["S8"])
+    session.commit()
+
+    def history(**window):
+        return [event.seq for event in custody_history(session, sample, **window)]
+
+    assert history() == [opened_before_the_cut, sealed, transferred]
+    assert resealed_after_the_cut not in history()
+    assert history(occurred_from=T0 + dt.timedelta(days=5)) == [sealed, transferred]
+    assert history(occurred_to=T0 + dt.timedelta(days=5)) == [opened_before_the_cut, sealed]
+    assert history(
+        occurred_from=T0 + dt.timedelta(days=3), occurred_to=T0 + dt.timedelta(days=5, hours=1)
+    ) == [sealed]
+
+
 def _freezer(session, user) -> StorageLocation:
     location = StorageLocation(agency_id=user.agency_id, name="Freezer 1", kind="freezer")
     session.add(location)
@@ -333,13 +409,17 @@ def _freezer(session, user) -> StorageLocation:
     return location
 
 
-def test_appends_take_the_lock_row_and_restore_it_if_removed(session, tree, custodian):
-    before = session.get(CustodyAppendLock, 1).appends
+def test_appends_are_counted_and_a_removed_counter_is_restored_and_reported(
+    session, tree, custodian
+):
     record_three(session, tree, custodian)
     session.expire_all()
-    assert session.get(CustodyAppendLock, 1).appends == before + 3
+    assert session.get(CustodyAppendLock, 1).appends == 3
     session.execute(sa.delete(CustodyAppendLock))
     session.commit()
+    assert verify_ledger(session).first_break.reason.startswith(
+        "the append counter (custody_append_lock) is missing"
+    )
     record_event(
         session,
         event_type="open",
@@ -350,4 +430,6 @@ def test_appends_take_the_lock_row_and_restore_it_if_removed(session, tree, cust
     session.commit()
     session.expire_all()
     assert session.get(CustodyAppendLock, 1).appends == 1
-    assert verify_ledger(session).n_events == 4
+    result = verify_ledger(session)
+    assert result.n_events == 4
+    assert result.first_break.reason.startswith("the append counter says 1 events were recorded")

@@ -73,6 +73,32 @@ def test_recording_and_reading_custody_events(login, trees):
     }
 
 
+def test_histories_and_lists_filter_by_when_events_happened(login, trees):
+    custodian = login("custodian")
+    sample_id = trees["A"].sample_ids[0]
+    happened = ["2024-03-05T10:00:00+00:00", "2024-03-01T10:00:00+00:00"]
+    for moment in happened:  # recorded late, the earlier one last
+        response = custodian.post(
+            "/api/v1/custody-events", json=event(sample_id, occurred_at=moment)
+        )
+        assert response.status_code == 201, response.json
+    history = custodian.get(f"/api/v1/samples/{sample_id}/custody").json["events"]
+    assert [item["seq"] for item in history] == [2, 1]
+    assert [item["occurred_at"] for item in history] == sorted(happened)
+    assert all(item["recorded_at"] > item["occurred_at"] for item in history)
+
+    window = "occurred_from=2024-03-02T00:00:00Z&occurred_to=2024-03-06T00:00:00Z"
+    history = custodian.get(f"/api/v1/samples/{sample_id}/custody?{window}").json["events"]
+    assert [item["seq"] for item in history] == [1]
+    listed = custodian.get(f"/api/v1/custody-events?{window}").json["items"]
+    assert [item["seq"] for item in listed] == [1]
+    listed = custodian.get("/api/v1/custody-events?occurred_to=2024-03-02T00:00:00Z").json
+    assert [item["seq"] for item in listed["items"]] == [2]
+    naive = custodian.get(f"/api/v1/samples/{sample_id}/custody?occurred_from=2024-03-02")
+    assert naive.status_code == 400
+    assert naive.json["details"]["problems"][0]["field"] == "occurred_from"
+
+
 def test_bad_events_are_refused_by_field(login, trees):
     custodian = login("custodian")
     own, foreign = trees["A"].sample_ids[0], trees["B"].sample_ids[0]
