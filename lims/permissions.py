@@ -4,7 +4,7 @@ Permissions say *what kind* of action a role may take; *which records* a user ma
 need-to-know (:mod:`lims.access`): their agency's cases and those shared with it. Both must
 allow an action. Separation of duties is deliberate: the analyst who produces a profile holds
 no review permission through that role, and even a user holding both roles may not review
-their own profile (:mod:`lims.workflow`) or sign a report as both its analyst and its reviewer
+their own profile (:mod:`lims.genotyping`) or sign a report as both its analyst and its reviewer
 (:mod:`lims.reports.issue`).
 """
 
@@ -15,8 +15,8 @@ from collections.abc import Iterable
 ROLES = ("admin", "custodian", "analyst", "reviewer", "investigator", "researcher")
 
 PERMISSIONS = {
-    "agency.manage": "create and edit agencies",
-    "user.manage": "create and edit users of one's own agency, issue their API tokens",
+    "agency.manage": "register agencies and edit one's own agency",
+    "user.manage": "create and edit users of one's own agency, list and revoke their API tokens",
     "record.read": "read cases and their evidence records (need-to-know applies)",
     "case.write": "open and edit cases, share them with other agencies",
     "evidence.write": "register and edit seizures, items, reference animals and samples",

@@ -1,15 +1,25 @@
-"""Agencies, users, API tokens, and who the caller is."""
+"""Agencies, users, API tokens, and who the caller is.
+
+The model knows no administrator above the agencies: the installation's operator, who holds
+the database, creates each agency's first administrator with ``dnatrack admin create``. Through
+the API an administrator (``agency.manage``) may register a new agency, e.g. a partner to
+share a case with, but may change only their own agency; everybody may read the list.
+
+An API token belongs to its holder. Only the holder creates it (an administrator may list and
+revoke colleagues' tokens, not mint them), and a token created by a request authenticated with
+a token may not outlive that token, so an expiring token cannot be turned into a lasting one.
+"""
 
 from __future__ import annotations
 
 import sqlalchemy as sa
-from flask import g, url_for
+from flask import g, request, url_for
 from flask_login import current_user
 from flask_wtf.csrf import generate_csrf
 
 from lims.api.routing import Resource, json_body, load_visible, route, set_attributes
 from lims.api.schema import Field, Schema, invalid
-from lims.auth import MIN_PASSWORD_LENGTH, hash_password, new_api_token
+from lims.auth import MIN_PASSWORD_LENGTH, authenticated_by_token, hash_password, new_api_token
 from lims.database import utcnow
 from lims.errors import ApiError
 from lims.extensions import db
@@ -39,8 +49,10 @@ AGENCY = Schema(
 )
 
 
-def _every_agency(model, user, for_writing):
+def _agency_scope(model, user, for_writing):
     # Agency names are not confidential: every user may see the list.
+    if for_writing:
+        return Agency.id == user.agency_id
     return sa.true()
 
 
@@ -59,7 +71,7 @@ Resource(
     apply=set_attributes,
     unique=("code",),
     read_permission=(),
-    scope=_every_agency,
+    scope=_agency_scope,
 ).register()
 
 
@@ -174,7 +186,8 @@ NEW_TOKEN = Schema(
 
 
 def _token_owner(user_id: int) -> User:
-    """The user whose tokens are managed: oneself, or (with user.manage) a colleague."""
+    """The user whose tokens are listed or revoked: oneself, or (with user.manage) a
+    colleague."""
     if user_id == current_user.id:
         return current_user
     if "user.manage" not in permissions_of(current_user.roles):
@@ -201,26 +214,57 @@ def list_tokens(user_id: int):
 @route(
     "/users/<int:user_id>/tokens",
     "POST",
-    summary="Issue an API token (shown once)",
+    summary="Create an API token of one's own (shown once)",
     tag="people",
     request=TOKEN,
     response=NEW_TOKEN,
     response_status=201,
+    description="Only for the caller's own user id. Made with a token that expires, the new "
+    "token must expire too, no later than that one.",
 )
 def create_token(user_id: int):
-    owner = _token_owner(user_id)
+    if user_id != current_user.id:
+        raise ApiError(
+            403,
+            "a token is created only by its holder; administrators may list and revoke "
+            "other users' tokens but not create them",
+        )
     values = TOKEN.load(json_body(), mode="create")
-    if values.get("expires_at") is not None and values["expires_at"] <= utcnow():
+    expires_at = values.get("expires_at")
+    if expires_at is not None and expires_at <= utcnow():
         raise invalid("expires_at", "is in the past")
+    if authenticated_by_token():
+        _check_within_parent_token(expires_at)
     plaintext = new_api_token()
-    token = ApiToken(user_id=owner.id, token_hash=hash_token(plaintext), **values)
+    token = ApiToken(user_id=current_user.id, token_hash=hash_token(plaintext), **values)
     db.session.add(token)
     db.session.commit()
     return (
         {**TOKEN.dump(token), "token": plaintext},
         201,
-        {"Location": url_for("api.list_tokens", user_id=owner.id)},
+        {"Location": url_for("api.list_tokens", user_id=current_user.id)},
     )
+
+
+def _check_within_parent_token(expires_at) -> None:
+    """422 unless a token expiring at ``expires_at`` (``None``: never) expires no later
+    than the token the request is authenticated with."""
+    credentials = request.authorization
+    presented = (credentials.token if credentials is not None else None) or ""
+    parent = db.session.scalar(
+        sa.select(ApiToken).where(ApiToken.token_hash == hash_token(presented))
+    )
+    if parent is None:
+        # Authenticated by a token that cannot be found again: refuse rather than guess.
+        raise ApiError(403, "the token this request is made with could not be checked")
+    if parent.expires_at is None:
+        return
+    if expires_at is None or expires_at > parent.expires_at:
+        raise invalid(
+            "expires_at",
+            "must be no later than the expiry of the token this request is made with "
+            f"({parent.expires_at.isoformat()})",
+        )
 
 
 @route(
