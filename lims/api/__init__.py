@@ -19,6 +19,7 @@ from lims.api import (  # noqa: F401  (modules register their routes)
     genotypes,
     openapi,
     people,
+    released,
     requests,
 )
 from lims.api.routing import SAFE_METHODS, bp, operation_of
