@@ -20,6 +20,9 @@ The Rannala & Mountain (1997) posterior predictive of a genotype, with ``x_a = n
 :func:`log_tables` precomputes ``log x``, ``log(x + 1)`` and ``log((n + 1)(n + 2))`` so that a
 sample's log-likelihood is a sum of lookups. Leave-one-out (a reference animal scored against
 its own population) takes the animal's alleles out of that one population's counts.
+
+The exclusion test's null scores are resampled from the reference animals' own leave-one-out
+scores, kept per locus and population in flat pools (:func:`leave_one_out_pools`).
 """
 
 from __future__ import annotations
@@ -270,11 +273,83 @@ def add_draws(simulated, log_p, cumulative, state):
 
 
 @kernel
-def simulate_population(counts, totals, prior, n_alleles, p, n_simulations, seed):
-    """Log-probabilities of genotypes simulated from population ``p``'s predictive.
+def leave_one_out_pools(codes, own, counts, totals, prior, n_pop):
+    """Each reference animal's leave-one-out log-likelihood at each locus, pooled by population.
 
-    Genotypes are drawn independently at every locus from random stream ``p`` of ``seed``,
-    locus after locus, and scored with the same predictive (Paetkau et al. 2004).
+    These are the scores a new animal of the population gets: the animal is scored against its
+    population's counts with its own two copies taken out. The exclusion test draws its null
+    scores from these pools (see :func:`resample_population`).
+
+    Parameters
+    ----------
+    codes : int16 (n, L, 2)
+        The reference animals.
+    own : int64 (n,)
+        Each animal's population.
+    counts, totals, prior
+        See the module docstring.
+    n_pop : int
+
+    Returns
+    -------
+    values : float64 (n_typed,)
+        The scores, grouped by locus and then population, animals in row order within a group.
+    start, size : int64 (L, P)
+        Where each (locus, population) pool begins in ``values`` and how many scores it holds.
+    slot : int64 (n, L)
+        Each animal's position within its own pool at each locus, -1 where untyped.
+    """
+    n, n_loci, _ = codes.shape
+    size = np.zeros((n_loci, n_pop), dtype=np.int64)
+    slot = np.full((n, n_loci), -1, dtype=np.int64)
+    for locus in range(n_loci):
+        for i in range(n):
+            if codes[i, locus, 0] >= 0:
+                slot[i, locus] = size[locus, own[i]]
+                size[locus, own[i]] += 1
+    start = np.zeros((n_loci, n_pop), dtype=np.int64)
+    running = 0
+    for locus in range(n_loci):
+        for p in range(n_pop):
+            start[locus, p] = running
+            running += size[locus, p]
+    values = np.empty(running)
+    for i in range(n):
+        q = own[i]
+        for locus in range(n_loci):
+            if slot[i, locus] < 0:
+                continue
+            a = codes[i, locus, 0]
+            b = codes[i, locus, 1]
+            values[start[locus, q] + slot[i, locus]] = leave_one_out_term(
+                a, b, counts[locus, a, q], counts[locus, b, q], totals[locus, q], prior[locus]
+            )
+    return values, start, size, slot
+
+
+@kernel
+def pool_index(state, size, skip):
+    """A uniform draw from positions ``0..size-1`` of a pool, leaving out ``skip`` (-1 for
+    none); ``size`` counts the skipped position."""
+    available = size - 1 if skip >= 0 else size
+    k = min(int(uniform(state) * available), available - 1)
+    if skip >= 0 and k >= skip:
+        k += 1
+    return k
+
+
+@kernel
+def resample_population(
+    values, start, size, counts, totals, prior, n_alleles, p, n_simulations, seed
+):
+    """Null log-likelihoods of new animals of population ``p`` for the exclusion test.
+
+    At every locus, each simulated animal takes the leave-one-out score of a reference animal of
+    ``p`` drawn at random (independently across loci, as genotypes are under linkage
+    equilibrium). Scores from the predictive itself would understate how poorly a new animal
+    fits a small reference: its own alleles are not in the counts. At a locus where no animal
+    of ``p`` is typed, genotypes are drawn from the predictive (there the prior alone). Draws
+    come from random stream ``p`` of ``seed``, locus after locus.
 
     Returns
     -------
@@ -287,9 +362,14 @@ def simulate_population(counts, totals, prior, n_alleles, p, n_simulations, seed
     for locus in range(n_loci):
         if n_alleles[locus] == 0:
             continue
-        x, total = locus_pseudo_counts(counts, totals, prior, n_alleles, locus, p, -1, -1)
-        log_p = genotype_log_probabilities(x, n_alleles[locus], total)
-        add_draws(simulated[locus], log_p, genotype_cumulative(log_p), state)
+        if size[locus, p] > 0:
+            pool = values[start[locus, p]:start[locus, p] + size[locus, p]]
+            for s in range(n_simulations):
+                simulated[locus, s] = pool[pool_index(state, size[locus, p], -1)]
+        else:
+            x, total = locus_pseudo_counts(counts, totals, prior, n_alleles, locus, p, -1, -1)
+            log_p = genotype_log_probabilities(x, n_alleles[locus], total)
+            add_draws(simulated[locus], log_p, genotype_cumulative(log_p), state)
     return simulated
 
 
@@ -307,15 +387,17 @@ def typed_sums(simulated, typed):
 
 @parallel_kernel
 def leave_one_out_exclusion_p_values(
-    codes, observed, population, counts, totals, prior, n_alleles, n_simulations, seed,
-    row_keys,
+    codes, observed, population, slots, values, start, size, counts, totals, prior, n_alleles,
+    n_simulations, seed, stream_keys,
 ):
     """Exclusion p-values of reference animals against their own population, left out.
 
-    The predictive differs for every animal (its own alleles are removed), so each animal
-    gets its own ``n_simulations`` genotypes, drawn at exactly its typed loci from random
-    stream ``row_keys[i]`` of ``seed``. The p-value is ``(k + 1) / (n_simulations + 1)`` with
-    ``k`` the simulated genotypes whose log-likelihood is at most the observed one.
+    As :func:`resample_population`, but each animal's null scores are drawn, at exactly its
+    typed loci, from its population's pools without its own score, so that the animal is
+    scored against the others exactly as a new animal would be. Where the animal is the only
+    one typed at a locus, genotypes come from the predictive without its alleles. Each animal
+    draws from random stream ``stream_keys[i]`` of ``seed``. The p-value is
+    ``(k + 1) / (n_simulations + 1)`` with ``k`` the simulated scores at most the observed one.
 
     Parameters
     ----------
@@ -323,12 +405,17 @@ def leave_one_out_exclusion_p_values(
     observed : float64 (n,)
         The animal's leave-one-out log-likelihood under its population.
     population : int64 (n,)
+    slots : int64 (n, L)
+        The animal's position in its population's pool at each locus
+        (from :func:`leave_one_out_pools`).
+    values, start, size
+        The pools (from :func:`leave_one_out_pools`).
     counts, totals, prior, n_alleles
         See the module docstring.
     n_simulations : int
     seed : uint64
-    row_keys : int64 (n,)
-        The animal's row in the whole input, so results do not depend on chunking.
+    stream_keys : int64 (n,)
+        Stream of each animal, fixed by its reference row so results do not depend on chunking.
 
     Returns
     -------
@@ -338,17 +425,22 @@ def leave_one_out_exclusion_p_values(
     p_values = np.empty(n)
     for i in numba.prange(n):
         p = population[i]
-        state = state_for(seed, row_keys[i])
+        state = state_for(seed, stream_keys[i])
         simulated = np.zeros(n_simulations)
         for locus in range(n_loci):
             a = codes[i, locus, 0]
             if a < 0 or n_alleles[locus] == 0:
                 continue
-            x, total = locus_pseudo_counts(
-                counts, totals, prior, n_alleles, locus, p, a, codes[i, locus, 1]
-            )
-            log_p = genotype_log_probabilities(x, n_alleles[locus], total)
-            add_draws(simulated, log_p, genotype_cumulative(log_p), state)
+            if size[locus, p] > 1:
+                pool = values[start[locus, p]:start[locus, p] + size[locus, p]]
+                for s in range(n_simulations):
+                    simulated[s] += pool[pool_index(state, size[locus, p], slots[i, locus])]
+            else:
+                x, total = locus_pseudo_counts(
+                    counts, totals, prior, n_alleles, locus, p, a, codes[i, locus, 1]
+                )
+                log_p = genotype_log_probabilities(x, n_alleles[locus], total)
+                add_draws(simulated, log_p, genotype_cumulative(log_p), state)
         limit = tie_limit(observed[i])
         at_most = 0
         for s in range(n_simulations):

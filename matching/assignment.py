@@ -7,17 +7,35 @@ units. Only typed loci contribute, so STR and SNP panels and incomplete profiles
 alike. Reference animals can be scored leave-one-out: against their own population, their own
 alleles are first taken out of the counts.
 
-Whether the true source is in the reference at all is judged two ways, both under the
-sample's most likely population and over exactly the loci it has typed: an exact z-score of its
-log-likelihood (mean and variance summed over loci from the genotype distribution of the
-posterior predictive), and the Paetkau et al. (2004) Monte-Carlo exclusion p-value (genotypes
-simulated from the same predictive and scored the same way). A sample is flagged as coming from
-an unsampled source when the p-value is below ``alpha``, or, without simulations, when the
-z-score is below the ``alpha`` quantile of the standard normal. The log-likelihood is
-left-skewed when few loci are typed, so the z-score rule flags somewhat more than ``alpha`` of
-samples that do come from the reference; the simulated p-value is the one to base decisions on.
-The p-value is ``(k + 1) / (N + 1)`` for ``k`` of ``N`` simulated genotypes scoring at most the
-sample's log-likelihood, so it is never zero.
+Each sample is reported under its most likely population (``inferred_collection``) and that
+population's reporting unit (``inferred_repunit``), as rubias reports them; the reporting unit
+with the largest summed posterior (``repunit_max_posterior``) can differ when a unit holds many
+populations that each explain the sample a little.
+
+Whether the true source is in the reference at all is judged under the sample's most likely
+population and over exactly the loci it has typed. The z-score is rubias's: the log-likelihood
+against the exact mean and variance of the posterior predictive's genotype distribution. But a
+predictive estimated from few animals is a poor yardstick for a new animal: the animal's own
+alleles are not in the counts, rare alleles are missed, and it fits worse than the predictive's
+own genotypes do (with 20 animals per population, a Paetkau test simulating from the predictive
+flags about 15% of animals from sampled populations at ``alpha = 0.01``). So both rules are
+calibrated on the reference animals, each scored leave-one-out: against the rest of the
+reference, exactly as a new sample is scored.
+
+- The exclusion test (after Paetkau et al. 2004) simulates new animals of the population by
+  taking, at each locus, the leave-one-out score of a random reference animal of that
+  population; the p-value is ``(k + 1) / (N + 1)`` for ``k`` of ``N`` simulated animals scoring
+  at most the sample, and the sample is flagged when it is below ``alpha``.
+- Without simulations, the sample's z-score is ranked among the reference animals' own
+  leave-one-out z-scores: it is flagged when ``(1 + #{z_i <= z}) / (m + 1) <= alpha`` (a
+  conformal p-value over the ``m`` animals). With fewer than ``1/alpha - 1`` reference animals
+  nothing can be flagged this way.
+
+The false-flag rate to expect for samples that do come from the reference is estimated the same
+way, as the share of reference animals flagged when each is scored leave-one-out against the
+rest (:class:`FlagCalibration`), and is reported with every result. It holds for samples typed
+and distributed over the populations like the reference animals; with few animals it is coarse,
+hence its 95% interval.
 
 Alleles a sample carries that no reference animal has are scored with count zero and the same
 ``1/A`` prior weight, ``A`` being left at the reference's count: a sample's score then never
@@ -34,10 +52,10 @@ Examples
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from statistics import NormalDist
 
 import numpy as np
 
@@ -52,9 +70,14 @@ DEFAULT_ALPHA = 0.01
 DEFAULT_CHUNK_SIZE = 10_000
 
 #: Per-sample output columns; names shared with rubias's output mean the same thing.
+#: ``inferred_repunit`` is the reporting unit of ``inferred_collection`` (the most likely
+#: population) and ``repunit_scaled_likelihood`` its summed posterior;
+#: ``repunit_max_posterior`` is the reporting unit with the largest summed posterior and
+#: ``repunit_max_posterior_scaled_likelihood`` that posterior.
 RECORD_COLUMNS = [
     "indiv", "mixture_collection", "collection", "repunit", "inferred_collection",
-    "inferred_repunit", "scaled_likelihood", "repunit_scaled_likelihood", "log_likelihood",
+    "inferred_repunit", "scaled_likelihood", "repunit_scaled_likelihood",
+    "repunit_max_posterior", "repunit_max_posterior_scaled_likelihood", "log_likelihood",
     "z_score", "exclusion_p_value", "unsampled_source", "n_non_miss_loci", "n_miss_loci",
 ]
 
@@ -69,8 +92,9 @@ class AssignmentModel:
         Allele copies per population, against the coding of the reference's own alleles.
     repunits : sequence of str, length n_populations
         Reporting unit of each population (the population's own name when there are none).
-    reference : GenotypeTable, optional
-        The reference animals, needed to score them leave-one-out.
+    reference : GenotypeTable
+        The reference animals the counts come from: scored leave-one-out, they calibrate the
+        unsampled-source flag.
     name : str
         Name of the reference, for reports.
 
@@ -81,12 +105,14 @@ class AssignmentModel:
 
     counts: AlleleCounts
     repunits: tuple[str, ...]
-    reference: GenotypeTable | None = None
+    reference: GenotypeTable
     name: str = ""
     n_alleles: np.ndarray = field(init=False, repr=False)
     prior: np.ndarray = field(init=False, repr=False)
     kernel_counts: np.ndarray = field(init=False, repr=False)
     kernel_totals: np.ndarray = field(init=False, repr=False)
+    # Leave-one-out scores of the reference animals, by (exclusion simulations, seed).
+    _leave_one_out_scores: dict = field(init=False, repr=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         self.repunits = tuple(str(r) for r in self.repunits)
@@ -95,7 +121,7 @@ class AssignmentModel:
             raise ValueError("the reference has no populations")
         if len(self.repunits) != n_pop:
             raise ValueError(f"{len(self.repunits)} reporting units for {n_pop} populations")
-        if self.reference is not None and self.reference.loci != self.counts.loci:
+        if self.reference.loci != self.counts.loci:
             raise ValueError("the reference genotypes and the allele counts have different loci")
         self.n_alleles = self.counts.coding.n_alleles.astype(np.int64)
         self.prior = np.where(self.n_alleles > 0, 1.0 / np.maximum(self.n_alleles, 1), 1.0)
@@ -177,6 +203,22 @@ class AssignmentModel:
             self.kernel_counts, self.kernel_totals, self.prior, self.n_alleles
         )
 
+    @cached_property
+    def reference_population(self) -> np.ndarray:
+        """Population (index) of each reference animal, int64 (n_reference,)."""
+        index = {p: k for k, p in enumerate(self.populations)}
+        return np.array([index[p] for p in self.reference.population], dtype=np.int64)
+
+    @cached_property
+    def leave_one_out_pools(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The reference animals' leave-one-out scores per locus, pooled by population:
+        ``values, start, size, slot`` (see :func:`~matching._assignment_kernels.
+        leave_one_out_pools`)."""
+        return kernels.leave_one_out_pools(
+            self.encode(self.reference), self.reference_population, self.kernel_counts,
+            self.kernel_totals, self.prior, len(self.populations),
+        )
+
     # ------------------------------------------------------------------ encoding
     def encode(self, table: GenotypeTable) -> np.ndarray:
         """Allele indices of ``table`` at the model's loci, int16 (n, L, 2), -1 untyped.
@@ -217,8 +259,13 @@ class AssignmentModel:
 
         Every profile must be a reference animal: same id, population and genotypes.
         """
-        if self.reference is None:
-            raise ValueError("leave-one-out needs the model's reference genotypes")
+        return self.reference_population[self.reference_rows(table)]
+
+    def reference_rows(self, table: GenotypeTable) -> np.ndarray:
+        """Row of each profile among the reference animals, int64 (n,).
+
+        Every profile must be a reference animal: same id, population and genotypes.
+        """
         lookup = {pid: i for i, pid in enumerate(self.reference.profile_ids)}
         rows = np.array([lookup.get(pid, -1) for pid in table.profile_ids], dtype=np.int64)
         if (rows < 0).any():
@@ -233,8 +280,7 @@ class AssignmentModel:
         if table.population is not None and (table.population != reference_population).any():
             pid = table.profile_ids[np.flatnonzero(table.population != reference_population)[0]]
             raise ValueError(f"profile {pid!r}: population differs from the reference's")
-        population_index = {p: k for k, p in enumerate(self.populations)}
-        return np.array([population_index[p] for p in reference_population], dtype=np.int64)
+        return rows
 
     # ------------------------------------------------------------------ scoring
     def log_likelihoods(self, codes: np.ndarray, own: np.ndarray | None = None) -> np.ndarray:
@@ -270,35 +316,41 @@ class AssignmentModel:
 
     def exclusion_p_values(
         self, codes: np.ndarray, log_likelihood: np.ndarray, population: np.ndarray,
-        own: np.ndarray, n_simulations: int, seed: int, row_keys: np.ndarray,
+        reference_row: np.ndarray, n_simulations: int, seed: int,
     ) -> np.ndarray:
-        """Paetkau et al. (2004) exclusion p-values under ``population[i]``, float64 (n,).
+        """Exclusion p-values under ``population[i]``, float64 (n,).
 
-        Each population's ``n_simulations`` genotypes are simulated once (from its own random
-        stream, so the result does not depend on which samples are scored together) and
-        summed over exactly the loci each sample has typed. A reference animal scored
-        leave-one-out against its own population gets simulations of its own, from the
-        predictive without its alleles.
+        The null scores are those of new animals of the population, resampled locus by locus
+        from the reference animals' leave-one-out scores (see the module docstring). Each
+        population's ``n_simulations`` animals are drawn once (from its own random stream, so
+        the result does not depend on which samples are scored together) and summed over
+        exactly the loci each sample has typed. A reference animal scored leave-one-out
+        (``reference_row[i] >= 0``, -1 otherwise) against its own population gets draws of its
+        own that leave out its own scores, from a stream fixed by its reference row.
         """
         n = len(population)
         observed = log_likelihood[np.arange(n), population]
         base = seed_state(seed)
+        values, start, size, slot = self.leave_one_out_pools
         p_values = np.empty(n)
-        loo = population == own
+        loo = population == self._own(reference_row)
         if loo.any():
+            rows = reference_row[loo]
             p_values[loo] = kernels.leave_one_out_exclusion_p_values(
                 np.ascontiguousarray(codes[loo]), np.ascontiguousarray(observed[loo]),
-                np.ascontiguousarray(population[loo]), self.kernel_counts, self.kernel_totals,
-                self.prior, self.n_alleles, int(n_simulations), base,
-                np.ascontiguousarray(row_keys[loo], dtype=np.int64),
+                np.ascontiguousarray(population[loo]), np.ascontiguousarray(slot[rows]),
+                values, start, size, self.kernel_counts, self.kernel_totals, self.prior,
+                self.n_alleles, int(n_simulations), base,
+                # Streams 0..P-1 belong to the populations' shared draws.
+                np.ascontiguousarray(len(self.populations) + rows, dtype=np.int64),
             )
         shared = np.flatnonzero(~loo)
         typed = codes[shared, :, 0] >= 0
         for p in np.unique(population[shared]):
             in_population = shared[population[shared] == p]
-            simulated = kernels.simulate_population(
-                self.kernel_counts, self.kernel_totals, self.prior, self.n_alleles, int(p),
-                int(n_simulations), base,
+            simulated = kernels.resample_population(
+                values, start, size, self.kernel_counts, self.kernel_totals, self.prior,
+                self.n_alleles, int(p), int(n_simulations), base,
             )
             # Samples typed at the same loci share one sorted set of simulated scores.
             patterns, pattern_of = np.unique(typed[population[shared] == p], axis=0,
@@ -309,6 +361,11 @@ class AssignmentModel:
                 at_most = np.searchsorted(scores, kernels.tie_limit(observed[rows]), side="right")
                 p_values[rows] = (at_most + 1.0) / (n_simulations + 1.0)
         return p_values
+
+    def _own(self, reference_row: np.ndarray) -> np.ndarray:
+        """Population scored leave-one-out for each sample (-1 for none), int64 (n,)."""
+        return np.where(reference_row >= 0,
+                        self.reference_population[np.maximum(reference_row, 0)], -1)
 
     # ------------------------------------------------------------------ public entry
     def assign(
@@ -331,11 +388,15 @@ class AssignmentModel:
         leave_one_out : bool
             Score reference animals against their own population without their own alleles.
         exclusion_simulations : int
-            Simulated genotypes per sample for the exclusion test (0 to skip it).
+            Simulated new animals per population for the exclusion test (0 to skip it and
+            flag by z-score rank); every reference animal gets as many for the calibration.
         seed : int
-            Seed of the simulations; a sample's stream depends only on the seed and its row.
+            Seed of the simulations. Each population's simulated animals come from their own
+            stream, and a reference animal scored leave-one-out from a stream of its reference
+            row, so results do not depend on which samples are assigned together.
         alpha : float
-            Significance level for flagging unsampled sources.
+            Significance level for flagging unsampled sources; the false-flag rate to expect
+            is estimated on the reference (:class:`FlagCalibration`).
         chunk_size : int
             Rows per chunk (the unit of progress reports and of Dask tasks).
         dask_client : dask.distributed.Client or str, optional
@@ -347,24 +408,91 @@ class AssignmentModel:
         -------
         Assignment
         """
-        if isinstance(exclusion_simulations, bool) or not isinstance(
-            exclusion_simulations, int | np.integer
-        ) or exclusion_simulations < 0:
-            raise ValueError(
-                f"exclusion_simulations must be a whole number ≥ 0, got {exclusion_simulations!r}"
-            )
-        if not 0.0 < alpha < 1.0:
-            raise ValueError(f"alpha must lie strictly between 0 and 1, got {alpha}")
-        if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
-            raise ValueError(f"chunk_size must be a positive whole number, got {chunk_size!r}")
-        seed_state(seed)  # validates the seed before any work
+        _check_settings(exclusion_simulations, seed, alpha, chunk_size)
+        n_simulations = int(exclusion_simulations)
         codes = self.encode(samples)
-        own = (
-            self.own_populations(samples) if leave_one_out
+        reference_row = (
+            self.reference_rows(samples) if leave_one_out
             else np.full(samples.n_profiles, -1, dtype=np.int64)
         )
-        task = _AssignmentTask(self, codes, own, int(exclusion_simulations), seed)
-        n = samples.n_profiles
+        joined = self._score(codes, reference_row, n_simulations, seed, chunk_size, dask_client,
+                             progress)
+        if leave_one_out and np.array_equal(np.sort(reference_row),
+                                            np.arange(self.reference.n_profiles)):
+            # The whole reference scored leave-one-out is the calibration itself.
+            in_reference_order = {key: np.empty_like(values) for key, values in joined.items()}
+            for key, values in joined.items():
+                in_reference_order[key][reference_row] = values
+            self._leave_one_out_scores.setdefault(
+                _calibration_key(n_simulations, seed), in_reference_order
+            )
+        calibration = self.flag_calibration(n_simulations, seed, alpha, chunk_size=chunk_size,
+                                            dask_client=dask_client)
+        return Assignment(
+            profile_ids=samples.profile_ids,
+            populations=self.populations,
+            repunit_names=self.repunit_names,
+            population_repunit=self.population_repunit,
+            log_likelihood=joined["log_likelihood"],
+            n_typed=(codes[:, :, 0] >= 0).sum(axis=1),
+            n_loci=len(self.loci),
+            z_score=joined["z_score"],
+            exclusion_p_value=joined["exclusion_p_value"],
+            calibration=calibration,
+            population=samples.population,
+            repunit=samples.repunit,
+            group=samples.group,
+            leave_one_out=leave_one_out,
+            seed=seed,
+        )
+
+    def flag_calibration(
+        self,
+        exclusion_simulations: int,
+        seed: int,
+        alpha: float,
+        *,
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+        dask_client=None,
+        progress: Callable[[int], None] | None = None,
+    ) -> FlagCalibration:
+        """The unsampled-source flag calibrated on the reference animals, each scored
+        leave-one-out against the rest with the same settings as the samples.
+
+        The scores are kept on the model, so they are computed once per number of simulations
+        and seed (the z-scores once); :meth:`assign` calls this, and a caller that wants to
+        show progress over the reference animals can call it first. ``progress`` is called
+        with the number of animals of each finished chunk (not at all when already computed).
+        """
+        _check_settings(exclusion_simulations, seed, alpha, chunk_size)
+        exclusion_simulations = int(exclusion_simulations)
+        key = _calibration_key(exclusion_simulations, seed)
+        scores = self._leave_one_out_scores.get(key)
+        if scores is None and exclusion_simulations == 0 and self._leave_one_out_scores:
+            # The z-scores of any earlier run are the same.
+            scores = next(iter(self._leave_one_out_scores.values()))
+        if scores is None:
+            rows = np.arange(self.reference.n_profiles, dtype=np.int64)
+            scores = self._score(self.encode(self.reference), rows, exclusion_simulations, seed,
+                                 chunk_size, dask_client, progress)
+            self._leave_one_out_scores[key] = scores
+        scored = np.isfinite(scores["z_score"])
+        p_values = scores["exclusion_p_value"][scored]
+        return FlagCalibration(
+            alpha=alpha,
+            exclusion_simulations=exclusion_simulations,
+            loo_z_scores=np.sort(scores["z_score"][scored]),
+            loo_p_values=p_values if exclusion_simulations > 0 else np.full_like(p_values, np.nan),
+        )
+
+    def _score(
+        self, codes: np.ndarray, reference_row: np.ndarray, n_simulations: int, seed: int,
+        chunk_size: int, dask_client, progress: Callable[[int], None] | None,
+    ) -> dict[str, np.ndarray]:
+        """Log-likelihoods, z-scores and exclusion p-values of encoded samples, chunk by
+        chunk, locally or on Dask."""
+        task = _AssignmentTask(self, codes, reference_row, n_simulations, seed)
+        n = codes.shape[0]
         chunks = [[(start, min(start + chunk_size, n))] for start in range(0, n, chunk_size)]
         if dask_client is not None:
             from matching.distributed import run_blocks
@@ -376,25 +504,27 @@ class AssignmentModel:
                 parts.append(task(chunk))
                 if progress is not None:
                     progress(sum(stop - start for start, stop in chunk))
-        joined = _join_parts(parts, n, len(self.populations))
-        return Assignment(
-            profile_ids=samples.profile_ids,
-            populations=self.populations,
-            repunit_names=self.repunit_names,
-            population_repunit=self.population_repunit,
-            log_likelihood=joined["log_likelihood"],
-            n_typed=(codes[:, :, 0] >= 0).sum(axis=1),
-            n_loci=len(self.loci),
-            z_score=joined["z_score"],
-            exclusion_p_value=joined["exclusion_p_value"],
-            alpha=alpha,
-            population=samples.population,
-            repunit=samples.repunit,
-            group=samples.group,
-            leave_one_out=leave_one_out,
-            exclusion_simulations=int(exclusion_simulations),
-            seed=seed,
+        return _join_parts(parts, n, len(self.populations))
+
+
+def _check_settings(exclusion_simulations, seed, alpha, chunk_size) -> None:
+    """Reject bad settings before any work."""
+    if isinstance(exclusion_simulations, bool) or not isinstance(
+        exclusion_simulations, int | np.integer
+    ) or exclusion_simulations < 0:
+        raise ValueError(
+            f"exclusion_simulations must be a whole number ≥ 0, got {exclusion_simulations!r}"
         )
+    if not 0.0 < alpha < 1.0:
+        raise ValueError(f"alpha must lie strictly between 0 and 1, got {alpha}")
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
+        raise ValueError(f"chunk_size must be a positive whole number, got {chunk_size!r}")
+    seed_state(seed)
+
+
+def _calibration_key(exclusion_simulations: int, seed: int) -> tuple[int, int]:
+    """z-scores do not depend on the seed."""
+    return exclusion_simulations, seed if exclusion_simulations > 0 else 0
 
 
 def _repunits_from_column(table: GenotypeTable, name: str) -> dict[str, str]:
@@ -416,20 +546,21 @@ class _AssignmentTask:
 
     model: AssignmentModel
     codes: np.ndarray
-    own: np.ndarray
+    reference_row: np.ndarray
     exclusion_simulations: int
     seed: int
 
     def __call__(self, blocks: Sequence[tuple[int, int]]) -> dict[str, np.ndarray]:
         rows = np.concatenate([np.arange(start, stop) for start, stop in blocks])
         codes = np.ascontiguousarray(self.codes[rows])
-        own = np.ascontiguousarray(self.own[rows])
+        reference_row = np.ascontiguousarray(self.reference_row[rows])
+        own = self.model._own(reference_row)
         log_likelihood = self.model.log_likelihoods(codes, own)
         best = np.argmax(log_likelihood, axis=1).astype(np.int64)
         z_score = self.model.z_scores(codes, log_likelihood, best, own)
         if self.exclusion_simulations > 0:
             p_value = self.model.exclusion_p_values(
-                codes, log_likelihood, best, own, self.exclusion_simulations, self.seed, rows
+                codes, log_likelihood, best, reference_row, self.exclusion_simulations, self.seed
             )
         else:
             p_value = np.full(len(rows), np.nan)
@@ -453,6 +584,114 @@ def _join_parts(parts: list[dict], n: int, n_pop: int) -> dict[str, np.ndarray]:
     return joined
 
 
+@dataclass(frozen=True, eq=False)
+class FlagCalibration:
+    """The unsampled-source flag, calibrated on the reference animals scored leave-one-out.
+
+    Each reference animal with a finite z-score is scored against the rest of the reference
+    exactly as a new sample is scored (module docstring). Its exclusion p-value already
+    reflects that; for the z-score rule the animals' z-scores are the yardstick. The share of
+    them the rule flags estimates the false-flag rate for samples that do come from the
+    reference and are typed like its animals.
+
+    Attributes
+    ----------
+    alpha : float
+    exclusion_simulations : int
+        Simulated animals per exclusion test; 0 when the rule ranks z-scores instead.
+    loo_z_scores : ndarray of float64, shape (m,)
+        The reference animals' leave-one-out z-scores, sorted.
+    loo_p_values : ndarray of float64, shape (m,)
+        Their exclusion p-values (NaN without simulations).
+    """
+
+    alpha: float
+    exclusion_simulations: int
+    loo_z_scores: np.ndarray
+    loo_p_values: np.ndarray
+
+    @property
+    def n_animals(self) -> int:
+        """Reference animals the calibration rests on."""
+        return len(self.loo_z_scores)
+
+    @property
+    def z_rank(self) -> int:
+        """How many of the reference animals' z-scores a new sample's must fall below to be
+        flagged by the z-score rule: ``floor(alpha (m + 1))``, 0 when ``m`` is too small."""
+        return math.floor(self.alpha * (self.n_animals + 1) * (1 + 1e-12))
+
+    @property
+    def z_threshold(self) -> float:
+        """z-score below which a new sample is flagged by the z-score rule (-inf when the
+        reference is too small for ``alpha``)."""
+        return float(self.loo_z_scores[self.z_rank - 1]) if self.z_rank >= 1 else -math.inf
+
+    def flags(self, z_score: np.ndarray, exclusion_p_value: np.ndarray,
+              leave_one_out: bool) -> np.ndarray:
+        """The rule applied to samples, bool (n,); ``leave_one_out`` when they are reference
+        animals scored leave-one-out (their own z-scores are then left out of the ranking)."""
+        if self.exclusion_simulations > 0:
+            return exclusion_p_value < self.alpha
+        scored = np.isfinite(z_score)
+        at_most = np.searchsorted(self.loo_z_scores, np.where(scored, z_score, np.inf),
+                                  side="right")
+        others = self.n_animals
+        if leave_one_out:
+            at_most, others = at_most - 1, others - 1
+        conformal_p = (1 + at_most) / (others + 1)
+        return scored & (conformal_p <= self.alpha * (1 + 1e-12))
+
+    @cached_property
+    def n_flagged(self) -> int:
+        """Reference animals the rule flags when each is scored leave-one-out."""
+        return int(self.flags(self.loo_z_scores, self.loo_p_values, leave_one_out=True).sum())
+
+    @property
+    def expected_false_flag_rate(self) -> float:
+        """Share of reference animals flagged (NaN without any)."""
+        return self.n_flagged / self.n_animals if self.n_animals else math.nan
+
+    @property
+    def rule(self) -> str:
+        """The rule in words, for reports."""
+        if self.exclusion_simulations > 0:
+            return (f"exclusion p-value < {self.alpha}, against {self.exclusion_simulations:,} "
+                    "new animals resampled from the reference animals' leave-one-out scores")
+        if self.z_rank < 1:
+            return (f"none: {self.n_animals} reference animals cannot rank a z-score at level "
+                    f"{self.alpha} (at least {math.ceil(1 / self.alpha) - 1} needed)")
+        return (f"z-score < {self.z_threshold:.4f}, the {_ordinal(self.z_rank)} lowest of the "
+                f"{self.n_animals} reference animals' leave-one-out z-scores")
+
+    def summary(self) -> dict:
+        """JSON-ready: the rule and the false-flag rate expected from the reference."""
+        low, high = _wilson_interval(self.n_flagged, self.n_animals)
+        return {
+            "rule": self.rule,
+            "reference_animals": self.n_animals,
+            "reference_animals_flagged": self.n_flagged,
+            "expected_false_flag_rate": _json_float(self.expected_false_flag_rate),
+            "expected_false_flag_rate_95": [_json_float(low), _json_float(high)],
+            "basis": "share of reference animals flagged when each is scored leave-one-out "
+                     "against the rest of the reference by the same rule",
+        }
+
+
+def _ordinal(k: int) -> str:
+    suffix = "th" if 10 <= k % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(k % 10, "th")
+    return f"{k}{suffix}"
+
+
+def _wilson_interval(k: int, n: int, z: float = 1.959963984540054) -> tuple[float, float]:
+    """Wilson score 95% interval of a binomial share ``k / n`` (NaN for ``n = 0``)."""
+    if n == 0:
+        return math.nan, math.nan
+    centre = (k + z * z / 2) / (n + z * z)
+    half = z / (n + z * z) * math.sqrt(k * (n - k) / n + z * z / 4)
+    return max(centre - half, 0.0), min(centre + half, 1.0)
+
+
 @dataclass(eq=False)
 class Assignment:
     """Assignment of samples to reference populations.
@@ -470,9 +709,12 @@ class Assignment:
     n_loci : int
     z_score, exclusion_p_value : ndarray of float64, shape (n,)
         Under the most likely population; ``exclusion_p_value`` is NaN when not simulated.
-    alpha : float
+    calibration : FlagCalibration
+        The unsampled-source rule and the false-flag rate to expect, from the reference.
     population, repunit, group : ndarray of str, shape (n,), optional
         The samples' own labels, when the input had them.
+    leave_one_out : bool
+        The samples are reference animals, each scored against the rest of the reference.
     """
 
     profile_ids: np.ndarray
@@ -484,12 +726,11 @@ class Assignment:
     n_loci: int
     z_score: np.ndarray
     exclusion_p_value: np.ndarray
-    alpha: float = DEFAULT_ALPHA
+    calibration: FlagCalibration
     population: np.ndarray | None = None
     repunit: np.ndarray | None = None
     group: np.ndarray | None = None
     leave_one_out: bool = False
-    exclusion_simulations: int = 0
     seed: int = 0
 
     def __len__(self) -> int:
@@ -515,29 +756,36 @@ class Assignment:
         return np.argmax(self.log_likelihood, axis=1)
 
     @cached_property
-    def best_repunit(self) -> np.ndarray:
+    def inferred_repunit(self) -> np.ndarray:
+        """Reporting unit of the most likely population (index), int64 (n,), as rubias's
+        ``inferred_repunit``."""
+        return self.population_repunit[self.best]
+
+    @cached_property
+    def max_posterior_repunit(self) -> np.ndarray:
         """Reporting unit with the largest summed posterior (index), int64 (n,)."""
         return np.argmax(self.repunit_posterior, axis=1)
 
     @property
-    def z_threshold(self) -> float:
-        """z-score below which a sample is flagged when no exclusion test was run."""
-        return NormalDist().inv_cdf(self.alpha)
+    def alpha(self) -> float:
+        return self.calibration.alpha
+
+    @property
+    def exclusion_simulations(self) -> int:
+        return self.calibration.exclusion_simulations
 
     @cached_property
     def unsampled(self) -> np.ndarray:
         """True where no reference population explains the sample, bool (n,)."""
-        if self.exclusion_simulations > 0:
-            return self.exclusion_p_value < self.alpha
-        with np.errstate(invalid="ignore"):
-            return np.nan_to_num(self.z_score, nan=np.inf) < self.z_threshold
+        return self.calibration.flags(self.z_score, self.exclusion_p_value, self.leave_one_out)
 
     def records(self) -> list[dict]:
         """One row per sample with :data:`RECORD_COLUMNS` (rubias names where they exist)."""
         rows = np.arange(len(self))
-        best, best_unit = self.best, self.best_repunit
+        best, unit, top_unit = self.best, self.inferred_repunit, self.max_posterior_repunit
         scaled = self.posterior[rows, best]
-        unit_scaled = self.repunit_posterior[rows, best_unit]
+        unit_scaled = self.repunit_posterior[rows, unit]
+        top_unit_scaled = self.repunit_posterior[rows, top_unit]
         log_likelihood = self.log_likelihood[rows, best]
         out = []
         for i in range(len(self)):
@@ -547,9 +795,11 @@ class Assignment:
                 "collection": self.population[i] if self.population is not None else "",
                 "repunit": self.repunit[i] if self.repunit is not None else "",
                 "inferred_collection": self.populations[best[i]],
-                "inferred_repunit": self.repunit_names[best_unit[i]],
+                "inferred_repunit": self.repunit_names[unit[i]],
                 "scaled_likelihood": float(scaled[i]),
                 "repunit_scaled_likelihood": float(unit_scaled[i]),
+                "repunit_max_posterior": self.repunit_names[top_unit[i]],
+                "repunit_max_posterior_scaled_likelihood": float(top_unit_scaled[i]),
                 "log_likelihood": float(log_likelihood[i]),
                 "z_score": float(self.z_score[i]),
                 "exclusion_p_value": float(self.exclusion_p_value[i]),
@@ -567,16 +817,20 @@ class Assignment:
             "exclusion_simulations": self.exclusion_simulations,
             "seed": self.seed,
             "alpha": self.alpha,
-            "unsampled_rule": (
-                f"exclusion p-value < {self.alpha}" if self.exclusion_simulations > 0
-                else f"z-score < {self.z_threshold:.4f}"
-            ),
+            "unsampled_rule": self.calibration.rule,
+            "unsampled_calibration": self.calibration.summary(),
         }
 
 
 @dataclass(eq=False)
 class SelfAssignment:
     """Leave-one-out self-assignment of a reference set: how well the panel tells sources apart.
+
+    An animal counts as assigned to the reporting unit with the largest summed posterior
+    (``repunit_max_posterior``): rubias's self-assignment is summarised that way, its
+    ``scaled_likelihood`` summed over the collections of each ``inferred_repunit``
+    (``repu_scaled_like`` in its documentation). :attr:`inferred_repunit_accuracy` counts the
+    unit of the most likely population instead.
 
     Attributes
     ----------
@@ -604,7 +858,7 @@ class SelfAssignment:
     def repunit_confusion(self) -> np.ndarray:
         """The same for reporting units (summed posteriors), int64 (R, R)."""
         size = len(self.assignment.repunit_names)
-        return _confusion(self.true_repunit, self.assignment.best_repunit, size)
+        return _confusion(self.true_repunit, self.assignment.max_posterior_repunit, size)
 
     @property
     def accuracy(self) -> float:
@@ -613,8 +867,14 @@ class SelfAssignment:
 
     @property
     def repunit_accuracy(self) -> float:
-        """Share of animals assigned to their own reporting unit."""
+        """Share of animals whose largest summed posterior is on their own reporting unit."""
         return float(np.trace(self.repunit_confusion) / max(self.repunit_confusion.sum(), 1))
+
+    @property
+    def inferred_repunit_accuracy(self) -> float:
+        """Share of animals whose most likely population is in their own reporting unit."""
+        correct = self.assignment.inferred_repunit == self.true_repunit
+        return float(correct.sum() / max(len(correct), 1))
 
     @property
     def population_accuracy(self) -> np.ndarray:
@@ -665,6 +925,7 @@ class SelfAssignment:
             "n_samples": len(self.assignment),
             "accuracy": self.accuracy,
             "repunit_accuracy": self.repunit_accuracy,
+            "inferred_repunit_accuracy": self.inferred_repunit_accuracy,
             "population_accuracy": {
                 p: {"n": int(self.confusion[k].sum()), "accuracy": _json_float(pop_accuracy[k]),
                     "repunit": units[self.assignment.population_repunit[k]]}
@@ -741,8 +1002,6 @@ def self_assign(
         model = reference
     else:
         model = AssignmentModel.from_reference(reference, repunit_level)
-    if model.reference is None:
-        raise ValueError("self-assignment needs the model's reference genotypes")
     units = dict(zip(model.populations, model.repunits, strict=True))
     table = model.reference.replace(repunit=[units[p] for p in model.reference.population])
     assignment = model.assign(

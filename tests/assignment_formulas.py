@@ -105,6 +105,49 @@ def slow_z_score(reference, sample_alleles, sample_loci, population, leave_one_o
     return (observed - mean) / math.sqrt(variance)
 
 
+def slow_leave_one_out_pools(reference: GenotypeTable):
+    """Each reference animal's leave-one-out log-likelihood at each typed locus, against its
+    own population without its two copies, pooled by ``(locus, population)`` in row order.
+
+    Returns ``pools`` {(locus, population): [log-likelihood, …]} and ``slots``
+    {(row, locus): position of the animal in its pool}.
+    """
+    counts, n_alleles = slow_counts(reference)
+    pools: dict[tuple[str, str], list[float]] = {}
+    slots: dict[tuple[int, str], int] = {}
+    for i in range(reference.n_profiles):
+        population = reference.population[i]
+        for j, locus in enumerate(reference.loci):
+            a, b = (int(v) for v in reference.alleles[i, j])
+            if a < 0 or n_alleles[locus] == 0:
+                continue
+            counter = Counter(counts[(population, locus)])
+            counter[a] -= 1
+            counter[b] -= 1
+            pool = pools.setdefault((locus, population), [])
+            slots[(i, locus)] = len(pool)
+            pool.append(math.log(slow_genotype_probability(counter, n_alleles[locus], a, b)))
+    return pools, slots
+
+
+# ---------------------------------------------------------------------- statistics
+def binomial_bounds(n: int, p: float, tail: float) -> tuple[int, int]:
+    """``(low, high)`` for ``X ~ Binomial(n, p)``: ``P(X < low)`` and ``P(X > high)`` are each
+    at most ``tail`` (from the exact pmf), and neither bound can move inwards."""
+    log_pmf = [math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1)
+               + k * math.log(p) + (n - k) * math.log1p(-p) for k in range(n + 1)]
+    pmf = [math.exp(v) for v in log_pmf]
+    low, below = 0, 0.0
+    while below + pmf[low] <= tail:
+        below += pmf[low]
+        low += 1
+    high, above = n, 0.0
+    while above + pmf[high] <= tail:
+        above += pmf[high]
+        high -= 1
+    return low, high
+
+
 # ---------------------------------------------------------------------- data
 def reference_and_queries(n_loci, n_alleles, missing, seed, n_pop=4, concentration=1.0):
     sim = SimulatedPopulations.random(n_pop, n_loci, n_alleles, concentration, seed=seed,

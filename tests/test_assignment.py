@@ -61,6 +61,58 @@ def test_leave_one_out_matches_slow_formula(n_loci, n_alleles, missing, seed):
             )
 
 
+def check_records_against_slow_posterior(result, expected_log_likelihood, units):
+    for record, row in zip(result.records(), expected_log_likelihood, strict=True):
+        posterior = slow_posterior(row)
+        best = max(range(len(posterior)), key=posterior.__getitem__)
+        summed = {}
+        for p, unit in zip(posterior, units, strict=True):
+            summed[unit] = summed.get(unit, 0.0) + p
+        top_unit = max(summed, key=summed.get)
+        assert record["inferred_collection"] == result.populations[best]
+        assert record["inferred_repunit"] == units[best]
+        assert record["scaled_likelihood"] == pytest.approx(posterior[best], abs=1e-9)
+        assert record["repunit_scaled_likelihood"] == pytest.approx(summed[units[best]],
+                                                                    abs=1e-9)
+        assert record["repunit_max_posterior"] == top_unit
+        assert record["repunit_max_posterior_scaled_likelihood"] == pytest.approx(
+            summed[top_unit], abs=1e-9)
+
+
+@pytest.mark.parametrize(("n_loci", "n_alleles", "missing", "seed"), CASES)
+def test_records_report_both_reporting_unit_choices(n_loci, n_alleles, missing, seed):
+    """``inferred_repunit`` is the unit of the most likely population (rubias's meaning);
+    ``repunit_max_posterior`` the unit with the largest summed posterior."""
+    reference, queries = reference_and_queries(n_loci, n_alleles, missing, seed)
+    model = AssignmentModel.from_table(reference)
+    result = model.assign(queries, exclusion_simulations=0)
+    check_records_against_slow_posterior(result, slow_log_likelihoods(reference, queries),
+                                         model.repunits)
+
+
+def test_inferred_repunit_and_max_posterior_repunit_can_differ():
+    """One locus; ``pop0`` (unit A) fits a 100/100 homozygote best, but ``pop1`` and ``pop2``
+    (unit B, identical counts) together outweigh it: 12.5·13.5 against 2 × 10.5·11.5 (over
+    the same 21·22), posteriors 0.41 / 0.29 / 0.29."""
+    genotypes = ([[100, 100]] * 5 + [[100, 102]] * 2 + [[102, 102]] * 3  # 12 of 20 copies
+                 + ([[100, 100]] * 4 + [[100, 102]] * 2 + [[102, 102]] * 4) * 2)  # 10 of 20
+    populations = ["pop0"] * 10 + ["pop1"] * 10 + ["pop2"] * 10
+    reference = GenotypeTable(np.array(genotypes)[:, None, :], [f"r{i}" for i in range(30)],
+                              ["L0"], population=populations,
+                              repunit=["A"] * 10 + ["B"] * 20)
+    query = GenotypeTable(np.array([[[100, 100]]]), ["q"], ["L0"])
+    result = AssignmentModel.from_table(reference).assign(query, exclusion_simulations=0)
+    [record] = result.records()
+    assert (record["inferred_collection"], record["inferred_repunit"]) == ("pop0", "A")
+    assert record["repunit_max_posterior"] == "B"
+    weight_a, weight_b = 12.5 * 13.5, 10.5 * 11.5
+    assert record["scaled_likelihood"] == pytest.approx(weight_a / (weight_a + 2 * weight_b))
+    assert record["repunit_max_posterior_scaled_likelihood"] == pytest.approx(
+        2 * weight_b / (weight_a + 2 * weight_b))
+    check_records_against_slow_posterior(result, slow_log_likelihoods(reference, query),
+                                         ("A", "B", "B"))
+
+
 def test_leave_one_out_differs_only_in_own_population():
     reference, _ = reference_and_queries(8, 5, 0.1, 7)
     model = AssignmentModel.from_table(reference)
@@ -327,6 +379,7 @@ def test_alewife_reporting_units_far_better_than_collections(shared_datasets):
     result = self_assign(reference)
     assert len(result.assignment) == 1070
     assert result.repunit_accuracy > 0.75
+    assert result.inferred_repunit_accuracy > 0.75
     assert result.accuracy < 0.4
     assert result.repunit_accuracy - result.accuracy > 0.4
     # Every reporting unit is recovered well, not just the largest one.

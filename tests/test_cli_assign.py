@@ -61,22 +61,31 @@ def test_self_assign_command(simulated, tmp_path, capsys):
     assert list(rows[0])[:5] == ["indiv", "collection", "repunit", "inferred_collection",
                                  "inferred_repunit"]
     assert {"scaled_likelihood", "log_likelihood", "z_score", "n_non_miss_loci",
-            "geo_error_km"} <= set(rows[0])
+            "repunit_max_posterior", "geo_error_km"} <= set(rows[0])
     for row, record in zip(rows, expected.assignment.records(), strict=True):
         assert row["inferred_collection"] == record["inferred_collection"]
+        assert row["inferred_repunit"] == record["inferred_repunit"]
+        assert row["repunit_max_posterior"] == record["repunit_max_posterior"]
         assert float(row["log_likelihood"]) == pytest.approx(record["log_likelihood"])
         assert float(row["exclusion_p_value"]) == record["exclusion_p_value"]
+        assert row["unsampled_source"] == str(record["unsampled_source"])
     summary = json.loads((tmp_path / "self.summary.json").read_text())
     assert summary["accuracy"] == pytest.approx(expected.accuracy)
     assert summary["repunit_accuracy"] == pytest.approx(expected.repunit_accuracy)
+    assert summary["inferred_repunit_accuracy"] == pytest.approx(
+        expected.inferred_repunit_accuracy)
+    assert summary["parameters"]["unsampled_calibration"] == (
+        expected.assignment.calibration.summary())
     assert summary["reference"].startswith("cli_test_simulated v1 (simulated)")
     assert summary["geo"]["leave_one_out"]["overall"]["n"] == len(rows)
     confusion = read_csv(tmp_path / "self.confusion.csv")
     assert sum(int(r["n"]) for r in confusion) == len(rows)
-    assert "to their reporting unit" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "to their reporting unit" in printed
+    assert f"{int(expected.assignment.unsampled.sum())} flagged" in printed
 
 
-def test_assign_command_with_mixture_and_geo(simulated, tmp_path):
+def test_assign_command_with_mixture_and_geo(simulated, tmp_path, capsys):
     folder, samples_path, samples = simulated
     out = tmp_path / "assigned.csv"
     status = main(["assign", str(samples_path), "--reference", str(folder), "--out", str(out),
@@ -91,7 +100,11 @@ def test_assign_command_with_mixture_and_geo(simulated, tmp_path):
         assert row["indiv"] == record["indiv"]
         assert row["inferred_collection"] == record["inferred_collection"]
         assert row["inferred_repunit"] == record["inferred_repunit"]
+        assert row["repunit_max_posterior"] == record["repunit_max_posterior"]
+        assert float(row["repunit_max_posterior_scaled_likelihood"]) == pytest.approx(
+            record["repunit_max_posterior_scaled_likelihood"])
         assert float(row["exclusion_p_value"]) == record["exclusion_p_value"]
+        assert row["unsampled_source"] == str(record["unsampled_source"])
         assert row["mixture_collection"] == record["mixture_collection"]
         assert -90 <= float(row["geo_lat"]) <= 90
     proportions = read_csv(tmp_path / "assigned.mixture.csv")
@@ -113,6 +126,12 @@ def test_assign_command_with_mixture_and_geo(simulated, tmp_path):
     assert {f["properties"]["name"] for f in seizure_features} == {"seizure-A", "seizure-B"}
     summary = json.loads((tmp_path / "assigned.json").read_text())
     assert summary["n_samples"] == len(samples)
+    calibration = expected.calibration.summary()
+    assert summary["assignment"]["unsampled_calibration"] == calibration
+    assert calibration["reference_animals"] == 120
+    printed = capsys.readouterr().out
+    assert (f"expected false-flag rate {calibration['expected_false_flag_rate']:.1%}"
+            in printed)
     assert summary["mixture"]["n_sweeps"] == 300
     assert summary["files"]["geojson"].endswith("assigned.geojson")
 

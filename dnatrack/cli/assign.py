@@ -2,7 +2,7 @@
 self-assign`` (leave-one-out validation of a reference set), DESIGN 5.5.
 
 Output tables use rubias's column names where the meaning is the same, so results can be
-compared with rubias directly.
+compared with rubias directly; the epilogs of the two commands say what each column means.
 """
 
 from __future__ import annotations
@@ -12,6 +12,44 @@ from pathlib import Path
 
 from dnatrack.cli._common import add_format_option, progress_bar, read_table, write_json, write_rows
 from dnatrack.reference import ReferenceSet, load_reference_set
+
+ASSIGN_COLUMNS = """\
+per-sample columns (rubias's names where the meaning is the same):
+  inferred_collection        most likely reference population
+  inferred_repunit           reporting unit of inferred_collection (as in rubias)
+  scaled_likelihood          posterior of inferred_collection (equal population priors)
+  repunit_scaled_likelihood  posterior summed over the populations of inferred_repunit
+  repunit_max_posterior      reporting unit with the largest summed posterior; it can differ
+                             from inferred_repunit when a unit holds many populations that
+                             each explain the sample a little
+  repunit_max_posterior_scaled_likelihood
+                             that largest summed posterior
+  z_score                    rubias's z-score of the log-likelihood under inferred_collection
+  exclusion_p_value          share of simulated new animals of inferred_collection fitting no
+                             better (resampled from the reference animals' leave-one-out
+                             scores); nan with --exclusion-sims 0
+  unsampled_source           the source may not be in the reference: exclusion_p_value below
+                             --alpha, or without simulations a z-score ranking below --alpha
+                             among the reference animals' leave-one-out z-scores
+
+The unsampled-source rule is calibrated on the reference animals, each scored leave-one-out
+as a new sample would be; the share of them it flags, the false-flag rate to expect for
+samples that do come from the reference, is printed and written to the summary JSON
+(assignment.unsampled_calibration).
+"""
+
+SELF_ASSIGN_ACCURACY = """\
+accuracy:
+  to the population          inferred_collection is the animal's own population
+  to the reporting unit      the unit with the largest summed posterior
+                             (repunit_max_posterior) is the animal's own, as rubias's
+                             self-assignment is summarised (scaled_likelihood summed by
+                             inferred_repunit); inferred_repunit_accuracy in the summary
+                             counts the unit of the most likely population instead
+
+Columns are those of 'dnatrack assign' (see its help); unsampled_source flags are those of
+the calibrated rule applied to each animal against the rest of the reference.
+"""
 
 
 def register(subparsers) -> None:
@@ -27,6 +65,8 @@ def register(subparsers) -> None:
             "posterior predictive), flag samples whose source is not in the reference, and "
             "optionally estimate each seizure's mixture proportions and place samples on a map."
         ),
+        epilog=ASSIGN_COLUMNS,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     assign.add_argument("samples", help="genotype file of the samples (any readable format)")
     assign.add_argument("--reference", required=True, metavar="REF",
@@ -38,10 +78,13 @@ def register(subparsers) -> None:
     assign.add_argument("--repunit-level", metavar="LEVEL",
                         help="reporting-unit level of the reference set (default: its own)")
     assign.add_argument("--exclusion-sims", type=int, default=DEFAULT_EXCLUSION_SIMULATIONS,
-                        metavar="N", help="simulated genotypes per sample for the exclusion "
-                        f"test, 0 to skip (default {DEFAULT_EXCLUSION_SIMULATIONS:,})")
+                        metavar="N", help="simulated new animals per population for the "
+                        "exclusion test, 0 to flag by z-score rank instead (default "
+                        f"{DEFAULT_EXCLUSION_SIMULATIONS:,}); the reference animals are "
+                        "simulated for too, to calibrate the flag")
     assign.add_argument("--alpha", type=float, default=DEFAULT_ALPHA,
-                        help=f"level for flagging unsampled sources (default {DEFAULT_ALPHA})")
+                        help=f"level for flagging unsampled sources (default {DEFAULT_ALPHA}); "
+                             "the false-flag rate to expect is estimated on the reference")
     assign.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     assign.add_argument("--mixture", action="store_true",
                         help="estimate mixture proportions of each group (seizure); writes "
@@ -67,6 +110,8 @@ def register(subparsers) -> None:
             "Assign every animal of a reference set leave-one-out: per-sample table, accuracy "
             "per population and reporting unit, confusion matrix and z-score summary."
         ),
+        epilog=SELF_ASSIGN_ACCURACY,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     self_assign.add_argument("reference", metavar="REF",
                              help="bundled reference set name, reference folder, or genotype "
@@ -82,8 +127,8 @@ def register(subparsers) -> None:
     self_assign.add_argument("--confusion", metavar="CSV",
                              help="long-form confusion matrix (default: TABLE.confusion.csv)")
     self_assign.add_argument("--exclusion-sims", type=int, default=0, metavar="N",
-                             help="simulated genotypes per animal for the exclusion test "
-                                  "(default 0: z-scores only)")
+                             help="simulated new animals per animal for the exclusion test "
+                                  "(default 0: flag by z-score rank)")
     self_assign.add_argument("--alpha", type=float, default=DEFAULT_ALPHA,
                              help=f"level for flagging (default {DEFAULT_ALPHA})")
     self_assign.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
@@ -144,6 +189,11 @@ def run_assign(args: argparse.Namespace) -> int:
     if args.geo:
         geo = GeographicModel.from_reference(reference, bandwidth_km=args.bandwidth_km,
                                              n_cells=args.geo_cells)
+    with progress_bar(reference.table.n_profiles, "calibrating on the reference",
+                      unit="animal") as update:
+        model.flag_calibration(args.exclusion_sims, args.seed, args.alpha,
+                               chunk_size=args.chunk_size, dask_client=args.dask,
+                               progress=update)
     with progress_bar(samples.n_profiles, "assigning", unit="sample") as update:
         result = model.assign(
             samples, exclusion_simulations=args.exclusion_sims, seed=args.seed,
@@ -200,8 +250,20 @@ def run_assign(args: argparse.Namespace) -> int:
     })
     print(f"assigned {len(result)} samples to {len(model.populations)} populations of "
           f"{reference.name}; {int(result.unsampled.sum())} flagged as from an unsampled "
-          f"source; wrote {args.out}")
+          f"source ({_false_flag_note(result.calibration)}); wrote {args.out}")
     return 0
+
+
+def _false_flag_note(calibration) -> str:
+    """The false-flag rate to expect, in words."""
+    summary = calibration.summary()
+    rate = summary["expected_false_flag_rate"]
+    if rate is None:
+        return "no reference animal to estimate the false-flag rate on"
+    low, high = summary["expected_false_flag_rate_95"]
+    return (f"expected false-flag rate {rate:.1%}, 95% interval {low:.1%}–{high:.1%}: "
+            f"{summary['reference_animals_flagged']} of {summary['reference_animals']} "
+            "reference animals flagged leave-one-out")
 
 
 def _groups(samples, column: str) -> list[str]:
@@ -251,7 +313,10 @@ def run_self_assign(args: argparse.Namespace) -> int:
                ["collection", "inferred_collection", "n"])
     line = (f"self-assignment of {n} animals of {reference.name}: "
             f"{result.accuracy:.1%} to their population, "
-            f"{result.repunit_accuracy:.1%} to their reporting unit")
+            f"{result.repunit_accuracy:.1%} to their reporting unit "
+            f"({result.inferred_repunit_accuracy:.1%} by the unit of the most likely "
+            f"population); {int(result.assignment.unsampled.sum())} flagged as from an "
+            "unsampled source")
     if args.geo:
         median = summary["geo"]["leave_one_out"]["overall"]["median_km"]
         line += f"; median leave-one-out error {median:.0f} km"
