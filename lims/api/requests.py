@@ -64,8 +64,10 @@ MATCH_REQUEST = Schema(
         Field("seizure_id", "integer", "The seizure to analyse.", update=False),
         Field("analyses", "array", f"Any of {', '.join(ANALYSES)}.", items="string",
               choices=ANALYSES, required=True, nullable=False, update=False),
-        Field("reference_sets", "array", "Bundled reference set names (one panel); the first "
-              "supplies the allele frequencies of match statistics.", items="string",
+        Field("reference_sets", "array", "Bundled reference set names (one panel), in any "
+              "order. Assignment uses all of them; each subject profile's likelihood ratios "
+              "and match probabilities use the allele frequencies and θ of the set it is "
+              "assigned to (the result's frequencies say which, and why).", items="string",
               required=True, nullable=False, update=False),
         Field("parameters", "object", "Settings: theta, dropout_rate, miscall_rate, "
               "relationships, min_loci, stringency, max_mismatches, max_dropouts, "

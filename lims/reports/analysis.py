@@ -10,6 +10,11 @@ the map. The results are assembled as JSON-ready data with need-to-know applied 
 anything is stored: a pair or link into a case the requester may not read keeps only the other
 seizure's reference and its holding agency (DESIGN 6).
 
+The allele frequencies and θ of a subject profile's likelihood ratios and match probabilities
+are those of the reference set it is assigned to (:func:`frequency_groups`): a savanna
+elephant tusk is scored with savanna frequencies even when the forest set is chosen too, and
+the result says which set was used for which profiles, and why.
+
 Everything the engine is given — settings, θ, error rates, cutoffs, the reference sets'
 content hashes, the software versions — is recorded in the result, so a report can cite it
 and the numbers can be reproduced.
@@ -64,6 +69,7 @@ from matching.links import link_seizures
 from matching.match_probability import match_probabilities
 from matching.mixture import estimate_mixture
 from matching.pair_search import (
+    FoundPairs,
     find_pairs,
     identical_loci,
     locus_log10_lrs,
@@ -72,10 +78,12 @@ from matching.pair_search import (
     theta_for,
 )
 from matching.relationships import RELATIONSHIPS, ErrorModel
+from matching.theta import ThetaChoice
 from reference_data import list_reference_sets, reference_set_path
 
-#: Version of the result layout; reports and templates read this layout.
-RESULT_FORMAT = 1
+#: Version of the result layout; reports and templates read this layout (2: frequencies per
+#: reference set the subject's profiles are assigned to).
+RESULT_FORMAT = 2
 
 #: Share of the job's progress bar each stage takes (they add up to one).
 STAGE_WEIGHTS = {
@@ -366,6 +374,130 @@ def software_versions() -> dict[str, str]:
     }
 
 
+# ----------------------------------------------------------------------------- frequencies
+#: A profile assigned to its reference set with a lower posterior probability than this is
+#: named in the caveats: the frequencies its match statistics use rest on an uncertain call.
+CONFIDENT_SET_POSTERIOR = 0.99
+
+
+@dataclass(frozen=True, eq=False)
+class FrequencyGroup:
+    """Subject profiles whose match statistics use one reference set's allele frequencies and θ.
+
+    Attributes
+    ----------
+    reference : ReferenceSet
+    theta : ThetaChoice
+        θ for ``reference``'s species (or the request's override).
+    rows : ndarray of int64, shape (n,)
+        Rows of the subject's table assigned to ``reference``.
+    posterior : ndarray of float64, shape (n,)
+        Each row's posterior probability of coming from ``reference`` rather than from another
+        chosen set (1 when only one set was chosen).
+    """
+
+    reference: ReferenceSet
+    theta: ThetaChoice
+    rows: np.ndarray
+    posterior: np.ndarray
+
+
+def reference_set_posterior(references: Sequence[ReferenceSet], loci: Sequence[str],
+                            samples: GenotypeTable) -> np.ndarray:
+    """Posterior probability of each sample coming from each reference set, float64
+    (n_samples, n_sets).
+
+    Each set's likelihood is the mean of its populations' (Rannala & Mountain, DESIGN 5.5,
+    over the sets combined), and the sets have equal priors, so a set with more populations is
+    not favoured for that alone.
+    """
+    combined = combine_references(references, loci)
+    set_of = {p.name: k for k, reference in enumerate(references) for p in reference.populations}
+    model = AssignmentModel.from_table(
+        combined.table, {population: references[k].name for population, k in set_of.items()},
+        name=combined.name)
+    log_likelihood = model.assign(samples, exclusion_simulations=0).log_likelihood
+    members = np.array([set_of[population] for population in model.populations])
+    per_set = np.stack([
+        np.logaddexp.reduce(log_likelihood[:, members == k], axis=1) - np.log(np.sum(members == k))
+        for k in range(len(references))
+    ], axis=1)
+    weights = np.exp(per_set - per_set.max(axis=1, keepdims=True))
+    return weights / weights.sum(axis=1, keepdims=True)
+
+
+def frequency_groups(references: Sequence[ReferenceSet], loci: Sequence[str],
+                     subject: GenotypeTable, theta_override: float | str | None
+                     ) -> list[FrequencyGroup]:
+    """The reference set whose allele frequencies and θ each subject profile's match statistics
+    use: the set the profile is assigned to (:func:`reference_set_posterior`), whatever order
+    the sets were chosen in — forest elephant frequencies applied to savanna elephants make
+    shared alleles look rarer than they are and unrelated animals look related.
+
+    Groups follow the order of ``references``; a set no profile is assigned to has none.
+    """
+    if len(references) == 1:
+        reference = references[0]
+        return [FrequencyGroup(reference, theta_for(reference, theta_override),
+                               np.arange(len(subject)), np.ones(len(subject)))]
+    posterior = reference_set_posterior(references, loci, subject)
+    assigned = np.argmax(posterior, axis=1)
+    groups = []
+    for k, reference in enumerate(references):
+        rows = np.flatnonzero(assigned == k)
+        if len(rows):
+            groups.append(FrequencyGroup(reference, theta_for(reference, theta_override),
+                                         rows, posterior[rows, k]))
+    return groups
+
+
+def _percent(fraction: float) -> str:
+    """A posterior probability as a percentage that never rounds up to a certain 100%."""
+    return "above 99.99%" if fraction > 0.9999 else f"{100 * fraction:.2f}%"
+
+
+def _frequencies_record(groups: Sequence[FrequencyGroup], references: Sequence[ReferenceSet],
+                        subject: GenotypeTable) -> dict:
+    """Which reference set supplied the frequencies and θ of which profiles' statistics, and
+    why (``statement``, printed in reports)."""
+    ids = [str(pid) for pid in subject.profile_ids]
+    several = len(references) > 1
+    sets = [{
+        "reference": group.reference.name,
+        "species": group.reference.species,
+        "theta": group.theta.value,
+        "theta_source": group.theta.source,
+        "samples": [ids[row] for row in group.rows],
+        "lowest_posterior": float(group.posterior.min()) if several else None,
+    } for group in groups]
+    uncertain = [
+        {"barcode": ids[row], "reference": group.reference.name, "posterior": float(posterior)}
+        for group in groups for row, posterior in zip(group.rows, group.posterior, strict=True)
+        if posterior < CONFIDENT_SET_POSTERIOR
+    ]
+    if not several:
+        [chosen] = sets
+        statement = (f"Allele frequencies and θ of reference set {chosen['reference']} "
+                     f"({chosen['species']}), the only set chosen.")
+    elif len(sets) == 1:
+        [chosen] = sets
+        rest = ", ".join(r.name for r in references if r.name != chosen["reference"])
+        statement = (
+            f"Allele frequencies and θ of reference set {chosen['reference']} "
+            f"({chosen['species']}): all {len(ids)} profiles of the subject are assigned to "
+            f"it rather than to {rest} (lowest posterior probability "
+            f"{_percent(chosen['lowest_posterior'])}, equal priors for the sets).")
+    else:
+        shares = ", ".join(f"{len(s['samples'])} to {s['reference']} ({s['species']})"
+                           for s in sets)
+        statement = (
+            f"The subject's profiles are assigned to {len(sets)} reference sets: {shares}. "
+            "Each profile's pairs use the allele frequencies and θ of the set it is assigned "
+            "to; a pair of two profiles assigned to different sets is computed with both and "
+            "reported only when both support it, with the lower likelihood ratio.")
+    return {"statement": statement, "sets": sets, "uncertain": uncertain}
+
+
 # ----------------------------------------------------------------------------- evidence nodes
 @dataclass
 class _Origin:
@@ -470,6 +602,100 @@ class _Stages:
         return advance
 
 
+@dataclass(eq=False)
+class _GroupSearch:
+    """The search of one frequency group's profiles, with that group's frequencies and θ."""
+
+    group: FrequencyGroup
+    search: KinshipSearch
+    found: FoundPairs
+
+
+def _search_pairs(
+    groups: Sequence[FrequencyGroup],
+    subject: GenotypeTable,
+    others: GenotypeTable,
+    loci: Sequence[str],
+    settings: AnalysisSettings,
+    criteria: IdentityCriteria | None,
+    *,
+    kinship: bool,
+    steps: _Stages,
+    notes: list[str],
+) -> tuple[list[_GroupSearch], list[tuple[dict, int]], int]:
+    """Search each frequency group's profiles among themselves and against every other released
+    profile (other groups' included) with the group's frequencies, θ and cutoffs.
+
+    Cutoffs are calibrated for the number of pairs the whole request compares. Returns the
+    searches, the pairs kept (:func:`_chosen_pairs`) and how many were dropped.
+    """
+    errors = settings.error_model()
+    n_pairs = pairs_compared(len(subject), len(others))
+    if kinship:
+        steps.enter("calibrating cutoffs")
+    prepared = []
+    for group in groups:
+        reference_table = group.reference.table.select_loci(loci)
+        calibration = None
+        if kinship:
+            group_notes: list[str] = []
+            calibration = search_calibration(
+                group.reference, reference_table, theta=group.theta.value, errors=errors,
+                relationships=settings.relationships, pairs_compared=n_pairs,
+                folder=reference_set_path(group.reference.name), notes=group_notes,
+            )
+            notes.extend(note if len(groups) == 1 else f"{group.reference.name}: {note}"
+                         for note in group_notes)
+        prepared.append((group, reference_table, calibration))
+    steps.enter("kinship and identity search")
+    progress = steps.counter("kinship and identity search", len(subject), 0.8)
+    searches = []
+    for group, reference_table, calibration in prepared:
+        search = KinshipSearch.from_reference(
+            reference_table, subject, *([others] if len(others) else []),
+            theta=group.theta.value, errors=errors, relationships=settings.relationships,
+            cutoffs={r: DEFAULT_CUTOFFS[r] for r in settings.relationships},
+            min_loci=settings.min_loci, calibration=calibration,
+        )
+        outside = np.setdiff1d(np.arange(len(subject)), group.rows)
+        rest = [table for table in (subject.take(outside), others) if len(table)]
+        found = find_pairs(search, subject.take(group.rows),
+                           GenotypeTable.concat(rest) if rest else None, kinship=kinship,
+                           criteria=criteria, kinship_progress=progress)
+        searches.append(_GroupSearch(group, search, found))
+    group_of = {str(subject.profile_ids[row]): k for k, group in enumerate(groups)
+                for row in group.rows}
+    chosen, dropped = _chosen_pairs(searches, group_of)
+    return searches, chosen, dropped
+
+
+def _chosen_pairs(searches: Sequence[_GroupSearch], group_of: dict[str, int]
+                  ) -> tuple[list[tuple[dict, int]], int]:
+    """Each pair once, as ``(row, index of the search it is reported from)``, in the order of
+    its samples; and how many pairs were dropped.
+
+    A pair of two subject profiles assigned to different reference sets was searched with
+    either set's frequencies: it is kept only when both searches report it, from the one with
+    the lower likelihood ratio (the one with the larger match probability when neither has an
+    LR), the conservative choice.
+    """
+    found: dict[frozenset[str], list[tuple[dict, int]]] = {}
+    for k, searched in enumerate(searches):
+        for row in searched.found.rows:
+            found.setdefault(frozenset((row["sample1"], row["sample2"])), []).append((row, k))
+    chosen, dropped = [], 0
+    for pair, reported in found.items():
+        sets = {group_of[sample] for sample in pair if sample in group_of}
+        if len(reported) < len(sets):
+            dropped += 1
+            continue
+        chosen.append(min(reported, key=lambda entry: (
+            math.inf if entry[0]["log10_lr"] == "" else entry[0]["log10_lr"],
+            -entry[0].get("rmp", 0.0))))
+    chosen.sort(key=lambda entry: (entry[0]["sample1"], entry[0]["sample2"]))
+    return chosen, dropped
+
+
 def run_analysis(
     session: Session,
     request: MatchRequest,
@@ -522,8 +748,7 @@ def run_analysis(
 
     steps.enter("loading released profiles")
     panel = panel_of(references, panel_directory)
-    frequency_reference = references[0]
-    loci = [locus for locus in frequency_reference.table.loci
+    loci = [locus for locus in references[0].table.loci
             if locus in panel and all(locus in r.table.loci for r in references)]
     if len(loci) < settings.min_loci:
         raise AnalysisError(
@@ -553,16 +778,15 @@ def run_analysis(
         },
         "analyses": analyses,
         "reference_sets": [reference_record(reference) for reference in references],
-        "frequency_reference": frequency_reference.name,
         "panel": panel_record(panel, loci),
         "software": software_versions(),
         "searched": {"released_profiles": int(len(released)),
                      "subject_profiles": int(len(subject_table))},
         "ledger_head": dataclasses.asdict(ledger_head(session)),
+        "frequencies": None,
     }
-    theta = theta_for(frequency_reference, settings.theta)
     errors = settings.error_model()
-    parameters: dict[str, Any] = {"settings": settings.as_dict(), "theta": theta.to_dict()}
+    parameters: dict[str, Any] = {"settings": settings.as_dict(), "theta": None}
     origins = _origins(session, {str(pid) for pid in subject_table.profile_ids})
     subject_nodes = {origins[str(pid)].node for pid in subject_table.profile_ids}
     node_keys = set(subject_nodes)
@@ -574,45 +798,39 @@ def run_analysis(
     ]
 
     if search_wanted:
-        ref_table = frequency_reference.table.select_loci(loci)
-        existing = others if len(others) else None
-        calibration = None
-        if "kinship" in analyses:
-            steps.enter("calibrating cutoffs")
-            calibration = search_calibration(
-                frequency_reference, ref_table, theta=theta.value, errors=errors,
-                relationships=settings.relationships,
-                pairs_compared=pairs_compared(len(subject_table), len(others)),
-                folder=reference_set_path(frequency_reference.name), notes=notes,
-            )
-        steps.enter("kinship and identity search")
-        search = KinshipSearch.from_reference(
-            ref_table, *(t for t in (subject_table, existing) if t is not None),
-            theta=theta.value, errors=errors, relationships=settings.relationships,
-            cutoffs={r: DEFAULT_CUTOFFS[r] for r in settings.relationships},
-            min_loci=settings.min_loci, calibration=calibration,
-        )
+        frequency_sets = frequency_groups(references, loci, subject_table, settings.theta)
+        result["frequencies"] = _frequencies_record(frequency_sets, references, subject_table)
+        parameters["theta"] = {group.reference.name: group.theta.to_dict()
+                               for group in frequency_sets}
         criteria = settings.identity_criteria() if "identity" in analyses else None
-        found = find_pairs(search, subject_table, existing, kinship="kinship" in analyses,
-                           criteria=criteria, kinship_progress=steps.counter(
-                               "kinship and identity search", len(subject_table), 0.8))
+        searches, chosen, dropped = _search_pairs(
+            frequency_sets, subject_table, others, loci, settings, criteria,
+            kinship="kinship" in analyses, steps=steps, notes=notes)
         if criteria is not None:
+            guarantee = min(searched.found.identity_guarantee for searched in searches)
             notes.append(
                 f"identity search ({criteria.stringency} stringency): every matching pair with "
-                f"at most {found.identity_guarantee} loci not identical (mismatching, "
+                f"at most {guarantee} loci not identical (mismatching, "
                 "dropout-compatible or untyped) is found")
-        parameters["kinship"] = search.parameters() if "kinship" in analyses else None
+        if dropped:
+            notes.append(
+                f"{dropped} pair(s) of profiles assigned to different reference sets passed "
+                "the cutoffs with one set's frequencies only and are not reported (the "
+                "conservative choice)")
+        parameters["kinship"] = {searched.group.reference.name: searched.search.parameters()
+                                 for searched in searches} if "kinship" in analyses else None
         parameters["identity"] = None if criteria is None else {
-            **criteria.as_dict(), "guaranteed_bad_loci": found.identity_guarantee}
+            **criteria.as_dict(), "guaranteed_bad_loci": guarantee}
+        rows = [row for row, _ in chosen]
         origins.update(_origins(session, {
-            row[side] for row in found.rows for side in ("sample1", "sample2")} - set(origins)))
+            row[side] for row in rows for side in ("sample1", "sample2")} - set(origins)))
         node_of = {barcode: origin.node for barcode, origin in origins.items()}
-        for row in found.rows:
+        for row in rows:
             node_keys.update((node_of[row["sample1"]], node_of[row["sample2"]]))
         nodes = _nodes(session, node_keys, readable_cases, subject_nodes)
-        result["pairs"] = _pair_records(found, search, origins, readable_cases, set(
-            str(pid) for pid in subject_table.profile_ids), frequency_reference.species)
-        graph = link_seizures(found.rows, node_of)
+        result["pairs"] = _pair_records(chosen, searches, origins, readable_cases, set(
+            str(pid) for pid in subject_table.profile_ids))
+        graph = link_seizures(rows, node_of)
         result["links"] = [_link_record(link, nodes) for link in graph.links]
         result["networks"] = graph.components
         result["within_node_pairs"] = len(graph.within_seizure)
@@ -656,7 +874,7 @@ def run_analysis(
     parameters = json_ready(parameters)
     result["parameters_sha256"] = hashlib.sha256(canonical_json(parameters)).hexdigest()
     result["notes"] = notes
-    result["caveats"] = _caveats(references, panel, theta, errors, result)
+    result["caveats"] = _caveats(references, panel, errors, result)
     return json_ready(result)
 
 
@@ -675,15 +893,19 @@ def json_ready(value: Any) -> Any:
 
 
 # ----------------------------------------------------------------------------- records
-def _pair_records(found, search: KinshipSearch, origins: dict[str, _Origin],
-                  readable_cases: set[int], subject: set[str], species: str) -> list[dict]:
-    """One record per pair, the subject's sample first; pairs into cases the requester may not
-    read keep only the other side's node (seizure or animal) and the relationship."""
-    table = found.table
-    index = {str(pid): k for k, pid in enumerate(table.profile_ids)}
-    rmp_per_locus = match_probabilities(table, search.counts, search.theta).per_locus
+def _pair_records(chosen: Sequence[tuple[dict, int]], searches: Sequence[_GroupSearch],
+                  origins: dict[str, _Origin], readable_cases: set[int],
+                  subject: set[str]) -> list[dict]:
+    """One record per pair, the subject's sample first, with the reference set whose frequencies
+    and θ its numbers use; pairs into cases the requester may not read keep only the other
+    side's node (seizure or animal) and the relationship."""
+    indexes: dict[int, dict[str, int]] = {}
+    rmp_tables: dict[int, np.ndarray] = {}
     records = []
-    for row in found.rows:
+    for row, k in chosen:
+        searched = searches[k]
+        search, table = searched.search, searched.found.table
+        reference = searched.group.reference
         first, second = row["sample1"], row["sample2"]
         if first not in subject:
             first, second = second, first
@@ -699,6 +921,10 @@ def _pair_records(found, search: KinshipSearch, origins: dict[str, _Origin],
                 "relationship_label": RELATIONSHIP_LABELS[relationship],
             })
             continue
+        if k not in indexes:
+            indexes[k] = {str(pid): n for n, pid in enumerate(table.profile_ids)}
+            rmp_tables[k] = match_probabilities(table, search.counts, search.theta).per_locus
+        index, rmp_per_locus = indexes[k], rmp_tables[k]
         i, j = index[first], index[second]
         r = search.relationships.index(relationship) if relationship in search.relationships \
             else None
@@ -720,7 +946,7 @@ def _pair_records(found, search: KinshipSearch, origins: dict[str, _Origin],
         log10_lr = row["log10_lr"] if row["log10_lr"] != "" else None
         verbal = None if log10_lr is None else verbal_equivalent(log10_lr)
         stated = propositions(relationship, f"{first} ({origins[first].description})",
-                              f"{second} ({other.description})", species)
+                              f"{second} ({other.description})", reference.species)
         record = {
             "visible": True,
             "sample1": first,
@@ -732,6 +958,8 @@ def _pair_records(found, search: KinshipSearch, origins: dict[str, _Origin],
             "relationship": relationship,
             "relationship_label": RELATIONSHIP_LABELS[relationship],
             "evidence": row["evidence"],
+            "frequency_reference": reference.name,
+            "theta": search.theta,
             "loci_compared": int(row["loci_compared"]),
             "log10_lr": log10_lr,
             "lr_text": None if log10_lr is None else format_likelihood_ratio(log10_lr),
@@ -857,7 +1085,7 @@ def _geo_record(geo: GeographicModel, samples: GenotypeTable, groups: list[str])
     }
 
 
-def _caveats(references: Sequence[ReferenceSet], panel: Panel, theta, errors: ErrorModel,
+def _caveats(references: Sequence[ReferenceSet], panel: Panel, errors: ErrorModel,
              result: dict) -> list[str]:
     caveats = []
     for reference in references:
@@ -870,11 +1098,35 @@ def _caveats(references: Sequence[ReferenceSet], panel: Panel, theta, errors: Er
         f"The allele size ranges of panel {panel.name} are acceptance windows for import "
         "checks, not laboratory-validated allele bins; genotypes must come from validated "
         "allele calls.")
-    caveats.append(
-        f"Co-ancestry θ = {theta.value:g} ({theta.source}). Genotyping error rates folded into "
-        f"the likelihood ratios: allelic dropout {errors.dropout_rate:g} per heterozygous "
-        f"locus, miscall {errors.miscall_rate:g} per locus; observed genotypes that differ "
-        "between the two items of a pair therefore lower, but never zero, the LR.")
+    frequencies = result["frequencies"]
+    if frequencies is not None:
+        sets = frequencies["sets"]
+        thetas = "; ".join(
+            f"θ = {s['theta']:g} ({s['theta_source']})"
+            + (f" with the frequencies of {s['reference']}" if len(sets) > 1 else "")
+            for s in sets)
+        caveats.append(
+            f"Co-ancestry {thetas}. Genotyping error rates folded into the likelihood ratios: "
+            f"allelic dropout {errors.dropout_rate:g} per heterozygous locus, miscall "
+            f"{errors.miscall_rate:g} per locus; observed genotypes that differ between the "
+            "two items of a pair therefore lower, but never zero, the LR.")
+        if len(sets) > 1:
+            caveats.append(
+                "The subject's profiles are assigned to different reference sets ("
+                + ", ".join(f"{s['reference']}: {len(s['samples'])}" for s in sets)
+                + "). Each pair's likelihood ratio and match probability use the frequencies "
+                "of the set its subject profile is assigned to, named with the pair; a pair "
+                "of two profiles assigned to different sets is reported only when the "
+                "frequencies of both sets support it, with the lower likelihood ratio. Animals "
+                "of different species are not expected to be related: such a pair calls for a "
+                "species identification of both items.")
+        if frequencies["uncertain"]:
+            listed = ", ".join(f"{u['barcode']} ({u['reference']}, posterior "
+                               f"{_percent(u['posterior'])})" for u in frequencies["uncertain"])
+            caveats.append(
+                f"Which reference set profile(s) {listed} come from is uncertain: their match "
+                "statistics use the frequencies of the more likely set and could differ with "
+                "another set's. A species identification of these items would settle it.")
     hidden = [node for node in result.get("nodes", {}).values() if not node["visible"]]
     if hidden:
         caveats.append(

@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 from lims.custody import canonical_json, ledger_head
 from lims.database import utcnow
 from lims.models import REPORT_KINDS, MatchRequest, Report, ReportSignature, User
+from lims.reports.analysis import RESULT_FORMAT
 from lims.reports.render import render_documents, renderer_versions
 
 TITLES = {"evidential": "Forensic DNA report", "lead": "Investigative lead (hit notification)"}
@@ -153,6 +154,9 @@ def draft_report(
     if request.status != "done":
         raise ReportError(409, f"match request {request.id} is {request.status}; a report "
                                "needs a finished request")
+    if request.result.get("format") != RESULT_FORMAT:
+        raise ReportError(409, f"the results of match request {request.id} are in an older "
+                               "layout that reports no longer show; run it again")
     open_draft = session.scalar(sa.select(Report.id).where(
         Report.match_request_id == request.id, Report.kind == kind, Report.status == "draft"))
     if open_draft is not None:

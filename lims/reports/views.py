@@ -39,6 +39,7 @@ from lims.models import (
     REPORT_KINDS,
     Case,
     GenotypeProfile,
+    Item,
     MatchRequest,
     Report,
     Sample,
@@ -142,17 +143,24 @@ def _subject_choices() -> list[tuple[str, str]]:
                for cid, ref, title in cases])
 
 
-def _subject_panels(kind: str, record_id: int) -> set[str]:
-    """Panels of the subject's released profiles (to preselect fitting reference sets)."""
-    statement = sa.select(GenotypeProfile.panel).join(
-        Sample, Sample.id == GenotypeProfile.sample_id).where(
-        GenotypeProfile.state == "released", GenotypeProfile.superseded.is_(False))
+def _subject_panel(kind: str, record_id: int) -> str | None:
+    """The panel most of the subject's released profiles are typed on (a seizure's: those of
+    samples taken from its items and their aliquots), to preselect its reference sets."""
+    parent = sa.orm.aliased(Sample)
+    statement = (
+        sa.select(GenotypeProfile.panel, sa.func.count())
+        .join(Sample, Sample.id == GenotypeProfile.sample_id)
+        .outerjoin(parent, parent.id == Sample.parent_id)
+        .where(GenotypeProfile.state == "released", GenotypeProfile.superseded.is_(False))
+        .group_by(GenotypeProfile.panel)
+    )
     if kind == "case":
         statement = statement.where(Sample.case_id == record_id)
     else:
-        seizure = db.session.get(Seizure, record_id)
-        statement = statement.where(Sample.case_id == seizure.case_id)
-    return set(db.session.scalars(statement.distinct()))
+        statement = statement.where(sa.func.coalesce(Sample.item_id, parent.item_id).in_(
+            sa.select(Item.id).where(Item.seizure_id == record_id)))
+    counts = db.session.execute(statement).all()
+    return max(counts, key=lambda row: (row[1], row[0]))[0] if counts else None
 
 
 @functools.cache
@@ -195,10 +203,12 @@ def new_match_request_page():
             record_id = request.args.get(f"{kind}_id", type=int)
             if record_id is not None and f"{kind}:{record_id}" in dict(_subject_choices()):
                 form.subject.data = f"{kind}:{record_id}"
-                panels = _subject_panels(kind, record_id)
+                # Every set of the panel, so that assignment can tell the species apart and
+                # each profile's statistics use the frequencies of its own species.
+                panel = _subject_panel(kind, record_id)
                 form.reference_sets.data = [
-                    name for name, (_, panel, _) in _bundled_references().items()
-                    if panel in panels]
+                    name for name, (_, set_panel, _) in _bundled_references().items()
+                    if set_panel == panel]
         form.analyses.data = list(ANALYSES)
     status = 200
     if form.validate_on_submit():

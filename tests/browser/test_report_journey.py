@@ -21,8 +21,9 @@ def test_request_a_report_on_a_seizure_and_open_its_pdf(page, log_in):
     page.get_by_role("link", name="DEMO-2024-IVORY").click()
     page.get_by_role("link", name="KE-MBA-2401").click()
     page.get_by_role("link", name="Request analyses").click()
-    # A savanna elephant seizure: the savanna reference set alone supplies the frequencies.
-    page.get_by_label(re.compile(r"^forest_elephant_simulated")).uncheck()
+    # Both elephant sets are preselected, forest first; the seizure's tusks are assigned to
+    # savanna elephants, whose frequencies then score the pairs.
+    expect(page.get_by_label(re.compile(r"^forest_elephant_simulated"))).to_be_checked()
     expect(page.get_by_label(re.compile(r"^savanna_elephant_simulated"))).to_be_checked()
     page.get_by_role("button", name="Queue the request").click()
     # The request's page refreshes itself until the background job is done. The demo planted
@@ -31,6 +32,9 @@ def test_request_a_report_on_a_seizure_and_open_its_pdf(page, log_in):
     link = page.locator("tr", has_text="KE-NBO-2403")
     expect(link).to_contain_text("same animal (1)")
     expect(link).to_contain_text("parent–offspring (2)")
+    expect(page.locator("tr", has_text="KE-MBA-2401")).to_have_count(1)
+    expect(page.get_by_text(
+        "Allele frequencies and θ of reference set savanna_elephant_simulated")).to_be_visible()
     expect(page.get_by_text("Most likely origin of KE-MBA-2401")).to_be_visible()
     request_url = page.url
 

@@ -72,12 +72,19 @@ def _released_alleles(table, row: int) -> dict[str, list[int]]:
 def load_scenario(app, agencies: dict[str, int]) -> World:
     """The simulated seizures as cases, seizures, tusks, samples and released profiles."""
     scenario = simulate(load_reference_set(REFERENCE), SPEC, seed=SCENARIO_SEED)
-    observed = scenario.observed
     owners = {"SZ-A": "A", "SZ-B": "A", "SZ-C": "B"}
+    return World(scenario, *load_profiles(app, agencies, scenario.observed, owners), owners)
+
+
+def load_profiles(app, agencies: dict[str, int], observed, owners: dict[str, str]
+                  ) -> tuple[dict[str, int], dict[str, int], dict[str, int]]:
+    """Profiles of ``observed`` (rows grouped by seizure) as released profiles of tusks, each
+    seizure in the case of its owning agency (``owners``: seizure -> "A" or "B"); returns the
+    ids of the cases, seizures and samples."""
     with app.app_context():
         session = db.session
         staff = {}
-        for agency in ("A", "B"):
+        for agency in sorted(set(owners.values())):
             for role in ("analyst", "reviewer"):
                 user = User(agency_id=agencies[agency], username=f"lab-{role}-{agency}",
                             full_name=f"Lab {role.title()} {agency}")
@@ -86,7 +93,7 @@ def load_scenario(app, agencies: dict[str, int]) -> World:
                 staff[agency, role] = user
         cases = {agency: Case(agency_id=agencies[agency], reference=f"{agency}-CASE",
                               title=f"Ivory case of agency {agency}", kind="investigation")
-                 for agency in ("A", "B")}
+                 for agency in sorted(set(owners.values()))}
         seizures = {name: Seizure(case=cases[owner], reference=name, country="Kenya")
                     for name, owner in owners.items()}
         session.add_all([*cases.values(), *seizures.values()])
@@ -109,13 +116,9 @@ def load_scenario(app, agencies: dict[str, int]) -> World:
             ))
             samples[item_id] = sample
         session.commit()
-        return World(
-            scenario,
-            {agency: case.id for agency, case in cases.items()},
-            {name: seizure.id for name, seizure in seizures.items()},
-            {barcode: sample.id for barcode, sample in samples.items()},
-            owners,
-        )
+        return ({agency: case.id for agency, case in cases.items()},
+                {name: seizure.id for name, seizure in seizures.items()},
+                {barcode: sample.id for barcode, sample in samples.items()})
 
 
 def request_body(world: World, seizure: str = "SZ-A", **changes) -> dict:

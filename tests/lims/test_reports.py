@@ -4,7 +4,8 @@ notification, and the ENFSI wording.
 
 The scenario is the one of :mod:`tests.lims.test_match_requests`: agency A's seizure SZ-A holds
 one tusk of a pair whose other tusk is in SZ-B (agency A) and the parent of an animal whose
-tusk is in SZ-C (agency B, not shared).
+tusk is in SZ-C (agency B, not shared). The choice of allele frequencies is tested on the demo's
+savanna elephant seizures and on a seizure of savanna and forest elephant tusks.
 """
 
 from __future__ import annotations
@@ -15,20 +16,24 @@ import io
 import json
 import math
 import re
+from types import SimpleNamespace
 
 import numpy as np
 import pypdf
 import pytest
 import sqlalchemy as sa
 
-from dnatrack.genotypes import AlleleCoding
+from dnatrack.genotypes import AlleleCoding, GenotypeTable
 from dnatrack.reference import load_reference_set
+from dnatrack.simulate import ScenarioSpec, SeizureSpec, simulate
 from lims import jobs
 from lims.custody import canonical_json
 from lims.database import create_database_engine
+from lims.demo import DEMO_PASSWORD, load_demo
 from lims.extensions import db
-from lims.models import Report
+from lims.models import MatchRequest, Report, Seizure, User
 from lims.permissions import ROLES, permissions_of
+from lims.reports.analysis import _chosen_pairs
 from lims.reports.wording import (
     format_decimal,
     format_likelihood_ratio,
@@ -46,13 +51,16 @@ from tests.lims.test_match_requests import (
     FAST,
     REFERENCE,
     World,
+    load_profiles,
     load_scenario,
     request_body,
     run_to_end,
 )
-from tests.lims.web_support import make_browser
+from tests.lims.web_support import Browser, csrf_token, make_browser
 
 THETA = 0.047  # the published value for savanna elephants, which the report must use
+FOREST = "forest_elephant_simulated"
+FOREST_THETA = 0.059  # the published value for forest elephants
 
 
 @pytest.fixture
@@ -95,6 +103,38 @@ def pdf_text(content: bytes) -> str:
     return re.sub(r"\s+", "", "".join(page.extract_text() for page in reader.pages))
 
 
+def frequency_counts(reference_name: str, observed: GenotypeTable):
+    """Allele counts of a reference set's animals, pooled, coding ``observed``'s alleles too."""
+    reference = load_reference_set(reference_name)
+    return allele_counts(reference.table.replace(population=None),
+                         AlleleCoding.from_tables(reference.table).extend(observed))
+
+
+def identical_loci(observed: GenotypeTable, i: int, j: int) -> list[int]:
+    return [k for k in range(observed.n_loci)
+            if observed.typed[i, k] and observed.typed[j, k]
+            and (observed.alleles[i, k] == observed.alleles[j, k]).all()]
+
+
+def scored_as_engine(pair: dict, observed: GenotypeTable, reference_name: str,
+                     theta: float) -> None:
+    """The pair's LRs and match probability are the engine's with ``reference_name``'s
+    frequencies and ``theta``, computed here."""
+    assert (pair["frequency_reference"], pair["theta"]) == (reference_name, theta)
+    i, j = observed.index_of(pair["sample1"]), observed.index_of(pair["sample2"])
+    search = KinshipSearch.from_reference(load_reference_set(reference_name).table, observed,
+                                          theta=theta)
+    log10_lr, compared = search.score_pairs(observed, [i], [j])
+    assert pair["log10_lr_by_relationship"] == pytest.approx(
+        dict(zip(RELATIONSHIPS, log10_lr[0], strict=True)), abs=1e-6)
+    assert pair["loci_compared"] == compared[0]
+    if pair["relationship"] == "same_animal":
+        per_locus = match_probabilities(observed, frequency_counts(reference_name, observed),
+                                        theta).per_locus
+        assert pair["rmp"] == pytest.approx(np.prod(per_locus[i, identical_loci(observed, i, j)]),
+                                            rel=1e-12)
+
+
 # --------------------------------------------------------------------------- the numbers
 def test_the_reports_numbers_are_the_engines(app, world, staff):
     request = finished_request(app, world, staff)
@@ -102,7 +142,11 @@ def test_the_reports_numbers_are_the_engines(app, world, staff):
     reference = load_reference_set(REFERENCE)
     observed = world.scenario.observed
     assert result["panel"]["loci_used"] == list(reference.table.loci)
-    assert result["parameters"]["theta"]["value"] == THETA
+    assert result["parameters"]["theta"] == {
+        REFERENCE: {"value": THETA, "source": "published value for African savanna elephant"}}
+    assert result["frequencies"]["statement"] == (
+        f"Allele frequencies and θ of reference set {REFERENCE} (African savanna elephant), "
+        "the only set chosen.")
     assert result["reference_sets"][0]["content_hash"] == reference.content_hash
 
     # The planted tusk pair is reported with details; the parent–offspring pair into agency
@@ -114,16 +158,13 @@ def test_the_reports_numbers_are_the_engines(app, world, staff):
     assert [(p["sample1"], p["node2"], p["relationship"]) for p in hidden] == [
         ("SZ-A-T001", "seizure:SZ-C", "parent_offspring")]
 
-    # Likelihood ratios, whole and per locus, from searches built here.
-    search = KinshipSearch.from_reference(reference.table, observed, theta=THETA)
+    # Likelihood ratios, whole and per locus, and the random match probability (sample 1's
+    # genotype over the identical loci, NRC II 4.10), from searches built here.
     pair = visible[0]
+    scored_as_engine(pair, observed, REFERENCE, THETA)
     i, j = observed.index_of(pair["sample1"]), observed.index_of(pair["sample2"])
-    log10_lr, compared = search.score_pairs(observed, [i], [j])
-    assert pair["log10_lr"] == pytest.approx(log10_lr[0, 0], abs=1e-6)
-    assert pair["loci_compared"] == compared[0]
-    assert pair["log10_lr_by_relationship"] == pytest.approx(
-        dict(zip(RELATIONSHIPS, log10_lr[0], strict=True)), abs=1e-6)
-    assert pair["verbal"] == "extremely strong support" and log10_lr[0, 0] > 6
+    assert pair["log10_lr"] == pair["log10_lr_by_relationship"]["same_animal"]
+    assert pair["verbal"] == "extremely strong support" and pair["log10_lr"] > 6
     for k, locus in enumerate(reference.table.loci):
         entry = pair["loci"][k]
         assert entry["locus"] == locus
@@ -138,14 +179,8 @@ def test_the_reports_numbers_are_the_engines(app, world, staff):
         assert entry["genotype1"] == ("–" if observed.alleles[i, k, 0] < 0 else
                                       "/".join(map(str, observed.alleles[i, k])))
 
-    # Random match probability: sample 1's genotype over the identical loci (NRC II 4.10).
-    counts = allele_counts(reference.table.replace(population=None),
-                           AlleleCoding.from_tables(reference.table).extend(observed))
-    per_locus = match_probabilities(observed, counts, THETA).per_locus
-    identical = [k for k in range(observed.n_loci)
-                 if observed.typed[i, k] and observed.typed[j, k]
-                 and (observed.alleles[i, k] == observed.alleles[j, k]).all()]
-    assert pair["rmp"] == pytest.approx(np.prod(per_locus[i, identical]), rel=1e-12)
+    counts = frequency_counts(REFERENCE, observed)
+    identical = identical_loci(observed, i, j)
     assert [e["match_probability"] is not None for e in pair["loci"]] == [
         k in identical for k in range(observed.n_loci)]
     # One locus by hand from the closed form, with the floored point frequencies.
@@ -496,4 +531,172 @@ def test_the_json_result_has_no_values_json_cannot_hold(app, world, staff):
             "SELECT CAST(result AS TEXT) FROM match_request WHERE id = :id"),
             {"id": request["id"]}).scalar_one()
     assert "NaN" not in raw and "Infinity" not in raw
-    assert json.loads(raw)["format"] == 1
+    assert json.loads(raw)["format"] == 2
+
+
+def test_results_of_an_older_layout_are_run_again_before_a_report(app, world, staff):
+    request = finished_request(app, world, staff)
+    with app.app_context():
+        record = db.session.get(MatchRequest, request["id"])
+        record.result = {**record.result, "format": 1}
+        db.session.commit()
+    refused = staff["analyst"].post(f"/api/v1/match-requests/{request['id']}/reports",
+                                    json={"kind": "evidential"})
+    assert refused.status_code == 409 and "run it again" in refused.json["message"]
+
+
+# --------------------------------------------------------------------------- frequencies
+def demo_browser(app, username: str) -> Browser:
+    """A demo user logged in through the login form."""
+    client = app.test_client()
+    page = client.get("/login").get_data(as_text=True)
+    response = client.post("/login", data={"username": username, "password": DEMO_PASSWORD,
+                                           "csrf_token": csrf_token(page)})
+    assert response.status_code == 302
+    with app.app_context():
+        user_id = db.session.scalar(sa.select(User.id).where(User.username == username))
+    return Browser(client, user_id, username)
+
+
+def test_a_savanna_seizure_is_scored_with_savanna_frequencies_when_forest_is_chosen_first(app):
+    """The demo walkthrough: the investigator requests the analyses of KE-MBA-2401 with the
+    form's default reference sets, forest elephants first; the report links KE-NBO-2403 by the
+    planted tusk pair and parent–offspring pairs, and nothing else."""
+    with app.app_context():
+        contents = load_demo(db.session)
+        db.session.commit()
+        seizure_id = db.session.scalar(sa.select(Seizure.id).where(
+            Seizure.reference == "KE-MBA-2401"))
+    scenario = contents.ivory
+    observed = scenario.observed.replace(
+        profile_ids=[contents.barcodes[item] for item in scenario.observed.profile_ids])
+    subject = sorted(contents.barcodes[item] for item in scenario.observed.profile_ids
+                     if item.startswith("SZ01-"))
+
+    investigator = demo_browser(app, "investigator")
+    form = investigator.get(f"/match-requests/new?seizure_id={seizure_id}").get_data(
+        as_text=True)
+    chosen = re.findall(r'<input checked [^>]*name="reference_sets"[^>]*value="([^"]+)"', form)
+    assert chosen == [FOREST, REFERENCE]
+    created = investigator.post("/match-requests/new", {
+        "subject": f"seizure:{seizure_id}", "analyses": ["identity", "kinship"],
+        "reference_sets": chosen, "stringency": "moderate"})
+    assert created.status_code == 302
+    jobs.run_queued(app)
+    request_id = int(created.headers["Location"].rsplit("/", 1)[1])
+    result = investigator.get(f"/api/v1/match-requests/{request_id}/result").json
+
+    # The frequencies are the savanna set's, for every profile, and the result says why.
+    [used] = result["frequencies"]["sets"]
+    assert (used["reference"], used["theta"]) == (REFERENCE, THETA)
+    assert sorted(used["samples"]) == subject and result["frequencies"]["uncertain"] == []
+    assert result["frequencies"]["statement"].startswith(
+        f"Allele frequencies and θ of reference set {REFERENCE} (African savanna elephant): "
+        f"all 14 profiles of the subject are assigned to it rather than to {FOREST}")
+    assert list(result["parameters"]["theta"]) == [REFERENCE]
+
+    # Exactly the planted pairs are reported: no unrelated tusks turned half siblings.
+    planted = {frozenset((contents.barcodes[r.item1], contents.barcodes[r.item2])):
+               r.relationship for r in scenario.relationships
+               if r.item1.startswith("SZ01-") or r.item2.startswith("SZ01-")}
+    assert sorted(planted.values()) == ["parent_offspring", "parent_offspring", "same_animal"]
+    assert all(pair["visible"] for pair in result["pairs"])
+    assert {frozenset((p["sample1"], p["sample2"])): p["relationship"]
+            for p in result["pairs"]} == planted
+    [link] = result["links"]
+    assert {link["node1"], link["node2"]} == {"seizure:KE-MBA-2401", "seizure:KE-NBO-2403"}
+    for pair in result["pairs"]:
+        scored_as_engine(pair, observed, REFERENCE, THETA)
+    # The forest set's frequencies would have made unrelated tusks look like half siblings.
+    cutoff = result["parameters"]["kinship"][REFERENCE]["cutoffs"]["half_sibling"]
+    forest = KinshipSearch.from_reference(load_reference_set(FOREST).table, observed,
+                                          theta=FOREST_THETA)
+    rows = [observed.index_of(barcode) for barcode in subject]
+    others = [k for k in range(len(observed)) if k not in rows]
+    first, second = np.array([(i, j) for i in rows for j in others
+                              if frozenset((str(observed.profile_ids[i]),
+                                            str(observed.profile_ids[j]))) not in planted]).T
+    forest_lr, _ = forest.score_pairs(observed, first, second)
+    assert (forest_lr[:, forest.relationships.index("half_sibling")] >= cutoff).sum() > 5
+
+    # The issued report names the savanna set as the source of the frequencies.
+    analyst = demo_browser(app, "analyst")
+    drafted = analyst.post(f"/match-requests/{request_id}/reports", {"kind": "evidential"})
+    report_url = drafted.headers["Location"]
+    assert demo_browser(app, "reviewer").post(report_url + "/sign").status_code == 302
+    html = plain_text(analyst.get(report_url + "/document.html").get_data(as_text=True))
+    pdf = pdf_text(analyst.get(report_url + "/document.pdf").data)
+    statement = re.sub(r"\s+", "", f"reference set {REFERENCE} (African savanna elephant): "
+                                   "all 14 profiles of the subject are assigned to it")
+    assert statement in html and statement in pdf
+    assert "KE-NBO-2403" in pdf
+
+
+MIXED_SAVANNA = ScenarioSpec(
+    seizures=(SeizureSpec("SZ-M", {"Amboseli": 1}, 4), SeizureSpec("SZ-S", {"Tsavo": 1}, 3)),
+    same_animal_pairs=1, parent_offspring_pairs=0, full_sibling_pairs=0, half_sibling_pairs=0,
+    missing_rate=0.05, dropout_rate=0.0, miscall_rate=0.0, item_prefix="T",
+)
+MIXED_FOREST = ScenarioSpec(
+    seizures=(SeizureSpec("SZ-M", {"Lope": 1}, 3), SeizureSpec("SZ-F", {"Minkebe": 1}, 3)),
+    same_animal_pairs=1, parent_offspring_pairs=0, full_sibling_pairs=0, half_sibling_pairs=0,
+    missing_rate=0.05, dropout_rate=0.0, miscall_rate=0.0, item_prefix="F",
+)
+
+
+def test_a_mixed_seizure_scores_each_tusk_with_its_own_species_frequencies(app, agencies,
+                                                                          staff):
+    """Seizure SZ-M holds four savanna and three forest elephant tusks; one savanna tusk's
+    partner is in SZ-S, one forest tusk's in SZ-F."""
+    savanna = simulate(load_reference_set(REFERENCE), MIXED_SAVANNA, seed=1)
+    forest = simulate(load_reference_set(FOREST), MIXED_FOREST, seed=1)
+    observed = GenotypeTable.concat([savanna.observed, forest.observed])
+    _, seizure_ids, _ = load_profiles(app, agencies, observed,
+                                      {"SZ-M": "A", "SZ-S": "A", "SZ-F": "A"})
+    request = run_to_end(app, staff["investigator"], {
+        "seizure_id": seizure_ids["SZ-M"], "analyses": ["identity", "kinship"],
+        "reference_sets": [FOREST, REFERENCE], "parameters": dict(FAST)})
+    assert request["status"] == "done", request["error"]
+    result = staff["investigator"].get(f"/api/v1/match-requests/{request['id']}/result").json
+
+    truth = {REFERENCE: [b for b in savanna.observed.profile_ids if b.startswith("SZ-M")],
+             FOREST: [b for b in forest.observed.profile_ids if b.startswith("SZ-M")]}
+    frequencies = result["frequencies"]
+    assert [(s["reference"], s["theta"], sorted(s["samples"])) for s in frequencies["sets"]] == [
+        (FOREST, FOREST_THETA, sorted(truth[FOREST])), (REFERENCE, THETA, sorted(truth[REFERENCE]))]
+    assert frequencies["statement"].startswith(
+        f"The subject's profiles are assigned to 2 reference sets: 3 to {FOREST} (African "
+        f"forest elephant), 4 to {REFERENCE} (African savanna elephant).")
+    assert any("assigned to different reference sets" in c for c in result["caveats"])
+    assert set(result["parameters"]["kinship"]) == {FOREST, REFERENCE}
+
+    planted = {frozenset((r.item1, r.item2)): (r.relationship, name)
+               for name, part in ((REFERENCE, savanna), (FOREST, forest))
+               for r in part.relationships}
+    assert {frozenset((p["sample1"], p["sample2"])): (p["relationship"], p["frequency_reference"])
+            for p in result["pairs"]} == planted
+    thetas = {REFERENCE: THETA, FOREST: FOREST_THETA}
+    for pair in result["pairs"]:
+        scored_as_engine(pair, observed, pair["frequency_reference"],
+                         thetas[pair["frequency_reference"]])
+
+    draft = staff["analyst"].post(f"/api/v1/match-requests/{request['id']}/reports",
+                                  json={"kind": "evidential"}).json
+    html = plain_text(staff["analyst"].get(f"/api/v1/reports/{draft['id']}/html").text)
+    assert re.sub(r"\s+", "", frequencies["statement"]) in html
+    assert f"0.059(publishedvalueforAfricanforestelephant),withthefrequenciesof{FOREST}" in html
+
+
+def _found(*rows: tuple[str, str, float]) -> SimpleNamespace:
+    return SimpleNamespace(found=SimpleNamespace(rows=[
+        {"sample1": first, "sample2": second, "log10_lr": lr} for first, second, lr in rows]))
+
+
+def test_a_pair_across_reference_sets_needs_both_and_keeps_the_lower_lr():
+    # s1 and s2 are subject profiles of set 0, s3 of set 1; d1 is in the database.
+    searches = [_found(("s1", "s2", 5.0), ("s1", "s3", 4.0), ("s2", "s3", 9.0), ("s1", "d1", 7.0)),
+                _found(("s1", "s3", 3.5), ("s3", "d1", 6.0))]
+    chosen, dropped = _chosen_pairs(searches, {"s1": 0, "s2": 0, "s3": 1})
+    assert [(row["sample1"], row["sample2"], row["log10_lr"], k) for row, k in chosen] == [
+        ("s1", "d1", 7.0, 0), ("s1", "s2", 5.0, 0), ("s1", "s3", 3.5, 1), ("s3", "d1", 6.0, 1)]
+    assert dropped == 1  # s2–s3: only set 0's frequencies support it
