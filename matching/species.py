@@ -8,15 +8,60 @@ read (FASTA, FASTQ, or an ABI trace trimmed by its quality values) is aligned wi
 
 ``identified``
     the best species is at least ``min_identity`` percent identical over at least
-    ``min_aligned_length`` columns, and every other species is at least ``min_margin``
-    percentage points less identical. Species of one group (``Bos taurus`` and ``Bos indicus``:
-    mitochondrial DNA cannot reliably tell them apart) are called as the group (``cattle``),
-    and the margin is then taken to the best species outside the group.
+    ``min_aligned_length`` columns covering at least ``min_query_coverage`` percent of the
+    query; every other species is at least ``min_margin`` percentage points less identical;
+    and the query differs from the best reference at few enough columns that a relative of it
+    would hardly differ so little over the same reference span (below). Species of one group
+    (``Bos taurus`` and ``Bos indicus``: mitochondrial DNA cannot reliably tell them apart)
+    are called as the group (``cattle``), and the margin and the span are then taken to
+    species outside the group.
 ``ambiguous``
-    good enough a match, but another species (or group) is within the margin.
+    good enough a match, but another species (or group) is within the margin, or the span is
+    too conserved for the query's differences from the best reference to rule out another
+    species.
 ``no match``
-    below the identity threshold, too short an alignment, or too short a query: the species is
-    probably not in the set.
+    below the identity threshold, too short an alignment or query, or no reference covering
+    enough of the query: the species is probably not in the set.
+
+Species are ranked by percent identity over the aligned columns, among references whose
+alignment covers at least ``min_query_coverage`` percent of the query, not by alignment score:
+a reference covering only part of the gene scores less than a longer one of a less similar
+species, yet it is the better evidence over the part it covers. Any other species whose
+identity comes within the margin, however much of the query its reference covers, makes the
+call ambiguous.
+
+Span check. How far apart two species are depends on where in the gene a read falls: over the
+whole cytb gene savanna elephant and mammoth differ at 5.5% of sites, over some 150-column
+stretches at 1.3% (2 sites). Whether a read 98% identical to the savanna elephant is one, or a
+relative the set lacks, therefore depends on its span and its length. For the best reference,
+the nearest other-species reference in the set (fewest differences over the whole marker,
+outside the best species' group) is aligned to it once, and its divergence over the read's
+reference span measured; when it is further apart over the whole marker than
+``sister_divergence`` (default 5%), that span divergence is scaled down to what a species
+``sister_divergence`` apart would show there: the closest relative the set may not hold (with
+the mammoth left out, the savanna elephant's nearest is the Asian elephant, 7.1% apart). A
+relative that much apart over the span would differ from the best reference at a Poisson
+number of the read's aligned columns; a call needs the chance that it differs at no more
+columns than the read does to be at most ``max_sister_probability`` (default 0.02). This is
+stricter on short reads than a fixed identity would be: where a relative is expected 5%
+apart, a read may differ from the best reference at 2 of 150 columns (1.3%) but 35 of 1,000
+(3.5%), as a relative's differences over few columns fall far below their average more often
+than over many. A neighbour covering less than half of the span says nothing about it, and
+``sister_divergence`` itself is expected there.
+
+With the defaults, reads with 1-2% substitutions of the bundled references are identified over
+every 1,000-column span; over 400 columns all but some of the elephants' most conserved spans,
+where a mammoth, savanna or Asian elephant read with 2% differences cannot be told from a
+relative (figures in ``reference_data/barcodes/README.md``); over 150 columns about 40% of
+them, and nearly every exact read: a 150-base read with 2 or 3 differences cannot honestly be
+told from a relative over most spans, when 150-column spans of sister species can differ at 2
+sites.
+
+Not covered by the bundled set, though relevant to ivory and horn: African forest elephant
+(*Loxodonta cyclotis*), walrus (*Odobenus rosmarus*), black rhino (*Diceros bicornis*) and
+Javan rhino (*Rhinoceros sondaicus*). Reads of these are "no match" or "ambiguous", not a
+covered species, as far as the span check's ``sister_divergence`` holds for them; add
+validated references (:meth:`BarcodeSet.with_references`) before relying on the set for them.
 
 Alignments are local (a fragment of a gene, or a read running past its ends, aligns as well as
 the whole gene), with the BLASTN scores (match +2, mismatch -3, gap of length L costs 5 + 2L),
@@ -27,12 +72,13 @@ ambiguous base (``N``, IUPAC codes), which score 0.
 
 Speed: each query's k-mers (k = :data:`SEED_K`) pick the strand and, per reference, the
 diagonal the query lies on; every reference is then scored (Biopython, score only) against a
-window of the reference around that diagonal rather than all of it, and only species scoring at
-least :data:`COMPETITOR_SCORE_FRACTION` of the best get an identity (from the best ungapped
-segment on the diagonal when that reaches the optimal score, otherwise from a full Biopython
-alignment). When the k-mers do not settle the strand, both strands are scored; a reference with
-too few seeds is scored whole. Batches run on worker processes (Biopython's aligner holds the
-GIL, so threads do not scale).
+window of the reference around that diagonal rather than all of it, and only references scoring
+at least :meth:`IdentificationParameters.competitor_score_fraction` of the best get an identity
+(from the best ungapped segment on the diagonal when that reaches the optimal score, otherwise
+from a full Biopython alignment). When the k-mers do not settle the strand, both strands are
+scored; a reference with too few seeds is scored whole. The alignment of each reference to its
+nearest other-species reference is made once per identifier, when first needed. Batches run on
+worker processes (Biopython's aligner holds the GIL, so threads do not scale).
 
 Every :class:`SpeciesResult` carries the reference set's name, version and
 :attr:`BarcodeSet.content_hash`, and the :class:`IdentificationParameters`, so a report can cite
@@ -89,12 +135,10 @@ MIN_STRAND_SEEDS = 8
 STRAND_RATIO = 2
 # Reference bases kept on each side of the query's diagonal: room for indels and overhangs.
 WINDOW_PAD = 32
-# Species scoring below this fraction of the best score get no identity and cannot compete.
-# Under the scores used here an alignment at identity p over L columns scores at least
-# L(9p - 7) (each non-identical column costs at most an opened gap, 7), and the best at most
-# 2 L_best, so any species within a few points of a >= 96% best and aligned over more than
-# 61% of the best's length always scores above half the best.
-COMPETITOR_SCORE_FRACTION = 0.5
+# The nearest other-species reference is found among this many references sharing the most
+# k-mers with the best one, aligned exactly (k-mer sharing ranks related sequences well but
+# can swap two neighbours of nearly equal distance).
+NEIGHBOUR_CANDIDATES = 2
 # Below this many queries, starting worker processes costs more than it saves.
 PARALLEL_MIN_QUERIES = 64
 # Mott's trimming: a base with error probability below this improves the kept segment.
@@ -834,6 +878,20 @@ class IdentificationParameters:
         Percentage points of identity the best species (or group) must lead every other by.
     min_aligned_length : int
         Fewest aligned columns (and query bases) for a call.
+    min_query_coverage : float
+        Percent of the query's bases its alignment must span for a reference to rank (a
+        shorter reference, covering part of the gene, competes on identity over what it
+        covers as long as that is this much of the query).
+    sister_divergence : float
+        Percent of sites at which a species differs from its closest relative over the whole
+        marker, at the least, for species one may meet: what the span check assumes of a
+        relative the set may lack (cytb: savanna elephant and mammoth 5.5%, savanna and Asian
+        elephant 7.1%). A smaller value calls fewer reads, a larger one risks calling a
+        relative missing from the set.
+    max_sister_probability : float
+        The span check: largest probability, for a relative differing from the best reference
+        at the expected span divergence, of differing at no more columns than the query, for a
+        call.
     match_score, mismatch_score, open_gap_score, extend_gap_score : float
         Biopython's scores: ``open_gap_score`` is the score of a gap's first column,
         ``extend_gap_score`` of each further one (BLASTN: a gap of length L costs 5 + 2L).
@@ -843,6 +901,9 @@ class IdentificationParameters:
     min_identity: float = 97.0
     min_margin: float = 1.0
     min_aligned_length: int = 100
+    min_query_coverage: float = 80.0
+    sister_divergence: float = 5.0
+    max_sister_probability: float = 0.02
     match_score: float = 2.0
     mismatch_score: float = -3.0
     open_gap_score: float = -7.0
@@ -860,23 +921,53 @@ class IdentificationParameters:
         if self.min_aligned_length < 1:
             raise ValueError(f"min_aligned_length must be at least 1, "
                              f"got {self.min_aligned_length}")
+        if not 0.0 < self.min_query_coverage <= 100.0:
+            raise ValueError(f"min_query_coverage must be a percentage in (0, 100], "
+                             f"got {self.min_query_coverage}")
+        if not 0.0 < self.sister_divergence <= 100.0:
+            raise ValueError(f"sister_divergence must be a percentage in (0, 100], "
+                             f"got {self.sister_divergence}")
+        if not 0.0 < self.max_sister_probability < 1.0:
+            raise ValueError(f"max_sister_probability must be in (0, 1), "
+                             f"got {self.max_sister_probability}")
         if self.match_score <= 0 or self.mismatch_score >= 0:
             raise ValueError("match_score must be positive and mismatch_score negative")
         if not self.open_gap_score <= self.extend_gap_score < 0:
             raise ValueError("gap scores must be negative, opening no better than extending")
 
-    def aligner(self):
-        """A Biopython local :class:`~Bio.Align.PairwiseAligner` with these scores."""
+    def aligner(self, mode: str = "local"):
+        """A Biopython :class:`~Bio.Align.PairwiseAligner` with these scores.
+
+        ``mode="global"`` gives free end gaps (one sequence may start or end inside the
+        other), for aligning references to each other.
+        """
         from Bio.Align import PairwiseAligner
 
-        return PairwiseAligner(
-            mode="local",
+        aligner = PairwiseAligner(
+            mode=mode,
             match_score=self.match_score,
             mismatch_score=self.mismatch_score,
             open_gap_score=self.open_gap_score,
             extend_gap_score=self.extend_gap_score,
             wildcard="N",
         )
+        if mode == "global":
+            aligner.end_gap_score = 0.0
+        return aligner
+
+    def competitor_score_fraction(self) -> float:
+        """Fraction of the best score below which a reference cannot affect the verdict.
+
+        A reference covering ``min_query_coverage`` percent of a query of L clear bases at
+        identity p (within ``min_margin`` of a call, so p >= ``min_identity`` -
+        ``min_margin``) scores at least that many columns times ``match * p + worst * (1 - p)``,
+        ``worst`` being the cheaper of a mismatch and a one-column gap, while no alignment
+        scores above ``match * L``. References scoring less are not given an identity.
+        """
+        identity = (self.min_identity - self.min_margin) / 100.0
+        worst = min(self.mismatch_score, self.open_gap_score)
+        per_column = self.match_score * identity + worst * (1.0 - identity)
+        return max(0.0, self.min_query_coverage / 100.0 * per_column / self.match_score)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -884,7 +975,8 @@ class IdentificationParameters:
 
 @dataclass(frozen=True)
 class SpeciesHit:
-    """The best alignment of a query to one species' references.
+    """The best alignment of a query to one species' references (the most identical of those
+    covering enough of the query).
 
     Attributes
     ----------
@@ -903,6 +995,8 @@ class SpeciesHit:
         0-based, end-exclusive, on the aligned strand of the query.
     reference_start, reference_end : int
         0-based, end-exclusive, on the reference.
+    query_coverage : float
+        Percent of the query's bases within the alignment (``query_start`` to ``query_end``).
     """
 
     species: str
@@ -916,6 +1010,70 @@ class SpeciesHit:
     query_end: int
     reference_start: int
     reference_end: int
+    query_coverage: float
+
+
+@dataclass(frozen=True)
+class SpanDivergence:
+    """The span check of a hit: could a relative of the best species differ this little there?
+
+    Attributes
+    ----------
+    reference_id : str
+        The best reference, whose columns ``reference_start`` to ``reference_end`` the span is.
+    reference_start, reference_end : int
+    neighbour, neighbour_reference : str
+        Species and record of the nearest other-species reference over the whole marker ('' if
+        the set holds none outside the best species' group).
+    neighbour_columns : int
+        Span columns the neighbour's alignment covers (ambiguous bases left out).
+    neighbour_divergence : float or None
+        Percent of those columns at which the neighbour differs (``None`` when it covers less
+        than half of the span, or there is no neighbour).
+    marker_divergence : float or None
+        Percent of sites at which the neighbour differs over the whole marker.
+    expected : float
+        Percent divergence over the span expected of the closest relative, in the set or not:
+        ``neighbour_divergence``, scaled by ``sister_divergence / marker_divergence`` when the
+        neighbour is further than ``sister_divergence`` over the whole marker;
+        ``sister_divergence`` itself when no neighbour covers the span.
+    query_columns, query_differences : int
+        The hit's aligned columns, and those not identical.
+    probability : float
+        Probability that a relative ``expected`` percent apart over these columns differs at
+        no more than ``query_differences`` of them (Poisson with mean ``query_columns *
+        expected / 100``). A call needs it at most ``max_sister_probability``.
+    """
+
+    reference_id: str
+    reference_start: int
+    reference_end: int
+    neighbour: str
+    neighbour_reference: str
+    neighbour_columns: int
+    neighbour_divergence: float | None
+    marker_divergence: float | None
+    expected: float
+    query_columns: int
+    query_differences: int
+    probability: float
+
+
+def poisson_cdf(count: int, mean: float) -> float:
+    """P(K <= ``count``) for K Poisson-distributed with ``mean`` (summed in log space).
+
+    >>> round(poisson_cdf(3, 7.5), 4)
+    0.0591
+    """
+    if count < 0:
+        return 0.0
+    if mean <= 0.0:
+        return 1.0
+    i = np.arange(count + 1, dtype=np.float64)
+    log_factorials = np.concatenate(([0.0], np.cumsum(np.log(i[1:]))))
+    log_terms = i * np.log(mean) - mean - log_factorials
+    top = log_terms.max()
+    return float(min(1.0, np.exp(top) * np.exp(log_terms - top).sum()))
 
 
 @dataclass(frozen=True)
@@ -938,12 +1096,15 @@ class SpeciesResult:
     reason : str
         Why, in one line.
     best : SpeciesHit or None
-        The best-scoring species (``None`` when the query was too short to align).
+        The best species: the most identical among references covering enough of the query
+        (``None`` when the query was too short to align).
     runner_up : SpeciesHit or None
         The closest competing species: the most identical other species (outside the best's
         group when it has one).
     margin : float or None
         ``best.identity - runner_up.identity`` in percentage points.
+    span : SpanDivergence or None
+        The span check of the best hit (``None`` when nothing aligned).
     candidates : tuple of str
         What the call is or, when ambiguous, the species or groups within the margin.
     marker, reference_set, reference_set_version, reference_set_hash : str
@@ -962,6 +1123,7 @@ class SpeciesResult:
     best: SpeciesHit | None
     runner_up: SpeciesHit | None
     margin: float | None
+    span: SpanDivergence | None
     candidates: tuple[str, ...]
     marker: str
     reference_set: str
@@ -970,8 +1132,8 @@ class SpeciesResult:
     parameters: IdentificationParameters
 
     def as_row(self) -> dict:
-        """A flat dict for CSV output (identity and margin rounded to 0.01)."""
-        best, runner = self.best, self.runner_up
+        """A flat dict for CSV output (percentages and margin rounded to 0.01)."""
+        best, runner, span = self.best, self.runner_up, self.span
         return {
             "query": self.query_id,
             "source": self.source,
@@ -980,6 +1142,7 @@ class SpeciesResult:
             "call_level": self.call_level,
             "species": best.species if best else "",
             "identity": round(best.identity, 2) if best else "",
+            "query_coverage": round(best.query_coverage, 2) if best else "",
             "aligned_length": best.aligned_length if best else "",
             "strand": best.strand if best else "",
             "reference": best.reference_id if best else "",
@@ -987,7 +1150,11 @@ class SpeciesResult:
             "reference_end": best.reference_end if best else "",
             "runner_up": runner.species if runner else "",
             "runner_up_identity": round(runner.identity, 2) if runner else "",
-            "margin": round(self.margin, 2) if self.margin is not None else "",
+            "margin": _rounded(self.margin),
+            "span_neighbour": span.neighbour if span else "",
+            "span_neighbour_divergence": _rounded(span.neighbour_divergence if span else None),
+            "span_expected_divergence": round(span.expected, 2) if span else "",
+            "sister_probability": f"{span.probability:.3g}" if span else "",
             "candidates": ";".join(self.candidates),
             "reason": self.reason,
             "query_length": self.query_length,
@@ -1000,15 +1167,25 @@ class SpeciesResult:
             "min_identity": self.parameters.min_identity,
             "min_margin": self.parameters.min_margin,
             "min_aligned_length": self.parameters.min_aligned_length,
+            "min_query_coverage": self.parameters.min_query_coverage,
+            "sister_divergence": self.parameters.sister_divergence,
+            "max_sister_probability": self.parameters.max_sister_probability,
         }
+
+
+def _rounded(value: float | None) -> float | str:
+    return "" if value is None else round(value, 2)
 
 
 RESULT_COLUMNS = [
     "query", "source", "verdict", "call", "call_level", "species", "identity",
-    "aligned_length", "strand", "reference", "reference_start", "reference_end", "runner_up",
-    "runner_up_identity", "margin", "candidates", "reason", "query_length", "read_length",
-    "trim_start", "marker", "reference_set", "reference_set_version", "reference_set_hash",
-    "min_identity", "min_margin", "min_aligned_length",
+    "query_coverage", "aligned_length", "strand", "reference", "reference_start",
+    "reference_end", "runner_up", "runner_up_identity", "margin", "span_neighbour",
+    "span_neighbour_divergence", "span_expected_divergence", "sister_probability",
+    "candidates", "reason", "query_length", "read_length", "trim_start", "marker",
+    "reference_set", "reference_set_version", "reference_set_hash", "min_identity",
+    "min_margin", "min_aligned_length", "min_query_coverage", "sister_divergence",
+    "max_sister_probability",
 ]
 
 
@@ -1016,16 +1193,20 @@ def judge(
     hits: Sequence[SpeciesHit],
     parameters: IdentificationParameters,
     groups: Mapping[str, str],
+    span: SpanDivergence | None = None,
 ) -> tuple[str, str, str, str, SpeciesHit | None, float | None, tuple[str, ...]]:
     """The verdict on a query from its species hits.
 
     Parameters
     ----------
     hits
-        One per species, best first (highest score; the caller's order is kept).
+        One per species, best first: the most identical of those covering at least
+        ``parameters.min_query_coverage`` percent of the query (the caller's order is kept).
     parameters
     groups
         Species -> group.
+    span
+        The span check of ``hits[0]``; ``None`` leaves it out.
 
     Returns
     -------
@@ -1041,6 +1222,9 @@ def judge(
     others = [h for h in hits[1:] if group is None or groups.get(h.species) != group]
     runner_up = max(others, key=lambda h: h.identity, default=None)
     margin = None if runner_up is None else best.identity - runner_up.identity
+    if best.query_coverage < parameters.min_query_coverage:
+        return ("no match", "", "", f"alignments cover at most {best.query_coverage:.1f}% of "
+                f"the query, below {parameters.min_query_coverage:g}%", runner_up, margin, ())
     if best.aligned_length < parameters.min_aligned_length:
         return ("no match", "", "", f"aligned length {best.aligned_length} is below "
                 f"{parameters.min_aligned_length}", runner_up, margin, ())
@@ -1049,16 +1233,27 @@ def judge(
                 f"{parameters.min_identity:g}%", runner_up, margin, ())
     label = group or best.species
     level = "group" if group else "species"
-    if margin is None or margin >= parameters.min_margin:
-        reason = (f"{best.identity:.2f}% identical over {best.aligned_length} columns"
-                  + ("" if runner_up is None else
-                     f"; {margin:.2f} points ahead of {runner_up.species}"))
-        return "identified", label, level, reason, runner_up, margin, (label,)
-    close = [h for h in hits if best.identity - h.identity < parameters.min_margin]
-    candidates = tuple(dict.fromkeys(groups.get(h.species, h.species) for h in close))
-    reason = (f"{runner_up.species} is within {parameters.min_margin:g} points "
-              f"({best.identity:.2f}% vs {runner_up.identity:.2f}%)")
-    return "ambiguous", "", "", reason, runner_up, margin, candidates
+    if margin is not None and margin < parameters.min_margin:
+        close = [h for h in hits if best.identity - h.identity < parameters.min_margin]
+        candidates = tuple(dict.fromkeys(groups.get(h.species, h.species) for h in close))
+        reason = (f"{runner_up.species} is within {parameters.min_margin:g} points "
+                  f"({best.identity:.2f}% vs {runner_up.identity:.2f}%)")
+        return "ambiguous", "", "", reason, runner_up, margin, candidates
+    if span is not None and span.probability > parameters.max_sister_probability:
+        candidates = tuple(dict.fromkeys(
+            [label] + ([groups.get(span.neighbour, span.neighbour)] if span.neighbour else [])))
+        reason = (f"{span.query_differences} of {span.query_columns} columns differ from "
+                  f"{best.species}, and a relative {span.expected:.2f}% apart over reference "
+                  f"columns {span.reference_start}-{span.reference_end} would differ at as few "
+                  f"with probability {span.probability:.3f}: too conserved a span to call")
+        return "ambiguous", "", "", reason, runner_up, margin, candidates
+    reason = (f"{best.identity:.2f}% identical over {best.aligned_length} columns"
+              + ("" if runner_up is None else
+                 f"; {margin:.2f} points ahead of {runner_up.species}")
+              + ("" if span is None else
+                 f"; a relative {span.expected:.2f}% apart over the span would differ as little "
+                 f"with probability {span.probability:.1e}"))
+    return "identified", label, level, reason, runner_up, margin, (label,)
 
 
 # ------------------------------------------------------------------------------ identification
@@ -1082,6 +1277,40 @@ class _Scored:
     window_start: int
     window_end: int
     diagonal: int | None
+
+
+@dataclass(frozen=True, eq=False)
+class _Neighbour:
+    """A reference's nearest other-species reference, aligned to it.
+
+    ``differences`` has one entry per base of the reference: 1 where the neighbour differs
+    (another base, a deletion, or an insertion after it), 0 where it has the same base, -1
+    where it is not compared (beyond the neighbour's ends, or an ambiguous base).
+    """
+
+    reference: int | None
+    differences: np.ndarray | None
+    marker_divergence: float | None
+
+
+def _difference_profile(codes: np.ndarray, other: np.ndarray, target_blocks: np.ndarray,
+                        other_blocks: np.ndarray) -> np.ndarray:
+    """Per-base differences of ``codes`` from ``other`` (see :class:`_Neighbour`).
+
+    ``target_blocks`` and ``other_blocks`` are an alignment's gapless blocks (Biopython's
+    ``alignment.aligned``), shape (blocks, 2), start and end on each sequence.
+    """
+    differences = np.full(len(codes), -1, dtype=np.int8)
+    for (t_start, t_end), (o_start, o_end) in zip(target_blocks, other_blocks, strict=True):
+        t, o = codes[t_start:t_end], other[o_start:o_end]
+        differences[t_start:t_end] = np.where((t < kernels.AMBIGUOUS) & (o < kernels.AMBIGUOUS),
+                                              (t != o).astype(np.int8), -1)
+    for block in range(len(target_blocks) - 1):
+        gap_start, gap_end = target_blocks[block][1], target_blocks[block + 1][0]
+        differences[gap_start:gap_end] = 1  # bases the other sequence lacks
+        if other_blocks[block + 1][0] > other_blocks[block][1]:
+            differences[gap_start - 1] = 1  # bases the other sequence adds after this one
+    return differences
 
 
 class SpeciesIdentifier:
@@ -1109,7 +1338,10 @@ class SpeciesIdentifier:
             codes = kernels.encode_bases(record.sequence)
             values, starts = kernels.kmer_index(codes, SEED_K)
             self._references.append(_Reference(record, codes, values, starts))
+        self._index = {r.record_id: i for i, r in enumerate(self.marker_references)}
         self._aligner = self.parameters.aligner()
+        self._reference_aligner = self.parameters.aligner("global")
+        self._neighbours: dict[int, _Neighbour] = {}
 
     # -------------------------------------------------------------- one query
     def identify(self, query: BarcodeQuery) -> SpeciesResult:
@@ -1119,20 +1351,24 @@ class SpeciesIdentifier:
                 query, "no match", "", "",
                 f"query has {len(query.sequence)} bases; at least "
                 f"{self.parameters.min_aligned_length} are needed",
-                None, None, None, (),
+                None, None, None, None, (),
             )
         hits = self.species_hits(query.sequence)
+        span = self.span_divergence(hits[0]) if hits else None
         verdict, call, level, reason, runner_up, margin, candidates = judge(
-            hits, self.parameters, self.barcode_set.groups
+            hits, self.parameters, self.barcode_set.groups, span
         )
         return self._result(query, verdict, call, level, reason, hits[0] if hits else None,
-                            runner_up, margin, candidates)
+                            runner_up, margin, span, candidates)
 
     def species_hits(self, sequence: str) -> list[SpeciesHit]:
-        """Hits of a cleaned query sequence per competing species, best score first.
+        """Hits of a cleaned query sequence per competing species, best first.
 
-        Only species scoring at least :data:`COMPETITOR_SCORE_FRACTION` of the best are listed
-        (with their identity); ties in score go to the higher identity.
+        Per species, the most identical of its references whose alignment covers at least
+        ``min_query_coverage`` percent of the query (else its best-scoring one). Species are
+        ordered the same way: those covering enough of the query first, by identity, then
+        score. Only references scoring at least
+        :meth:`IdentificationParameters.competitor_score_fraction` of the best compete.
         """
         from Bio.Seq import reverse_complement
 
@@ -1144,21 +1380,30 @@ class SpeciesIdentifier:
         chosen = [s for s in strands
                   if best_seeds[s] >= MIN_STRAND_SEEDS
                   and best_seeds[s] >= STRAND_RATIO * best_seeds[_other(s)]]
-        scored = [self._score(strands[s], s, index, anchors[s][index])
-                  for s in (chosen or strands)
-                  for index in range(len(self._references))]
-        per_species: dict[str, _Scored] = {}
-        for candidate in scored:
-            species = self._references[candidate.reference].record.species
-            if species not in per_species or candidate.score > per_species[species].score:
-                per_species[species] = candidate
-        top = max(c.score for c in per_species.values())
+        per_reference: dict[int, _Scored] = {}
+        for strand in chosen or strands:
+            for index in range(len(self._references)):
+                candidate = self._score(strands[strand], strand, index, anchors[strand][index])
+                if index not in per_reference or candidate.score > per_reference[index].score:
+                    per_reference[index] = candidate
+        top = max(c.score for c in per_reference.values())
         if top <= 0:
             return []
-        hits = [self._hit(c, strands[c.strand], codes[c.strand])
-                for c in per_species.values()
-                if c.score >= COMPETITOR_SCORE_FRACTION * top]
-        return sorted(hits, key=lambda h: (-h.score, -h.identity, h.species))
+        floor = self.parameters.competitor_score_fraction() * top
+        per_species: dict[str, SpeciesHit] = {}
+        for candidate in per_reference.values():
+            if candidate.score < floor:
+                continue
+            hit = self._hit(candidate, strands[candidate.strand], codes[candidate.strand])
+            kept = per_species.get(hit.species)
+            if kept is None or self._rank(hit) < self._rank(kept):
+                per_species[hit.species] = hit
+        return sorted(per_species.values(), key=lambda h: (self._rank(h), h.species))
+
+    def _rank(self, hit: SpeciesHit) -> tuple[bool, float, float]:
+        """Sort key, best first: covering enough of the query, then identity, then score."""
+        return (hit.query_coverage < self.parameters.min_query_coverage, -hit.identity,
+                -hit.score)
 
     def _anchors(self, codes: np.ndarray) -> list[tuple[int, int]]:
         """(diagonal, seed support) of a query strand on each reference."""
@@ -1195,7 +1440,7 @@ class SpeciesIdentifier:
                 ambiguous = int((column_scores[start:end] == 0).sum())
                 same = int(identical[start:end].sum())
                 return self._make_hit(
-                    reference.record, scored, same, end - start - ambiguous,
+                    reference.record, scored, same, end - start - ambiguous, len(sequence),
                     offset + start, offset + end,
                     offset + start + scored.diagonal, offset + end + scored.diagonal,
                 )
@@ -1212,7 +1457,7 @@ class SpeciesIdentifier:
         gaps = int((blocks[0][1:, 0] - blocks[0][:-1, 1]).sum()
                    + (blocks[1][1:, 0] - blocks[1][:-1, 1]).sum())
         return self._make_hit(
-            reference.record, scored, same, columns + gaps,
+            reference.record, scored, same, columns + gaps, len(sequence),
             int(blocks[1][0, 0]), int(blocks[1][-1, 1]),
             scored.window_start + int(blocks[0][0, 0]),
             scored.window_start + int(blocks[0][-1, 1]),
@@ -1220,7 +1465,7 @@ class SpeciesIdentifier:
 
     @staticmethod
     def _make_hit(record: BarcodeReference, scored: _Scored, identical: int, columns: int,
-                  query_start: int, query_end: int, reference_start: int,
+                  query_length: int, query_start: int, query_end: int, reference_start: int,
                   reference_end: int) -> SpeciesHit:
         return SpeciesHit(
             species=record.species,
@@ -1234,11 +1479,83 @@ class SpeciesIdentifier:
             query_end=query_end,
             reference_start=reference_start,
             reference_end=reference_end,
+            query_coverage=100.0 * (query_end - query_start) / query_length,
         )
+
+    # -------------------------------------------------------------- span check
+    def span_divergence(self, hit: SpeciesHit) -> SpanDivergence:
+        """The span check of ``hit`` (module docstring, :class:`SpanDivergence`)."""
+        sister = self.parameters.sister_divergence
+        neighbour = self._neighbour(self._index[hit.reference_id])
+        start, end = hit.reference_start, hit.reference_end
+        species = reference_id = ""
+        columns, observed, expected = 0, None, sister
+        if neighbour.reference is not None:
+            record = self._references[neighbour.reference].record
+            species, reference_id = record.species, record.record_id
+            window = neighbour.differences[start:end]
+            columns = int((window >= 0).sum())
+            if columns and 2 * columns >= end - start:
+                observed = 100.0 * int((window == 1).sum()) / columns
+                marker = neighbour.marker_divergence
+                expected = observed if marker <= sister else observed * sister / marker
+        differences = hit.aligned_length - hit.identical
+        probability = poisson_cdf(differences, hit.aligned_length * expected / 100.0)
+        return SpanDivergence(hit.reference_id, start, end, species, reference_id, columns,
+                              observed, neighbour.marker_divergence, expected,
+                              hit.aligned_length, differences, probability)
+
+    def _neighbour(self, index: int) -> _Neighbour:
+        """The nearest reference, over the whole marker, of another species (and group)."""
+        if index in self._neighbours:
+            return self._neighbours[index]
+        target = self._references[index]
+        label = self.barcode_set.label(target.record.species)
+        others = [j for j, r in enumerate(self._references)
+                  if self.barcode_set.label(r.record.species) != label]
+
+        def shared_kmers(j: int) -> float:
+            values = self._references[j].kmer_values
+            shared = np.intersect1d(target.kmer_values, values, assume_unique=True).size
+            return shared / max(1, min(len(values), len(target.kmer_values)))
+
+        nearest = _Neighbour(None, None, None)
+        for j in sorted(others, key=lambda j: -shared_kmers(j))[:NEIGHBOUR_CANDIDATES]:
+            differences = self._difference_profile(index, j)
+            compared = int((differences >= 0).sum())
+            # Free end gaps let unrelated sequences "align" over a few chance matches.
+            if compared < self.parameters.min_aligned_length:
+                continue
+            divergence = 100.0 * int((differences == 1).sum()) / compared
+            if nearest.reference is None or divergence < nearest.marker_divergence:
+                nearest = _Neighbour(j, differences, divergence)
+        self._neighbours[index] = nearest
+        return nearest
+
+    def _difference_profile(self, index: int, other: int) -> np.ndarray:
+        """Reference ``index``'s per-base differences from reference ``other``, aligned
+        globally with free end gaps (:class:`_Neighbour`)."""
+        target, partner = self._references[index], self._references[other]
+        p = self.parameters
+        optimal = self._reference_aligner.score(target.record.sequence, partner.record.sequence)
+        values, starts = kernels.kmer_codes(partner.codes, SEED_K)
+        diagonal, _ = kernels.seed_diagonal(values, starts, target.kmer_values,
+                                            target.kmer_starts, SEED_TOLERANCE)
+        column_scores, _, offset = kernels.diagonal_scores(
+            target.codes, partner.codes, diagonal, p.match_score, p.mismatch_score)
+        # Free end gaps: the ungapped overlap on the seed diagonal is an alignment, and when
+        # it reaches the optimal score no traceback is needed.
+        if len(column_scores) and abs(column_scores.sum() - optimal) <= 1e-9 * abs(optimal):
+            span = np.array([[offset + diagonal, offset + diagonal + len(column_scores)]])
+            return _difference_profile(target.codes, partner.codes, span,
+                                       np.array([[offset, offset + len(column_scores)]]))
+        blocks = self._reference_aligner.align(target.record.sequence,
+                                               partner.record.sequence)[0].aligned
+        return _difference_profile(target.codes, partner.codes, blocks[0], blocks[1])
 
     def _result(self, query: BarcodeQuery, verdict: str, call: str, level: str, reason: str,
                 best: SpeciesHit | None, runner_up: SpeciesHit | None, margin: float | None,
-                candidates: tuple[str, ...]) -> SpeciesResult:
+                span: SpanDivergence | None, candidates: tuple[str, ...]) -> SpeciesResult:
         return SpeciesResult(
             query_id=query.query_id,
             source=query.source,
@@ -1252,6 +1569,7 @@ class SpeciesIdentifier:
             best=best,
             runner_up=runner_up,
             margin=margin,
+            span=span,
             candidates=candidates,
             marker=self.parameters.marker,
             reference_set=self.barcode_set.name,

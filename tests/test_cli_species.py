@@ -45,9 +45,10 @@ def test_prints_a_table(reads, barcodes, capsys):
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == (f"reference set dnatrack-barcodes v1 (cytb), sha256 "
                         f"{barcodes.content_hash}")
-    assert lines[1].split() == ["query", "verdict", "call", "identity", "%", "aligned",
-                                "strand", "runner-up", "margin"]
+    assert lines[1].split() == ["query", "verdict", "call", "identity", "%", "cover", "%",
+                                "aligned", "strand", "runner-up", "margin"]
     assert lines[2].startswith("tusk-1") and "identified  Loxodonta africana" in lines[2]
+    assert lines[2].split()[5] == "100.0"  # the whole read aligned
     assert lines[3].startswith("horn-2") and "identified  cattle" in lines[3]
     assert lines[4].startswith("junk-3") and "no match" in lines[4]
     assert len(lines) == 5
@@ -66,12 +67,16 @@ def test_writes_csv_with_the_set_hash_and_parameters(reads, barcodes, tmp_path, 
     assert (tusk["strand"], tusk["reference"], tusk["runner_up"]) == (
         "+", SAVANNA, "Mammuthus primigenius")
     assert float(tusk["identity"]) >= 98.5
+    assert (tusk["query_coverage"], tusk["span_neighbour"]) == ("100.0", "Mammuthus primigenius")
+    assert float(tusk["sister_probability"]) <= 0.02
     assert (horn["call"], horn["call_level"], horn["strand"]) == ("cattle", "group", "-")
     assert horn["species"] in ("Bos taurus", "Bos indicus")
     assert junk["verdict"] == "no match" and junk["call"] == ""
     for row in rows:
         assert row["reference_set_hash"] == barcodes.content_hash
         assert (row["marker"], row["min_margin"], row["min_identity"]) == ("cytb", "2.0", "97.0")
+        assert (row["min_query_coverage"], row["sister_divergence"],
+                row["max_sister_probability"]) == ("80.0", "5.0", "0.02")
         assert row["source"] == str(reads)
 
 
@@ -80,6 +85,34 @@ def test_thresholds_change_the_verdict(reads, tmp_path):
     assert main(["species", str(reads), "--out", str(out), "--min-identity", "99.9"]) == 0
     _, rows = read_csv(out)
     assert [r["verdict"] for r in rows] == ["no match"] * 3
+    # The tusk read differs at 4 of 400 columns; assuming relatives only 1% apart over cytb,
+    # or asking for a one-in-a-million chance, leaves its span too conserved to call.
+    for option, value in (("--sister-divergence", "1"), ("--max-sister-probability", "1e-6")):
+        assert main(["species", str(reads), "--out", str(out), option, value]) == 0
+        _, rows = read_csv(out)
+        assert [r["verdict"] for r in rows[:1]] == ["ambiguous"], option
+        assert "too conserved a span" in rows[0]["reason"]
+
+
+def test_coverage_of_a_partial_reference(tmp_path, barcodes, capsys):
+    savanna = barcodes.reference(SAVANNA).sequence
+    references = tmp_path / "partial.fasta"
+    references.write_text(f">S1 Loxodonta africana | marker=cytb\n{savanna[:720]}\n"
+                          f">M1 Mammuthus primigenius | marker=cytb\n"
+                          f"{barcodes.reference('Mammuthus_primigenius_NC_007596_cytb').sequence}\n")
+    query = tmp_path / "q.fa"
+    query.write_text(f">tusk\n{savanna[400:800]}\n")
+    out = tmp_path / "out.csv"
+    assert main(["species", str(query), "--references", str(references), "--out",
+                 str(out)]) == 0
+    _, (row,) = read_csv(out)
+    assert (row["verdict"], row["call"], row["query_coverage"]) == (
+        "identified", "Loxodonta africana", "80.0")
+    assert main(["species", str(query), "--references", str(references), "--out", str(out),
+                 "--min-coverage", "90"]) == 0
+    _, (row,) = read_csv(out)
+    assert (row["verdict"], row["species"], row["query_coverage"]) == (
+        "no match", "Mammuthus primigenius", "100.0")
 
 
 def test_references_replace_the_bundled_set(tmp_path, capsys):
@@ -157,6 +190,8 @@ def test_abi_trace_on_the_command_line(tmp_path, barcodes, capsys):
     (["species", "{bad}"], r"bad\.fasta, record 'p': 'E' at position 1 is not a DNA base"),
     (["species", "{reads}", "--marker", "16S"], "no '16S' references; markers: COI, cytb"),
     (["species", "{reads}", "--min-identity", "0"], "min_identity"),
+    (["species", "{reads}", "--min-coverage", "0"], "min_query_coverage"),
+    (["species", "{reads}", "--max-sister-probability", "1"], "max_sister_probability"),
     (["species", "{reads}", "--references", "{bad}"], r"bad\.fasta"),
 ])
 def test_errors_are_one_line(tmp_path, reads, capsys, arguments, message):

@@ -12,8 +12,8 @@ PROGRESS_MIN_QUERIES = 200
 
 _TABLE_COLUMNS = (
     ("query", "query"), ("verdict", "verdict"), ("call", "call"), ("identity", "identity %"),
-    ("aligned_length", "aligned"), ("strand", "strand"), ("runner_up", "runner-up"),
-    ("margin", "margin"),
+    ("query_coverage", "cover %"), ("aligned_length", "aligned"), ("strand", "strand"),
+    ("runner_up", "runner-up"), ("margin", "margin"),
 )
 
 
@@ -27,7 +27,8 @@ def register(subparsers) -> None:
         description=(
             "Align mitochondrial barcode reads to reference barcodes of one marker, on both "
             "strands, and call each read's species: identified, ambiguous (another species "
-            "within the margin) or no match (below the identity threshold). Species that "
+            "within the margin, or a span of the gene too conserved to tell species apart) or "
+            "no match (below the identity threshold). Species that "
             "barcodes cannot tell apart are called as their group (cattle). Without "
             "--references the bundled set is used."
         ),
@@ -57,6 +58,18 @@ def register(subparsers) -> None:
     parser.add_argument("--min-length", type=int, default=defaults.min_aligned_length,
                         metavar="BP", help="aligned columns needed "
                         f"(default {defaults.min_aligned_length})")
+    parser.add_argument("--min-coverage", type=float, default=defaults.min_query_coverage,
+                        metavar="PERCENT", help="percent of a read a reference's alignment must "
+                        f"cover to rank (default {defaults.min_query_coverage:g})")
+    parser.add_argument("--sister-divergence", type=float, default=defaults.sister_divergence,
+                        metavar="PERCENT", help="least whole-marker divergence assumed between "
+                        "a covered species and a relative missing from the set, for judging "
+                        f"conserved spans (default {defaults.sister_divergence:g})")
+    parser.add_argument("--max-sister-probability", type=float,
+                        default=defaults.max_sister_probability, metavar="P",
+                        help="largest chance that a relative that far apart differs as little "
+                        "from the best reference over a read's span, for a call "
+                        f"(default {defaults.max_sister_probability:g})")
     parser.add_argument("--trim-cutoff", type=float, default=DEFAULT_TRIM_CUTOFF,
                         metavar="P", help="error probability for trimming read ends of "
                         f"FASTQ and ABI reads (default {DEFAULT_TRIM_CUTOFF:g})")
@@ -123,6 +136,9 @@ def run_species(args: argparse.Namespace) -> int:
         min_identity=args.min_identity,
         min_margin=args.min_margin,
         min_aligned_length=args.min_length,
+        min_query_coverage=args.min_coverage,
+        sister_divergence=args.sister_divergence,
+        max_sister_probability=args.max_sister_probability,
     )
     identifier = SpeciesIdentifier(barcodes, parameters)
     trim_cutoff = None if args.no_trim else args.trim_cutoff
