@@ -242,7 +242,7 @@ SOURCE_ANIMAL = Schema(
         Field(
             "identifier",
             "string",
-            "Unique identifier, e.g. a carcass or reference number.",
+            "Identifier, unique within the agency of the case, e.g. a carcass or reference number.",
             required=True,
             nullable=False,
             max_length=64,
@@ -260,8 +260,18 @@ SOURCE_ANIMAL = Schema(
 
 
 def _build_source_animal(values: dict) -> SourceAnimal:
-    load_reference(Case, values["case_id"], "case_id", "case")
+    case = load_reference(Case, values["case_id"], "case_id", "case")
+    # Unique among the animals of the case's agency, as seizure references are: another
+    # agency's animals never make an identifier "in use".
+    check_unique(SourceAnimal, values, ("identifier",), within={"agency_id": case.agency_id})
     return SourceAnimal(**values)
+
+
+def _apply_source_animal(animal: SourceAnimal, values: dict) -> None:
+    check_unique(
+        SourceAnimal, values, ("identifier",), animal, within={"agency_id": animal.agency_id}
+    )
+    set_attributes(animal, values)
 
 
 SOURCE_ANIMALS = Resource(
@@ -272,8 +282,7 @@ SOURCE_ANIMALS = Resource(
     "evidence",
     EVIDENCE_WRITE,
     build=_build_source_animal,
-    apply=set_attributes,
-    unique=("identifier",),
+    apply=_apply_source_animal,
     filters=(
         equals(SourceAnimal, "case_id", "integer", "Animals of this case."),
         equals(

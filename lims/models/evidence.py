@@ -142,10 +142,15 @@ class Item(Base):
 
 
 class SourceAnimal(Base):
-    """A known animal sampled directly: a reference animal of known origin, or a carcass."""
+    """A known animal sampled directly: a reference animal of known origin, or a carcass.
+
+    ``agency_id`` is the agency of the animal's case (filled in from the case on insert), so
+    that identifiers are unique per agency, as seizure references are.
+    """
 
     __tablename__ = "source_animal"
     __table_args__ = (
+        sa.UniqueConstraint("agency_id", "identifier"),
         one_of("kind", SOURCE_ANIMAL_KINDS),
         sa.CheckConstraint("latitude BETWEEN -90 AND 90", name="latitude"),
         sa.CheckConstraint("longitude BETWEEN -180 AND 180", name="longitude"),
@@ -153,7 +158,8 @@ class SourceAnimal(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     case_id: Mapped[int] = mapped_column(sa.ForeignKey("case_file.id"), index=True)
-    identifier: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    agency_id: Mapped[int] = mapped_column(sa.ForeignKey("agency.id"), default=_agency_of_case)
+    identifier: Mapped[str] = mapped_column(sa.String(64))
     kind: Mapped[str] = mapped_column(sa.String(32))
     species: Mapped[str | None] = mapped_column(sa.String(100))
     population: Mapped[str | None] = mapped_column(sa.String(100))

@@ -273,12 +273,10 @@ def migrated_to_0002_with_rows(url: str, rows: dict = ROWS_AT_0002) -> None:
 
 def test_0003_upgrades_a_filled_0002_database(empty_database_url):
     migrated_to_0002_with_rows(empty_database_url)
-    upgrade(empty_database_url)
+    upgrade(empty_database_url, revision="0003")
     engine = create_database_engine(empty_database_url)
     with engine.connect() as connection:
-        assert current_revision(connection) == "0003" == head_revision()
-        context = MigrationContext.configure(connection, opts={"compare_type": True})
-        assert compare_metadata(context, Base.metadata) == []
+        assert current_revision(connection) == "0003"
         assert connection.execute(
             sa.text("SELECT id, session_version FROM user_account ORDER BY id")
         ).all() == [(1, 1), (2, 1)]
@@ -337,16 +335,22 @@ def test_0003_refuses_two_live_profiles_of_one_sample_and_panel(empty_database_u
     engine.dispose()
 
 
+def downgraded_without_agency(url: str, revision: str, table: str) -> sa.Engine:
+    """Downgrade to ``revision``, which takes ``table``'s ``agency_id`` away; an engine on it."""
+    command.downgrade(alembic_config(url), revision)
+    engine = create_database_engine(url)
+    with engine.connect() as connection:
+        assert current_revision(connection) == revision
+        columns = {column["name"] for column in sa.inspect(connection).get_columns(table)}
+        assert "agency_id" not in columns
+    return engine
+
+
 def test_0003_downgrades_while_no_reference_is_shared(empty_database_url):
     migrated_to_0002_with_rows(empty_database_url)
     upgrade(empty_database_url)
     config = alembic_config(empty_database_url)
-    command.downgrade(config, "0002")
-    engine = create_database_engine(empty_database_url)
-    with engine.connect() as connection:
-        assert current_revision(connection) == "0002"
-        columns = {column["name"] for column in sa.inspect(connection).get_columns("seizure")}
-        assert "agency_id" not in columns
+    engine = downgraded_without_agency(empty_database_url, "0002", "seizure")
     with engine.begin() as connection:
         # Back to references unique across agencies; the rows kept.
         assert connection.execute(sa.text("SELECT COUNT(*) FROM seizure")).scalar() == 2
@@ -377,4 +381,86 @@ def test_migrations_keep_every_check_constraint(database_url):
         }
         stored = {check["name"] for check in inspector.get_check_constraints(table.name)}
         assert stored == modelled, table.name
+    engine.dispose()
+
+
+# --------------------------------------------------------------------------- migration 0004
+def animal(id_: int, case_id: int, identifier: str, agency_id: int | None = None) -> dict:
+    """A carcass row; ``agency_id`` once 0004 has added the column."""
+    row = {"id": id_, "case_id": case_id, "identifier": identifier, "kind": "carcass"}
+    return {**row, "created_at": WHEN, **({} if agency_id is None else {"agency_id": agency_id})}
+
+
+def migrated_to_0003_with_animals(url: str) -> None:
+    """The rows of 0002, a carcass in each agency's case and a sample taken from agency A's
+    (rebuilding the table on SQLite must keep the sample's foreign key intact), at 0003."""
+    migrated_to_0002_with_rows(url)
+    upgrade(url, revision="0003")
+    engine = create_database_engine(url)
+    with engine.begin() as connection:
+        insert_rows(connection, "source_animal", [animal(1, 1, "CARC-1"), animal(2, 2, "CARC-2")])
+        insert_rows(
+            connection,
+            "sample",
+            [
+                {
+                    "id": 3,
+                    "barcode": "S3",
+                    "case_id": 1,
+                    "sample_type": "tissue",
+                    "source_animal_id": 1,
+                    "consumed": False,
+                    "created_at": WHEN,
+                }
+            ],
+        )
+    engine.dispose()
+
+
+def test_0004_upgrades_a_filled_0003_database(empty_database_url):
+    migrated_to_0003_with_animals(empty_database_url)
+    upgrade(empty_database_url)
+    engine = create_database_engine(empty_database_url)
+    with engine.connect() as connection:
+        assert current_revision(connection) == "0004" == head_revision()
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        assert compare_metadata(context, Base.metadata) == []
+        # Source animals got their case's agency; the sample still points at its carcass.
+        assert connection.execute(
+            sa.text("SELECT id, agency_id, identifier FROM source_animal ORDER BY id")
+        ).all() == [(1, 1, "CARC-1"), (2, 2, "CARC-2")]
+        assert (
+            connection.execute(
+                sa.text("SELECT source_animal_id FROM sample WHERE id = 3")
+            ).scalar_one()
+            == 1
+        )
+    with engine.begin() as connection:
+        # Identifiers are unique per agency: agency B may now use agency A's.
+        insert_rows(connection, "source_animal", [animal(3, 2, "CARC-1", agency_id=2)])
+    for row in (animal(4, 1, "CARC-1", agency_id=1), animal(5, 1, "CARC-9", agency_id=99)):
+        with pytest.raises(sa.exc.IntegrityError), engine.begin() as connection:
+            insert_rows(connection, "source_animal", [row])
+    engine.dispose()
+
+
+def test_0004_downgrades_while_no_identifier_is_shared(empty_database_url):
+    migrated_to_0003_with_animals(empty_database_url)
+    upgrade(empty_database_url)
+    config = alembic_config(empty_database_url)
+    engine = downgraded_without_agency(empty_database_url, "0003", "source_animal")
+    with engine.connect() as connection:
+        assert connection.execute(
+            sa.text("SELECT id, identifier FROM source_animal ORDER BY id")
+        ).all() == [(1, "CARC-1"), (2, "CARC-2")]
+    # Back to identifiers unique across agencies.
+    with pytest.raises(sa.exc.IntegrityError), engine.begin() as connection:
+        insert_rows(connection, "source_animal", [animal(3, 2, "CARC-1")])
+    upgrade(empty_database_url)
+    with engine.begin() as connection:
+        insert_rows(connection, "source_animal", [animal(3, 2, "CARC-1", agency_id=2)])
+    with pytest.raises(RuntimeError, match=r"identifiers used by more than one agency.*CARC-1, 2"):
+        command.downgrade(config, "0003")
+    with engine.connect() as connection:
+        assert current_revision(connection) == "0004"
     engine.dispose()

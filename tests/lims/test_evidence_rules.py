@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from lims.models import Case, Extract, Sample, Seizure
+from lims.models import Case, Extract, Sample, Seizure, SourceAnimal
 from tests.lims.factories import make_trees_of_both_agencies
 
 CASE = {"reference": "KE-2024-07", "title": "Container", "kind": "investigation"}
@@ -121,6 +121,31 @@ def test_seizure_references_are_unique_per_agency(login, trees, session):
         "/api/v1/seizures", json={"case_id": trees["A"].case_id, "reference": taken_by_a}
     )
     assert own.status_code == 409
+
+
+def test_source_animal_identifiers_are_unique_per_agency(login, trees, session):
+    in_a, in_b = login("custodian"), login("custodian", agency="B")
+    body = {"identifier": "CARC-1", "kind": "carcass"}
+    assert (
+        in_a.post("/api/v1/source-animals", json={**body, "case_id": trees["A"].case_id})
+    ).status_code == 201
+    # Agency A's carcass neither makes the identifier "in use" for B nor shows in the answer.
+    created = in_b.post("/api/v1/source-animals", json={**body, "case_id": trees["B"].case_id})
+    assert created.status_code == 201, created.json
+    assert session.get(SourceAnimal, created.json["id"]).agency_id == in_b.agency_id
+    other = in_b.post(
+        "/api/v1/source-animals",
+        json={**body, "identifier": "CARC-2", "case_id": trees["B"].case_id},
+    ).json
+    unchanged = in_b.patch(f"/api/v1/source-animals/{created.json['id']}", json=body)
+    assert unchanged.status_code == 200
+    clash = in_b.patch(f"/api/v1/source-animals/{other['id']}", json={"identifier": "CARC-1"})
+    assert clash.status_code == 409
+    assert clash.json["details"]["problems"] == [
+        {"field": "identifier", "message": "'CARC-1' is already in use"}
+    ]
+    again = in_a.post("/api/v1/source-animals", json={**body, "case_id": trees["A"].case_id})
+    assert again.status_code == 409
 
 
 def test_a_contributor_writes_in_the_owning_agencys_references(login, trees, agencies):
