@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -9,7 +11,7 @@ from sqlalchemy.orm import Session
 from dnatrack.genotypes import MISSING, GenotypeTable
 from dnatrack.panels import Panel
 from lims.access import visible
-from lims.models import GenotypeProfile, Item, Sample, Seizure, SourceAnimal, User
+from lims.models import Agency, GenotypeProfile, Item, Sample, Seizure, SourceAnimal, User
 
 
 def _origins(session: Session, sample_ids: set[int]) -> dict[int, tuple[int | None, int | None]]:
@@ -43,6 +45,32 @@ def _origins(session: Session, sample_ids: set[int]) -> dict[int, tuple[int | No
     return {sample_id: root(sample_id) for sample_id in sample_ids}
 
 
+def seizure_labels(seizures: dict[int, tuple[str, str]]) -> dict[int, str]:
+    """Distinct labels of seizures: ``seizure id -> label`` from ``seizure id -> (reference,
+    holding agency's code)``.
+
+    References are unique per agency only, so the bare reference names a seizure only while no
+    other seizure among ``seizures`` has it; the others are labelled ``"<reference> (<code>)"``
+    (an agency code is unique, so that pair names one seizure). A bare reference that happens
+    to read like another seizure's qualified label is qualified in turn.
+
+    Examples
+    --------
+    >>> seizure_labels({1: ("KE-001", "KWS"), 2: ("KE-001", "UWA"), 3: ("TZ-7", "UWA")})
+    {1: 'KE-001 (KWS)', 2: 'KE-001 (UWA)', 3: 'TZ-7'}
+    """
+    labels = {seizure_id: reference for seizure_id, (reference, _) in seizures.items()}
+    while True:
+        uses = Counter(labels.values())
+        clashing = [seizure_id for seizure_id, label in labels.items()
+                    if uses[label] > 1 and label == seizures[seizure_id][0]]
+        if not clashing:
+            return labels
+        for seizure_id in clashing:
+            reference, code = seizures[seizure_id]
+            labels[seizure_id] = f"{reference} ({code})"
+
+
 def released_genotypes(
     session: Session, panel: Panel, *, user: User | None = None
 ) -> GenotypeTable:
@@ -61,8 +89,10 @@ def released_genotypes(
     Returns
     -------
     GenotypeTable
-        ``profile_ids`` are sample barcodes; ``group`` is the seizure reference of the item
-        the sample comes from (``""`` for reference animals and carcasses); ``population``
+        ``profile_ids`` are sample barcodes; ``group`` labels the seizure of the item the
+        sample comes from (``""`` for reference animals and carcasses): its reference, with
+        the holding agency's code where two seizures of the table share the reference
+        (:func:`seizure_labels`), so one group is always one seizure; ``population``
         and ``lat``/``lon`` are the source animal's where known (``""``/NaN otherwise), and
         absent when no profile has them.
     """
@@ -89,13 +119,16 @@ def released_genotypes(
     origins = _origins(session, {row.sample_id for row in rows})
     item_ids = {item for item, _ in origins.values() if item is not None}
     animal_ids = {animal for _, animal in origins.values() if animal is not None}
-    seizure_of_item = dict(
-        session.execute(
-            sa.select(Item.id, Seizure.reference)
-            .join(Seizure, Seizure.id == Item.seizure_id)
-            .where(Item.id.in_(item_ids))
-        ).all()
+    item_rows = session.execute(
+        sa.select(Item.id, Seizure.id, Seizure.reference, Agency.code)
+        .join(Seizure, Seizure.id == Item.seizure_id)
+        .join(Agency, Agency.id == Seizure.agency_id)
+        .where(Item.id.in_(item_ids))
+    ).all()
+    labels = seizure_labels(
+        {seizure_id: (reference, code) for _, seizure_id, reference, code in item_rows}
     )
+    seizure_of_item = {item_id: labels[seizure_id] for item_id, seizure_id, _, _ in item_rows}
     animals = {
         animal.id: animal
         for animal in session.scalars(

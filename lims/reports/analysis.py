@@ -10,6 +10,10 @@ the map. The results are assembled as JSON-ready data with need-to-know applied 
 anything is stored: a pair or link into a case the requester may not read keeps only the other
 seizure's reference and its holding agency (DESIGN 6).
 
+Seizures and source animals are told apart by their records, never by their references:
+references and animal identifiers are unique per agency only, so two agencies' "KE-001" are
+two nodes, and the subject of a seizure request is the samples of that seizure's items.
+
 The allele frequencies and θ of a subject profile's likelihood ratios and match probabilities
 are those of the reference set it is assigned to (:func:`frequency_groups`): a savanna
 elephant tusk is scored with savanna frequencies even when the forest set is chosen too, and
@@ -46,6 +50,7 @@ from lims.models import (
     ANALYSES,
     Agency,
     Case,
+    Item,
     MatchRequest,
     Sample,
     Seizure,
@@ -82,8 +87,9 @@ from matching.theta import ThetaChoice
 from reference_data import list_reference_sets, reference_set_path
 
 #: Version of the result layout; reports and templates read this layout (2: frequencies per
-#: reference set the subject's profiles are assigned to).
-RESULT_FORMAT = 2
+#: reference set the subject's profiles are assigned to; 3: seizures and animals keyed by
+#: record, not by reference, and other agencies' records by an opaque key).
+RESULT_FORMAT = 3
 
 #: Share of the job's progress bar each stage takes (they add up to one).
 STAGE_WEIGHTS = {
@@ -278,12 +284,29 @@ def check_analyses(analyses: Sequence[str]) -> list[str]:
     return [name for name in ANALYSES if name in analyses]
 
 
+def _seizure_barcodes(session: Session, seizure_id: int) -> set[str]:
+    """Barcodes of the samples taken from the seizure's items and of their aliquots, at any
+    depth."""
+    level = session.execute(sa.select(Sample.id, Sample.barcode).where(
+        Sample.item_id.in_(sa.select(Item.id).where(Item.seizure_id == seizure_id)))).all()
+    barcodes: set[str] = set()
+    while level:
+        barcodes.update(barcode for _, barcode in level)
+        level = session.execute(sa.select(Sample.id, Sample.barcode).where(
+            Sample.parent_id.in_([sample_id for sample_id, _ in level]))).all()
+    return barcodes
+
+
 def _subject_rows(session: Session, table: GenotypeTable, case: Case,
                   seizure: Seizure | None) -> np.ndarray:
-    """Rows of the released table that belong to the request's subject, bool (n,)."""
+    """Rows of the released table that belong to the request's subject, bool (n,): the
+    samples of a seizure's items (that seizure record, whatever another agency's seizure of
+    the same reference holds) or every sample of a case."""
     if seizure is not None:
-        return np.asarray(table.group == seizure.reference, dtype=bool)
-    barcodes = set(session.scalars(sa.select(Sample.barcode).where(Sample.case_id == case.id)))
+        barcodes = _seizure_barcodes(session, seizure.id)
+    else:
+        barcodes = set(session.scalars(sa.select(Sample.barcode).where(
+            Sample.case_id == case.id)))
     return np.array([barcode in barcodes for barcode in table.profile_ids], dtype=bool)
 
 
@@ -499,11 +522,15 @@ def _frequencies_record(groups: Sequence[FrequencyGroup], references: Sequence[R
 
 
 # ----------------------------------------------------------------------------- evidence nodes
+#: A seizure or source animal by its record: ``("seizure", id)`` or ``("animal", id)``.
+Record = tuple[str, int]
+
+
 @dataclass
 class _Origin:
     """Where a profiled sample comes from, as reports name it."""
 
-    node: str  # key of the seizure or source animal: "seizure:<ref>" / "animal:<identifier>"
+    record: Record  # the seizure or source animal
     description: str  # "tusk T3 of seizure KE-SZ-1", "carcass C-12"
     case_id: int
 
@@ -516,7 +543,7 @@ def _origins(session: Session, barcodes: set[str]) -> dict[str, _Origin]:
         if item is not None:
             seizure = item.seizure
             origins[sample.barcode] = _Origin(
-                f"seizure:{seizure.reference}",
+                ("seizure", seizure.id),
                 f"{item.kind} {item.label} of seizure {seizure.reference}",
                 sample.case_id,
             )
@@ -524,56 +551,75 @@ def _origins(session: Session, barcodes: set[str]) -> dict[str, _Origin]:
             animal = sample.origin_source_animal
             kind = animal.kind.replace("_", " ")
             origins[sample.barcode] = _Origin(
-                f"animal:{animal.identifier}", f"{kind} {animal.identifier}", sample.case_id)
+                ("animal", animal.id), f"{kind} {animal.identifier}", sample.case_id)
     return origins
 
 
-def _nodes(session: Session, keys: set[str], readable_cases: set[int],
-           subject_nodes: set[str]) -> dict[str, dict]:
-    """What reports show of each seizure or source animal: its reference, kind and holding
-    agency always; its case and place only when the requester may read its case."""
-    seizure_refs = {key.split(":", 1)[1] for key in keys if key.startswith("seizure:")}
-    animal_ids = {key.split(":", 1)[1] for key in keys if key.startswith("animal:")}
-    nodes = {}
+def _nodes(session: Session, records: set[Record], readable_cases: set[int],
+           subject: set[Record]) -> tuple[dict[Record, str], dict[str, dict]]:
+    """What reports show of each seizure or source animal, and the key it is shown under.
+
+    A node shows its reference, kind and holding agency always; its case and place only when
+    the requester may read its case. Records the requester may read are keyed
+    ``"seizure:<id>"`` / ``"animal:<id>"``, the others ``"held:<n>"`` (numbered in the order of
+    holding agency and reference), so a result never carries another agency's record ids.
+    Returns ``record -> key`` and ``key -> node``.
+    """
+    seizure_ids = {record_id for kind, record_id in records if kind == "seizure"}
+    animal_ids = {record_id for kind, record_id in records if kind == "animal"}
+    found: list[tuple[Record, dict]] = []
     rows = session.execute(
         sa.select(Seizure, Case, Agency)
         .join(Case, Case.id == Seizure.case_id)
         .join(Agency, Agency.id == Case.agency_id)
-        .where(Seizure.reference.in_(seizure_refs))
+        .where(Seizure.id.in_(seizure_ids))
     ).all()
     for seizure, case, agency in rows:
         visible = case.id in readable_cases
-        nodes[f"seizure:{seizure.reference}"] = {
+        found.append((("seizure", seizure.id), {
             "kind": "seizure",
             "reference": seizure.reference,
             "agency": agency.name,
             "visible": visible,
-            "in_subject": f"seizure:{seizure.reference}" in subject_nodes,
+            "in_subject": ("seizure", seizure.id) in subject,
             "case": case.reference if visible else None,
             "country": seizure.country if visible else None,
             "place": seizure.place if visible else None,
             "seized_on": seizure.seized_on.isoformat() if visible and seizure.seized_on else None,
-        }
+        }))
     rows = session.execute(
         sa.select(SourceAnimal, Case, Agency)
         .join(Case, Case.id == SourceAnimal.case_id)
         .join(Agency, Agency.id == Case.agency_id)
-        .where(SourceAnimal.identifier.in_(animal_ids))
+        .where(SourceAnimal.id.in_(animal_ids))
     ).all()
     for animal, case, agency in rows:
         visible = case.id in readable_cases
-        nodes[f"animal:{animal.identifier}"] = {
+        found.append((("animal", animal.id), {
             "kind": animal.kind,
             "reference": animal.identifier,
             "agency": agency.name,
             "visible": visible,
-            "in_subject": f"animal:{animal.identifier}" in subject_nodes,
+            "in_subject": ("animal", animal.id) in subject,
             "case": case.reference if visible else None,
             "country": None,
             "place": animal.population if visible else None,
             "seized_on": animal.found_on.isoformat() if visible and animal.found_on else None,
-        }
-    return nodes
+        }))
+    found.sort(key=lambda entry: (entry[1]["agency"], entry[1]["reference"], entry[1]["kind"],
+                                  entry[0]))
+    keys: dict[Record, str] = {}
+    nodes: dict[str, dict] = {}
+    held = 0
+    for record, node in found:
+        if node["visible"]:
+            key = f"{record[0]}:{record[1]}"
+        else:
+            held += 1
+            key = f"held:{held}"
+        keys[record] = key
+        nodes[key] = node
+    return keys, nodes
 
 
 # ----------------------------------------------------------------------------- the run
@@ -787,15 +833,9 @@ def run_analysis(
     }
     errors = settings.error_model()
     parameters: dict[str, Any] = {"settings": settings.as_dict(), "theta": None}
-    origins = _origins(session, {str(pid) for pid in subject_table.profile_ids})
-    subject_nodes = {origins[str(pid)].node for pid in subject_table.profile_ids}
-    node_keys = set(subject_nodes)
-
-    result["subject_profiles"] = [
-        {"barcode": str(pid), "origin": origins[str(pid)].description,
-         "node": origins[str(pid)].node, "loci_typed": int(n)}
-        for pid, n in zip(subject_table.profile_ids, subject_table.n_typed, strict=True)
-    ]
+    subject_barcodes = [str(pid) for pid in subject_table.profile_ids]
+    origins = _origins(session, set(subject_barcodes))
+    subject_records = {origin.record for origin in origins.values()}
 
     if search_wanted:
         frequency_sets = frequency_groups(references, loci, subject_table, settings.theta)
@@ -824,24 +864,30 @@ def run_analysis(
         rows = [row for row, _ in chosen]
         origins.update(_origins(session, {
             row[side] for row in rows for side in ("sample1", "sample2")} - set(origins)))
-        node_of = {barcode: origin.node for barcode, origin in origins.items()}
-        for row in rows:
-            node_keys.update((node_of[row["sample1"]], node_of[row["sample2"]]))
-        nodes = _nodes(session, node_keys, readable_cases, subject_nodes)
-        result["pairs"] = _pair_records(chosen, searches, origins, readable_cases, set(
-            str(pid) for pid in subject_table.profile_ids))
+    node_key, nodes = _nodes(session, {origin.record for origin in origins.values()},
+                             readable_cases, subject_records)
+    node_of = {barcode: node_key[origin.record] for barcode, origin in origins.items()}
+    result["subject_profiles"] = [
+        {"barcode": barcode, "origin": origins[barcode].description, "node": node_of[barcode],
+         "loci_typed": int(n)}
+        for barcode, n in zip(subject_barcodes, subject_table.n_typed, strict=True)
+    ]
+    if search_wanted:
+        result["pairs"] = _pair_records(chosen, searches, origins, node_of, readable_cases,
+                                        set(subject_barcodes))
         graph = link_seizures(rows, node_of)
-        result["links"] = [_link_record(link, nodes) for link in graph.links]
+        result["links"] = _link_records(graph.links, nodes)
         result["networks"] = graph.components
         result["within_node_pairs"] = len(graph.within_seizure)
     else:
-        nodes = _nodes(session, node_keys, readable_cases, subject_nodes)
         result["pairs"], result["links"], result["networks"] = [], [], []
         result["within_node_pairs"] = 0
     result["nodes"] = nodes
 
-    groups = [origins[str(pid)].node for pid in subject_table.profile_ids]
-    group_labels = [nodes[g]["reference"] for g in groups]
+    # The subject's seizures and animals, by key: the engine's groups (two of the same
+    # reference stay two); their references only label the results.
+    groups = [node_of[barcode] for barcode in subject_barcodes]
+    labels = {key: nodes[key]["reference"] for key in groups}
     combined = None
     if assign_wanted or "geographic" in analyses:
         combined = combine_references(references, loci)
@@ -859,15 +905,15 @@ def run_analysis(
             result["assignment"] = _assignment_record(assignment, model, combined, origins)
     if "mixture" in analyses:
         steps.enter("mixture proportions")
-        mixture = estimate_mixture(assignment, group_labels, n_sweeps=settings.mixture_sweeps,
+        mixture = estimate_mixture(assignment, groups, n_sweeps=settings.mixture_sweeps,
                                    burn_in=settings.mixture_burn_in, seed=settings.seed)
         parameters["mixture"] = mixture.parameters()
-        result["mixture"] = _mixture_record(mixture)
+        result["mixture"] = _mixture_record(mixture, labels)
     if "geographic" in analyses:
         steps.enter("geographic assignment")
         geo = GeographicModel.from_reference(combined, n_cells=settings.geo_cells)
         parameters["geographic"] = geo.parameters()
-        result["geographic"] = _geo_record(geo, subject_table, group_labels)
+        result["geographic"] = _geo_record(geo, subject_table, groups, labels)
 
     steps.enter("assembling the results")
     result["parameters"] = parameters
@@ -894,8 +940,8 @@ def json_ready(value: Any) -> Any:
 
 # ----------------------------------------------------------------------------- records
 def _pair_records(chosen: Sequence[tuple[dict, int]], searches: Sequence[_GroupSearch],
-                  origins: dict[str, _Origin], readable_cases: set[int],
-                  subject: set[str]) -> list[dict]:
+                  origins: dict[str, _Origin], node_of: dict[str, str],
+                  readable_cases: set[int], subject: set[str]) -> list[dict]:
     """One record per pair, the subject's sample first, with the reference set whose frequencies
     and θ its numbers use; pairs into cases the requester may not read keep only the other
     side's node (seizure or animal) and the relationship."""
@@ -915,8 +961,8 @@ def _pair_records(chosen: Sequence[tuple[dict, int]], searches: Sequence[_GroupS
             records.append({
                 "visible": False,
                 "sample1": first,
-                "node1": origins[first].node,
-                "node2": other.node,
+                "node1": node_of[first],
+                "node2": node_of[second],
                 "relationship": relationship,
                 "relationship_label": RELATIONSHIP_LABELS[relationship],
             })
@@ -953,8 +999,8 @@ def _pair_records(chosen: Sequence[tuple[dict, int]], searches: Sequence[_GroupS
             "sample2": second,
             "origin1": origins[first].description,
             "origin2": other.description,
-            "node1": origins[first].node,
-            "node2": other.node,
+            "node1": node_of[first],
+            "node2": node_of[second],
             "relationship": relationship,
             "relationship_label": RELATIONSHIP_LABELS[relationship],
             "evidence": row["evidence"],
@@ -985,17 +1031,27 @@ def _pair_records(chosen: Sequence[tuple[dict, int]], searches: Sequence[_GroupS
     return records
 
 
-def _link_record(link, nodes: dict[str, dict]) -> dict:
-    both_visible = nodes[link.seizure1]["visible"] and nodes[link.seizure2]["visible"]
-    return {
-        "node1": link.seizure1,
-        "node2": link.seizure2,
-        "n_pairs": link.n_pairs,
-        "same_animal": link.same_animal,
-        "relationships": {RELATIONSHIP_LABELS[r]: n for r, n in link.relationships.items()},
-        "max_log10_lr": link.max_log10_lr if both_visible else None,
-        "visible": both_visible,
-    }
+def _link_records(links, nodes: dict[str, dict]) -> list[dict]:
+    """One record per link, the subject's side first, in the order of the nodes' references
+    (the engine orders them by key, and keys are record ids a reader knows nothing of)."""
+    records = []
+    for link in links:
+        first, second = link.seizure1, link.seizure2
+        if nodes[second]["in_subject"] and not nodes[first]["in_subject"]:
+            first, second = second, first
+        both_visible = nodes[first]["visible"] and nodes[second]["visible"]
+        records.append({
+            "node1": first,
+            "node2": second,
+            "n_pairs": link.n_pairs,
+            "same_animal": link.same_animal,
+            "relationships": {RELATIONSHIP_LABELS[r]: n for r, n in link.relationships.items()},
+            "max_log10_lr": link.max_log10_lr if both_visible else None,
+            "visible": both_visible,
+        })
+    return sorted(records, key=lambda record: tuple(
+        (nodes[record[side]]["reference"], nodes[record[side]]["agency"], record[side])
+        for side in ("node1", "node2")))
 
 
 def _assignment_record(assignment, model: AssignmentModel, reference: ReferenceSet,
@@ -1031,11 +1087,13 @@ def _assignment_record(assignment, model: AssignmentModel, reference: ReferenceS
     }
 
 
-def _mixture_record(mixture) -> list[dict]:
+def _mixture_record(mixture, labels: dict[str, str]) -> list[dict]:
+    """One record per group (``node`` its key, ``group`` its reference, as labels say)."""
     by_group: dict[str, dict] = {}
     for row in mixture.proportion_records():
-        group = by_group.setdefault(row["mixture_collection"], {
-            "group": row["mixture_collection"], "n_samples": row["n_samples"],
+        key = row["mixture_collection"]
+        group = by_group.setdefault(key, {
+            "node": key, "group": labels[key], "n_samples": row["n_samples"],
             "populations": [], "repunits": []})
         group["populations"].append({
             "population": row["collection"], "repunit": row["repunit"], "pi": row["pi"],
@@ -1050,7 +1108,9 @@ def _mixture_record(mixture) -> list[dict]:
     return list(by_group.values())
 
 
-def _geo_record(geo: GeographicModel, samples: GenotypeTable, groups: list[str]) -> dict:
+def _geo_record(geo: GeographicModel, samples: GenotypeTable, groups: list[str],
+                labels: dict[str, str]) -> dict:
+    """The surfaces of each group (``node`` its key, ``group`` its reference, as labels say)."""
     surfaces = geo.seizure_surfaces(samples, groups, method="pooled")
     regions50 = surfaces.credible_regions(0.5)
     regions90 = surfaces.credible_regions(0.9)
@@ -1069,7 +1129,8 @@ def _geo_record(geo: GeographicModel, samples: GenotypeTable, groups: list[str])
                                             strict=True)],
         "surfaces": [
             {
-                "group": str(name),
+                "node": str(name),
+                "group": labels[str(name)],
                 "best_lat": float(surfaces.best_lat[k]),
                 "best_lon": float(surfaces.best_lon[k]),
                 "max_posterior": float(surfaces.posterior[k, surfaces.best_cell[k]]),

@@ -61,7 +61,7 @@ def africa_outline() -> tuple[tuple[np.ndarray, ...], ...]:
 
 
 # ----------------------------------------------------------------------------- network
-def network_png(links: list[dict], nodes: dict[str, dict]) -> bytes:
+def network_png(links: list[dict], nodes: dict[str, dict], home_agency: str) -> bytes:
     """The linked seizures and animals as a small network picture.
 
     Parameters
@@ -70,9 +70,13 @@ def network_png(links: list[dict], nodes: dict[str, dict]) -> bytes:
         Link records of a result (``node1``, ``node2``, ``relationships`` by label).
     nodes : dict of str to dict
         Node records by key (``reference``, ``agency``, ``visible``, ``in_subject``).
+    home_agency : str
+        The subject's agency: other agencies' nodes are labelled with their agency too, as
+        references are unique per agency only.
     """
     keys = sorted({key for link in links for key in (link["node1"], link["node2"])},
-                  key=lambda key: (not nodes[key]["in_subject"], nodes[key]["reference"]))
+                  key=lambda key: (not nodes[key]["in_subject"], nodes[key]["reference"],
+                                   nodes[key]["agency"], key))
     pair_only = len(keys) == 2
     figure = Figure(figsize=(6.0, 2.4 if pair_only else 4.2))
     axes = figure.add_axes((0.02, 0.24 if pair_only else 0.14, 0.96,
@@ -101,7 +105,8 @@ def network_png(links: list[dict], nodes: dict[str, dict]) -> bytes:
                      color="#1d2330" if node["in_subject"] else "white",
                      edgecolors="#1d2330", linewidths=1.5,
                      linestyle="solid" if node["visible"] else "dashed")
-        label = node["reference"] if node["visible"] else f"{node['reference']}\n({node['agency']})"
+        label = node["reference"] if node["visible"] and node["agency"] == home_agency \
+            else f"{node['reference']}\n({node['agency']})"
         axes.text(x, y - 0.24, label, fontsize=8, ha="center", va="top", zorder=3)
     axes.set_xlim(-1.6, 1.6)
     axes.set_ylim(*((-0.6, 0.35) if pair_only else (-1.55, 1.35)))

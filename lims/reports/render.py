@@ -51,13 +51,15 @@ def _percent(value: float | None) -> str:
 def _figures(body: dict) -> dict:
     """The figures of a body as data URIs: the network and one map per seizure surface."""
     result = body["result"]
-    figures: dict = {"network": None, "maps": {}}
+    figures: dict = {"network": None, "maps": []}
     if result.get("links"):
-        figures["network"] = data_uri(network_png(result["links"], result["nodes"]))
+        figures["network"] = data_uri(network_png(result["links"], result["nodes"],
+                                                  result["subject"]["agency"]))
     geographic = result.get("geographic")
     if geographic:
-        for surface in geographic["surfaces"]:
-            figures["maps"][surface["group"]] = data_uri(origin_map_png(geographic, surface))
+        # In the order of the surfaces: two seizures may carry the same reference.
+        figures["maps"] = [data_uri(origin_map_png(geographic, surface))
+                           for surface in geographic["surfaces"]]
     return figures
 
 

@@ -37,6 +37,7 @@ from lims.extensions import db
 from lims.models import (
     ANALYSES,
     REPORT_KINDS,
+    Agency,
     Case,
     GenotypeProfile,
     Item,
@@ -126,21 +127,31 @@ class ActionForm(FlaskForm):
 
 
 def _subject_choices() -> list[tuple[str, str]]:
-    """Seizures and cases the user may add to, as ``("seizure:<id>", label)`` choices."""
+    """Seizures and cases the user may add to, as ``("seizure:<id>", label)`` choices; another
+    agency's (a case shared for contributing) name that agency, as references are unique per
+    agency only."""
     seizures = db.session.execute(
-        sa.select(Seizure.id, Seizure.reference, Case.reference)
+        sa.select(Seizure.id, Seizure.reference, Case.reference, Case.agency_id, Agency.name)
         .join(Case, Case.id == Seizure.case_id)
+        .join(Agency, Agency.id == Case.agency_id)
         .where(visible(Seizure, current_user, for_writing=True))
-        .order_by(Case.reference, Seizure.reference)
+        .order_by(Case.reference, Seizure.reference, Agency.name)
     ).all()
     cases = db.session.execute(
-        sa.select(Case.id, Case.reference, Case.title)
-        .where(visible(Case, current_user, for_writing=True)).order_by(Case.reference)
+        sa.select(Case.id, Case.reference, Case.title, Case.agency_id, Agency.name)
+        .join(Agency, Agency.id == Case.agency_id)
+        .where(visible(Case, current_user, for_writing=True))
+        .order_by(Case.reference, Agency.name)
     ).all()
-    return ([(f"seizure:{sid}", f"Seizure {ref} (case {case_ref})")
-             for sid, ref, case_ref in seizures]
-            + [(f"case:{cid}", f"Every seizure and animal of case {ref} — {title}")
-               for cid, ref, title in cases])
+
+    def held(agency_id: int, agency: str) -> str:
+        return "" if agency_id == current_user.agency_id else f" held by {agency}"
+
+    return ([(f"seizure:{sid}", f"Seizure {ref} (case {case_ref}{held(agency_id, agency)})")
+             for sid, ref, case_ref, agency_id, agency in seizures]
+            + [(f"case:{cid}", f"Every seizure and animal of case {ref}{held(agency_id, agency)}"
+                               f" — {title}")
+               for cid, ref, title, agency_id, agency in cases])
 
 
 def _subject_panel(kind: str, record_id: int) -> str | None:

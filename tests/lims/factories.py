@@ -18,15 +18,23 @@ class CaseTree:
     barcodes: list[str]
 
 
-def make_case_tree(session, agency_id: int, prefix: str) -> CaseTree:
-    """A case of ``agency_id`` with references and barcodes starting with ``prefix``."""
+def make_case_tree(
+    session, agency_id: int, prefix: str, *, seizure_reference: str | None = None
+) -> CaseTree:
+    """A case of ``agency_id`` with references and barcodes starting with ``prefix`` (the
+    seizure's reference ``seizure_reference`` where given)."""
     case = Case(
         agency_id=agency_id,
         reference=f"{prefix}-CASE",
         title=f"Case {prefix}",
         kind="investigation",
     )
-    seizure = Seizure(case=case, reference=f"{prefix}-SZ", country="Kenya", place="Mombasa")
+    seizure = Seizure(
+        case=case,
+        reference=seizure_reference or f"{prefix}-SZ",
+        country="Kenya",
+        place="Mombasa",
+    )
     items = [Item(seizure=seizure, label=f"T{i}", kind="tusk") for i in (1, 2)]
     samples = [
         Sample(barcode=f"{prefix}-S{i}", case=case, sample_type="powder", item=item)

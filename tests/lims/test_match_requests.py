@@ -64,7 +64,7 @@ class World:
     agency_of_seizure: dict[str, str]
 
 
-def _released_alleles(table, row: int) -> dict[str, list[int]]:
+def alleles_of(table, row: int) -> dict[str, list[int]]:
     return {locus: [int(a), int(b)] for locus, (a, b) in zip(table.loci, table.alleles[row],
                                                             strict=True) if a > 0}
 
@@ -105,7 +105,7 @@ def load_profiles(app, agencies: dict[str, int], observed, owners: dict[str, str
             owner = owners[group]
             item = Item(seizure=seizures[group], label=item_id.rsplit("-", 1)[1], kind="tusk")
             sample = Sample(barcode=item_id, case=cases[owner], sample_type="powder", item=item)
-            alleles = _released_alleles(observed, row)
+            alleles = alleles_of(observed, row)
             session.add_all([item, sample])
             session.flush()
             session.add(GenotypeProfile(
@@ -218,7 +218,8 @@ def test_a_case_request_analyses_every_seizure_of_the_case(app, world, investiga
     request = run_to_end(app, investigator, body)
     result = investigator.get(f"/api/v1/match-requests/{request['id']}/result").json
     assert result["subject"]["kind"] == "case"
-    assert {p["node"] for p in result["subject_profiles"]} == {"seizure:SZ-A", "seizure:SZ-B"}
+    assert {p["node"] for p in result["subject_profiles"]} == {
+        f"seizure:{world.seizure_ids[name]}" for name in ("SZ-A", "SZ-B")}
     # The tusk pair lies within the case; both of its sides are the requester's.
     assert [(p["sample1"], p["sample2"]) for p in result["pairs"]] == [("SZ-A-T004", "SZ-B-T001")]
     assert [group["group"] for group in result["mixture"]] == ["SZ-A", "SZ-B"]

@@ -6,8 +6,8 @@ import numpy as np
 
 from dnatrack.genotypes import MISSING
 from dnatrack.panels import Panel
-from lims.models import GenotypeProfile, Sample, SourceAnimal, User
-from lims.release import released_genotypes
+from lims.models import CaseShare, GenotypeProfile, Sample, SourceAnimal, User
+from lims.release import released_genotypes, seizure_labels
 from tests.lims.conftest import TEST_PANEL
 from tests.lims.factories import make_case_tree, make_user
 
@@ -100,3 +100,40 @@ def test_no_released_profiles_give_an_empty_table(session, agencies):
     table = released_genotypes(session, PANEL)
     assert table.n_profiles == 0 and table.loci == PANEL.locus_names
     assert table.population is None and table.lat is None
+
+
+def test_seizures_of_one_reference_in_two_agencies_stay_two_groups(session, agencies):
+    """References are unique per agency only: agency A's and agency B's "KE-001" are two
+    seizures, two groups labelled with their agency's code; a table a user may see labels
+    only by what it holds, so B's unshared seizure changes nothing in A's."""
+    analyst = make_user(session, agencies["A"], "ana", "analyst")
+    own = make_case_tree(session, agencies["A"], "KE", seizure_reference="KE-001")
+    shared = make_case_tree(session, agencies["B"], "UG", seizure_reference="KE-001")
+    unshared = make_case_tree(session, agencies["B"], "TZ", seizure_reference="KE-001 (A)")
+    for tree, size in ((own, 148), (shared, 150), (unshared, 152)):
+        add_profile(session, tree.sample_ids[0], analyst, {"FH67": [size, size]}, "released")
+    session.commit()
+
+    table = released_genotypes(session, PANEL)
+    assert table.profile_ids.tolist() == ["KE-S1", "UG-S1", "TZ-S1"]
+    # B's third seizure is literally called "KE-001 (A)": it is qualified in turn.
+    assert table.group.tolist() == ["KE-001 (A)", "KE-001 (B)", "KE-001 (A) (B)"]
+
+    researcher = make_user(session, agencies["A"], "res", "researcher")
+    assert released_genotypes(session, PANEL, user=researcher).group.tolist() == ["KE-001"]
+    session.add(CaseShare(case_id=shared.case_id, agency_id=agencies["A"], access="read"))
+    session.commit()
+    seen = released_genotypes(session, PANEL, user=researcher)
+    assert seen.profile_ids.tolist() == ["KE-S1", "UG-S1"]
+    assert seen.group.tolist() == ["KE-001 (A)", "KE-001 (B)"]
+
+
+def test_seizure_labels_are_references_until_two_seizures_share_one():
+    assert seizure_labels({}) == {}
+    assert seizure_labels({7: ("KE-001", "KWS")}) == {7: "KE-001"}
+    assert seizure_labels({1: ("X", "A"), 2: ("X", "B"), 3: ("X (B)", "A"), 4: ("Y", "A")}) == {
+        1: "X (A)",
+        2: "X (B)",
+        3: "X (B) (A)",
+        4: "Y",
+    }

@@ -24,6 +24,7 @@ import pytest
 import sqlalchemy as sa
 
 from dnatrack.genotypes import AlleleCoding, GenotypeTable
+from dnatrack.panels import load_panel
 from dnatrack.reference import load_reference_set
 from dnatrack.simulate import ScenarioSpec, SeizureSpec, simulate
 from lims import jobs
@@ -31,8 +32,9 @@ from lims.custody import canonical_json
 from lims.database import create_database_engine
 from lims.demo import DEMO_PASSWORD, load_demo
 from lims.extensions import db
-from lims.models import MatchRequest, Report, Seizure, User
+from lims.models import GenotypeProfile, MatchRequest, Report, Sample, Seizure, SourceAnimal, User
 from lims.permissions import ROLES, permissions_of
+from lims.release import released_genotypes
 from lims.reports.analysis import _chosen_pairs
 from lims.reports.wording import (
     format_decimal,
@@ -49,8 +51,10 @@ from matching.mixture import estimate_mixture
 from matching.relationships import RELATIONSHIPS
 from tests.lims.test_match_requests import (
     FAST,
+    PANEL,
     REFERENCE,
     World,
+    alleles_of,
     load_profiles,
     load_scenario,
     request_body,
@@ -156,7 +160,7 @@ def test_the_reports_numbers_are_the_engines(app, world, staff):
     assert [(p["sample1"], p["sample2"], p["relationship"]) for p in visible] == [
         ("SZ-A-T004", "SZ-B-T001", "same_animal")]
     assert [(p["sample1"], p["node2"], p["relationship"]) for p in hidden] == [
-        ("SZ-A-T001", "seizure:SZ-C", "parent_offspring")]
+        ("SZ-A-T001", "held:1", "parent_offspring")]
 
     # Likelihood ratios, whole and per locus, and the random match probability (sample 1's
     # genotype over the identical loci, NRC II 4.10), from searches built here.
@@ -206,19 +210,22 @@ def test_the_reports_numbers_are_the_engines(app, world, staff):
         assert row["repunit"] == expected["inferred_repunit"]
         assert row["z_score"] == pytest.approx(expected["z_score"], rel=1e-12)
         assert row["exclusion_p_value"] == pytest.approx(expected["exclusion_p_value"])
-    mixture = estimate_mixture(assignment, ["SZ-A"] * 4, n_sweeps=FAST["mixture_sweeps"],
+    # The engine's groups are the seizures' keys (a group's chain depends on its name).
+    key = f"seizure:{world.seizure_ids['SZ-A']}"
+    mixture = estimate_mixture(assignment, [key] * 4, n_sweeps=FAST["mixture_sweeps"],
                                burn_in=FAST["mixture_burn_in"], seed=1)
     expected_units = {r["repunit"]: r for r in mixture.repunit_records()}
     [group] = result["mixture"]
-    assert group["group"] == "SZ-A" and group["n_samples"] == 4
+    assert (group["node"], group["group"], group["n_samples"]) == (key, "SZ-A", 4)
     for unit in group["repunits"]:
         engine = expected_units[unit["repunit"]]
         assert (unit["pi"], unit["lo95"], unit["hi95"], unit["em"]) == pytest.approx(
             (engine["repunit_pi"], engine["repunit_pi_lo95"], engine["repunit_pi_hi95"],
              engine["repunit_pi_em"]))
     geo = GeographicModel.from_reference(reference, n_cells=FAST["geo_cells"])
-    surfaces = geo.seizure_surfaces(subject, ["SZ-A"] * 4, method="pooled")
+    surfaces = geo.seizure_surfaces(subject, [key] * 4, method="pooled")
     [surface] = result["geographic"]["surfaces"]
+    assert (surface["node"], surface["group"]) == (key, "SZ-A")
     assert (surface["best_lat"], surface["best_lon"]) == pytest.approx(
         (surfaces.best_lat[0], surfaces.best_lon[0]))
     assert surface["posterior"] == pytest.approx(surfaces.posterior[0].tolist())
@@ -407,12 +414,13 @@ def test_links_into_another_agencys_seizure_show_only_its_reference_and_agency(
     for text in (result.text, html, pdf):
         assert all(barcode not in text for barcode in hidden_barcodes)
         assert "SZ-C" in text and ("Agency B" in text or "AgencyB" in text)
-    node = result.json["nodes"]["seizure:SZ-C"]
+    # Keyed without the other agency's record id.
+    assert f"seizure:{world.seizure_ids['SZ-C']}" not in result.text
+    node = result.json["nodes"]["held:1"]
     assert node == {"kind": "seizure", "reference": "SZ-C", "agency": "Agency B",
                     "visible": False, "in_subject": False, "case": None, "country": None,
                     "place": None, "seized_on": None}
-    [link] = [link for link in result.json["links"] if "seizure:SZ-C" in (link["node1"],
-                                                                           link["node2"])]
+    [link] = [link for link in result.json["links"] if link["node2"] == "held:1"]
     assert link["max_log10_lr"] is None and link["relationships"] == {"parent–offspring": 1}
     assert "B-CASE" not in result.text
     # Agency B's staff cannot read agency A's report at all.
@@ -431,7 +439,136 @@ def test_links_into_another_agencys_seizure_show_only_its_reference_and_agency(
     shared = staff["investigator"].get(f"/api/v1/match-requests/{request['id']}/result").json
     [pair] = [p for p in shared["pairs"] if p["relationship"] == "parent_offspring"]
     assert pair["visible"] and pair["sample2"] == "SZ-C-T001" and pair["log10_lr"] > 0
-    assert shared["nodes"]["seizure:SZ-C"]["case"] == "B-CASE"
+    assert shared["nodes"][f"seizure:{world.seizure_ids['SZ-C']}"]["case"] == "B-CASE"
+
+
+#: Two agencies' seizures that both carry the reference KE-001 (agency B's is loaded as
+#: KE-001-B and renamed) and one more animal, all unrelated.
+SAME_REFERENCE = ScenarioSpec(
+    seizures=(SeizureSpec("KE-001", {"Amboseli": 1}, 4), SeizureSpec("KE-001-B", {"Tsavo": 1}, 3),
+              SeizureSpec("SPARE", {"Samburu": 1}, 1)),
+    same_animal_pairs=0, parent_offspring_pairs=0, full_sibling_pairs=0, half_sibling_pairs=0,
+    missing_rate=0.05, dropout_rate=0.0, miscall_rate=0.0,
+)
+
+
+def test_two_agencies_seizures_and_carcasses_of_one_name_stay_apart(app, agencies, staff, login):
+    """Agencies A and B each hold a seizure KE-001 and a carcass CARC-1 (B's case unshared).
+    B's tusk KE-001-B-T001 is of the animal of A's tusk KE-001-T001, and B's carcass is the
+    animal of A's tusk KE-001-T002; A's carcass is of another animal. A's results never merge
+    the two KE-001 or the two CARC-1, and show of B's only the reference and the agency."""
+    observed = simulate(load_reference_set(REFERENCE), SAME_REFERENCE, seed=3).observed
+    alleles = observed.alleles.copy()
+    alleles[observed.index_of("KE-001-B-T001")] = alleles[observed.index_of("KE-001-T001")]
+    observed = observed.replace(alleles=alleles)
+    tusks = observed.take(np.flatnonzero(observed.group != "SPARE"))
+    case_ids, seizure_ids, _ = load_profiles(app, agencies, tusks,
+                                             {"KE-001": "A", "KE-001-B": "B"})
+    own, theirs = seizure_ids["KE-001"], seizure_ids["KE-001-B"]
+    carcass_ids = {}
+    with app.app_context():
+        session = db.session
+        session.get(Seizure, theirs).reference = "KE-001"
+        for agency, animal in (("A", "SPARE-T001"), ("B", "KE-001-T002")):
+            carcass = SourceAnimal(case_id=case_ids[agency], identifier="CARC-1", kind="carcass")
+            sample = Sample(barcode=f"{agency}-CARC-1", case_id=case_ids[agency],
+                            sample_type="tissue", source_animal=carcass)
+            session.add_all([carcass, sample])
+            session.flush()
+            typed = alleles_of(observed, observed.index_of(animal))
+            analyst_id = session.scalar(sa.select(User.id).where(
+                User.username == f"lab-analyst-{agency}"))
+            session.add(GenotypeProfile(sample_id=sample.id, panel=PANEL, alleles=typed,
+                                        n_loci_typed=len(typed), state="released",
+                                        analyst_id=analyst_id))
+            carcass_ids[agency] = carcass.id
+        session.commit()
+        # The table handed to the engine keeps the two KE-001 apart.
+        released = released_genotypes(session, load_panel(PANEL))
+        assert dict(zip(released.profile_ids, released.group, strict=True)) == {
+            **{f"KE-001-T00{k}": "KE-001 (A)" for k in range(1, 5)},
+            **{f"KE-001-B-T00{k}": "KE-001 (B)" for k in range(1, 4)},
+            "A-CARC-1": "", "B-CARC-1": ""}
+    own_key, own_carcass = f"seizure:{own}", f"animal:{carcass_ids['A']}"
+    theirs_keys = (f"seizure:{theirs}", f"animal:{carcass_ids['B']}")
+    investigator = staff["investigator"]
+
+    def hidden(kind: str, reference: str) -> dict:
+        return {"kind": kind, "reference": reference, "agency": "Agency B", "visible": False,
+                "in_subject": False, "case": None, "country": None, "place": None,
+                "seized_on": None}
+
+    # A request on A's seizure: its four tusks, and two links into B's records.
+    request = run_to_end(app, investigator, {
+        "seizure_id": own, "analyses": ["identity", "mixture", "geographic"],
+        "reference_sets": [REFERENCE], "parameters": dict(FAST)})
+    assert request["status"] == "done", request["error"]
+    response = investigator.get(f"/api/v1/match-requests/{request['id']}/result")
+    result = response.json
+    assert sorted(p["barcode"] for p in result["subject_profiles"]) == [
+        f"KE-001-T00{k}" for k in range(1, 5)]
+    assert {p["node"] for p in result["subject_profiles"]} == {own_key}
+    assert result["searched"] == {"released_profiles": 9, "subject_profiles": 4}
+    assert result["nodes"] == {
+        own_key: {"kind": "seizure", "reference": "KE-001", "agency": "Agency A",
+                  "visible": True, "in_subject": True, "case": "A-CASE", "country": "Kenya",
+                  "place": None, "seized_on": None},
+        "held:1": hidden("carcass", "CARC-1"),
+        "held:2": hidden("seizure", "KE-001"),
+    }
+    assert {(p["sample1"], p["node2"], p["relationship"], p["visible"])
+            for p in result["pairs"]} == {("KE-001-T001", "held:2", "same_animal", False),
+                                          ("KE-001-T002", "held:1", "same_animal", False)}
+    assert [(link["node1"], link["node2"]) for link in result["links"]] == [
+        (own_key, "held:1"), (own_key, "held:2")]
+    assert result["within_node_pairs"] == 0
+    assert [(g["node"], g["group"], g["n_samples"]) for g in result["mixture"]] == [
+        (own_key, "KE-001", 4)]
+    assert [(s["node"], s["group"]) for s in result["geographic"]["surfaces"]] == [
+        (own_key, "KE-001")]
+    for secret in ("KE-001-B-T", "B-CARC-1", "B-CASE", *theirs_keys):
+        assert secret not in response.text
+
+    # A request on A's case: its seizure and its carcass, B's carcass of the same name apart;
+    # the hit notification names B's records by reference and agency only.
+    case_request = run_to_end(app, investigator, {
+        "case_id": case_ids["A"], "analyses": ["identity"], "reference_sets": [REFERENCE],
+        "parameters": dict(FAST)})
+    result = investigator.get(f"/api/v1/match-requests/{case_request['id']}/result").json
+    assert {p["node"] for p in result["subject_profiles"]} == {own_key, own_carcass}
+    assert set(result["nodes"]) == {own_key, own_carcass, "held:1", "held:2"}
+    assert result["nodes"][own_carcass] == {
+        "kind": "carcass", "reference": "CARC-1", "agency": "Agency A", "visible": True,
+        "in_subject": True, "case": "A-CASE", "country": None, "place": None, "seized_on": None}
+    assert result["nodes"]["held:1"] == hidden("carcass", "CARC-1")
+    lead = staff["analyst"].post(f"/api/v1/match-requests/{case_request['id']}/reports",
+                                 json={"kind": "lead"})
+    assert lead.status_code == 201, lead.json
+    html = investigator.get(f"/api/v1/reports/{lead.json['id']}/html").text
+    pdf = pdf_text(investigator.get(f"/api/v1/reports/{lead.json['id']}/pdf").data)
+    for text in (plain_text(html), pdf):
+        assert "carcassCARC-1(heldbyAgencyB)" in text and "seizureKE-001(heldbyAgencyB)" in text
+        assert all(secret not in text for secret in ("KE-001-B-T", "B-CARC-1", "B-CASE"))
+
+    # Once B shares its case, the links show B's records in full, still apart from A's.
+    assert login("custodian", agency="B").put(
+        f"/api/v1/cases/{case_ids['B']}/shares/{agencies['A']}",
+        json={"access": "read"}).status_code == 201
+    assert investigator.post(f"/api/v1/match-requests/{request['id']}/run").status_code == 200
+    jobs.run_queued(app)
+    result = investigator.get(f"/api/v1/match-requests/{request['id']}/result").json
+    assert {key: (node["reference"], node["agency"], node["case"], node["in_subject"])
+            for key, node in result["nodes"].items()} == {
+        own_key: ("KE-001", "Agency A", "A-CASE", True),
+        theirs_keys[0]: ("KE-001", "Agency B", "B-CASE", False),
+        theirs_keys[1]: ("CARC-1", "Agency B", "B-CASE", False)}
+    assert {(p["sample1"], p["sample2"], p["visible"]) for p in result["pairs"]} == {
+        ("KE-001-T001", "KE-001-B-T001", True), ("KE-001-T002", "B-CARC-1", True)}
+    assert [g["n_samples"] for g in result["mixture"]] == [4]
+    lead = staff["analyst"].post(f"/api/v1/match-requests/{request['id']}/reports",
+                                 json={"kind": "lead"})
+    text = plain_text(investigator.get(f"/api/v1/reports/{lead.json['id']}/html").text)
+    assert "seizureKE-001(heldbyAgencyB)" in text and "carcassCARC-1(heldbyAgencyB)" in text
 
 
 def test_a_hit_notification_is_a_separate_clearly_labelled_document(app, world, staff):
@@ -531,7 +668,7 @@ def test_the_json_result_has_no_values_json_cannot_hold(app, world, staff):
             "SELECT CAST(result AS TEXT) FROM match_request WHERE id = :id"),
             {"id": request["id"]}).scalar_one()
     assert "NaN" not in raw and "Infinity" not in raw
-    assert json.loads(raw)["format"] == 2
+    assert json.loads(raw)["format"] == 3
 
 
 def test_results_of_an_older_layout_are_run_again_before_a_report(app, world, staff):
@@ -604,7 +741,9 @@ def test_a_savanna_seizure_is_scored_with_savanna_frequencies_when_forest_is_cho
     assert {frozenset((p["sample1"], p["sample2"])): p["relationship"]
             for p in result["pairs"]} == planted
     [link] = result["links"]
-    assert {link["node1"], link["node2"]} == {"seizure:KE-MBA-2401", "seizure:KE-NBO-2403"}
+    assert link["node1"] == f"seizure:{seizure_id}"
+    assert [result["nodes"][link[side]]["reference"] for side in ("node1", "node2")] == [
+        "KE-MBA-2401", "KE-NBO-2403"]
     for pair in result["pairs"]:
         scored_as_engine(pair, observed, REFERENCE, THETA)
     # The forest set's frequencies would have made unrelated tusks look like half siblings.
