@@ -4,7 +4,9 @@ For each pair the engine sums per-locus ``log10 LR`` tables (:mod:`matching.rela
 all relationships at once, over the loci typed in both profiles, and keeps the pairs where some
 relationship reaches its cutoff with at least ``min_loci`` loci compared. Rows are processed in
 blocks in parallel (numba ``prange``) or as Dask tasks; the output is the list of pairs, never
-the N×N matrix.
+the N×N matrix. A coarse first pass over 16-bit upper bounds of the tables, all four
+relationships in one integer add per locus, leaves only the few pairs that may pass to be
+summed exactly (:mod:`matching._kinship_kernels`), so results equal the plain float64 scan.
 
 Examples
 --------
@@ -385,9 +387,12 @@ class _BlockTask:
         # Padding channels get a cutoff no sum reaches.
         self.cutoffs = np.full(kernels.N_CHANNELS, np.inf)
         self.cutoffs[:n_rel] = self.search.cutoff_array
-        self.target_columns = np.ascontiguousarray(
-            self.target_codes * np.int32(kernels.N_CHANNELS), dtype=np.int32
-        )
+        n_loci = self.target_codes.shape[1]
+        self.packed, self.thresholds = kernels.pack_lanes(
+            self.tables.values, self.cutoffs, n_loci)
+        self.width = int(self.tables.strides.max(initial=1))
+        self.target_index = np.ascontiguousarray(
+            self.target_codes + (np.arange(n_loci) * self.width)[None, :], dtype=np.int32)
         missing = (self.tables.strides - 1).astype(np.int32)
         self.query_bits = kernels.typed_bits(self.query_codes, missing)
         self.target_bits = (
@@ -404,13 +409,16 @@ class _BlockTask:
         while True:
             rows, cols, lr, loci, counts = kernels.scan_pairs(
                 self.query_codes,
-                self.target_columns,
+                self.target_index,
                 self.query_bits,
                 self.target_bits,
                 self.target_typed,
+                self.packed,
+                self.width,
                 tables.values,
                 tables.offsets,
                 tables.strides,
+                self.thresholds,
                 self.cutoffs,
                 search.min_loci,
                 starts,

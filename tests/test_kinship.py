@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from dnatrack.genotypes import GenotypeTable
+from matching import _kinship_kernels as kernels
 from matching.kinship import DEFAULT_CUTOFFS, KinshipSearch, PairHits
 from matching.relationships import RELATIONSHIPS, ErrorModel
 
@@ -18,7 +19,8 @@ def random_table(n, n_loci=6, n_alleles=5, missing=0.1, seed=0, prefix="s"):
     )
     alleles = alleles + 100
     alleles[rng.random((n, n_loci)) < missing] = -1
-    return GenotypeTable(alleles, [f"{prefix}{i}" for i in range(n)], [f"L{j}" for j in range(n_loci)])
+    ids = [f"{prefix}{i}" for i in range(n)]
+    return GenotypeTable(alleles, ids, [f"L{j}" for j in range(n_loci)])
 
 
 def numpy_pair_sums(search: KinshipSearch, query: GenotypeTable, target: GenotypeTable):
@@ -65,6 +67,45 @@ def test_all_pairs_equal_numpy_twin(n, n_loci, n_alleles, missing, cutoffs, min_
     assert np.array_equal(np.c_[hits.query_index, hits.target_index], pairs.reshape(-1, 2))
     assert np.array_equal(hits.log10_lr, total[pairs[:, 0], pairs[:, 1]])
     assert np.array_equal(hits.loci_compared, compared[pairs[:, 0], pairs[:, 1]])
+
+
+@pytest.mark.parametrize("n_loci", [5, 16, 40])
+def test_a_pair_exactly_at_a_cutoff_is_kept(n_loci):
+    """The scan's coarse first pass must never drop a pair the exact sums keep: cutoffs set to
+    pairs' exact sums keep those pairs (more than 16 loci: several packed sums per pair)."""
+    table = random_table(120, n_loci, 6, 0.1, seed=n_loci)
+    options = dict(theta=0.02, min_loci=1, errors=ErrorModel(0.01, 0.005))
+    everything = KinshipSearch.from_reference(table, cutoffs=KEEP_ALL, **options)
+    total, compared = numpy_pair_sums(everything, table, table)
+    upper = np.triu(np.ones(compared.shape, dtype=bool), k=1)
+    cutoffs = {name: float(np.quantile(total[..., r][upper], 0.99, method="lower"))
+               for r, name in enumerate(everything.relationships)}
+    search = KinshipSearch.from_reference(table, cutoffs=cutoffs, **options)
+    hits = search.all_pairs(table)
+    pairs = expected_pairs(search, total, compared, triangular=True)
+    at_cutoff = (total[upper] == search.cutoff_array).any(axis=1).sum()
+    assert at_cutoff >= len(cutoffs) and len(pairs) < upper.sum() / 10
+    assert np.array_equal(np.c_[hits.query_index, hits.target_index], pairs.reshape(-1, 2))
+    assert np.array_equal(hits.log10_lr, total[pairs[:, 0], pairs[:, 1]])
+
+
+def test_packed_lane_sums_bound_the_exact_sums():
+    """pack_lanes: the lanes of any n_loci entries, summed as integers, reach the threshold of
+    a cutoff equal to the entries' exact sum (each lane rounds its value up)."""
+    rng = np.random.default_rng(7)
+    values = rng.normal(0.0, 3.0, size=(300, kernels.N_CHANNELS))
+    values[rng.random(values.shape) < 0.02] = -np.inf
+    values[:, 3] = 0.0  # a padding channel
+    for n_loci in (1, 16, 33):
+        for _ in range(50):
+            picked = values[rng.integers(0, len(values), n_loci)]
+            exact = picked.sum(axis=0)
+            packed, thresholds = kernels.pack_lanes(values.ravel(), exact, n_loci)
+            lanes = [[(int(packed[np.flatnonzero((values == row).all(axis=1))[0]]) >> (16 * c))
+                      & 0xFFFF for c in range(kernels.N_CHANNELS)] for row in picked]
+            coarse = np.sum(lanes, axis=0)
+            assert np.all(coarse >= thresholds)
+            assert np.all(np.array(lanes) <= kernels.LANE_MAX)
 
 
 def test_new_vs_existing_equals_numpy_twin_and_covers_new_pairs():
@@ -130,7 +171,8 @@ def test_subset_of_relationships_and_validation():
     }
     with pytest.raises(ValueError, match="relationships must be among"):
         KinshipSearch.from_reference(table, relationships=("cousin",))
-    with pytest.raises(ValueError, match="no cutoff for parent_offspring, full_sibling, half_sibling"):
+    missing = "no cutoff for parent_offspring, full_sibling, half_sibling"
+    with pytest.raises(ValueError, match=missing):
         KinshipSearch.from_reference(table, cutoffs={"same_animal": 1.0})
     with pytest.raises(ValueError, match="theta"):
         KinshipSearch.from_reference(table, theta=1.5)
