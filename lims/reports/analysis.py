@@ -284,7 +284,7 @@ def check_analyses(analyses: Sequence[str]) -> list[str]:
     return [name for name in ANALYSES if name in analyses]
 
 
-def _seizure_barcodes(session: Session, seizure_id: int) -> set[str]:
+def seizure_barcodes(session: Session, seizure_id: int) -> set[str]:
     """Barcodes of the samples taken from the seizure's items and of their aliquots, at any
     depth."""
     level = session.execute(sa.select(Sample.id, Sample.barcode).where(
@@ -303,7 +303,7 @@ def _subject_rows(session: Session, table: GenotypeTable, case: Case,
     samples of a seizure's items (that seizure record, whatever another agency's seizure of
     the same reference holds) or every sample of a case."""
     if seizure is not None:
-        barcodes = _seizure_barcodes(session, seizure.id)
+        barcodes = seizure_barcodes(session, seizure.id)
     else:
         barcodes = set(session.scalars(sa.select(Sample.barcode).where(
             Sample.case_id == case.id)))

@@ -40,13 +40,13 @@ from lims.models import (
     Agency,
     Case,
     GenotypeProfile,
-    Item,
     MatchRequest,
     Report,
     Sample,
     Seizure,
 )
 from lims.reports.access import report_scope, request_scope
+from lims.reports.analysis import seizure_barcodes
 from lims.reports.issue import (
     ReportError,
     amend,
@@ -156,20 +156,19 @@ def _subject_choices() -> list[tuple[str, str]]:
 
 def _subject_panel(kind: str, record_id: int) -> str | None:
     """The panel most of the subject's released profiles are typed on (a seizure's: those of
-    samples taken from its items and their aliquots), to preselect its reference sets."""
-    parent = sa.orm.aliased(Sample)
+    samples taken from its items and of their aliquots, as the analysis counts them), to
+    preselect its reference sets."""
     statement = (
         sa.select(GenotypeProfile.panel, sa.func.count())
         .join(Sample, Sample.id == GenotypeProfile.sample_id)
-        .outerjoin(parent, parent.id == Sample.parent_id)
         .where(GenotypeProfile.state == "released", GenotypeProfile.superseded.is_(False))
         .group_by(GenotypeProfile.panel)
     )
     if kind == "case":
         statement = statement.where(Sample.case_id == record_id)
     else:
-        statement = statement.where(sa.func.coalesce(Sample.item_id, parent.item_id).in_(
-            sa.select(Item.id).where(Item.seizure_id == record_id)))
+        statement = statement.where(
+            Sample.barcode.in_(seizure_barcodes(db.session, record_id)))
     counts = db.session.execute(statement).all()
     return max(counts, key=lambda row: (row[1], row[0]))[0] if counts else None
 

@@ -447,6 +447,35 @@ def test_an_investigator_requests_analyses_through_the_form(app, world, agencies
     assert "SZ-B" in done and "Agency B" in done and "Waiting" not in done
 
 
+def test_the_form_preselects_the_panel_of_profiles_on_aliquots_of_aliquots(app, world,
+                                                                            agencies):
+    """A horn seizure whose only profile is on an aliquot of an aliquot of its sample: the form
+    preselects the rhino sets, as the analysis would count that profile."""
+    with app.app_context():
+        case = db.session.get(Case, world.case_ids["A"])
+        seizure = Seizure(case=case, reference="SZ-HORN", country="Kenya")
+        item = Item(seizure=seizure, label="H1", kind="horn")
+        sample = Sample(barcode="SZ-HORN-H1", case=case, sample_type="powder", item=item)
+        aliquot = Sample(barcode="SZ-HORN-H1-A", case=case, sample_type="powder", parent=sample)
+        sub_aliquot = Sample(barcode="SZ-HORN-H1-A-X", case=case, sample_type="powder",
+                         parent=aliquot)
+        db.session.add_all([seizure, item, sample, aliquot, sub_aliquot])
+        db.session.flush()
+        analyst, reviewer = (db.session.scalars(sa.select(User).where(
+            User.username == f"lab-{role}-A")).one() for role in ("analyst", "reviewer"))
+        now = utcnow()
+        db.session.add(GenotypeProfile(
+            sample_id=sub_aliquot.id, panel="rhino_str", alleles={"BR4": [150, 152]},
+            n_loci_typed=1, state="released", analyst_id=analyst.id, reviewer_id=reviewer.id,
+            reviewed_at=now, released_by_id=reviewer.id, released_at=now))
+        db.session.commit()
+        seizure_id = seizure.id
+    browser = make_browser(app, agencies, "investigator")
+    html = browser.get(f"/match-requests/new?seizure_id={seizure_id}").get_data(as_text=True)
+    checked = re.findall(r'<input checked [^>]*name="reference_sets"[^>]*value="([^"]+)"', html)
+    assert checked == ["black_rhino_simulated", "white_rhino_simulated"]
+
+
 def test_pages_refuse_roles_without_the_permission(app, world, agencies):
     researcher = make_browser(app, agencies, "researcher")
     assert researcher.get("/match-requests").status_code == 403
