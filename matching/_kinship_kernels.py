@@ -58,14 +58,15 @@ def pack_lanes(values: np.ndarray, cutoffs: np.ndarray, n_loci: int):
     packed = np.zeros(len(entries), dtype=np.uint64)
     for channel in range(N_CHANNELS):
         packed |= lanes[:, channel] << np.uint64(16 * channel)
+    # A channel holding +inf or NaN has no finite upper bound: its pairs are all summed exactly.
+    unbounded = (np.isnan(entries) | (entries == np.inf)).any(axis=0)
     thresholds = np.empty(N_CHANNELS, dtype=np.int64)
     reachable = n_loci * LANE_MAX + 1
     for channel, cutoff in enumerate(cutoffs):
         # The 1e-6 slack covers float rounding, here and in the exact sums.
         bound = (cutoff - n_loci * low[channel] - 1e-6) * scale[channel]
-        if np.isnan(bound) or np.any(np.isnan(entries[:, channel]) | (
-                entries[:, channel] == np.inf)):
-            thresholds[channel] = -1  # no bound: every pair is summed exactly
+        if unbounded[channel] or np.isnan(bound):
+            thresholds[channel] = -1
         elif abs(bound) < reachable:
             thresholds[channel] = int(np.floor(bound))
         else:

@@ -98,14 +98,24 @@ def test_packed_lane_sums_bound_the_exact_sums():
     values[:, 3] = 0.0  # a padding channel
     for n_loci in (1, 16, 33):
         for _ in range(50):
-            picked = values[rng.integers(0, len(values), n_loci)]
-            exact = picked.sum(axis=0)
+            entries = rng.integers(0, len(values), n_loci)
+            exact = values[entries].sum(axis=0)
             packed, thresholds = kernels.pack_lanes(values.ravel(), exact, n_loci)
-            lanes = [[(int(packed[np.flatnonzero((values == row).all(axis=1))[0]]) >> (16 * c))
-                      & 0xFFFF for c in range(kernels.N_CHANNELS)] for row in picked]
+            lanes = [[(int(packed[entry]) >> (16 * c)) & 0xFFFF
+                      for c in range(kernels.N_CHANNELS)] for entry in entries]
             coarse = np.sum(lanes, axis=0)
             assert np.all(coarse >= thresholds)
             assert np.all(np.array(lanes) <= kernels.LANE_MAX)
+
+
+def test_channels_without_a_finite_bound_are_never_filtered():
+    """+inf or NaN in a channel leaves no upper bound: its threshold lets every pair through
+    to the exact sums; -inf entries (impossible genotype pairs) get the lowest lane."""
+    values = np.array([[0.5, 1.0, np.inf, -np.inf], [2.0, np.nan, 0.0, 1.0]])
+    packed, thresholds = kernels.pack_lanes(values.ravel(), np.array([3.0, 1.0, 1.0, 5.0]), 2)
+    assert thresholds[1] == -1 and thresholds[2] == -1
+    assert thresholds[0] > 0 and thresholds[3] > 0
+    assert (int(packed[0]) >> 48) & 0xFFFF == 0
 
 
 def test_new_vs_existing_equals_numpy_twin_and_covers_new_pairs():
