@@ -27,8 +27,9 @@ Species are ranked by percent identity over the aligned columns, among reference
 alignment covers at least ``min_query_coverage`` percent of the query, not by alignment score:
 a reference covering only part of the gene scores less than a longer one of a less similar
 species, yet it is the better evidence over the part it covers. Any other species whose
-identity comes within the margin, however much of the query its reference covers, makes the
-call ambiguous.
+identity comes within the margin makes the call ambiguous, even one covering less of the query,
+as long as it scores at least :meth:`IdentificationParameters.competitor_score_fraction` of the
+best (as every reference within the margin and covering ``min_query_coverage`` percent does).
 
 Span check. How far apart two species are depends on where in the gene a read falls: over the
 whole cytb gene savanna elephant and mammoth differ at 5.5% of sites, over some 150-column
@@ -44,18 +45,18 @@ relative that much apart over the span would differ from the best reference at a
 number of the read's aligned columns; a call needs the chance that it differs at no more
 columns than the read does to be at most ``max_sister_probability`` (default 0.02). This is
 stricter on short reads than a fixed identity would be: where a relative is expected 5%
-apart, a read may differ from the best reference at 2 of 150 columns (1.3%) but 35 of 1,000
+apart, a read may differ from the best reference at 1 of 150 columns (0.7%) but 35 of 1,000
 (3.5%), as a relative's differences over few columns fall far below their average more often
 than over many. A neighbour covering less than half of the span says nothing about it, and
 ``sister_divergence`` itself is expected there.
 
 With the defaults, reads with 1-2% substitutions of the bundled references are identified over
-every 1,000-column span; over 400 columns all but some of the elephants' most conserved spans,
-where a mammoth, savanna or Asian elephant read with 2% differences cannot be told from a
-relative (figures in ``reference_data/barcodes/README.md``); over 150 columns about 40% of
-them, and nearly every exact read: a 150-base read with 2 or 3 differences cannot honestly be
-told from a relative over most spans, when 150-column spans of sister species can differ at 2
-sites.
+every 1,000-column span; over 400 columns nearly all, the exceptions in some of the elephants'
+most conserved spans, where a mammoth, savanna or Asian elephant read with 2% differences
+cannot be told from a relative (figures in ``reference_data/barcodes/README.md``); over 150
+columns about 40% of them, and nearly every exact read: a 150-base read with 2 or 3
+differences cannot honestly be told from a relative over most spans, when 150-column spans of
+sister species can differ at 2 sites.
 
 Not covered by the bundled set, though relevant to ivory and horn: African forest elephant
 (*Loxodonta cyclotis*), walrus (*Odobenus rosmarus*), black rhino (*Diceros bicornis*) and
@@ -1365,9 +1366,9 @@ class SpeciesIdentifier:
         """Hits of a cleaned query sequence per competing species, best first.
 
         Per species, the most identical of its references whose alignment covers at least
-        ``min_query_coverage`` percent of the query (else its best-scoring one). Species are
-        ordered the same way: those covering enough of the query first, by identity, then
-        score. Only references scoring at least
+        ``min_query_coverage`` percent of the query (else the most identical of the rest).
+        Species are ordered the same way: those covering enough of the query first, by
+        identity, then score. Only references scoring at least
         :meth:`IdentificationParameters.competitor_score_fraction` of the best compete.
         """
         from Bio.Seq import reverse_complement

@@ -492,10 +492,6 @@ def test_exact_fragments_align_where_they_were_cut(barcodes, identifier):
         assert result.margin == pytest.approx(100.0 * differing / 400)
 
 
-def hamming_identity(a: str, b: str) -> float:
-    return 100.0 * sum(x == y for x, y in zip(a, b, strict=True)) / len(a)
-
-
 ELEPHANTS = ("Loxodonta africana", "Mammuthus primigenius", "Elephas maximus")
 
 
@@ -721,8 +717,8 @@ def test_judge_needs_coverage_and_a_variable_enough_span():
 
 def test_poisson_cdf_matches_the_sum_of_terms():
     for count, mean in [(0, 0.5), (3, 7.5), (8, 14.4), (20, 50.0), (40, 12.0)]:
-        terms = sum(mean ** i / math.factorial(i) for i in range(count + 1))
-        assert poisson_cdf(count, mean) == pytest.approx(math.exp(-mean) * terms, rel=1e-12)
+        assert poisson_cdf(count, mean) == pytest.approx(brute_poisson_cdf(count, mean),
+                                                         rel=1e-12)
     assert poisson_cdf(5, 0.0) == 1.0 and poisson_cdf(-1, 3.0) == 0.0
     assert 0.0 < poisson_cdf(1000, 1500.0) < 1e-10  # no underflow to a bare 0 or NaN
 
@@ -796,6 +792,30 @@ def test_a_partial_reference_of_the_true_species_ranks_by_identity(barcodes):
     lowered = SpeciesIdentifier(partial_set(680), IdentificationParameters(
         min_query_coverage=70.0)).identify(query)
     assert (lowered.verdict, lowered.call) == ("identified", "Loxodonta africana")
+
+
+def test_references_within_the_margin_and_covering_enough_of_the_query_compete():
+    """The competitor floor's worst case: a reference covering 80% of the query, 96% identical
+    (min_identity - min_margin) with every difference a one-base gap (7, the costliest column),
+    still gets an identity; with one gap more, below 96%, it cannot affect the verdict and
+    does not."""
+    rng = np.random.default_rng(31)
+    query = random_dna(400, rng)
+    full = BarcodeReference("full", "Species one", "cytb",
+                            random_dna(100, rng) + query + random_dna(100, rng))
+    for gaps in (12, 13):
+        deleted = range(12, 12 + 24 * gaps, 24)
+        partial = "".join(b for i, b in enumerate(query[:320]) if i not in deleted)
+        references = (full, BarcodeReference("partial", "Species two", "cytb", partial))
+        hits = SpeciesIdentifier(BarcodeSet("floor", references)).species_hits(query)
+        assert (hits[0].species, hits[0].score) == ("Species one", 2.0 * 400)
+        if gaps == 12:
+            (competitor,) = hits[1:]
+            assert (competitor.species, competitor.score, competitor.query_coverage) == (
+                "Species two", 2.0 * (320 - 12) - 7.0 * 12, 80.0)
+            assert competitor.identity == pytest.approx(100.0 * (320 - 12) / 320)
+        else:
+            assert len(hits) == 1
 
 
 def brute_differences(reference: str, other: str, span: tuple[int, int]) -> int:
