@@ -387,8 +387,16 @@ def test_migrations_keep_every_check_constraint(database_url):
 # --------------------------------------------------------------------------- migration 0004
 def animal(id_: int, case_id: int, identifier: str, agency_id: int | None = None) -> dict:
     """A carcass row; ``agency_id`` once 0004 has added the column."""
-    row = {"id": id_, "case_id": case_id, "identifier": identifier, "kind": "carcass"}
-    return {**row, "created_at": WHEN, **({} if agency_id is None else {"agency_id": agency_id})}
+    row = {
+        "id": id_,
+        "case_id": case_id,
+        "identifier": identifier,
+        "kind": "carcass",
+        "created_at": WHEN,
+    }
+    if agency_id is not None:
+        row["agency_id"] = agency_id
+    return row
 
 
 def migrated_to_0003_with_animals(url: str) -> None:
@@ -399,21 +407,8 @@ def migrated_to_0003_with_animals(url: str) -> None:
     engine = create_database_engine(url)
     with engine.begin() as connection:
         insert_rows(connection, "source_animal", [animal(1, 1, "CARC-1"), animal(2, 2, "CARC-2")])
-        insert_rows(
-            connection,
-            "sample",
-            [
-                {
-                    "id": 3,
-                    "barcode": "S3",
-                    "case_id": 1,
-                    "sample_type": "tissue",
-                    "source_animal_id": 1,
-                    "consumed": False,
-                    "created_at": WHEN,
-                }
-            ],
-        )
+        taken = {"id": 3, "barcode": "S3", "item_id": None, "source_animal_id": 1}
+        insert_rows(connection, "sample", [{**ROWS_AT_0002["sample"][0], **taken}])
     engine.dispose()
 
 

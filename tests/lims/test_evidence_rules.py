@@ -129,23 +129,25 @@ def test_source_animal_identifiers_are_unique_per_agency(login, trees, session):
     assert (
         in_a.post("/api/v1/source-animals", json={**body, "case_id": trees["A"].case_id})
     ).status_code == 201
-    # Agency A's carcass neither makes the identifier "in use" for B nor shows in the answer.
+    in_use = [{"field": "identifier", "message": "'CARC-1' is already in use"}]
+    # Agency A's carcass does not make the identifier "in use" for B, on create or update.
     created = in_b.post("/api/v1/source-animals", json={**body, "case_id": trees["B"].case_id})
     assert created.status_code == 201, created.json
     assert session.get(SourceAnimal, created.json["id"]).agency_id == in_b.agency_id
     other = in_b.post(
         "/api/v1/source-animals",
         json={**body, "identifier": "CARC-2", "case_id": trees["B"].case_id},
-    ).json
+    )
+    assert other.status_code == 201, other.json
     unchanged = in_b.patch(f"/api/v1/source-animals/{created.json['id']}", json=body)
     assert unchanged.status_code == 200
-    clash = in_b.patch(f"/api/v1/source-animals/{other['id']}", json={"identifier": "CARC-1"})
+    # Within one agency an identifier is still unique (checked before writing, naming the field).
+    clash = in_b.patch(f"/api/v1/source-animals/{other.json['id']}", json={"identifier": "CARC-1"})
     assert clash.status_code == 409
-    assert clash.json["details"]["problems"] == [
-        {"field": "identifier", "message": "'CARC-1' is already in use"}
-    ]
+    assert clash.json["details"]["problems"] == in_use
     again = in_a.post("/api/v1/source-animals", json={**body, "case_id": trees["A"].case_id})
     assert again.status_code == 409
+    assert again.json["details"]["problems"] == in_use
 
 
 def test_a_contributor_writes_in_the_owning_agencys_references(login, trees, agencies):
