@@ -439,7 +439,7 @@ def reference_set_posterior(references: Sequence[ReferenceSet], loci: Sequence[s
     model = AssignmentModel.from_table(
         combined.table, {population: references[k].name for population, k in set_of.items()},
         name=combined.name)
-    log_likelihood = model.assign(samples, exclusion_simulations=0).log_likelihood
+    log_likelihood = model.log_likelihoods(model.encode(samples))
     members = np.array([set_of[population] for population in model.populations])
     per_set = np.stack([
         np.logaddexp.reduce(log_likelihood[:, members == k], axis=1) - np.log(np.sum(members == k))
@@ -945,8 +945,6 @@ def _pair_records(chosen: Sequence[tuple[dict, int]], searches: Sequence[_GroupS
     """One record per pair, the subject's sample first, with the reference set whose frequencies
     and θ its numbers use; pairs into cases the requester may not read keep only the other
     side's node (seizure or animal) and the relationship."""
-    indexes: dict[int, dict[str, int]] = {}
-    rmp_tables: dict[int, np.ndarray] = {}
     records = []
     for row, k in chosen:
         searched = searches[k]
@@ -967,27 +965,27 @@ def _pair_records(chosen: Sequence[tuple[dict, int]], searches: Sequence[_GroupS
                 "relationship_label": RELATIONSHIP_LABELS[relationship],
             })
             continue
-        if k not in indexes:
-            indexes[k] = {str(pid): n for n, pid in enumerate(table.profile_ids)}
-            rmp_tables[k] = match_probabilities(table, search.counts, search.theta).per_locus
-        index, rmp_per_locus = indexes[k], rmp_tables[k]
-        i, j = index[first], index[second]
+        i, j = table.index_of(first), table.index_of(second)
         r = search.relationships.index(relationship) if relationship in search.relationships \
             else None
         per_locus = locus_log10_lrs(search, table, [i], [j])[0]
         identical = identical_loci(table, i, j)
+        # Sample 1's genotype probability per locus, for a same-animal pair's identical loci.
+        rmp_per_locus = match_probabilities(table.take([i]), search.counts,
+                                            search.theta).per_locus[0] \
+            if relationship == "same_animal" else None
         loci = []
-        for k, locus in enumerate(search.loci):
-            typed = bool(table.typed[i, k] and table.typed[j, k])
+        for n, locus in enumerate(search.loci):
+            typed = bool(table.typed[i, n] and table.typed[j, n])
             loci.append({
                 "locus": locus,
-                "genotype1": genotype_text(table.alleles[i, k].tolist()),
-                "genotype2": genotype_text(table.alleles[j, k].tolist()),
+                "genotype1": genotype_text(table.alleles[i, n].tolist()),
+                "genotype2": genotype_text(table.alleles[j, n].tolist()),
                 "compared": typed,
-                "identical": bool(identical[k]),
-                "log10_lr": float(per_locus[k, r]) if (r is not None and typed) else None,
-                "match_probability": float(rmp_per_locus[i, k])
-                if relationship == "same_animal" and identical[k] else None,
+                "identical": bool(identical[n]),
+                "log10_lr": float(per_locus[n, r]) if (r is not None and typed) else None,
+                "match_probability": float(rmp_per_locus[n])
+                if rmp_per_locus is not None and identical[n] else None,
             })
         log10_lr = row["log10_lr"] if row["log10_lr"] != "" else None
         verbal = None if log10_lr is None else verbal_equivalent(log10_lr)

@@ -35,7 +35,7 @@ from lims.extensions import db
 from lims.models import GenotypeProfile, MatchRequest, Report, Sample, Seizure, SourceAnimal, User
 from lims.permissions import ROLES, permissions_of
 from lims.release import released_genotypes
-from lims.reports.analysis import _chosen_pairs
+from lims.reports.analysis import FrequencyGroup, _chosen_pairs, _frequencies_record
 from lims.reports.wording import (
     format_decimal,
     format_likelihood_ratio,
@@ -49,6 +49,7 @@ from matching.kinship import KinshipSearch
 from matching.match_probability import match_probabilities
 from matching.mixture import estimate_mixture
 from matching.relationships import RELATIONSHIPS
+from matching.theta import ThetaChoice
 from tests.lims.test_match_requests import (
     FAST,
     PANEL,
@@ -60,7 +61,8 @@ from tests.lims.test_match_requests import (
     request_body,
     run_to_end,
 )
-from tests.lims.web_support import Browser, csrf_token, make_browser
+from tests.lims.test_sessions import log_in
+from tests.lims.web_support import Browser, make_browser
 
 THETA = 0.047  # the published value for savanna elephants, which the report must use
 FOREST = "forest_elephant_simulated"
@@ -685,14 +687,9 @@ def test_results_of_an_older_layout_are_run_again_before_a_report(app, world, st
 # --------------------------------------------------------------------------- frequencies
 def demo_browser(app, username: str) -> Browser:
     """A demo user logged in through the login form."""
-    client = app.test_client()
-    page = client.get("/login").get_data(as_text=True)
-    response = client.post("/login", data={"username": username, "password": DEMO_PASSWORD,
-                                           "csrf_token": csrf_token(page)})
-    assert response.status_code == 302
-    with app.app_context():
-        user_id = db.session.scalar(sa.select(User.id).where(User.username == username))
-    return Browser(client, user_id, username)
+    browser = log_in(app, username, DEMO_PASSWORD)
+    assert browser is not None, f"{username} could not log in"
+    return browser
 
 
 def test_a_savanna_seizure_is_scored_with_savanna_frequencies_when_forest_is_chosen_first(app):
@@ -839,3 +836,28 @@ def test_a_pair_across_reference_sets_needs_both_and_keeps_the_lower_lr():
     assert [(row["sample1"], row["sample2"], row["log10_lr"], k) for row, k in chosen] == [
         ("s1", "d1", 7.0, 0), ("s1", "s2", 5.0, 0), ("s1", "s3", 3.5, 1), ("s3", "d1", 6.0, 1)]
     assert dropped == 1  # s2–s3: only set 0's frequencies support it
+
+
+def test_profiles_assigned_to_their_reference_set_with_doubt_are_named():
+    savanna = SimpleNamespace(name=REFERENCE, species="African savanna elephant")
+    forest = SimpleNamespace(name=FOREST, species="African forest elephant")
+    subject = SimpleNamespace(profile_ids=np.array(["a", "b", "c"]))
+    record = _frequencies_record([
+        FrequencyGroup(forest, ThetaChoice(FOREST_THETA, "forest"), np.array([1]),
+                       np.array([0.95])),
+        FrequencyGroup(savanna, ThetaChoice(THETA, "savanna"), np.array([0, 2]),
+                       np.array([0.99999, 0.995])),
+    ], [forest, savanna], subject)
+    assert record["uncertain"] == [{"barcode": "b", "reference": FOREST, "posterior": 0.95}]
+    assert [(s["reference"], s["samples"], s["lowest_posterior"]) for s in record["sets"]] == [
+        (FOREST, ["b"], 0.95), (REFERENCE, ["a", "c"], 0.995)]
+
+    # All assigned to one set: the lowest posterior is stated, never rounded up to 100%.
+    record = _frequencies_record([FrequencyGroup(
+        savanna, ThetaChoice(THETA, "savanna"), np.array([0, 1, 2]),
+        np.array([0.99999, 0.999996, 0.999999]))], [forest, savanna], subject)
+    assert record["uncertain"] == []
+    assert record["statement"] == (
+        f"Allele frequencies and θ of reference set {REFERENCE} (African savanna elephant): all "
+        f"3 profiles of the subject are assigned to it rather than to {FOREST} (lowest posterior "
+        "probability above 99.99%, equal priors for the sets).")
