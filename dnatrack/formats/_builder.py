@@ -19,6 +19,7 @@ from dnatrack.genotypes import MISSING, GenotypeTable
 from dnatrack.panels import Panel
 
 DUPLICATE_POLICIES = ("error", "number")
+_MAX_ALLELE = int(np.iinfo(np.int16).max)
 
 
 def parse_allele(
@@ -44,7 +45,7 @@ def parse_allele(
             f"allele {text!r} is not a whole number", path=path, line=line, field=field
         )
     value = int(value)
-    if value <= 0 or value > np.iinfo(np.int16).max:
+    if value <= 0 or value > _MAX_ALLELE:
         raise GenotypeFormatError(
             f"allele {text!r} is out of range (1..32767, or a missing code)",
             path=path,
@@ -52,6 +53,36 @@ def parse_allele(
             field=field,
         )
     return value
+
+
+class AlleleParser:
+    """:func:`parse_allele` with a memory of the texts already parsed.
+
+    A file holds few distinct allele texts, repeated on every row: each is parsed (and
+    checked) once, so a reader's cost per cell is one dictionary lookup. Texts that fail are
+    never remembered, so every bad cell raises with its own line and field.
+    """
+
+    def __init__(self, missing: Sequence[str], *, path) -> None:
+        self.missing = tuple(missing)
+        self.path = path
+        self._parsed: dict[str, int] = {}
+
+    def __call__(self, text: str, *, line: int, field: str) -> int:
+        value = self._parsed.get(text)
+        if value is None:
+            value = parse_allele(text, self.missing, path=self.path, line=line, field=field)
+            self._parsed[text] = value
+        return value
+
+    def row(self, cells: Sequence[str], fields: Sequence[str], *, line: int) -> list[int]:
+        """The alleles of ``cells``, the k-th cell reported as ``fields[k]`` when it is bad."""
+        values = list(map(self._parsed.get, cells))
+        if None in values:
+            values = [
+                self(text, line=line, field=name) for text, name in zip(cells, fields, strict=True)
+            ]
+        return values
 
 
 def check_panel_allele(

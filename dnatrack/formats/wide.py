@@ -11,6 +11,7 @@ missing allele.
 from __future__ import annotations
 
 import csv
+import operator
 import os
 from pathlib import Path
 
@@ -18,7 +19,7 @@ import numpy as np
 
 from dnatrack.errors import GenotypeFormatError
 from dnatrack.files import replace_atomically
-from dnatrack.formats._builder import TableBuilder, parse_allele
+from dnatrack.formats._builder import AlleleParser, TableBuilder
 from dnatrack.genotypes import MISSING, GenotypeTable
 from dnatrack.panels import Panel
 
@@ -106,7 +107,9 @@ def read_wide(
             path, [name for name, _ in pairs], panel=panel, duplicate_ids=duplicate_ids,
             header_line=1,
         )
-        alleles = np.empty((len(pairs), 2), dtype=np.int64)
+        parser = AlleleParser(MISSING_CODES, path=path)
+        allele_cells = operator.itemgetter(*(column + k for _, column in pairs for k in (0, 1)))
+        allele_fields = [locus for locus, _ in pairs for _ in (0, 1)]
         for line, row in enumerate(reader, start=2):
             if not any(cell.strip() for cell in row):
                 continue
@@ -114,11 +117,7 @@ def read_wide(
                 raise GenotypeFormatError(
                     f"{len(row)} fields where the header has {len(header)}", path=path, line=line
                 )
-            for j, (locus, column) in enumerate(pairs):
-                for k in (0, 1):
-                    alleles[j, k] = parse_allele(
-                        row[column + k], MISSING_CODES, path=path, line=line, field=locus
-                    )
+            alleles = parser.row(allele_cells(row), allele_fields, line=line)
             builder.add(row[id_column], alleles, line, **_metadata(row, meta, path, line))
     return builder.build()
 
