@@ -24,13 +24,19 @@ per-sample columns (rubias's names where the meaning is the same):
                              each explain the sample a little
   repunit_max_posterior_scaled_likelihood
                              that largest summed posterior
-  z_score                    rubias's z-score of the log-likelihood under inferred_collection
+  z_score                    rubias's z-score of the log-likelihood under inferred_collection:
+                             against the sums, over the sample's typed loci, of the mean and
+                             variance of the reference animals' leave-one-out per-locus
+                             log-likelihoods (quote it beside rubias's output)
+  z_score_exact              the same log-likelihood against the exact mean and variance of
+                             the posterior predictive at the typed loci; defined for any
+                             population size, and the score the unsampled-source rule ranks
   exclusion_p_value          share of simulated new animals of inferred_collection fitting no
                              better (resampled from the reference animals' leave-one-out
                              scores); nan with --exclusion-sims 0
   unsampled_source           the source may not be in the reference: exclusion_p_value below
-                             --alpha, or without simulations a z-score ranking below --alpha
-                             among the reference animals' leave-one-out z-scores
+                             --alpha, or without simulations a z_score_exact ranking below
+                             --alpha among the reference animals' leave-one-out ones
 
 The unsampled-source rule is calibrated on the reference animals, each scored leave-one-out
 as a new sample would be; the share of them it flags, the false-flag rate to expect for
