@@ -42,9 +42,9 @@ reference, exactly as a new sample is scored.
   population; the p-value is ``(k + 1) / (N + 1)`` for ``k`` of ``N`` simulated animals scoring
   at most the sample, and the sample is flagged when it is below ``alpha``.
 - Without simulations, the sample's ``z_score_exact`` is ranked among the reference animals'
-  own leave-one-out ``z_score_exact``: it is flagged when ``(1 + #{z_i <= z}) / (m + 1) <= alpha`` (a
-  conformal p-value over the ``m`` animals). With fewer than ``1/alpha - 1`` reference animals
-  nothing can be flagged this way.
+  own leave-one-out ``z_score_exact``: it is flagged when
+  ``(1 + #{z_i <= z}) / (m + 1) <= alpha`` (a conformal p-value over the ``m`` animals).
+  With fewer than ``1/alpha - 1`` reference animals nothing can be flagged this way.
 
 The false-flag rate to expect for samples that do come from the reference is estimated the same
 way, as the share of reference animals flagged when each is scored leave-one-out against the
