@@ -74,13 +74,13 @@ def plot_confusion(result: SelfAssignment, directory: str | Path) -> list[Path]:
     paths = []
     units = result.assignment.repunit_names
     side = max(4.0, 0.3 * len(units) + 2)
-    figure = Figure(figsize=(side + 1.5, side))
+    figure = Figure(figsize=(side + 1.5, side), layout="constrained")
     _matrix_axes(figure, result.repunit_confusion, units,
                  f"Self-assignment to reporting units: {result.repunit_accuracy:.1%} correct")
     paths += save_figure(figure, directory, "confusion_repunits")
     populations = result.assignment.populations
     side = max(4.0, 0.18 * len(populations) + 2)
-    figure = Figure(figsize=(side + 1.5, side))
+    figure = Figure(figsize=(side + 1.5, side), layout="constrained")
     _matrix_axes(figure, result.confusion, populations,
                  f"Self-assignment to populations: {result.accuracy:.1%} correct")
     paths += save_figure(figure, directory, "confusion_populations")
@@ -89,7 +89,7 @@ def plot_confusion(result: SelfAssignment, directory: str | Path) -> list[Path]:
 
 def plot_z_scores(assignment: Assignment, directory: str | Path) -> list[Path]:
     """Histograms of both z-scores with the standard normal density for reference."""
-    figure = Figure(figsize=(9, 3.8))
+    figure = Figure(figsize=(9, 3.8), layout="constrained")
     scores = (("z_score (rubias)", assignment.z_score),
               ("z_score_exact", assignment.z_score_exact))
     for k, (label, values) in enumerate(scores, start=1):
@@ -118,7 +118,8 @@ def plot_mixture(estimate: MixtureEstimate, directory: str | Path) -> list[Path]
     mean = estimate.repunit_posterior_mean
     low, high = estimate.repunit_credible_interval()
     n_groups = len(estimate.groups)
-    figure = Figure(figsize=(7, max(2.5, 0.25 * len(units) * n_groups + 1.5)))
+    figure = Figure(figsize=(7, max(2.5, 0.25 * len(units) * n_groups + 1.5)),
+                    layout="constrained")
     axes = figure.add_subplot()
     rows = np.arange(len(units))
     height = 0.8 / n_groups
@@ -144,7 +145,7 @@ def plot_assessment(assessment: ReferenceAssessment, directory: str | Path) -> l
     units = assessment.repunit_names
     columns = min(4, len(units))
     rows = math.ceil(len(units) / columns)
-    figure = Figure(figsize=(3.0 * columns, 2.8 * rows))
+    figure = Figure(figsize=(3.0 * columns, 2.8 * rows), layout="constrained")
     mean = assessment.estimate.repunit_posterior_mean
     low, high = assessment.intervals
     summary = assessment.summary_records()
@@ -163,7 +164,7 @@ def plot_assessment(assessment: ReferenceAssessment, directory: str | Path) -> l
                        f"coverage {row['coverage']:.0%}", fontsize=8)
         axes.tick_params(labelsize=7)
     figure.supxlabel("simulated proportion")
-    figure.supylabel("estimated (posterior mean; red: interval misses)")
+    figure.supylabel("posterior mean (red: interval misses)")
     figure.suptitle(f"assess-reference ({assessment.method}): {len(assessment.true_repunit)} "
                     f"mixtures of {assessment.mixture_size}, "
                     f"{assessment.level:.0%} interval coverage {assessment.coverage:.1%}",
