@@ -10,11 +10,15 @@ slices of the outputs.
 
 from __future__ import annotations
 
+import math
+
 import numba
 import numpy as np
 
 from matching._numba import kernel, parallel_kernel
 from matching._rng_kernels import gamma, state_for, uniform
+
+LOG2 = math.log(2.0)
 
 
 @parallel_kernel
@@ -173,3 +177,114 @@ def bootstrap_mixtures(reference_likelihood, pool, pool_starts, proportions, siz
         for p in range(n_pop):
             means[g, b, p] /= n_sweeps - burn_in
     return means
+
+
+@kernel
+def _log_predictive(a, b, x_a, x_b, total):
+    """``log P(a, b)`` of the Rannala & Mountain predictive from pseudo-counts ``x`` and the
+    locus total ``total`` (copies, before the prior)."""
+    norm = math.log((total + 1.0) * (total + 2.0))
+    if a == b:
+        return math.log(x_a) + math.log(x_a + 1.0) - norm
+    return LOG2 + math.log(x_a) + math.log(x_b) - norm
+
+
+@parallel_kernel
+def baseline_resampling_mixtures(codes, group_starts, counts, totals, allele_prior, known,
+                                 prior, pi, states, n_sweeps, burn_in, membership_sums):
+    """Gibbs sampler of the fully Bayesian mixture model (rubias's method ``"BR"``).
+
+    The populations' allele frequencies are not fixed by the reference: each sweep scores
+    every sample under every population with the predictive of the reference counts plus the
+    alleles of the group's other samples as the previous sweep allocated them (the sample's
+    own alleles are left out), draws every sample's population from those likelihoods and
+    ``pi``, then ``pi`` from Dirichlet(``prior`` + counts). Samples with ``known[i] >= 0`` are
+    allocated to that population every sweep. The first sweep uses the reference counts alone.
+
+    ``codes`` int16 (n, L, 2), rows sorted by group; ``counts`` float64 (L, W, P) and
+    ``totals`` (L, P) the reference's (see :mod:`matching._assignment_kernels`);
+    ``allele_prior`` float64 (L,); ``pi`` (G, P) and ``states`` (G,) hold the chains and are
+    advanced in place; ``membership_sums`` (n, P) accumulates sweeps from ``burn_in`` on.
+
+    Returns
+    -------
+    trace : float64 (G, n_sweeps, P)
+    """
+    n_groups = group_starts.shape[0] - 1
+    n_loci, width, n_pop = counts.shape
+    trace = np.empty((n_groups, n_sweeps, n_pop))
+    for g in numba.prange(n_groups):
+        start, stop = group_starts[g], group_starts[g + 1]
+        state = states[g:g + 1]
+        added = np.zeros((n_loci, width, n_pop))
+        added_total = np.zeros((n_loci, n_pop))
+        allocation = np.full(stop - start, -1, dtype=np.int64)
+        chosen_now = np.empty(stop - start, dtype=np.int64)
+        log_like = np.empty(n_pop)
+        weights = np.empty(n_pop)
+        tally = np.zeros(n_pop)
+        for sweep in range(n_sweeps):
+            keep = sweep >= burn_in
+            tally[:] = 0.0
+            for i in range(start, stop):
+                own = allocation[i - start]
+                for p in range(n_pop):
+                    total_log = 0.0
+                    for locus in range(n_loci):
+                        a = codes[i, locus, 0]
+                        if a < 0:
+                            continue
+                        b = codes[i, locus, 1]
+                        x_a = counts[locus, a, p] + added[locus, a, p] + allele_prior[locus]
+                        x_b = counts[locus, b, p] + added[locus, b, p] + allele_prior[locus]
+                        total = totals[locus, p] + added_total[locus, p]
+                        if p == own:
+                            if a == b:
+                                x_a -= 2.0
+                            else:
+                                x_a -= 1.0
+                                x_b -= 1.0
+                            total -= 2.0
+                        total_log += _log_predictive(a, b, x_a, x_b, total)
+                    log_like[p] = total_log
+                top = log_like.max()
+                total_weight = 0.0
+                for p in range(n_pop):
+                    if known[i] >= 0:
+                        weights[p] = 1.0 if p == known[i] else 0.0
+                    else:
+                        weights[p] = pi[g, p] * math.exp(log_like[p] - top)
+                    total_weight += weights[p]
+                target = uniform(state) * total_weight
+                running = 0.0
+                chosen = n_pop - 1
+                for p in range(n_pop):
+                    running += weights[p]
+                    if running > target:
+                        chosen = p
+                        break
+                chosen_now[i - start] = chosen
+                tally[chosen] += 1.0
+                if keep:
+                    for p in range(n_pop):
+                        membership_sums[i, p] += weights[p] / total_weight
+            total_weight = 0.0
+            for p in range(n_pop):
+                pi[g, p] = gamma(state, prior[p] + tally[p])
+                total_weight += pi[g, p]
+            for p in range(n_pop):
+                pi[g, p] /= total_weight
+                trace[g, sweep, p] = pi[g, p]
+            added[:] = 0.0
+            added_total[:] = 0.0
+            for i in range(start, stop):
+                c = chosen_now[i - start]
+                allocation[i - start] = c
+                for locus in range(n_loci):
+                    a = codes[i, locus, 0]
+                    if a < 0:
+                        continue
+                    added[locus, a, c] += 1.0
+                    added[locus, codes[i, locus, 1], c] += 1.0
+                    added_total[locus, c] += 2.0
+    return trace

@@ -24,6 +24,8 @@ The options of rubias's ``infer_mixture`` carry over:
   population, and they count towards its proportion;
 * a chain can be saved as it runs (:class:`MixtureChain`, every ``checkpoint_every`` sweeps)
   and resumed: the resumed chain is the one an uninterrupted run with the same seed draws;
+* the fully Bayesian model that learns the populations' allele frequencies from the mixture
+  as well (rubias's method ``"BR"``, :func:`estimate_mixture_resampling_baseline`);
 * the parametric-bootstrap correction of reporting-unit proportions (rubias's method
   ``"PB"``, :func:`bootstrap_repunit_proportions`): mixtures of the estimated composition
   and size are simulated by drawing reference animals (scored leave-one-out, missing data as
@@ -113,6 +115,9 @@ class MixtureEstimate:
     n_sweeps, burn_in, thin, seed : int
     bootstrap_repunit : ndarray of float64, shape (G, R), optional
         Bias-corrected reporting-unit proportions (:func:`bootstrap_repunit_proportions`).
+    baseline_resampling : bool
+        The Gibbs results are of the fully Bayesian model
+        (:func:`estimate_mixture_resampling_baseline`).
     """
 
     groups: tuple[str, ...]
@@ -137,6 +142,7 @@ class MixtureEstimate:
     max_iterations: int = DEFAULT_MAX_ITERATIONS
     bootstrap_repunit: np.ndarray | None = None
     bootstrap_iterations: int = 0
+    baseline_resampling: bool = False
 
     @property
     def kept(self) -> np.ndarray:
@@ -271,7 +277,10 @@ class MixtureEstimate:
 
     def parameters(self) -> dict:
         return {
-            "model": "conditional GSI mixture (rubias); EM and Gibbs with a Dirichlet prior",
+            "model": ("fully Bayesian GSI mixture, baseline frequencies resampled (rubias's "
+                      "method BR); EM of the conditional model" if self.baseline_resampling
+                      else "conditional GSI mixture (rubias); EM and Gibbs with a Dirichlet "
+                           "prior"),
             "n_sweeps": self.n_sweeps,
             "burn_in": self.burn_in,
             "thin": self.thin,
@@ -1008,3 +1017,78 @@ def assess_reference(
                 iterations, mixture_size)
     return ReferenceAssessment(method, estimate, np.array(truths), np.array(counts), level,
                                mixture_size, seed)
+
+
+# ---------------------------------------------------------------------- fully Bayesian model
+def estimate_mixture_resampling_baseline(
+    model: AssignmentModel,
+    samples,
+    groups: Sequence[str] | None = None,
+    *,
+    n_sweeps: int = DEFAULT_SWEEPS,
+    burn_in: int = DEFAULT_BURN_IN,
+    thin: int = 1,
+    prior: float | Sequence[float] | None = None,
+    pi_init: Sequence[float] | None = None,
+    known: Sequence[str | None] | None = None,
+    seed: int = 0,
+    tolerance: float = DEFAULT_TOLERANCE,
+    max_iterations: int = DEFAULT_MAX_ITERATIONS,
+) -> MixtureEstimate:
+    """Mixing proportions under the fully Bayesian model that learns the populations' allele
+    frequencies from the mixture too (rubias's method ``"BR"``, baseline resampling).
+
+    Every sweep scores each sample with the reference counts plus the alleles of the other
+    samples of its group as the previous sweep allocated them
+    (:func:`~matching._mixture_kernels.baseline_resampling_mixtures`). rubias keeps a
+    sample's own alleles in the counts of the population it was last allocated to, which
+    favours staying there; here they are left out, as the model's conditional distribution
+    asks. The EM columns are those of the conditional model (reference frequencies fixed).
+    Chains are not checkpointed.
+
+    Parameters
+    ----------
+    model : AssignmentModel
+    samples : GenotypeTable
+    groups, n_sweeps, burn_in, thin, prior, pi_init, known, seed, tolerance, max_iterations
+        As for :func:`estimate_mixture`.
+    """
+    assignment = model.assign(samples, exclusion_simulations=0)
+    conditional = estimate_mixture(assignment, groups, n_sweeps=1, burn_in=0, prior=prior,
+                                   pi_init=pi_init, known=known, seed=seed,
+                                   tolerance=tolerance, max_iterations=max_iterations)
+    n_sweeps = _check_whole("n_sweeps", n_sweeps, 1)
+    burn_in = _check_whole("burn_in", burn_in, 0)
+    thin = _check_whole("thin", thin, 1)
+    if burn_in >= n_sweeps:
+        raise ValueError(f"burn_in ({burn_in}) must be smaller than n_sweeps ({n_sweeps})")
+    if not any(s >= burn_in for s in range(0, n_sweeps, thin)):
+        raise ValueError(f"thin ({thin}) keeps no sweep after burn_in ({burn_in})")
+    order = np.argsort(conditional.group_index, kind="stable")
+    group_starts = np.searchsorted(conditional.group_index[order],
+                                   np.arange(len(conditional.groups) + 1)).astype(np.int64)
+    codes = np.ascontiguousarray(model.encode(samples)[order])
+    group_keys = np.array([zlib.crc32(name.encode()) for name in conditional.groups],
+                          dtype=np.int64)
+    base = seed_state(seed)
+    pi = np.tile(conditional.pi_init, (len(group_keys), 1))
+    states = np.array([state_for(base, key)[0] for key in group_keys], dtype=np.uint64)
+    sums = np.zeros((len(order), len(model.populations)))
+    trace = kernels.baseline_resampling_mixtures(
+        codes, group_starts, model.kernel_counts, model.kernel_totals, model.prior,
+        np.ascontiguousarray(conditional.known[order]), conditional.prior, pi, states,
+        n_sweeps, burn_in, sums,
+    )
+    membership = np.empty_like(sums)
+    membership[order] = sums / (n_sweeps - burn_in)
+    stored = np.arange(0, n_sweeps, thin)
+    logger.info("fully Bayesian mixture of %d samples in %d groups: %d sweeps (burn-in %d), "
+                "seed %d", len(order), len(group_keys), n_sweeps, burn_in, seed)
+    conditional.trace = np.ascontiguousarray(trace[:, stored, :])
+    conditional.trace_sweeps = stored
+    conditional.membership = membership
+    conditional.n_sweeps = n_sweeps
+    conditional.burn_in = burn_in
+    conditional.thin = thin
+    conditional.baseline_resampling = True
+    return conditional

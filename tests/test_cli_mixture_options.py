@@ -151,3 +151,21 @@ def test_assess_reference_command(files, tmp_path, capsys):
     assert main(["assess-reference", str(files[1]), "--out", str(tmp_path / "x.csv"),
                  "--proportions", bad]) == 1
     assert "bad.csv, line 2, ppn: not a number" in capsys.readouterr().err
+
+
+def test_baseline_resampling_option(files, tmp_path, capsys):
+    from matching.mixture import estimate_mixture_resampling_baseline
+
+    out = tmp_path / "br.csv"
+    assert assign(files, out, "--reps", "60", "--burn-in", "10", "--baseline-resampling") == 0
+    model = AssignmentModel.from_reference(load_reference_set(files[1]))
+    samples = files[3]
+    expected = estimate_mixture_resampling_baseline(model, samples, list(samples.group),
+                                                    n_sweeps=60, burn_in=10, seed=4)
+    rows = read_csv(tmp_path / "br.mixture.csv")
+    np.testing.assert_allclose([float(r["pi"]) for r in rows],
+                               expected.posterior_mean.ravel(), rtol=1e-12)
+    summary = json.loads((tmp_path / "br.json").read_text())
+    assert summary["mixture"]["model"].startswith("fully Bayesian")
+    assert assign(files, tmp_path / "no.csv", "--baseline-resampling", "--bootstrap", "3") == 1
+    assert "without --trace, --resume and --bootstrap" in capsys.readouterr().err

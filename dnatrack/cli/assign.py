@@ -182,6 +182,10 @@ def _add_mixture_options(parser, default_sweeps: int, default_burn_in: int) -> N
                        help="continue the chain saved with --trace FILE.csv (same samples, "
                             "settings and seed; --reps may be larger): the result equals an "
                             "uninterrupted run")
+    group.add_argument("--baseline-resampling", action="store_true",
+                       help="the fully Bayesian model: allele frequencies learned from the "
+                            "mixture too (rubias's method BR; slower, no --trace/--resume or "
+                            "--bootstrap)")
     group.add_argument("--bootstrap", type=int, default=0, metavar="N",
                        help="parametric-bootstrap bias correction of reporting-unit "
                             "proportions with N simulated mixtures (rubias's method PB, "
@@ -228,6 +232,10 @@ def _mixture_settings(args: argparse.Namespace, model, samples) -> dict:
     work is done)."""
     from matching.mixture import MixtureChain, dirichlet_prior
 
+    if args.baseline_resampling and (args.trace or args.resume or args.bootstrap):
+        raise ValueError("--baseline-resampling runs without --trace, --resume and --bootstrap")
+    if args.bootstrap < 0:
+        raise ValueError(f"--bootstrap must be ≥ 0, got {args.bootstrap}")
     settings = {"n_sweeps": args.sweeps, "burn_in": args.burn_in, "thin": args.thin,
                 "seed": args.seed}
     weights = None
@@ -260,10 +268,16 @@ def _chain_path(trace: str) -> Path:
     return Path(trace + ".state.npz")
 
 
-def _run_mixture(args: argparse.Namespace, model, result, groups, settings: dict):
+def _run_mixture(args: argparse.Namespace, model, samples, result, groups, settings: dict):
     """Estimate the mixture (saving the chain as it runs with --trace), and bootstrap."""
-    from matching.mixture import bootstrap_repunit_proportions, estimate_mixture
+    from matching.mixture import (
+        bootstrap_repunit_proportions,
+        estimate_mixture,
+        estimate_mixture_resampling_baseline,
+    )
 
+    if args.baseline_resampling:
+        return estimate_mixture_resampling_baseline(model, samples, groups, **settings), None
     trace = args.trace or args.resume
     checkpoint = None
     if trace:
@@ -344,7 +358,7 @@ def run_assign(args: argparse.Namespace) -> int:
     outputs: dict[str, tuple[Path, list[dict], list[str]]] = {}
     mixture = None
     if args.mixture:
-        mixture, trace = _run_mixture(args, model, result, groups, mixture_settings)
+        mixture, trace = _run_mixture(args, model, samples, result, groups, mixture_settings)
         if trace:
             outputs["trace"] = (Path(trace), mixture.trace_records(),
                                 ["mixture_collection", "sweep", *mixture.populations])
