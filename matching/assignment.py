@@ -21,14 +21,19 @@ population and over exactly the loci it has typed. Two z-scores are reported:
   those over the loci it has typed, and ``z = (log L - mean) / sqrt(variance)``. Loci where the
   population has no typed animal, or a log-likelihood within ``1.49e-8`` of zero (a locus with a
   single allele; rubias's ``dplyr::near``), count as untyped for the means; a variance from one
-  animal is zero. It measures the sample against how the population's own animals fit, so it is
-  the statistic to quote beside rubias's output and to compare across panels.
+  animal is zero. It measures the sample against how the population's own animals fit: prefer
+  it beside rubias's output, and wherever populations have enough animals (tens) for a
+  per-locus variance. (For samples carrying alleles no reference animal has, rubias counts
+  those alleles in ``A``, so its values for such samples differ slightly; see below.)
 - ``z_score_exact`` is the log-likelihood against the exact mean and variance of the posterior
   predictive's genotype distribution at the typed loci (with the sample's own alleles out when
-  it is scored leave-one-out). It needs no reference animals per locus, so it is defined for
-  populations with few animals, and it is the yardstick of the unsampled-source rule below.
-  Because reference animals fit the predictive worse than the predictive's own genotypes do,
-  its mean over reference animals is below rubias's (alewife 0.26 against 0.39).
+  it is scored leave-one-out). It needs no reference animals per locus: prefer it for
+  populations of few animals, where a per-locus sample variance is noise; it is the yardstick of
+  the unsampled-source rule below. Reference animals fit the predictive worse than its own
+  genotypes do, so rubias's yardstick (their average fit) sits lower and its z-scores higher:
+  over the reference animals, mean / sd 0.39 / 0.82 against 0.26 / 0.95 on alewife, 0.12 / 1.08
+  against 0.04 / 1.10 on Chinook (both means above 0 because each animal is scored under its
+  most likely population).
 
 A predictive estimated from few animals is a poor yardstick for a new animal: the animal's own
 alleles are not in the counts, rare alleles are missed, and it fits worse than the predictive's
