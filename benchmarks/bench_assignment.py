@@ -12,7 +12,15 @@ Times, after loading and compiling:
 * the calibration of the unsampled-source exclusion test on the same reference (every fish
   scored leave-one-out against ``--calibration-sims`` resampled new fish), timed once;
 * the mixture of the three Chinook mixture samples (2,256 fish): Gibbs sampling with 2,000
-  sweeps, and EM.
+  sweeps, and EM; the parametric-bootstrap correction of its reporting-unit proportions
+  (``--bootstrap-iterations`` simulated mixtures per sample, timed once);
+* ``assess_reference`` on the Chinook baseline by leave-one-out and by Monte-Carlo
+  resampling (``--assess-iterations`` mixtures of 100 fish, 2,000 sweeps each, timed once),
+  with the 95% interval coverage of the reporting-unit proportions.
+
+The z-scores (rubias's ``z_score`` and ``z_score_exact``) of the self-assignments are
+summarised by their mean and sd; rubias 0.4.0 gives 0.39 / 0.82 (alewife) and 0.12 / 1.08
+(Chinook).
 
 Each figure is the best of ``--repeats`` runs. Self-assignment accuracies are reported for the
 Chinook and alewife (``alewife_rubias.csv``, 1,070 fish) references: to the collection, and to
@@ -33,9 +41,9 @@ import numpy as np
 from dnatrack.formats import read_genotypes
 from dnatrack.reference import load_reference_set
 from matching import _mixture_kernels
-from matching._rng_kernels import seed_state
+from matching._rng_kernels import seed_state, state_for
 from matching.assignment import AssignmentModel, self_assign
-from matching.mixture import estimate_mixture
+from matching.mixture import assess_reference, bootstrap_repunit_proportions, estimate_mixture
 
 DEFAULT_DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 LOG2 = math.log(2.0)
@@ -87,6 +95,10 @@ def main(argv=None) -> dict:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--calibration-sims", type=int, default=1_000,
                         help="simulated fish per reference fish for the calibration timing")
+    parser.add_argument("--bootstrap-iterations", type=int, default=100,
+                        help="simulated mixtures per sample for the bootstrap timing")
+    parser.add_argument("--assess-iterations", type=int, default=50,
+                        help="simulated mixtures for the assess_reference timings")
     parser.add_argument("--json", help="write the figures to this file")
     args = parser.parse_args(argv)
 
@@ -116,13 +128,31 @@ def main(argv=None) -> dict:
         np.exp(log_likelihood[order] - log_likelihood[order].max(axis=1, keepdims=True)))
     prior = np.full(scaled.shape[1], 1.0 / scaled.shape[1])
     keys = np.arange(len(starts) - 1, dtype=np.int64)
-    gibbs_seconds, _ = best_of(args.repeats, _mixture_kernels.gibbs_mixtures, scaled, starts,
-                               prior, args.sweeps, 100, seed_state(1), keys)
+
+    def gibbs():
+        pi = np.tile(prior, (len(keys), 1))
+        states = np.array([state_for(seed_state(1), k)[0] for k in keys], dtype=np.uint64)
+        return _mixture_kernels.gibbs_mixtures(scaled, starts, prior, pi, states, 0,
+                                               args.sweeps, 100, np.zeros_like(scaled))
+
+    gibbs_seconds, _ = best_of(args.repeats, gibbs)
     em_seconds, _ = best_of(args.repeats, _mixture_kernels.em_mixtures, scaled, starts, 1e-8,
                             10_000)
     mixture_seconds, estimate = best_of(args.repeats, estimate_mixture, assigned,
                                         n_sweeps=args.sweeps, seed=1)
     unit = estimate.repunit_names.index("CentralValleyfa")
+    bootstrap_repunit_proportions(estimate_mixture(assigned, n_sweeps=20, burn_in=2), model,
+                                  n_iterations=1, n_sweeps=20, burn_in=2)  # compile
+    bootstrap_seconds, corrected = best_of(1, bootstrap_repunit_proportions, estimate, model,
+                                           n_iterations=args.bootstrap_iterations)
+    assessments = {}
+    for method in ("loo", "mc"):
+        seconds, assessment = best_of(1, assess_reference, model, method=method,
+                                      iterations=args.assess_iterations, mixture_size=100,
+                                      seed=1)
+        assessments[method] = {"iterations": args.assess_iterations, "mixture_size": 100,
+                               "seconds": round(seconds, 2),
+                               "coverage_95": round(assessment.coverage, 4)}
 
     result = {
         "load_seconds": round(load_seconds, 2),
@@ -160,12 +190,30 @@ def main(argv=None) -> dict:
                 group: round(float(estimate.repunit_posterior_mean[g, unit]), 3)
                 for g, group in enumerate(estimate.groups)
             },
+            "bootstrap_iterations": args.bootstrap_iterations,
+            "bootstrap_seconds": round(bootstrap_seconds, 2),
+            "central_valley_fall_share_bootstrap_corrected": {
+                group: round(float(corrected.bootstrap_repunit[g, unit]), 3)
+                for g, group in enumerate(estimate.groups)
+            },
         },
+        "assess_reference": assessments,
+        "z_scores": {name: _z_summary(result.assignment)
+                     for name, result in (("chinook", validation), ("alewife", alewife))},
     }
     print(json.dumps(result, indent=2))
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
     return result
+
+
+def _z_summary(assignment) -> dict:
+    out = {}
+    for label, z in (("z_score", assignment.z_score), ("z_score_exact", assignment.z_score_exact)):
+        finite = z[np.isfinite(z)]
+        out[label] = {"mean": round(float(finite.mean()), 3),
+                      "sd": round(float(finite.std(ddof=1)), 3)}
+    return out
 
 
 if __name__ == "__main__":

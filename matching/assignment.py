@@ -13,9 +13,29 @@ with the largest summed posterior (``repunit_max_posterior``) can differ when a 
 populations that each explain the sample a little.
 
 Whether the true source is in the reference at all is judged under the sample's most likely
-population and over exactly the loci it has typed. The z-score is rubias's: the log-likelihood
-against the exact mean and variance of the posterior predictive's genotype distribution. But a
-predictive estimated from few animals is a poor yardstick for a new animal: the animal's own
+population and over exactly the loci it has typed. Two z-scores are reported:
+
+- ``z_score`` is rubias's (``self_assign``, ``infer_mixture``): at each locus, the mean and the
+  sample variance (``n - 1``) over the reference animals of a population of their leave-one-out
+  log-likelihoods at that locus are taken; a sample's expected mean and variance are the sums of
+  those over the loci it has typed, and ``z = (log L - mean) / sqrt(variance)``. Loci where the
+  population has no typed animal, or a log-likelihood within ``1.49e-8`` of zero (a locus with a
+  single allele; rubias's ``dplyr::near``), count as untyped for the means; a variance from one
+  animal is zero. It measures the sample against how the population's own animals fit: prefer
+  it beside rubias's output, and wherever populations have enough animals (tens) for a
+  per-locus variance. (For samples carrying alleles no reference animal has, rubias counts
+  those alleles in ``A``, so its values for such samples differ slightly; see below.)
+- ``z_score_exact`` is the log-likelihood against the exact mean and variance of the posterior
+  predictive's genotype distribution at the typed loci (with the sample's own alleles out when
+  it is scored leave-one-out). It needs no reference animals per locus: prefer it for
+  populations of few animals, where a per-locus sample variance is noise; it is the yardstick of
+  the unsampled-source rule below. Reference animals fit the predictive worse than its own
+  genotypes do, so rubias's yardstick (their average fit) sits lower and its z-scores higher:
+  over the reference animals, mean / sd 0.39 / 0.82 against 0.26 / 0.95 on alewife, 0.12 / 1.08
+  against 0.04 / 1.10 on Chinook (both means above 0 because each animal is scored under its
+  most likely population).
+
+A predictive estimated from few animals is a poor yardstick for a new animal: the animal's own
 alleles are not in the counts, rare alleles are missed, and it fits worse than the predictive's
 own genotypes do (with 20 animals per population, a Paetkau test simulating from the predictive
 flags about 15% of animals from sampled populations at ``alpha = 0.01``). So both rules are
@@ -26,10 +46,10 @@ reference, exactly as a new sample is scored.
   taking, at each locus, the leave-one-out score of a random reference animal of that
   population; the p-value is ``(k + 1) / (N + 1)`` for ``k`` of ``N`` simulated animals scoring
   at most the sample, and the sample is flagged when it is below ``alpha``.
-- Without simulations, the sample's z-score is ranked among the reference animals' own
-  leave-one-out z-scores: it is flagged when ``(1 + #{z_i <= z}) / (m + 1) <= alpha`` (a
-  conformal p-value over the ``m`` animals). With fewer than ``1/alpha - 1`` reference animals
-  nothing can be flagged this way.
+- Without simulations, the sample's ``z_score_exact`` is ranked among the reference animals'
+  own leave-one-out ``z_score_exact``: it is flagged when
+  ``(1 + #{z_i <= z}) / (m + 1) <= alpha`` (a conformal p-value over the ``m`` animals).
+  With fewer than ``1/alpha - 1`` reference animals nothing can be flagged this way.
 
 The false-flag rate to expect for samples that do come from the reference is estimated the same
 way, as the share of reference animals flagged when each is scored leave-one-out against the
@@ -78,8 +98,13 @@ RECORD_COLUMNS = [
     "indiv", "mixture_collection", "collection", "repunit", "inferred_collection",
     "inferred_repunit", "scaled_likelihood", "repunit_scaled_likelihood",
     "repunit_max_posterior", "repunit_max_posterior_scaled_likelihood", "log_likelihood",
-    "z_score", "exclusion_p_value", "unsampled_source", "n_non_miss_loci", "n_miss_loci",
+    "z_score", "z_score_exact", "exclusion_p_value", "unsampled_source", "n_non_miss_loci",
+    "n_miss_loci",
 ]
+
+#: rubias's ``dplyr::near`` tolerance: a per-locus log-likelihood this close to zero is taken
+#: for an untyped locus when the per-locus means and variances are formed.
+RUBIAS_ZERO_TOLERANCE = 1.4901161193847656e-08
 
 
 @dataclass(eq=False)
@@ -197,11 +222,30 @@ class AssignmentModel:
         return kernels.log_tables(self.kernel_counts, self.kernel_totals, self.prior)
 
     @cached_property
-    def locus_moments(self) -> tuple[np.ndarray, np.ndarray]:
-        """Exact mean and variance of each locus's log-likelihood, float64 (L, P) each."""
+    def exact_locus_moments(self) -> tuple[np.ndarray, np.ndarray]:
+        """Exact mean and variance of each locus's log-likelihood under the posterior
+        predictive, float64 (L, P) each."""
         return kernels.locus_log_moments(
             self.kernel_counts, self.kernel_totals, self.prior, self.n_alleles
         )
+
+    @cached_property
+    def rubias_locus_moments(self) -> tuple[np.ndarray, np.ndarray]:
+        """rubias's per-locus mean and sample variance (``n - 1``) of the reference animals'
+        leave-one-out log-likelihoods, by population, float64 (L, P) each (module docstring).
+        """
+        values, start, size, _ = self.leave_one_out_pools
+        n_loci, n_pop = size.shape
+        pool = np.repeat(np.arange(n_loci * n_pop), size.ravel())
+        kept = (np.abs(values) > RUBIAS_ZERO_TOLERANCE).astype(np.float64)
+        n = np.bincount(pool, weights=kept, minlength=n_loci * n_pop)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = np.where(n > 0, np.bincount(pool, weights=values * kept,
+                                               minlength=n_loci * n_pop) / n, 0.0)
+            squares = np.bincount(pool, weights=(values - mean[pool]) ** 2 * kept,
+                                  minlength=n_loci * n_pop)
+            variance = np.where(n > 1, squares / (n - 1), 0.0)
+        return mean.reshape(n_loci, n_pop), variance.reshape(n_loci, n_pop)
 
     @cached_property
     def reference_population(self) -> np.ndarray:
@@ -299,20 +343,35 @@ class AssignmentModel:
 
     def z_scores(
         self, codes: np.ndarray, log_likelihood: np.ndarray, population: np.ndarray,
+    ) -> np.ndarray:
+        """rubias's z-score of each sample's log-likelihood under ``population[i]``, float64
+        (n,): against the sums over its typed loci of :attr:`rubias_locus_moments`.
+
+        NaN where that variance is zero (no typed locus, or none that varies).
+        """
+        mean_table, variance_table = self.rubias_locus_moments
+        typed = codes[:, :, 0] >= 0
+        mean = (typed * mean_table.T[population]).sum(axis=1)
+        variance = (typed * variance_table.T[population]).sum(axis=1)
+        return _standardised(log_likelihood[np.arange(len(population)), population], mean,
+                             variance)
+
+    def exact_z_scores(
+        self, codes: np.ndarray, log_likelihood: np.ndarray, population: np.ndarray,
         own: np.ndarray,
     ) -> np.ndarray:
-        """z-score of each sample's log-likelihood under ``population[i]``, float64 (n,).
+        """z-score of each sample's log-likelihood under ``population[i]`` against the exact
+        moments of the posterior predictive at its typed loci, float64 (n,).
 
         NaN where the expected variance is zero (no typed locus, or only fixed loci).
         """
-        mean_table, variance_table = self.locus_moments
+        mean_table, variance_table = self.exact_locus_moments
         mean, variance = kernels.sample_log_moments(
             codes, population, own, mean_table, variance_table, self.kernel_counts,
             self.kernel_totals, self.prior, self.n_alleles,
         )
-        observed = log_likelihood[np.arange(len(population)), population]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return np.where(variance > 0, (observed - mean) / np.sqrt(variance), np.nan)
+        return _standardised(log_likelihood[np.arange(len(population)), population], mean,
+                             variance)
 
     def exclusion_p_values(
         self, codes: np.ndarray, log_likelihood: np.ndarray, population: np.ndarray,
@@ -437,6 +496,7 @@ class AssignmentModel:
             n_typed=(codes[:, :, 0] >= 0).sum(axis=1),
             n_loci=len(self.loci),
             z_score=joined["z_score"],
+            z_score_exact=joined["z_score_exact"],
             exclusion_p_value=joined["exclusion_p_value"],
             calibration=calibration,
             population=samples.population,
@@ -476,12 +536,12 @@ class AssignmentModel:
             scores = self._score(self.encode(self.reference), rows, exclusion_simulations, seed,
                                  chunk_size, dask_client, progress)
             self._leave_one_out_scores[key] = scores
-        scored = np.isfinite(scores["z_score"])
+        scored = np.isfinite(scores["z_score_exact"])
         p_values = scores["exclusion_p_value"][scored]
         return FlagCalibration(
             alpha=alpha,
             exclusion_simulations=exclusion_simulations,
-            loo_z_scores=np.sort(scores["z_score"][scored]),
+            loo_z_scores=np.sort(scores["z_score_exact"][scored]),
             loo_p_values=p_values if exclusion_simulations > 0 else np.full_like(p_values, np.nan),
         )
 
@@ -505,6 +565,11 @@ class AssignmentModel:
                 if progress is not None:
                     progress(sum(stop - start for start, stop in chunk))
         return _join_parts(parts, n, len(self.populations))
+
+
+def _standardised(observed: np.ndarray, mean: np.ndarray, variance: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(variance > 0, (observed - mean) / np.sqrt(variance), np.nan)
 
 
 def _check_settings(exclusion_simulations, seed, alpha, chunk_size) -> None:
@@ -557,7 +622,8 @@ class _AssignmentTask:
         own = self.model._own(reference_row)
         log_likelihood = self.model.log_likelihoods(codes, own)
         best = np.argmax(log_likelihood, axis=1).astype(np.int64)
-        z_score = self.model.z_scores(codes, log_likelihood, best, own)
+        z_score = self.model.z_scores(codes, log_likelihood, best)
+        z_score_exact = self.model.exact_z_scores(codes, log_likelihood, best, own)
         if self.exclusion_simulations > 0:
             p_value = self.model.exclusion_p_values(
                 codes, log_likelihood, best, reference_row, self.exclusion_simulations, self.seed
@@ -568,6 +634,7 @@ class _AssignmentTask:
             "rows": rows,
             "log_likelihood": log_likelihood,
             "z_score": z_score,
+            "z_score_exact": z_score_exact,
             "exclusion_p_value": p_value,
         }
 
@@ -576,6 +643,7 @@ def _join_parts(parts: list[dict], n: int, n_pop: int) -> dict[str, np.ndarray]:
     joined = {
         "log_likelihood": np.empty((n, n_pop)),
         "z_score": np.empty(n),
+        "z_score_exact": np.empty(n),
         "exclusion_p_value": np.empty(n),
     }
     for part in parts:
@@ -588,9 +656,11 @@ def _join_parts(parts: list[dict], n: int, n_pop: int) -> dict[str, np.ndarray]:
 class FlagCalibration:
     """The unsampled-source flag, calibrated on the reference animals scored leave-one-out.
 
-    Each reference animal with a finite z-score is scored against the rest of the reference
-    exactly as a new sample is scored (module docstring). Its exclusion p-value already
-    reflects that; for the z-score rule the animals' z-scores are the yardstick. The share of
+    Each reference animal with a finite ``z_score_exact`` is scored against the rest of the
+    reference exactly as a new sample is scored (module docstring). Its exclusion p-value
+    already reflects that; for the z-score rule the animals' ``z_score_exact`` values are the
+    yardstick (rubias's ``z_score`` is not used: its per-locus means include the animal
+    itself). The share of
     them the rule flags estimates the false-flag rate for samples that do come from the
     reference and are typed like its animals.
 
@@ -600,7 +670,7 @@ class FlagCalibration:
     exclusion_simulations : int
         Simulated animals per exclusion test; 0 when the rule ranks z-scores instead.
     loo_z_scores : ndarray of float64, shape (m,)
-        The reference animals' leave-one-out z-scores, sorted.
+        The reference animals' leave-one-out ``z_score_exact``, sorted.
     loo_p_values : ndarray of float64, shape (m,)
         Their exclusion p-values (NaN without simulations).
     """
@@ -659,10 +729,10 @@ class FlagCalibration:
             return (f"exclusion p-value < {self.alpha}, against {self.exclusion_simulations:,} "
                     "new animals resampled from the reference animals' leave-one-out scores")
         if self.z_rank < 1:
-            return (f"none: {self.n_animals} reference animals cannot rank a z-score at level "
+            return (f"none: {self.n_animals} reference animals cannot rank z_score_exact at level "
                     f"{self.alpha} (at least {math.ceil(1 / self.alpha) - 1} needed)")
-        return (f"z-score < {self.z_threshold:.4f}, the {_ordinal(self.z_rank)} lowest of the "
-                f"{self.n_animals} reference animals' leave-one-out z-scores")
+        return (f"z_score_exact < {self.z_threshold:.4f}, the {_ordinal(self.z_rank)} lowest "
+                f"of the {self.n_animals} reference animals' leave-one-out z_score_exact")
 
     def summary(self) -> dict:
         """JSON-ready: the rule and the false-flag rate expected from the reference."""
@@ -707,8 +777,10 @@ class Assignment:
         Natural log-likelihood under each population (leave-one-out where that applied).
     n_typed : ndarray of int64, shape (n,)
     n_loci : int
-    z_score, exclusion_p_value : ndarray of float64, shape (n,)
-        Under the most likely population; ``exclusion_p_value`` is NaN when not simulated.
+    z_score, z_score_exact, exclusion_p_value : ndarray of float64, shape (n,)
+        Under the most likely population: rubias's z-score, the z-score against the exact
+        predictive moments (module docstring), and the exclusion p-value (NaN when not
+        simulated).
     calibration : FlagCalibration
         The unsampled-source rule and the false-flag rate to expect, from the reference.
     population, repunit, group : ndarray of str, shape (n,), optional
@@ -725,6 +797,7 @@ class Assignment:
     n_typed: np.ndarray
     n_loci: int
     z_score: np.ndarray
+    z_score_exact: np.ndarray
     exclusion_p_value: np.ndarray
     calibration: FlagCalibration
     population: np.ndarray | None = None
@@ -777,7 +850,8 @@ class Assignment:
     @cached_property
     def unsampled(self) -> np.ndarray:
         """True where no reference population explains the sample, bool (n,)."""
-        return self.calibration.flags(self.z_score, self.exclusion_p_value, self.leave_one_out)
+        return self.calibration.flags(self.z_score_exact, self.exclusion_p_value,
+                                      self.leave_one_out)
 
     def records(self) -> list[dict]:
         """One row per sample with :data:`RECORD_COLUMNS` (rubias names where they exist)."""
@@ -802,6 +876,7 @@ class Assignment:
                 "repunit_max_posterior_scaled_likelihood": float(top_unit_scaled[i]),
                 "log_likelihood": float(log_likelihood[i]),
                 "z_score": float(self.z_score[i]),
+                "z_score_exact": float(self.z_score_exact[i]),
                 "exclusion_p_value": float(self.exclusion_p_value[i]),
                 "unsampled_source": bool(self.unsampled[i]),
                 "n_non_miss_loci": int(self.n_typed[i]),
@@ -887,9 +962,20 @@ class SelfAssignment:
         return _row_accuracy(self.repunit_confusion)
 
     def z_score_summary(self) -> dict:
-        """Distribution of the z-scores: overall and per population, with the flagged share."""
-        z = self.assignment.z_score
+        """Distribution of rubias's z-scores overall and per population with the flagged share,
+        and the same for ``z_score_exact`` (under ``"exact"``)."""
         flagged = self.assignment.unsampled
+        summary = self._z_distribution(self.assignment.z_score)
+        summary["overall"]["flagged_share"] = (float(flagged.mean()) if len(flagged)
+                                               else float("nan"))
+        for k, entry in enumerate(summary["per_population"].values()):
+            own = self.true_population == k
+            entry["flagged_share"] = float(flagged[own].mean()) if own.any() else float("nan")
+        summary["exact"] = self._z_distribution(self.assignment.z_score_exact)
+        summary["rule"] = self.assignment.parameters()["unsampled_rule"]
+        return summary
+
+    def _z_distribution(self, z: np.ndarray) -> dict:
         finite = np.isfinite(z)
         quantiles = [0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99]
         overall = {
@@ -901,7 +987,6 @@ class SelfAssignment:
                     quantiles, np.quantile(z[finite], quantiles) if finite.any()
                     else [float("nan")] * len(quantiles), strict=True)
             },
-            "flagged_share": float(flagged.mean()) if len(flagged) else float("nan"),
         }
         per_population = {}
         for k, name in enumerate(self.assignment.populations):
@@ -909,11 +994,8 @@ class SelfAssignment:
             per_population[name] = {
                 "n": int(rows.sum()),
                 "mean": float(z[rows].mean()) if rows.any() else float("nan"),
-                "flagged_share": float(flagged[self.true_population == k].mean())
-                if (self.true_population == k).any() else float("nan"),
             }
-        return {"overall": overall, "per_population": per_population,
-                "rule": self.assignment.parameters()["unsampled_rule"]}
+        return {"overall": overall, "per_population": per_population}
 
     def summary(self) -> dict:
         """Everything but the per-sample table, JSON-ready."""

@@ -105,6 +105,65 @@ def slow_z_score(reference, sample_alleles, sample_loci, population, leave_one_o
     return (observed - mean) / math.sqrt(variance)
 
 
+def slow_rubias_z_scores(reference: GenotypeTable, samples: GenotypeTable, populations,
+                         leave_one_out: bool):
+    """rubias's z-score of each sample under ``populations[i]``, from its definition.
+
+    rubias (R/self_assign.R, R/per_locus_means_and_vars.R, src/rcpp_per_locus_logls.cpp,
+    rcpp_indiv_specific_logl_means_and_vars): every reference animal's log-likelihood at each
+    locus under its own collection, leave-one-out; per collection and locus the mean and the
+    ``var()`` (n - 1) of those, a value within sqrt(machine epsilon) of zero taken as missing,
+    NaN results set to zero; a sample's expected mean and variance are their sums over the
+    loci it has typed. The observed log-likelihood is the sample's own (leave-one-out against
+    its own collection when ``leave_one_out``).
+    """
+    counts, n_alleles = slow_counts(reference)
+    per_locus: dict[tuple[str, str], list[float]] = {}
+    for i in range(reference.n_profiles):
+        population = reference.population[i]
+        for j, locus in enumerate(reference.loci):
+            a, b = (int(v) for v in reference.alleles[i, j])
+            if a < 0 or b < 0:
+                continue
+            counter = Counter(counts[(population, locus)])
+            counter[a] -= 1
+            counter[b] -= 1
+            value = math.log(slow_genotype_probability(counter, n_alleles[locus], a, b))
+            if abs(value) >= math.sqrt(np.finfo(float).eps):
+                per_locus.setdefault((population, locus), []).append(value)
+
+    def mean(values):
+        return sum(values) / len(values) if values else 0.0
+
+    def variance(values):
+        if len(values) < 2:
+            return 0.0
+        centre = mean(values)
+        return sum((v - centre) ** 2 for v in values) / (len(values) - 1)
+
+    out = []
+    for i in range(samples.n_profiles):
+        population = populations[i]
+        observed = expected_mean = expected_variance = 0.0
+        for locus in reference.loci:
+            if locus not in samples.loci or n_alleles[locus] == 0:
+                continue
+            a, b = (int(v) for v in samples.alleles[i, samples.locus_index(locus)])
+            if a < 0 or b < 0:
+                continue
+            counter = Counter(counts.get((population, locus), Counter()))
+            if leave_one_out and samples.population[i] == population:
+                counter[a] -= 1
+                counter[b] -= 1
+            observed += math.log(slow_genotype_probability(counter, n_alleles[locus], a, b))
+            values = per_locus.get((population, locus), [])
+            expected_mean += mean(values)
+            expected_variance += variance(values)
+        out.append((observed - expected_mean) / math.sqrt(expected_variance)
+                   if expected_variance > 0 else math.nan)
+    return np.array(out)
+
+
 def slow_leave_one_out_pools(reference: GenotypeTable):
     """Each reference animal's leave-one-out log-likelihood at each typed locus, against its
     own population without its two copies, pooled by ``(locus, population)`` in row order.

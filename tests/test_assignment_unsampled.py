@@ -244,6 +244,7 @@ def test_p_values_do_not_depend_on_chunking():
     chunked = model.assign(queries, exclusion_simulations=500, seed=4, chunk_size=3)
     np.testing.assert_array_equal(whole.exclusion_p_value, chunked.exclusion_p_value)
     np.testing.assert_array_equal(whole.z_score, chunked.z_score)
+    np.testing.assert_array_equal(whole.z_score_exact, chunked.z_score_exact)
     np.testing.assert_array_equal(whole.log_likelihood, chunked.log_likelihood)
     other_seed = model.assign(queries, exclusion_simulations=500, seed=5)
     assert not np.array_equal(whole.exclusion_p_value, other_seed.exclusion_p_value)
@@ -295,10 +296,10 @@ def test_calibration_is_the_self_assignment():
         result = model.assign(queries, exclusion_simulations=n_sim, seed=2, alpha=0.05)
         own = self_assign(AssignmentModel.from_table(reference), exclusion_simulations=n_sim,
                           seed=2, alpha=0.05).assignment
-        scored = np.isfinite(own.z_score)
+        scored = np.isfinite(own.z_score_exact)
         assert result.calibration.n_animals == scored.sum()
         assert result.calibration.n_flagged == own.unsampled.sum() > 0
-        np.testing.assert_array_equal(result.calibration.loo_z_scores, np.sort(own.z_score))
+        np.testing.assert_array_equal(result.calibration.loo_z_scores, np.sort(own.z_score_exact))
         if n_sim:
             np.testing.assert_array_equal(result.calibration.loo_p_values,
                                           own.exclusion_p_value[scored])
@@ -407,12 +408,14 @@ def test_z_scores_are_low_for_an_unsampled_population(held_out_scenario):
     model, sampled, unsampled = held_out_scenario
     inside = model.assign(sampled, exclusion_simulations=0)
     outside = model.assign(unsampled, exclusion_simulations=0)
-    assert np.median(outside.z_score) < -3
+    assert np.median(outside.z_score_exact) < -3
     deciles = [0.1, 0.5, 0.9]
-    np.testing.assert_allclose(np.quantile(inside.z_score, deciles),
+    np.testing.assert_allclose(np.quantile(inside.z_score_exact, deciles),
                                np.quantile(inside.calibration.loo_z_scores, deciles), atol=0.5)
-    assert inside.parameters()["unsampled_rule"].startswith("z-score <")
-    assert (outside.unsampled == (outside.z_score < inside.calibration.z_threshold)).all()
+    assert inside.parameters()["unsampled_rule"].startswith("z_score_exact <")
+    assert (outside.unsampled == (outside.z_score_exact < inside.calibration.z_threshold)).all()
+    # rubias's z-score tells them apart as well.
+    assert np.median(outside.z_score) < np.quantile(inside.z_score, 0.05)
 
 
 def test_self_assignment_tables():

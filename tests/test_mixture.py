@@ -11,6 +11,7 @@ from dnatrack.formats import read_genotypes
 from dnatrack.genotypes import GenotypeTable
 from dnatrack.reference import load_reference_set
 from matching import _mixture_kernels as kernels
+from matching._rng_kernels import state_for
 from matching.assignment import AssignmentModel
 from matching.mixture import estimate_mixture
 from tests.simulated_populations import SimulatedPopulations
@@ -34,11 +35,12 @@ def numpy_em(likelihood, tolerance, max_iterations):
     return pi, iteration
 
 
-def python_gibbs(likelihood, prior, n_sweeps, burn_in, seed, key):
+def python_gibbs(likelihood, prior, n_sweeps, burn_in, seed, key, pi_init=None):
     """The Gibbs sampler for one group in plain Python, with the same random stream."""
     generator = PySplitMix(py_seed(seed), key)
     n, n_pop = likelihood.shape
-    pi = [p / sum(prior) for p in prior]
+    start = prior if pi_init is None else pi_init
+    pi = [p / sum(start) for p in start]
     trace = []
     membership = np.zeros((n, n_pop))
     for sweep in range(n_sweeps):
@@ -86,9 +88,14 @@ def test_gibbs_kernel_equals_python_twin(sizes, n_pop, prior):
     starts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
     priors = np.full(n_pop, prior)
     keys = np.array([3, 11], dtype=np.int64)[: len(sizes)]
-    trace, membership = kernels.gibbs_mixtures(
-        likelihood, starts, priors, 60, 10, np.uint64(py_seed(4)), keys
-    )
+    pi = np.tile(priors / priors.sum(), (len(sizes), 1))
+    states = np.array([state_for(np.uint64(py_seed(4)), k)[0] for k in keys], dtype=np.uint64)
+    sums = np.zeros_like(likelihood)
+    # Two pieces of 25 and 35 sweeps: the chain carries over between them.
+    first = kernels.gibbs_mixtures(likelihood, starts, priors, pi, states, 0, 25, 10, sums)
+    second = kernels.gibbs_mixtures(likelihood, starts, priors, pi, states, 25, 35, 10, sums)
+    trace = np.concatenate([first, second], axis=1)
+    membership = sums / 50
     for g in range(len(sizes)):
         rows = slice(starts[g], starts[g + 1])
         want_trace, want_membership = python_gibbs(likelihood[rows], priors.tolist(), 60, 10,
