@@ -41,6 +41,7 @@ from flask import (
 )
 from flask_login import current_user, login_required, login_user, logout_user
 from flask_wtf import FlaskForm
+from sqlalchemy.orm import joinedload
 from werkzeug.security import check_password_hash, generate_password_hash
 from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired, Length
@@ -119,7 +120,9 @@ def _load_session_user(user_id: str) -> User | None:
     if not isinstance(session_id, str):
         return None
     record = db.session.execute(
-        sa.select(UserSession).where(UserSession.token_hash == hash_token(session_id))
+        sa.select(UserSession)
+        .options(joinedload(UserSession.user))
+        .where(UserSession.token_hash == hash_token(session_id))
     ).scalar_one_or_none()
     if record is None or str(record.user_id) != user_id or not record.usable_at(utcnow()):
         return None
