@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from lims.config import Config, instance_secret_key
 
@@ -25,6 +26,14 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         variables, e.g. ``{"DATABASE_URL": "postgresql+psycopg://…"}``. ``INSTANCE_PATH``
         (or ``DNATRACK_INSTANCE_PATH``) moves the instance folder, which holds the default
         SQLite database and the generated secret key.
+
+    Raises
+    ------
+    lims.security.WeakSecretKeyError
+        When the secret key is a known default, short or regular, unless ``DEMO`` or
+        ``TESTING`` is set.
+    ValueError
+        When ``LOG_LEVEL`` or ``LOG_FORMAT`` is not one :mod:`lims.logging_config` knows.
     """
     instance_path = (config or {}).get("INSTANCE_PATH") or os.environ.get("DNATRACK_INSTANCE_PATH")
     app = Flask(
@@ -39,11 +48,16 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = instance_secret_key(app.instance_path)
 
-    from lims import api, auth, jobs, web
+    from lims import api, auth, jobs, logging_config, security, web
     from lims.errors import register_error_handlers
     from lims.extensions import csrf, db, login_manager
     from lims.reports import views as report_pages
 
+    logging_config.init_app(app)
+    security.init_app(app)
+    proxies = int(app.config["PROXY_COUNT"])
+    if proxies:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)
     db.init_app(app)
     csrf.init_app(app)
     login_manager.init_app(app)

@@ -26,7 +26,13 @@ from lims.database import Base, utcnow
 from lims.models import APPEND_ONLY_TABLES, AuditRecord
 
 # Values never copied into the trail; the trail records that they changed.
-SECRET_COLUMNS = frozenset({("user_account", "password_hash"), ("api_token", "token_hash")})
+SECRET_COLUMNS = frozenset(
+    {
+        ("user_account", "password_hash"),
+        ("api_token", "token_hash"),
+        ("user_session", "token_hash"),
+    }
+)
 REDACTED = "<redacted>"
 
 _PENDING_KEY = "dnatrack_audit_pending"

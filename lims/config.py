@@ -19,12 +19,37 @@ class Config:
     DATABASE_URL: str | None = None
     DATABASE_ENGINE_OPTIONS: dict = {}
     # ``None``: a random key kept in the instance folder (``secret_key``), so sessions survive
-    # restarts and every worker of one installation shares it.
+    # restarts and every worker of one installation shares it. A key that is set must be
+    # strong (see lims.security.check_secret_key) unless DEMO or TESTING is true.
     SECRET_KEY: str | None = None
+    # True for `dnatrack demo`: a weak secret key is accepted.
+    DEMO = False
     # werkzeug's password hash method; scrypt with its default cost.
     PASSWORD_HASH_METHOD = "scrypt"
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
+    # Set true behind HTTPS: the cookie is then sent only over HTTPS, and every response
+    # carries Strict-Transport-Security.
+    SESSION_COOKIE_SECURE = False
+    # A page session ends this long after the login at the latest (seconds).
+    SESSION_LIFETIME_SECONDS = 12 * 3600
+    # Login throttling (lims.login_throttle): this many refused logins within the window lock
+    # the account name, or the client address, out. The first lockout lasts
+    # LOGIN_LOCKOUT_SECONDS; each further one within LOGIN_LOCKOUT_MAX_SECONDS lasts twice as
+    # long as the one before, up to LOGIN_LOCKOUT_MAX_SECONDS.
+    LOGIN_ACCOUNT_FAILURE_LIMIT = 5
+    LOGIN_ADDRESS_FAILURE_LIMIT = 30
+    LOGIN_FAILURE_WINDOW_SECONDS = 15 * 60
+    LOGIN_LOCKOUT_SECONDS = 5 * 60
+    LOGIN_LOCKOUT_MAX_SECONDS = 24 * 3600
+    # How many reverse proxies in front of the app set X-Forwarded-For (0: none; the client
+    # address is then the connection's). Throttling per address needs the real client's.
+    PROXY_COUNT = 0
+    # Logging (lims.logging_config): level, "text" or "json" lines, and a file to append to
+    # (None: standard error).
+    LOG_LEVEL = "INFO"
+    LOG_FORMAT = "text"
+    LOG_FILE: str | None = None
     API_PAGE_SIZE = 50
     API_MAX_PAGE_SIZE = 500
     # Largest upload (attachments, genotype files), bytes.

@@ -609,6 +609,7 @@ def open_demo(
         {
             "DATABASE_URL": prepared.database_url,
             "INSTANCE_PATH": str(prepared.instance_path),
+            "DEMO": True,
             **(config or {}),
         }
     )

@@ -29,6 +29,8 @@ from lims.models import (
     GenotypeImport,
     GenotypeProfile,
     Item,
+    LoginFailure,
+    LoginLockout,
     MatchRequest,
     Report,
     ReportSignature,
@@ -38,6 +40,7 @@ from lims.models import (
     StorageLocation,
     User,
     UserRole,
+    UserSession,
 )
 from lims.reports.access import report_scope, request_scope
 
@@ -59,6 +62,10 @@ def _colleagues(user: User) -> sa.Select:
     return sa.select(User.id).where(visible(User, user))
 
 
+def _colleague_names(user: User) -> sa.Select:
+    return sa.select(User.username).where(visible(User, user))
+
+
 def _reports(user: User) -> sa.Select:
     return sa.select(Report.id).where(report_scope(Report, user, False))
 
@@ -68,6 +75,13 @@ _OWN_RULES = {
     Agency: lambda user: Agency.id == user.agency_id,
     UserRole: lambda user: UserRole.user_id.in_(_colleagues(user)),
     ApiToken: lambda user: ApiToken.user_id.in_(_colleagues(user)),
+    UserSession: lambda user: UserSession.user_id.in_(_colleagues(user)),
+    # Refused logins and lockouts of colleagues' account names; those of unknown names and
+    # of client addresses belong to no agency and are shown to none.
+    LoginFailure: lambda user: LoginFailure.username.in_(_colleague_names(user)),
+    LoginLockout: lambda user: sa.and_(
+        LoginLockout.scope == "account", LoginLockout.subject.in_(_colleague_names(user))
+    ),
     CaseShare: lambda user: CaseShare.case_id.in_(case_ids(user)),
     MatchRequest: lambda user: request_scope(MatchRequest, user, False),
     Report: lambda user: report_scope(Report, user, False),

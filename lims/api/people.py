@@ -23,6 +23,7 @@ from lims.auth import MIN_PASSWORD_LENGTH, authenticated_by_token, hash_password
 from lims.database import utcnow
 from lims.errors import ApiError
 from lims.extensions import db
+from lims.login_throttle import unlock_account
 from lims.models import AGENCY_KINDS, Agency, ApiToken, User, hash_token
 from lims.permissions import ROLES, permissions_of
 
@@ -149,6 +150,39 @@ Resource(
     read_permission=("user.manage",),
     scope=_same_agency,
 ).register()
+
+
+UNLOCKED = Schema(
+    "unlocked_account",
+    (
+        Field("user_id", "integer", create=False, update=False, nullable=False),
+        Field(
+            "lockouts_lifted",
+            "integer",
+            "How many lockouts in force were lifted (0: the account was not locked).",
+            create=False,
+            update=False,
+            nullable=False,
+        ),
+    ),
+)
+
+
+@route(
+    "/users/<int:user_id>/unlock",
+    "POST",
+    summary="Lift the login lockout of a user's account",
+    tag="people",
+    permission="user.manage",
+    response=UNLOCKED,
+    description="After too many refused logins an account is locked out for a while; this "
+    "lets its user log in again at once.",
+)
+def unlock_user(user_id: int):
+    user = load_visible(User, user_id, "user", scope=_same_agency)
+    lifted = unlock_account(db.session, user.username)
+    db.session.commit()
+    return {"user_id": user.id, "lockouts_lifted": lifted}
 
 
 TOKEN = Schema(

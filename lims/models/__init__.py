@@ -37,7 +37,18 @@ from lims.models.matching import (
     Report,
     ReportSignature,
 )
-from lims.models.people import AGENCY_KINDS, Agency, ApiToken, User, UserRole, hash_token
+from lims.models.people import (
+    AGENCY_KINDS,
+    LOCKOUT_SCOPES,
+    Agency,
+    ApiToken,
+    LoginFailure,
+    LoginLockout,
+    User,
+    UserRole,
+    UserSession,
+    hash_token,
+)
 
 __all__ = [
     "AGENCY_KINDS",
@@ -57,6 +68,7 @@ __all__ = [
     "SIGNATURE_MEANINGS",
     "SOURCE_ANIMAL_KINDS",
     "STORAGE_KINDS",
+    "LOCKOUT_SCOPES",
     "Agency",
     "ApiToken",
     "Attachment",
@@ -69,6 +81,8 @@ __all__ = [
     "GenotypeImport",
     "GenotypeProfile",
     "Item",
+    "LoginFailure",
+    "LoginLockout",
     "MatchRequest",
     "Report",
     "ReportSignature",
@@ -78,6 +92,7 @@ __all__ = [
     "StorageLocation",
     "User",
     "UserRole",
+    "UserSession",
     "hash_token",
 ]
 

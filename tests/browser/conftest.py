@@ -120,6 +120,14 @@ def page(request, playwright_driver, live_server, tmp_path):
     )
     context.set_default_timeout(TIMEOUT_MS)
     browser_page = context.new_page()
+    # Chromium reports what the Content-Security-Policy blocked on the console.
+    blocked = []
+    browser_page.on(
+        "console",
+        lambda message: blocked.append(message.text)
+        if "Content Security Policy" in message.text
+        else None,
+    )
     yield browser_page
     report = getattr(request.node, "report_call", None)
     if report is not None and report.failed:
@@ -127,6 +135,7 @@ def page(request, playwright_driver, live_server, tmp_path):
         name = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.nodeid)
         browser_page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
     context.close()
+    assert blocked == [], "the pages broke their Content-Security-Policy"
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import uuid
 from dataclasses import dataclass
@@ -35,6 +36,8 @@ BACKENDS = ["sqlite"] + (["postgresql"] if POSTGRESQL_URL else [])
 
 # Cheap scrypt parameters: tests create many password hashes.
 TEST_PASSWORD_METHOD = "scrypt:1024:8:1"
+# Commands build the app as production does (not TESTING), which refuses weak secret keys.
+CLI_SECRET_KEY = secrets.token_hex(32)
 
 TEST_PANEL = {
     "name": "test_str4",
@@ -121,19 +124,35 @@ def panel_directory(tmp_path) -> Path:
 
 
 @pytest.fixture
-def app(database_url, panel_directory, tmp_path):
-    application = create_app(
-        {
-            "TESTING": True,
-            "DATABASE_URL": database_url,
-            "SECRET_KEY": "test secret",
-            "PASSWORD_HASH_METHOD": TEST_PASSWORD_METHOD,
-            "PANEL_DIRECTORY": str(panel_directory),
-            "INSTANCE_PATH": str(tmp_path / "instance"),
-        }
-    )
-    yield application
-    db.engine_for(application).dispose()
+def app_factory(database_url, panel_directory, tmp_path):
+    """``app_factory(**config)``: an application on the test database with the test settings
+    and ``config`` on top; each call is another app on the same database, as another web
+    process of the installation would be."""
+    made = []
+
+    def make(**config):
+        application = create_app(
+            {
+                "TESTING": True,
+                "DATABASE_URL": database_url,
+                "SECRET_KEY": "test secret",
+                "PASSWORD_HASH_METHOD": TEST_PASSWORD_METHOD,
+                "PANEL_DIRECTORY": str(panel_directory),
+                "INSTANCE_PATH": str(tmp_path / f"instance-{len(made)}"),
+                **config,
+            }
+        )
+        made.append(application)
+        return application
+
+    yield make
+    for application in made:
+        db.engine_for(application).dispose()
+
+
+@pytest.fixture
+def app(app_factory):
+    return app_factory()
 
 
 @pytest.fixture
@@ -164,7 +183,7 @@ class CliResult:
 def runner(database_url, capsys, monkeypatch):
     """Run ``dnatrack …`` against the test database; returns status and captured output."""
     monkeypatch.setenv("DNATRACK_DATABASE_URL", database_url)
-    monkeypatch.setenv("DNATRACK_SECRET_KEY", "test secret")
+    monkeypatch.setenv("DNATRACK_SECRET_KEY", CLI_SECRET_KEY)
 
     def run(*argv: str) -> CliResult:
         capsys.readouterr()

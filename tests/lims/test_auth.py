@@ -220,7 +220,9 @@ def test_each_role_gets_exactly_its_permissions(login, role):
 
 
 def _data_changing_rules():
-    app = create_app({"DATABASE_URL": "sqlite://", "SECRET_KEY": "x", "INSTANCE_PATH": "/tmp"})
+    app = create_app(
+        {"TESTING": True, "DATABASE_URL": "sqlite://", "SECRET_KEY": "x", "INSTANCE_PATH": "/tmp"}
+    )
     rules = [
         (rule.rule, method)
         for rule in app.url_map.iter_rules()

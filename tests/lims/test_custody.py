@@ -19,6 +19,7 @@ from lims.custody import (
 )
 from lims.database import create_database_engine
 from lims.models import CustodyAppendLock, CustodyEvent, Item, Sample, Seizure, StorageLocation
+from tests.lims.conftest import CLI_SECRET_KEY
 from tests.lims.factories import make_case_tree, make_user
 
 T0 = dt.datetime(2024, 3, 1, 6, 0, tzinfo=dt.UTC)
@@ -247,7 +248,7 @@ def test_cli_reports_an_intact_ledger(session, tree, custodian, runner):
 def test_cli_on_a_database_without_schema_is_a_one_line_error(tmp_path, monkeypatch, capsys):
     from dnatrack.cli import main
 
-    monkeypatch.setenv("DNATRACK_SECRET_KEY", "x")
+    monkeypatch.setenv("DNATRACK_SECRET_KEY", CLI_SECRET_KEY)
     status = main(["custody", "verify", "--database-url", f"sqlite:///{tmp_path / 'empty.db'}"])
     assert status == 1
     assert "database error" in capsys.readouterr().err

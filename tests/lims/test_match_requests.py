@@ -27,7 +27,7 @@ from lims.extensions import db
 from lims.models import Case, GenotypeProfile, Item, MatchRequest, Sample, Seizure, User
 from lims.permissions import ROLES, permissions_of
 from lims.reports.analysis import AnalysisError, AnalysisSettings, run_analysis
-from tests.lims.conftest import TEST_PASSWORD_METHOD
+from tests.lims.conftest import CLI_SECRET_KEY, TEST_PASSWORD_METHOD
 from tests.lims.web_support import make_browser
 
 REFERENCE = "savanna_elephant_simulated"
@@ -401,7 +401,7 @@ def test_the_in_process_runner_runs_requests_off_the_request_thread(database_url
 
 def test_the_worker_command_runs_the_queue_once(app, world, investigator, database_url,
                                                 monkeypatch, capsys):
-    monkeypatch.setenv("DNATRACK_SECRET_KEY", "test secret")
+    monkeypatch.setenv("DNATRACK_SECRET_KEY", CLI_SECRET_KEY)
     created = [investigator.post("/api/v1/match-requests", json=request_body(world, seizure=s))
                .json["id"] for s in ("SZ-A", "SZ-B")]
     parser = argparse.ArgumentParser(prog="dnatrack")

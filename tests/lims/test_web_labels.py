@@ -102,7 +102,10 @@ def test_label_images_and_sheet_pages(app, agencies):
         (zxingcpp.BarcodeFormat.QRCode, barcode)]
     sheet = browser.get(f"/labels?seizure_id={world.seizure_id}").get_data(as_text=True)
     assert re.findall(r'<div class="barcode-text">(.*?)</div>', sheet) == world.barcodes
-    assert "@page { size: 62mm 30mm" in sheet
+    assert 'href="/static/labels.css"' in sheet
+    stylesheet = browser.get("/static/labels.css")
+    assert "@page { size: 62mm 30mm" in stylesheet.get_data(as_text=True)
+    stylesheet.close()
     assert f'src="/samples/{sample_id}/label/qr.svg"' in sheet
     one = browser.get(f"/labels?sample_id={world.aliquot_id}&sample_id={sample_id}")
     assert re.findall(r'<div class="barcode-text">(.*?)</div>', one.get_data(as_text=True)) == [
