@@ -1,4 +1,5 @@
-"""Numba kernel for geographic assignment: leave-one-out scoring against smoothed surfaces.
+"""Numba kernels for geographic assignment: leave-one-out scoring against smoothed surfaces,
+weighted centres of sites on the sphere, and the posterior mass above a cell (for coverage).
 
 Grid cells play the part of populations in :mod:`matching._assignment_kernels`, with
 ``cell_counts`` float64 (L, W, C) the kernel-weighted sum of the sites' allele counts and
@@ -63,4 +64,111 @@ def leave_one_out_cell_log_likelihoods(codes, cell_counts, cell_totals, prior, s
                     x_a = cell_counts[locus, a, c] - w + prior[locus]
                     x_b = cell_counts[locus, b, c] - w + prior[locus]
                     row[c] += LOG2 + math.log(x_a) + math.log(x_b) - norm
+    return out
+
+
+@parallel_kernel
+def weighted_centres(weights, site_xyz, power, iterations):
+    """Point minimising ``Σ_s w_s d_s^q`` on the sphere for each row of site weights.
+
+    Iteratively reweighted averaging of the sites' unit vectors (Weiszfeld's algorithm for
+    ``q = 1``): each step averages with weights ``w_s d_s^(q-2)``, ``d_s`` the angle from the
+    current point to site ``s``, and projects back onto the sphere. ``q = 2`` is the
+    weighted centroid (one step). A site closer than 1e-9 rad gets the distance 1e-9, so the
+    centre can sit on a site.
+
+    Parameters
+    ----------
+    weights : float64 (n, S)
+        Non-negative weights of the sites, per point (need not sum to one).
+    site_xyz : float64 (S, 3)
+        Unit vectors of the sites.
+    power : float
+        ``q`` in [1, 2].
+    iterations : int
+        Reweighting steps after the centroid start.
+
+    Returns
+    -------
+    float64 (n, 3): unit vectors of the centres.
+    """
+    n, n_sites = weights.shape
+    out = np.zeros((n, 3))
+    for i in numba.prange(n):
+        x = 0.0
+        y = 0.0
+        z = 0.0
+        for s in range(n_sites):
+            x += weights[i, s] * site_xyz[s, 0]
+            y += weights[i, s] * site_xyz[s, 1]
+            z += weights[i, s] * site_xyz[s, 2]
+        norm = math.sqrt(x * x + y * y + z * z)
+        x, y, z = x / norm, y / norm, z / norm
+        if power != 2.0:
+            for _ in range(iterations):
+                nx = 0.0
+                ny = 0.0
+                nz = 0.0
+                for s in range(n_sites):
+                    if weights[i, s] == 0.0:
+                        continue
+                    cosine = x * site_xyz[s, 0] + y * site_xyz[s, 1] + z * site_xyz[s, 2]
+                    angle = math.acos(min(1.0, max(-1.0, cosine)))
+                    w = weights[i, s] * max(angle, 1e-9) ** (power - 2.0)
+                    nx += w * site_xyz[s, 0]
+                    ny += w * site_xyz[s, 1]
+                    nz += w * site_xyz[s, 2]
+                norm = math.sqrt(nx * nx + ny * ny + nz * nz)
+                x, y, z = nx / norm, ny / norm, nz / norm
+        out[i, 0] = x
+        out[i, 1] = y
+        out[i, 2] = z
+    return out
+
+
+@parallel_kernel
+def mass_above_cells(weights, cell_kernel, log_area, cell):
+    """Posterior mass of the cells more probable than a given cell, per surface.
+
+    Each surface is the mixture ``Σ_s w_s K[s, c]`` times the cell's area, normalised; a cell
+    lies in the highest-posterior region at level ``q`` exactly when the cells more probable
+    than it hold less than ``q``, so this mass, for the cell of an animal's true site, decides
+    whether each credible region holds it.
+
+    Parameters
+    ----------
+    weights : float64 (n, S)
+        Site weights of each surface.
+    cell_kernel : float64 (S, C)
+        Kernel of each site at each in-range cell.
+    log_area : float64 (C,)
+        Log of each cell's area (its prior).
+    cell : int64 (n,)
+        The cell to test, per surface.
+
+    Returns
+    -------
+    float64 (n,) in [0, 1).
+    """
+    n, n_sites = weights.shape
+    n_cells = cell_kernel.shape[1]
+    out = np.zeros(n)
+    for i in numba.prange(n):
+        density = np.zeros(n_cells)
+        for s in range(n_sites):
+            w = weights[i, s]
+            if w == 0.0:
+                continue
+            for c in range(n_cells):
+                density[c] += w * cell_kernel[s, c]
+        total = 0.0
+        for c in range(n_cells):
+            density[c] *= math.exp(log_area[c])
+            total += density[c]
+        target = density[cell[i]]
+        above = 0.0
+        for c in range(n_cells):
+            if density[c] > target:
+                above += density[c]
+        out[i] = above / total
     return out

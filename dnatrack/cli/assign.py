@@ -134,11 +134,15 @@ def register(subparsers) -> None:
     self_assign.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     self_assign.add_argument("--geo", choices=("animal", "site"),
                              help="also place every animal on the map leaving out itself or "
-                                  "its whole site, and report the error in km")
+                                  "its whole site (settings chosen by that cross-validation), "
+                                  "and report the error in km against the most-likely-site "
+                                  "and posterior-weighted site centroids, and the coverage of "
+                                  "the 90%% region")
     self_assign.add_argument("--geo-cells", type=int, default=DEFAULT_CELLS,
                              help=f"grid cells along the longer side (default {DEFAULT_CELLS})")
-    self_assign.add_argument("--bandwidth-km", type=float,
-                             help="smoothing bandwidth (default: by cross-validation)")
+    self_assign.add_argument("--geo-plots", metavar="DIR",
+                             help="with --geo: write the leave-one-out error map "
+                                  "(geo_loo_error.png and .svg) into DIR")
     _add_run_options(self_assign, DEFAULT_CHUNK_SIZE)
     self_assign.set_defaults(func=run_self_assign)
 
@@ -274,15 +278,18 @@ def _groups(samples, column: str) -> list[str]:
 
 
 def run_self_assign(args: argparse.Namespace) -> int:
+    from dnatrack.cli import CommandError
     from matching.assignment import RECORD_COLUMNS, self_assign
-    from matching.geo import GeographicModel
+    from matching.geo import SiteMixtureModel
 
     reference = _load_reference(args, args.reference)
     n = reference.table.n_profiles
+    if args.geo_plots and not args.geo:
+        raise CommandError("--geo-plots needs --geo animal or --geo site")
     geo = None
     if args.geo:
-        geo = GeographicModel.from_reference(reference, bandwidth_km=args.bandwidth_km,
-                                             n_cells=args.geo_cells)
+        geo = SiteMixtureModel.from_reference(reference, leave_out=args.geo,
+                                              n_cells=args.geo_cells)
     with progress_bar(n, "self-assigning", unit="sample") as update:
         result = self_assign(
             reference, repunit_level=args.repunit_level,
@@ -293,19 +300,26 @@ def run_self_assign(args: argparse.Namespace) -> int:
     columns = [c for c in RECORD_COLUMNS if c != "mixture_collection"]
     summary = result.summary()
     summary["reference"] = reference.citation()
+    validation = None
     if geo is not None:
         validation = geo.leave_one_out(args.geo)
         by_id = {pid: k for k, pid in enumerate(validation.surfaces.names)}
         for row in rows:
             k = by_id.get(row["indiv"])
             if k is not None:
-                row.update(geo_lat=float(validation.surfaces.best_lat[k]),
-                           geo_lon=float(validation.surfaces.best_lon[k]),
-                           geo_error_km=float(validation.error_km[k]))
-        columns += ["geo_lat", "geo_lon", "geo_error_km"]
+                row.update(geo_lat=float(validation.surfaces.point_lat[k]),
+                           geo_lon=float(validation.surfaces.point_lon[k]),
+                           geo_error_km=float(validation.error_km[k]),
+                           geo_region90_holds_site=bool(validation.covered[k]))
+        columns += ["geo_lat", "geo_lon", "geo_error_km", "geo_region90_holds_site"]
         summary["geo"] = {**geo.parameters(), "leave_one_out": validation.summary()}
     write_rows(args.out, rows, columns)
     summary_path = Path(args.summary) if args.summary else _sibling(args.out, ".summary.json")
+    if args.geo_plots:
+        from matching.geo_plots import plot_leave_one_out_errors
+
+        summary["geo"]["plots"] = [str(path) for path in
+                                   plot_leave_one_out_errors(validation, geo, args.geo_plots)]
     write_json(summary_path, summary)
     confusion_path = Path(args.confusion) if args.confusion else _sibling(args.out,
                                                                           ".confusion.csv")
@@ -317,8 +331,20 @@ def run_self_assign(args: argparse.Namespace) -> int:
             f"({result.inferred_repunit_accuracy:.1%} by the unit of the most likely "
             f"population); {int(result.assignment.unsampled.sum())} flagged as from an "
             "unsampled source")
-    if args.geo:
-        median = summary["geo"]["leave_one_out"]["overall"]["median_km"]
-        line += f"; median leave-one-out error {median:.0f} km"
     print(line)
+    if validation is not None:
+        print(_geo_error_lines(summary["geo"]["leave_one_out"]))
     return 0
+
+
+def _geo_error_lines(loo: dict) -> str:
+    """Leave-one-out error of the map placement beside both centroid baselines."""
+    overall = loo["overall"]
+    lines = [f"leave-one-{loo['leave_out']}-out geographic error (median / 90th percentile km): "
+             f"dnatrack {overall['median_km']:.0f} / {overall['p90_km']:.0f}, 90% region "
+             f"holds the site for {overall['coverage90']:.1%}"]
+    for name, label in (("most_likely_site_centroid", "most likely site's centroid"),
+                        ("posterior_weighted_centroid", "posterior-weighted site centroid")):
+        stats = loo["baselines"][name]["overall"]
+        lines.append(f"  {label}: {stats['median_km']:.0f} / {stats['p90_km']:.0f}")
+    return "\n".join(lines)
