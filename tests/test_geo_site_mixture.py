@@ -11,16 +11,19 @@ from matching import _geo_kernels as kernels
 from matching.assignment import AssignmentModel
 from matching.geo import (
     GeographicModel,
+    GeoSurfaces,
+    Grid,
     SiteMixtureModel,
     SiteMixtureSettings,
-    calibrated_level,
     great_circle_km,
     latitude_longitude,
     leave_one_out_site_log_likelihoods,
+    region_threshold,
     site_log_likelihoods,
     unit_vectors,
     weighted_centres,
 )
+from tests.simulated_populations import SimulatedPopulations
 from tests.test_geo import cline_populations, reference_set
 
 SETTINGS = SiteMixtureSettings(count_bandwidth_km=250.0, temperature=0.5, spread_km=150.0,
@@ -74,15 +77,15 @@ def test_weighted_centres_minimise_the_weighted_distance(power):
                                        mean, axis=1, keepdims=True))], atol=1e-9)
 
 
-def numpy_mass_above(weights, cell_kernel, log_area, cell):
+def numpy_tail_mass(weights, cell_kernel, log_area, cell):
     density = (weights @ cell_kernel) * np.exp(log_area)
     posterior = density / density.sum(axis=1, keepdims=True)
     target = posterior[np.arange(len(cell)), cell]
-    return np.where(posterior > target[:, None], posterior, 0.0).sum(axis=1)
+    return np.where(posterior <= target[:, None], posterior, 0.0).sum(axis=1)
 
 
 @pytest.mark.parametrize("n_sites", [1, 4, 9])
-def test_mass_above_cells_equals_numpy_twin(n_sites):
+def test_tail_mass_cells_equals_numpy_twin(n_sites):
     rng = np.random.default_rng(n_sites)
     weights = rng.dirichlet(np.ones(n_sites), size=6)
     weights[0, :] = 0.0
@@ -90,19 +93,39 @@ def test_mass_above_cells_equals_numpy_twin(n_sites):
     cell_kernel = rng.random((n_sites, 30)) ** 3
     log_area = np.log(rng.uniform(0.5, 2.0, 30))
     cell = rng.integers(0, 30, size=6)
-    fast = kernels.mass_above_cells(weights, cell_kernel, log_area, cell)
-    np.testing.assert_allclose(fast, numpy_mass_above(weights, cell_kernel, log_area, cell),
+    fast = kernels.tail_mass_cells(weights, cell_kernel, log_area, cell)
+    np.testing.assert_allclose(fast, numpy_tail_mass(weights, cell_kernel, log_area, cell),
                                rtol=1e-12, atol=1e-15)
-    # The region at level q holds the cell exactly when the mass above it is below q.
-    assert kernels.mass_above_cells(weights[:0], cell_kernel, log_area, cell[:0]).shape == (0,)
+    assert kernels.tail_mass_cells(weights[:0], cell_kernel, log_area, cell[:0]).shape == (0,)
+    # A cell where the surface is zero has tail zero: no region holds it.
+    cell_kernel[:, 7] = 0.0
+    assert kernels.tail_mass_cells(weights, cell_kernel, log_area, np.full(6, 7)).max() == 0.0
 
 
-def test_calibrated_level_is_the_conformal_quantile():
-    mass = np.linspace(0.0, 0.95, 20)
-    level = calibrated_level(mass, 0.9)
-    # ⌈21 · 0.9⌉ = 19th smallest: 19 of the 20 masses are below the level.
-    assert (mass < level).sum() == 19
-    assert calibrated_level(mass[:5], 0.9) == 1.0
+def test_tail_mass_decides_which_credible_regions_hold_a_cell():
+    rng = np.random.default_rng(3)
+    grid = Grid(np.linspace(0, 5, 6), np.linspace(0, 4, 5), np.ones((5, 4), bool))
+    weights = rng.dirichlet(np.ones(3), size=4)
+    cell_kernel = rng.random((3, 20))
+    log_area = np.log(grid.area_km2)
+    density = (weights @ cell_kernel) * grid.area_km2
+    surfaces = GeoSurfaces(grid, np.arange(4), np.log(density / density.sum(axis=1,
+                                                                           keepdims=True)))
+    for cell in range(20):
+        tail = kernels.tail_mass_cells(weights, cell_kernel, log_area, np.full(4, cell))
+        for level in (0.3, 0.5, 0.9):
+            held = surfaces.credible_regions(level)[:, cell]
+            np.testing.assert_array_equal(held, tail > 1 - level + 1e-12)
+
+
+def test_region_threshold_is_the_split_conformal_quantile():
+    tail = np.linspace(0.01, 0.95, 29)
+    threshold = region_threshold(tail, 0.9)
+    # ⌊30 · 0.1⌋ = 3: the 3rd smallest; a new exchangeable animal falls below it with
+    # probability 3/30, so the region holds it with probability 0.9.
+    assert threshold == tail[2]
+    assert (tail >= threshold).sum() == 27
+    assert region_threshold(tail[:8], 0.9) == 0.0
 
 
 # ---------------------------------------------------------------------- leave-one-out honesty
@@ -179,25 +202,46 @@ def test_leave_one_site_out_is_the_model_without_the_site(cline):
 
 
 # ---------------------------------------------------------------------- accuracy
-def test_beats_the_posterior_weighted_centroid_on_an_isolation_by_distance_set(cline):
-    """Leave-one-site-out on a lattice whose frequencies change with position: lower median
-    and 90th percentile error than both centroid baselines, and the 90% region, calibrated
-    on the other sites, holds the site for at least 85% of the animals."""
-    _, reference = cline
-    model = SiteMixtureModel.from_reference(reference, leave_out="site", n_cells=12)
-    summary = model.leave_one_out("site").summary()
+def isolation_by_distance_populations(n_sites=12, n_loci=10, n_alleles=8, seed=1):
+    """Sites scattered over a 12° square whose allele frequencies drift with position (log
+    frequencies linear in latitude and longitude) plus site-specific noise: neighbours are
+    alike, far sites differ, and no site is a copy of another."""
+    rng = np.random.default_rng(seed)
+    lat = rng.uniform(-6, 6, n_sites)
+    lon = 25 + rng.uniform(-6, 6, n_sites)
+    centred = np.c_[lat - lat.mean(), lon - lon.mean()]
+    slopes = rng.normal(0, 0.25, size=(n_loci, n_alleles, 2))
+    logits = np.einsum("lak,sk->sla", slopes, centred)
+    logits += rng.normal(0, 0.3, size=logits.shape)
+    frequencies = np.exp(logits)
+    frequencies /= frequencies.sum(axis=2, keepdims=True)
+    names = [f"site{s}" for s in range(n_sites)]
+    return SimulatedPopulations(frequencies, names, names, lat, lon)
+
+
+@pytest.mark.parametrize("leave_out", ["animal", "site"])
+def test_beats_the_posterior_weighted_centroid_on_an_isolation_by_distance_set(leave_out):
+    """Eight animals at each of twelve sites, ten loci: lower median and 90th percentile
+    leave-one-out error than the posterior-weighted site centroid, and the 90% region,
+    calibrated on the other folds, holds the site for at least 85% of the animals."""
+    sim = isolation_by_distance_populations()
+    reference = reference_set(sim, 8, np.random.default_rng(1), missing=0.05)
+    model = SiteMixtureModel.from_reference(reference, leave_out=leave_out, n_cells=12)
+    summary = model.leave_one_out(leave_out).summary()
     overall = summary["overall"]
-    for baseline in ("posterior_weighted_centroid", "most_likely_site_centroid"):
-        other = summary["baselines"][baseline]["overall"]
-        assert overall["median_km"] < other["median_km"]
-        assert overall["p90_km"] < other["p90_km"]
+    weighted = summary["baselines"]["posterior_weighted_centroid"]["overall"]
+    assert overall["median_km"] < weighted["median_km"]
+    assert overall["p90_km"] < weighted["p90_km"]
     assert overall["coverage90"] >= 0.85
-    assert set(summary["per_site"]) == set(model.geo.sites.populations)
+    assert overall["n"] == reference.table.n_profiles
+    assert set(summary["per_site"]) == set(sim.names)
 
 
 def test_settings_errors():
     with pytest.raises(ValueError, match="temperature"):
         SiteMixtureSettings(0.0, 0.0, 0.0, 2.0)
+    with pytest.raises(ValueError, match="temperature"):
+        SiteMixtureSettings(0.0, np.inf, 0.0, 2.0)
     with pytest.raises(ValueError, match="centre_power"):
         SiteMixtureSettings(0.0, 1.0, 0.0, 3.0)
     with pytest.raises(ValueError, match="bandwidths"):
