@@ -798,6 +798,26 @@ def region_threshold(tail_mass: np.ndarray, coverage: float) -> float:
     return float(np.sort(tail_mass)[k - 1])
 
 
+def site_region_threshold(tail_mass: np.ndarray, site: np.ndarray, coverage: float) -> float:
+    """:func:`region_threshold` for animals of sites not in the reference.
+
+    Animals of one site are alike, so a threshold fitted on other sites' animals holds a new
+    site's animals less often than ``coverage``. The coverage asked of
+    :func:`region_threshold` is raised to the smallest value (of a grid up to 0.999) at which
+    thresholds fitted without each site held that site's animals at least ``coverage`` of the
+    time, over all the sites given; the threshold is then fitted on all of them.
+    """
+    targets = np.linspace(coverage, 0.999, 60)
+    held = np.zeros(len(targets))
+    for s in np.unique(site):
+        members = site == s
+        held += [(tail_mass[members] >= region_threshold(tail_mass[~members], target)).sum()
+                 for target in targets]
+    enough = np.flatnonzero(held >= coverage * len(tail_mass))
+    target = targets[enough[0]] if len(enough) else 1.0
+    return region_threshold(tail_mass, target)
+
+
 @dataclass(eq=False)
 class _Candidates:
     """Leave-one-out errors of every candidate setting, for one kind of leave-out."""
@@ -876,7 +896,7 @@ class SiteMixtureModel:
             model.settings = candidates.settings[int(np.argmin(scores))]
         weights = model._leave_one_out_weights(leave_out, model.settings)
         tail = model._tail_mass_of_true_cell(weights)
-        model.region_levels = {level: 1.0 - region_threshold(tail, level)
+        model.region_levels = {level: 1.0 - model._threshold(tail, leave_out, level)
                                for level in DEFAULT_LEVELS}
         logger.info("geographic model of %s: settings %s chosen by %s, region levels %s",
                     geo.sites.name, model.settings.to_dict(), model.chosen_by,
@@ -971,6 +991,16 @@ class SiteMixtureModel:
         log_likelihood = self.loo_log_likelihoods(leave_out, settings.count_bandwidth_km)
         return site_posterior(log_likelihood, settings, self.site_distance_km)
 
+    def _threshold(self, tail: np.ndarray, leave_out: str, coverage: float,
+                   animals: np.ndarray | None = None) -> float:
+        """Region threshold fitted on ``animals`` (default all): split conformal when animals
+        are left out, raised for the likeness within a site when sites are."""
+        animals = np.ones(len(tail), dtype=bool) if animals is None else animals
+        if leave_out == "animal":
+            return region_threshold(tail[animals], coverage)
+        return site_region_threshold(tail[animals],
+                                     self.geo.sites.reference_population[animals], coverage)
+
     def _tail_mass_of_true_cell(self, weights: np.ndarray) -> np.ndarray:
         cell = self.site_cell[self.geo.sites.reference_population]
         return kernels.tail_mass_cells(np.ascontiguousarray(weights), self.cell_kernel,
@@ -1007,7 +1037,8 @@ class SiteMixtureModel:
             for f in (f for f, chosen_settings in chosen.items() if chosen_settings == settings):
                 members = fold == f
                 weights[members] = all_weights[members]
-                covered[members] = tail[members] >= region_threshold(tail[~members], 0.9)
+                covered[members] = tail[members] >= self._threshold(tail, leave_out, 0.9,
+                                                                    ~members)
         surfaces = self._surfaces(geo.sites.reference.profile_ids, weights, self.region_levels)
         for f, settings in chosen.items():
             members = fold == f

@@ -20,6 +20,7 @@ from matching.geo import (
     leave_one_out_site_log_likelihoods,
     region_threshold,
     site_log_likelihoods,
+    site_region_threshold,
     unit_vectors,
     weighted_centres,
 )
@@ -126,6 +127,23 @@ def test_region_threshold_is_the_split_conformal_quantile():
     assert threshold == tail[2]
     assert (tail >= threshold).sum() == 27
     assert region_threshold(tail[:8], 0.9) == 0.0
+
+
+def test_site_region_threshold_holds_left_out_sites():
+    """Sites whose animals are alike: a threshold fitted on the pooled animals holds a new
+    site's animals less often than asked; the site-aware one holds each left-out site's
+    animals at least as often as asked, counted by brute force over the sites."""
+    rng = np.random.default_rng(7)
+    site = np.repeat(np.arange(12), 10)
+    tail = np.clip(rng.beta(2, 5, 12)[site] * rng.uniform(0.3, 1.0, len(site)), 0, 1)
+    plain = region_threshold(tail, 0.9)
+    site_aware = site_region_threshold(tail, site, 0.9)
+    assert site_aware <= plain
+    held = sum((tail[site == s] >= site_region_threshold(tail[site != s], site[site != s],
+                                                         0.9)).sum() for s in range(12))
+    pooled = sum((tail[site == s] >= region_threshold(tail[site != s], 0.9)).sum()
+                 for s in range(12))
+    assert held >= pooled
 
 
 # ---------------------------------------------------------------------- leave-one-out honesty
