@@ -906,7 +906,9 @@ class SiteMixtureModel:
             model.settings = candidates.settings[int(np.argmin(scores))]
         weights = model._leave_one_out_weights(leave_out, model.settings)
         tail = model._tail_mass_of_true_cell(weights)
-        model.region_levels = {level: 1.0 - model._threshold(tail, leave_out, level)
+        # A threshold of 1 (the site's cell was the most probable often enough) is the
+        # region of the most probable cell alone.
+        model.region_levels = {level: max(1.0 - model._threshold(tail, leave_out, level), 1e-9)
                                for level in DEFAULT_LEVELS}
         logger.info("geographic model of %s: settings %s chosen by %s, region levels %s",
                     geo.sites.name, model.settings.to_dict(), model.chosen_by,
@@ -945,6 +947,27 @@ class SiteMixtureModel:
                                               self.settings.count_bandwidth_km)
         weights = site_posterior(log_likelihood, self.settings, self.site_distance_km)
         return self._surfaces(samples.profile_ids, weights, self.region_levels)
+
+    def seizure_surfaces(self, samples: GenotypeTable, groups: Sequence[str],
+                         method: str = "joint") -> GeoSurfaces:
+        """One placement per group (seizure) of samples: ``joint`` assumes one common origin
+        (the samples' site log-likelihoods add before tempering), ``pooled`` averages the
+        samples' own site weights (for seizures that may mix origins)."""
+        if method not in ("joint", "pooled"):
+            raise ValueError(f"method must be 'joint' or 'pooled', got {method!r}")
+        if len(groups) != samples.n_profiles:
+            raise ValueError(f"groups has {len(groups)} entries for {samples.n_profiles} samples")
+        labels = np.array([str(g) for g in groups], dtype=object)
+        names = list(dict.fromkeys(labels))
+        log_likelihood = site_log_likelihoods(self.geo, samples,
+                                              self.settings.count_bandwidth_km)
+        if method == "joint":
+            summed = np.array([log_likelihood[labels == name].sum(axis=0) for name in names])
+            weights = site_posterior(summed, self.settings, self.site_distance_km)
+        else:
+            own = site_posterior(log_likelihood, self.settings, self.site_distance_km)
+            weights = np.array([own[labels == name].mean(axis=0) for name in names])
+        return self._surfaces(np.array(names, dtype=object), weights, self.region_levels)
 
     # ------------------------------------------------------------------ validation
     def loo_log_likelihoods(self, leave_out: str, count_bandwidth_km: float) -> np.ndarray:

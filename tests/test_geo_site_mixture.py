@@ -20,6 +20,7 @@ from matching.geo import (
     leave_one_out_site_log_likelihoods,
     region_threshold,
     site_log_likelihoods,
+    site_posterior,
     site_region_threshold,
     unit_vectors,
     weighted_centres,
@@ -271,3 +272,33 @@ def test_leave_out_must_be_animal_or_site(cline):
     geo = GeographicModel.from_reference(reference, bandwidth_km=1.0, n_cells=12)
     with pytest.raises(ValueError, match="leave_out"):
         SiteMixtureModel.fit(geo, leave_out="population", settings=SETTINGS)
+
+
+def test_seizure_placements(cline):
+    """Joint: the samples' site log-likelihoods add before the posterior is formed; pooled:
+    the samples' own site weights are averaged."""
+    sim, reference = cline
+    geo = GeographicModel.from_reference(reference, bandwidth_km=1.0, n_cells=12)
+    model = SiteMixtureModel(geo, SETTINGS, {}, "given", 150.0)
+    samples = sim.sample(5, 6, np.random.default_rng(9), missing=0.05, prefix="q-",
+                         label=False)
+    groups = ["S"] * 4 + ["T"] * 2
+    log_likelihood = site_log_likelihoods(geo, samples, SETTINGS.count_bandwidth_km)
+    own = site_posterior(log_likelihood, SETTINGS, model.site_distance_km)
+    joint = model.seizure_surfaces(samples, groups)
+    expected = site_posterior(np.array([log_likelihood[:4].sum(axis=0),
+                                        log_likelihood[4:].sum(axis=0)]), SETTINGS,
+                              model.site_distance_km)
+    lat, lon = weighted_centres(expected, geo.site_lat, geo.site_lon, SETTINGS.centre_power)
+    np.testing.assert_allclose(joint.point_lat, lat)
+    np.testing.assert_allclose(joint.point_lon, lon)
+    assert list(joint.names) == ["S", "T"]
+    pooled = model.seizure_surfaces(samples, groups, method="pooled")
+    density = np.array([own[:4].mean(axis=0), own[4:].mean(axis=0)]) @ model.cell_kernel
+    density *= geo.grid.area_km2
+    np.testing.assert_allclose(pooled.posterior, density / density.sum(axis=1, keepdims=True),
+                               rtol=1e-10)
+    with pytest.raises(ValueError, match="method"):
+        model.seizure_surfaces(samples, groups, method="mean")
+    with pytest.raises(ValueError, match="groups"):
+        model.seizure_surfaces(samples, groups[:3])

@@ -149,12 +149,11 @@ def register(subparsers) -> None:
 
 def _add_geo_options(parser, default_cells: int) -> None:
     parser.add_argument("--geo", action="store_true",
-                        help="place samples on a map (reference populations need coordinates); "
-                             "adds geo_* columns and writes TABLE.geojson")
+                        help="place samples on a map (reference populations need coordinates; "
+                             "settings chosen by leave-one-animal-out cross-validation on the "
+                             "reference); adds geo_* columns and writes TABLE.geojson")
     parser.add_argument("--geo-cells", type=int, default=default_cells,
                         help=f"grid cells along the longer side (default {default_cells})")
-    parser.add_argument("--bandwidth-km", type=float,
-                        help="smoothing bandwidth (default: by cross-validation)")
 
 
 def _add_run_options(parser, default_chunk: int) -> None:
@@ -177,7 +176,7 @@ def _load_reference(args: argparse.Namespace, path: str) -> ReferenceSet:
 
 def run_assign(args: argparse.Namespace) -> int:
     from matching.assignment import RECORD_COLUMNS, AssignmentModel
-    from matching.geo import GEO_COLUMNS, GeographicModel
+    from matching.geo import GEO_COLUMNS, SiteMixtureModel
     from matching.mixture import (
         MEMBERSHIP_COLUMNS,
         PROPORTION_COLUMNS,
@@ -191,8 +190,7 @@ def run_assign(args: argparse.Namespace) -> int:
     # Everything that can fail on bad input runs before any file is written.
     geo = None
     if args.geo:
-        geo = GeographicModel.from_reference(reference, bandwidth_km=args.bandwidth_km,
-                                             n_cells=args.geo_cells)
+        geo = SiteMixtureModel.from_reference(reference, n_cells=args.geo_cells)
     with progress_bar(reference.table.n_profiles, "calibrating on the reference",
                       unit="animal") as update:
         model.flag_calibration(args.exclusion_sims, args.seed, args.alpha,
