@@ -100,7 +100,7 @@ def plot_leave_one_out_errors(validation: GeoValidation, model: SiteMixtureModel
     folder.mkdir(parents=True, exist_ok=True)
     figure = leave_one_out_error_figure(validation, model)
     paths = [folder / "geo_loo_error.png", folder / "geo_loo_error.svg"]
-    figure.savefig(paths[0], dpi=150)
-    figure.savefig(paths[1])
+    figure.savefig(paths[0], dpi=150, bbox_inches="tight")
+    figure.savefig(paths[1], bbox_inches="tight")
     logger.info("wrote the leave-one-out error map to %s", ", ".join(map(str, paths)))
     return paths
