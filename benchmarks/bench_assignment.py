@@ -26,6 +26,16 @@ Each figure is the best of ``--repeats`` runs. Self-assignment accuracies are re
 Chinook and alewife (``alewife_rubias.csv``, 1,070 fish) references: to the collection, and to
 the reporting unit both by the largest summed posterior and by the unit of the most likely
 collection.
+
+Geographic assignment (a separate section, ``--geo-only`` runs it alone): leave-one-animal-out
+and leave-one-site-out error in km (median, 90th percentile) of dnatrack's site-mixture
+placement beside the centroid of the most likely site and the posterior-weighted centroid of
+the sites, and the share of animals whose 90% region holds their site, on every bundled
+reference set and, when msprime is installed, on a set simulated like a real georeferenced STR
+survey (40 sites scattered over East and Southern Africa, 10 STRs, 8–14 animals per site,
+isolation by distance).
+
+    python -m benchmarks.bench_assignment --geo-only
 """
 
 from __future__ import annotations
@@ -43,7 +53,9 @@ from dnatrack.reference import load_reference_set
 from matching import _mixture_kernels
 from matching._rng_kernels import seed_state, state_for
 from matching.assignment import AssignmentModel, self_assign
+from matching.geo import BASELINES, SiteMixtureModel
 from matching.mixture import assess_reference, bootstrap_repunit_proportions, estimate_mixture
+from reference_data import list_reference_sets
 
 DEFAULT_DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 LOG2 = math.log(2.0)
@@ -100,7 +112,14 @@ def main(argv=None) -> dict:
     parser.add_argument("--assess-iterations", type=int, default=50,
                         help="simulated mixtures for the assess_reference timings")
     parser.add_argument("--json", help="write the figures to this file")
+    parser.add_argument("--geo-only", action="store_true",
+                        help="only the geographic leave-one-out section")
     args = parser.parse_args(argv)
+    if args.geo_only:
+        result = {"geographic_leave_one_out": geographic_errors()}
+        if args.json:
+            Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+        return result
 
     start = time.perf_counter()
     reference = load_reference_set(args.datasets / "chinook_baseline_rubias.csv")
@@ -202,6 +221,7 @@ def main(argv=None) -> dict:
                      for name, result in (("chinook", validation), ("alewife", alewife))},
     }
     print(json.dumps(result, indent=2))
+    result["geographic_leave_one_out"] = geographic_errors()
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
     return result
@@ -214,6 +234,70 @@ def _z_summary(assignment) -> dict:
         out[label] = {"mean": round(float(finite.mean()), 3),
                       "sd": round(float(finite.std(ddof=1)), 3)}
     return out
+
+
+# ---------------------------------------------------------------------- geographic assignment
+def survey_like_reference():
+    """40 sites scattered over East and Southern Africa, 10 STRs, 8–14 animals a site,
+    simulated with msprime as the bundled sets are; ``None`` without msprime."""
+    try:
+        import msprime  # noqa: F401
+    except ImportError:
+        return None
+    from dataclasses import replace
+
+    from dnatrack.panels import load_panel
+    from reference_data.make_reference_sets import Locality, design, simulate
+
+    rng = np.random.default_rng(40)
+    lat, lon = rng.uniform(-25, 2, 40), rng.uniform(22, 40, 40)
+    localities = tuple(
+        Locality(f"S{k:02d}", f"S{k:02d}", f"simulated site {k}", float(a), float(o),
+                 {"region": "north" if a > -12 else "south"})
+        for k, (a, o) in enumerate(zip(lat, lon, strict=True)))
+    panel = load_panel("elephant_16str")
+    panel = replace(panel, name="elephant_10str", loci=panel.loci[:10])
+    survey = replace(design("savanna_elephant_simulated"), name="survey_like_simulated",
+                     localities=localities, animals_per_locality=(8, 14),
+                     default_repunit_level="region", seed=40)
+    return simulate(survey, panel)
+
+
+def geographic_errors() -> dict:
+    """Leave-one-out geographic error of dnatrack and both centroid baselines, per set."""
+    sets = [(name, load_reference_set(name)) for name in list_reference_sets()]
+    survey = survey_like_reference()
+    if survey is not None:
+        sets.append((survey.name, survey))
+    figures = {}
+    header = (f"{'reference set':28s} {'leave out':9s} {'dnatrack med/p90 (cov90)':>26s} "
+              f"{'most likely site':>17s} {'weighted centroid':>18s}")
+    print(header)
+    for name, reference in sets:
+        for leave_out in ("animal", "site"):
+            start = time.perf_counter()
+            model = SiteMixtureModel.from_reference(reference, leave_out=leave_out)
+            summary = model.leave_one_out(leave_out).summary()
+            seconds = time.perf_counter() - start
+            overall = summary["overall"]
+            row = {"dnatrack": _geo_figures(overall), "seconds": round(seconds, 1),
+                   "settings": model.settings.to_dict(),
+                   **{b: _geo_figures(summary["baselines"][b]["overall"]) for b in BASELINES}}
+            figures[f"{name}/{leave_out}"] = row
+            best, weighted = (row[b] for b in BASELINES)
+            print(f"{name:28s} {leave_out:9s} "
+                  f"{overall['median_km']:8.0f} / {overall['p90_km']:5.0f} "
+                  f"({overall['coverage90']:.3f}) "
+                  f"{best['median_km']:8.0f} / {best['p90_km']:5.0f} "
+                  f"{weighted['median_km']:9.0f} / {weighted['p90_km']:5.0f}")
+    return figures
+
+
+def _geo_figures(stats: dict) -> dict:
+    figures = {"median_km": round(stats["median_km"], 1), "p90_km": round(stats["p90_km"], 1)}
+    if "coverage90" in stats:
+        figures["coverage90"] = round(stats["coverage90"], 3)
+    return figures
 
 
 if __name__ == "__main__":

@@ -22,11 +22,22 @@ point and its sampling site, with the animal's own alleles taken out of every ce
 (``leave_out="animal"``) or with its whole site left out (``leave_out="site"``, a sample from
 an unsampled locality).
 
+The surface alone places an animal no better than the centroid of its most likely site, so
+:class:`SiteMixtureModel` uses the site-level assignment posterior as well: likelihoods at the
+sites from counts smoothed across sites, tempered, shared with neighbouring sites, and a point
+minimising the posterior-weighted distance (to a power between 1 and 2) to the sites; its map is
+a mixture of kernels around the sites with those weights. Its settings come from a small grid by
+cross-validated error against the posterior-weighted centroid, its credible regions are
+calibrated to hold the animal's site as often as they claim, and its leave-one-out figures are
+nested (no animal's own error chooses the settings that place it) and reported beside both
+centroid baselines.
+
 The grid is regular in degrees and does not wrap across the antimeridian.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -39,6 +50,8 @@ from dnatrack.reference import ReferenceSet
 from matching import _assignment_kernels as assignment_kernels
 from matching import _geo_kernels as kernels
 from matching.assignment import AssignmentModel
+
+logger = logging.getLogger(__name__)
 
 EARTH_RADIUS_KM = 6371.0088  # mean radius (IUGG)
 DEFAULT_CELLS = 50
@@ -209,14 +222,37 @@ class GeoSurfaces:
     names : ndarray of str, shape (k,)
     log_posterior : ndarray of float64, shape (k, C)
         Natural log of the posterior probability of each cell (normalised per row).
+    point_lat, point_lon : ndarray of float64, shape (k,), optional
+        Point estimates where the model makes them (:class:`SiteMixtureModel`); reports use
+        them instead of the most likely cell.
+    region_levels : dict of float to float
+        Posterior level to use for each nominal credible level (50%, 90%) in reports, where
+        cross-validation calibrated it.
     """
 
     grid: Grid
     names: np.ndarray
     log_posterior: np.ndarray
+    point_lat: np.ndarray | None = None
+    point_lon: np.ndarray | None = None
+    region_levels: dict[float, float] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.names)
+
+    @property
+    def estimate_lat(self) -> np.ndarray:
+        """Reported latitude of each surface: its point estimate, else its most likely cell."""
+        return self.best_lat if self.point_lat is None else self.point_lat
+
+    @property
+    def estimate_lon(self) -> np.ndarray:
+        return self.best_lon if self.point_lon is None else self.point_lon
+
+    def level_for(self, nominal: float) -> float:
+        """Posterior level whose regions hold the truth ``nominal`` of the time (calibrated by
+        cross-validation where the model did so; else ``nominal`` itself)."""
+        return self.region_levels.get(nominal, nominal)
 
     @cached_property
     def posterior(self) -> np.ndarray:
@@ -265,14 +301,14 @@ class GeoSurfaces:
         """A GeoJSON FeatureCollection: per surface, its most likely point and one
         MultiPolygon (of grid cells) per credible level."""
         features = []
-        regions = {level: self.credible_regions(level) for level in levels}
+        regions = {level: self.credible_regions(self.level_for(level)) for level in levels}
         for k, name in enumerate(self.names):
             best = self.best_cell[k]
             features.append({
                 "type": "Feature",
                 "geometry": {"type": "Point",
-                             "coordinates": [float(self.grid.lon[best]),
-                                             float(self.grid.lat[best])]},
+                             "coordinates": [float(self.estimate_lon[k]),
+                                             float(self.estimate_lat[k])]},
                 "properties": {"name": str(name), "kind": "most_likely_point",
                                "posterior": float(self.posterior[k, best])},
             })
@@ -283,19 +319,21 @@ class GeoSurfaces:
                     "geometry": {"type": "MultiPolygon",
                                  "coordinates": [[self.grid.cell_ring(c)] for c in cells]},
                     "properties": {"name": str(name), "kind": "credible_region",
-                                   "level": level, "n_cells": int(len(cells)),
+                                   "level": level, "posterior_level": self.level_for(level),
+                                   "n_cells": int(len(cells)),
                                    "area_km2": float(self.grid.area_km2[cells].sum())},
                 })
         return {"type": "FeatureCollection", "features": features}
 
     def records(self) -> list[dict]:
-        """One row per surface with :data:`GEO_COLUMNS` (``indiv`` is the surface's name)."""
-        area50 = self.region_area_km2(0.5)
-        area90 = self.region_area_km2(0.9)
+        """One row per surface with :data:`GEO_COLUMNS` (``indiv`` is the surface's name;
+        areas are those of the regions at the calibrated levels)."""
+        area50 = self.region_area_km2(self.level_for(0.5))
+        area90 = self.region_area_km2(self.level_for(0.9))
         peak = self.posterior[np.arange(len(self)), self.best_cell]
         return [
-            {"indiv": str(name), "geo_lat": float(self.best_lat[k]),
-             "geo_lon": float(self.best_lon[k]), "geo_max_posterior": float(peak[k]),
+            {"indiv": str(name), "geo_lat": float(self.estimate_lat[k]),
+             "geo_lon": float(self.estimate_lon[k]), "geo_max_posterior": float(peak[k]),
              "geo_area50_km2": float(area50[k]), "geo_area90_km2": float(area90[k])}
             for k, name in enumerate(self.names)
         ]
@@ -566,8 +604,12 @@ class GeoValidation:
         Each animal's site (index into ``site_names``).
     site_names : tuple of str
     error_km : ndarray of float64, shape (n,)
-        Distance from the most likely point to the animal's site.
+        Distance from the reported point to the animal's site.
     leave_out : str
+    baseline_error_km : dict of str to ndarray of float64, shape (n,)
+        The same error for the simple baselines (:data:`BASELINES`), where measured.
+    covered : ndarray of bool, shape (n,), optional
+        Whether the animal's 90% credible region holds the cell of its site.
     """
 
     surfaces: GeoSurfaces
@@ -575,17 +617,518 @@ class GeoValidation:
     site_names: tuple[str, ...]
     error_km: np.ndarray
     leave_out: str
+    baseline_error_km: dict[str, np.ndarray] = field(default_factory=dict)
+    covered: np.ndarray | None = None
 
     def summary(self) -> dict:
-        """Median, mean and 90th percentile error overall and per site; JSON-ready."""
+        """Median, mean and 90th percentile error overall and per site, for the method and
+        each baseline, and the 90%-region coverage; JSON-ready."""
         def stats(values: np.ndarray) -> dict:
             return {"n": int(len(values)), "median_km": float(np.median(values)),
                     "mean_km": float(values.mean()),
                     "p90_km": float(np.quantile(values, 0.9))}
 
-        return {
+        present = [(s, name) for s, name in enumerate(self.site_names) if (self.site == s).any()]
+        summary = {
             "leave_out": self.leave_out,
             "overall": stats(self.error_km),
-            "per_site": {name: stats(self.error_km[self.site == s])
-                         for s, name in enumerate(self.site_names) if (self.site == s).any()},
+            "per_site": {name: stats(self.error_km[self.site == s]) for s, name in present},
         }
+        if self.covered is not None:
+            summary["overall"]["coverage90"] = float(self.covered.mean())
+            for s, name in present:
+                summary["per_site"][name]["coverage90"] = float(self.covered[self.site == s].mean())
+        if self.baseline_error_km:
+            summary["baselines"] = {
+                baseline: {"overall": stats(error),
+                           "per_site": {name: stats(error[self.site == s])
+                                        for s, name in present}}
+                for baseline, error in self.baseline_error_km.items()
+            }
+        return summary
+
+
+# ---------------------------------------------------------------------- site mixture
+#: The simple baselines every placement is held against (DESIGN 8): the centroid of the most
+#: likely site, and the centroid of the sites weighted by the assignment posterior.
+BASELINES = ("most_likely_site_centroid", "posterior_weighted_centroid")
+#: Candidate settings tried by the cross-validation; bandwidths are multiples of the median
+#: distance from a site to its nearest neighbour.
+COUNT_BANDWIDTH_FACTORS = (0.0, 1.0)
+TEMPERATURES = (3.0, 2.0, 1.5, 1.0, 0.7, 0.5, 0.35)
+SPREAD_FACTORS = (0.0, 0.5, 1.0)
+CENTRE_POWERS = (1.0, 1.25, 1.5, 1.75, 2.0)
+CENTRE_ITERATIONS = 100
+#: Bandwidth of the map's kernels around the sites, as a multiple of the median distance from
+#: a site to its nearest neighbour: an animal of a sampled site is near a site, one of an
+#: unsampled locality is anywhere between them.
+REGION_KERNEL_FACTORS = {"animal": 0.5, "site": 2.0}
+#: Folds of the nested cross-validation when animals (not sites) are left out.
+ANIMAL_FOLDS = 10
+FOLD_SEED = 20261203
+#: Bootstrap resamples that smooth the cross-validation's score.
+SCORE_RESAMPLES = 30
+
+
+@dataclass(frozen=True)
+class SiteMixtureSettings:
+    """How :class:`SiteMixtureModel` turns site likelihoods into a place.
+
+    Attributes
+    ----------
+    count_bandwidth_km : float
+        Bandwidth of the Gaussian kernel that smooths allele counts across sites before
+        scoring (0: each site's own counts, the plain assignment likelihood).
+    temperature : float
+        Power ``τ`` in (0, 1] of the likelihoods in the site posterior: below one it widens a
+        posterior that trusts the loci too much (loci are not independent draws from exact
+        frequencies).
+    spread_km : float
+        Bandwidth of the kernel that shares each site's posterior with its neighbours
+        (0: none); neighbours under isolation by distance are the likely alternatives.
+    centre_power : float
+        The point estimate minimises ``Σ_s w_s d_s^q`` over the sphere: ``q = 2`` the
+        weighted centroid, ``q = 1`` the weighted geometric median.
+    """
+
+    count_bandwidth_km: float
+    temperature: float
+    spread_km: float
+    centre_power: float
+
+    def __post_init__(self) -> None:
+        if not (self.count_bandwidth_km >= 0 and self.spread_km >= 0):
+            raise ValueError("bandwidths must be non-negative numbers of km")
+        if not (np.isfinite(self.temperature) and self.temperature > 0):
+            raise ValueError(f"temperature must be a positive number, got {self.temperature}")
+        if not 1 <= self.centre_power <= 2:
+            raise ValueError(f"centre_power must lie in [1, 2], got {self.centre_power}")
+
+    def to_dict(self) -> dict:
+        return {"count_bandwidth_km": self.count_bandwidth_km, "temperature": self.temperature,
+                "spread_km": self.spread_km, "centre_power": self.centre_power}
+
+
+def unit_vectors(lat, lon) -> np.ndarray:
+    """Unit vectors (…, 3) of points in degrees."""
+    phi, lam = np.radians(lat), np.radians(lon)
+    return np.stack([np.cos(phi) * np.cos(lam), np.cos(phi) * np.sin(lam), np.sin(phi)], -1)
+
+
+def latitude_longitude(xyz: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Latitude and longitude in degrees of unit vectors (…, 3)."""
+    return (np.degrees(np.arcsin(np.clip(xyz[..., 2], -1.0, 1.0))),
+            np.degrees(np.arctan2(xyz[..., 1], xyz[..., 0])))
+
+
+def weighted_centres(weights: np.ndarray, site_lat: np.ndarray, site_lon: np.ndarray,
+                     power: float) -> tuple[np.ndarray, np.ndarray]:
+    """Latitude and longitude (n,) of the points minimising ``Σ_s w_s d_s^power``."""
+    xyz = kernels.weighted_centres(np.ascontiguousarray(weights, dtype=np.float64),
+                                   unit_vectors(site_lat, site_lon), float(power),
+                                   CENTRE_ITERATIONS)
+    return latitude_longitude(xyz)
+
+
+def _site_distance_km(site_lat: np.ndarray, site_lon: np.ndarray) -> np.ndarray:
+    return great_circle_km(site_lat[:, None], site_lon[:, None], site_lat[None, :],
+                           site_lon[None, :])
+
+
+def _count_weights(site_distance_km: np.ndarray, bandwidth_km: float) -> np.ndarray:
+    """Weight of site ``s``'s counts at site ``t``, float64 (S, S); identity at bandwidth 0."""
+    if bandwidth_km == 0:
+        return np.eye(len(site_distance_km))
+    return np.ascontiguousarray(smoothing_weights(site_distance_km, bandwidth_km))
+
+
+def site_log_likelihoods(geo: GeographicModel, samples: GenotypeTable,
+                         count_bandwidth_km: float) -> np.ndarray:
+    """Log-likelihood of new samples at each site from counts smoothed across sites,
+    float64 (n, S)."""
+    weights = _count_weights(_site_distance_km(geo.site_lat, geo.site_lon), count_bandwidth_km)
+    counts, totals = _smoothed(geo.sites, weights)
+    return _score(geo.sites, counts, totals, geo.sites.encode(samples))
+
+
+def leave_one_out_site_log_likelihoods(geo: GeographicModel, count_bandwidth_km: float,
+                                       leave_out: str) -> np.ndarray:
+    """Log-likelihood of each reference animal at each site without itself (``"animal"``:
+    its alleles leave every site's smoothed counts) or without its whole site (``"site"``:
+    the site's counts leave every other site and the site itself is ``-inf``), float64 (n, S).
+    """
+    sites = geo.sites
+    codes = sites.encode(sites.reference)
+    site = sites.reference_population
+    weights = _count_weights(_site_distance_km(geo.site_lat, geo.site_lon), count_bandwidth_km)
+    if leave_out == "animal":
+        counts, totals = _smoothed(sites, weights)
+        return kernels.leave_one_out_cell_log_likelihoods(codes, counts, totals, sites.prior,
+                                                          weights, site)
+    out = np.empty((len(site), len(sites.populations)))
+    for s in range(len(sites.populations)):
+        members = site == s
+        without = weights.copy()
+        without[s, :] = 0.0
+        counts, totals = _smoothed(sites, without)
+        out[members] = _score(sites, counts, totals, codes[members])
+        out[members, s] = -np.inf
+    return out
+
+
+def site_posterior(log_likelihood: np.ndarray, settings: SiteMixtureSettings,
+                   site_distance_km: np.ndarray) -> np.ndarray:
+    """Weights of the sites (n, S) summing to one: the tempered posterior (equal priors),
+    shared with neighbours by the spread kernel; sites at ``-inf`` keep weight zero."""
+    available = np.isfinite(log_likelihood)
+    tempered = np.where(available, log_likelihood * settings.temperature, -np.inf)
+    posterior = np.exp(_normalised(tempered))
+    if settings.spread_km > 0:
+        posterior = posterior @ smoothing_weights(site_distance_km, settings.spread_km)
+        posterior = np.where(available, posterior, 0.0)
+        posterior /= posterior.sum(axis=1, keepdims=True)
+    return posterior
+
+
+def placement_scores(error_km: np.ndarray, baseline_km: np.ndarray) -> np.ndarray:
+    """What the cross-validation minimises, per candidate: the larger of the excesses of the
+    median and of the 90th percentile error over the posterior-weighted centroid's on the
+    same animals (negative: better in both), the two figures a lab reads off a validation,
+    averaged over :data:`SCORE_RESAMPLES` bootstrap resamples of the animals (seeded) so that
+    a candidate wins by doing better throughout, not on one lucky order statistic.
+
+    Parameters
+    ----------
+    error_km : float64 (n_candidates, n)
+    baseline_km : float64 (n,)
+
+    Returns
+    -------
+    float64 (n_candidates,)
+    """
+    rng = np.random.default_rng(FOLD_SEED)
+    resample = rng.integers(0, len(baseline_km), size=(SCORE_RESAMPLES, len(baseline_km)))
+    errors = error_km[:, resample]
+    baseline = baseline_km[resample]
+    median = np.median(errors, axis=2) - np.median(baseline, axis=1)
+    p90 = np.quantile(errors, 0.9, axis=2) - np.quantile(baseline, 0.9, axis=1)
+    return np.maximum(median, p90).mean(axis=1)
+
+
+def region_threshold(tail_mass: np.ndarray, coverage: float) -> float:
+    """Tail-mass threshold ``t`` of the credible region that holds the truth with
+    probability at least ``coverage`` (split conformal): a region holds a site when the site
+    cell's tail mass is at least ``t``. ``t`` is the ``k``-th smallest of the animals' tail
+    masses, ``k = ⌊(m + 1)(1 - coverage)⌋``; 0 (every cell with any posterior) when
+    ``k = 0``."""
+    k = math.floor((len(tail_mass) + 1) * (1.0 - coverage) + 1e-9)
+    if k == 0:
+        return 0.0
+    return float(np.sort(tail_mass)[k - 1])
+
+
+def site_region_threshold(tail_mass: np.ndarray, site: np.ndarray, coverage: float) -> float:
+    """:func:`region_threshold` for animals of sites not in the reference.
+
+    Animals of one site are alike, so a threshold fitted on other sites' animals holds a new
+    site's animals less often than ``coverage``. The coverage asked of
+    :func:`region_threshold` is raised to the smallest value (of a grid up to 0.999) at which
+    thresholds fitted without each site held that site's animals at least ``coverage`` of the
+    time, over all the sites given; the threshold is then fitted on all of them.
+    """
+    targets = np.linspace(coverage, 0.999, 60)
+    held = np.zeros(len(targets))
+    for s in np.unique(site):
+        members = site == s
+        held += [(tail_mass[members] >= region_threshold(tail_mass[~members], target)).sum()
+                 for target in targets]
+    enough = np.flatnonzero(held >= coverage * len(tail_mass))
+    target = targets[enough[0]] if len(enough) else 1.0
+    return region_threshold(tail_mass, target)
+
+
+@dataclass(eq=False)
+class _Candidates:
+    """Leave-one-out errors of every candidate setting, for one kind of leave-out."""
+
+    settings: list[SiteMixtureSettings]
+    error_km: np.ndarray          # (n_settings, n)
+
+
+@dataclass(eq=False)
+class SiteMixtureModel:
+    """Geographic assignment from the site-level assignment posterior.
+
+    Each sample is scored at every sampled site from allele counts smoothed across sites
+    (the surfaces of :class:`GeographicModel` evaluated at the sites); the likelihoods,
+    tempered, give a posterior over sites, which a spatial kernel shares with each site's
+    neighbours. The reported point minimises the posterior-weighted sum of distances to the
+    sites raised to a power ``q`` between 1 (geometric median) and 2 (centroid). The map is
+    the mixture of Gaussian kernels (``region_kernel_km``) centred on the sites with those
+    weights, times cell area, over the in-range cells; its 50% and 90% regions are
+    calibrated so that they held the animal's site in that share of leave-one-out
+    placements.
+
+    The settings (:class:`SiteMixtureSettings`) are chosen from a small grid by
+    cross-validation, minimising :func:`placement_scores` of the leave-one-out error
+    (leave-one-animal-out or leave-one-site-out, the question the model will answer). With
+    count bandwidth 0, temperature 1, no spread and ``q = 2`` the method is the
+    posterior-weighted centroid of sites, so that baseline is one of the candidates.
+
+    :meth:`leave_one_out` reports honest figures: the settings and region levels that place
+    the animals of a site are chosen without those animals' errors (nested by site), and
+    every animal's own alleles are out of the counts that place it.
+    """
+
+    geo: GeographicModel
+    settings: SiteMixtureSettings
+    region_levels: dict[float, float]
+    chosen_by: str
+    region_kernel_km: float
+    _candidates: dict[str, _Candidates] = field(default_factory=dict, repr=False)
+    _log_likelihoods: dict[tuple[str, float], np.ndarray] = field(default_factory=dict,
+                                                                  repr=False)
+
+    @classmethod
+    def from_reference(
+        cls,
+        reference: ReferenceSet,
+        *,
+        leave_out: str = "animal",
+        settings: SiteMixtureSettings | None = None,
+        n_cells: int = DEFAULT_CELLS,
+        margin_degrees: float | None = None,
+        range_km: float | None = None,
+    ) -> SiteMixtureModel:
+        """Model of the located populations of ``reference``, settings chosen by
+        cross-validated error under ``leave_out`` unless given."""
+        geo = GeographicModel.from_reference(reference, bandwidth_km=1.0, n_cells=n_cells,
+                                             margin_degrees=margin_degrees, range_km=range_km)
+        return cls.fit(geo, leave_out=leave_out, settings=settings)
+
+    @classmethod
+    def fit(cls, geo: GeographicModel, *, leave_out: str = "animal",
+            settings: SiteMixtureSettings | None = None) -> SiteMixtureModel:
+        """Choose the settings (unless given) and calibrate the region levels on the
+        reference animals of ``geo``, left out by ``leave_out``."""
+        _check_leave_out(leave_out)
+        nearest = _median_nearest_km(geo.site_lat, geo.site_lon)
+        diagonal = float(great_circle_km(geo.grid.lat_edges[0], geo.grid.lon_edges[0],
+                                         geo.grid.lat_edges[1], geo.grid.lon_edges[1]))
+        model = cls(geo, settings or SiteMixtureSettings(0.0, 1.0, 0.0, 2.0), {},
+                    leave_out if settings is None else "given",
+                    max(nearest * REGION_KERNEL_FACTORS[leave_out], diagonal))
+        if settings is None:
+            candidates = model.candidates(leave_out)
+            baseline = model.baseline_errors(leave_out)["posterior_weighted_centroid"]
+            scores = placement_scores(candidates.error_km, baseline)
+            model.settings = candidates.settings[int(np.argmin(scores))]
+        weights = model._leave_one_out_weights(leave_out, model.settings)
+        tail = model._tail_mass_of_true_cell(weights)
+        # A threshold of 1 (the site's cell was the most probable often enough) is the
+        # region of the most probable cell alone.
+        model.region_levels = {level: max(1.0 - model._threshold(tail, leave_out, level), 1e-9)
+                               for level in DEFAULT_LEVELS}
+        logger.info("geographic model of %s: settings %s chosen by %s, region levels %s",
+                    geo.sites.name, model.settings.to_dict(), model.chosen_by,
+                    model.region_levels)
+        return model
+
+    # ------------------------------------------------------------------ geometry
+    @cached_property
+    def site_distance_km(self) -> np.ndarray:
+        """Distance between sites, float64 (S, S)."""
+        return _site_distance_km(self.geo.site_lat, self.geo.site_lon)
+
+    @cached_property
+    def cell_kernel(self) -> np.ndarray:
+        """Map kernel of each site at each in-range cell, float64 (S, C)."""
+        return np.ascontiguousarray(
+            smoothing_weights(self.geo.cell_site_distance_km, self.region_kernel_km).T)
+
+    @cached_property
+    def site_cell(self) -> np.ndarray:
+        """In-range cell nearest each site, int64 (S,)."""
+        return np.argmin(self.geo.cell_site_distance_km, axis=0)
+
+    def _surfaces(self, names, weights: np.ndarray, levels: dict) -> GeoSurfaces:
+        lat, lon = weighted_centres(weights, self.geo.site_lat, self.geo.site_lon,
+                                    self.settings.centre_power)
+        with np.errstate(divide="ignore"):
+            log_density = np.log(weights @ self.cell_kernel) + self.geo.log_prior
+        return GeoSurfaces(self.geo.grid, np.asarray(names), _normalised(log_density), lat, lon,
+                           dict(levels))
+
+    # ------------------------------------------------------------------ placing samples
+    def assign(self, samples: GenotypeTable) -> GeoSurfaces:
+        """Point estimate and posterior surface of each sample."""
+        log_likelihood = site_log_likelihoods(self.geo, samples,
+                                              self.settings.count_bandwidth_km)
+        weights = site_posterior(log_likelihood, self.settings, self.site_distance_km)
+        return self._surfaces(samples.profile_ids, weights, self.region_levels)
+
+    def seizure_surfaces(self, samples: GenotypeTable, groups: Sequence[str],
+                         method: str = "joint") -> GeoSurfaces:
+        """One placement per group (seizure) of samples: ``joint`` assumes one common origin
+        (the samples' site log-likelihoods add before tempering), ``pooled`` averages the
+        samples' own site weights (for seizures that may mix origins)."""
+        if method not in ("joint", "pooled"):
+            raise ValueError(f"method must be 'joint' or 'pooled', got {method!r}")
+        if len(groups) != samples.n_profiles:
+            raise ValueError(f"groups has {len(groups)} entries for {samples.n_profiles} samples")
+        labels = np.array([str(g) for g in groups], dtype=object)
+        names = list(dict.fromkeys(labels))
+        log_likelihood = site_log_likelihoods(self.geo, samples,
+                                              self.settings.count_bandwidth_km)
+        if method == "joint":
+            summed = np.array([log_likelihood[labels == name].sum(axis=0) for name in names])
+            weights = site_posterior(summed, self.settings, self.site_distance_km)
+        else:
+            own = site_posterior(log_likelihood, self.settings, self.site_distance_km)
+            weights = np.array([own[labels == name].mean(axis=0) for name in names])
+        return self._surfaces(np.array(names, dtype=object), weights, self.region_levels)
+
+    # ------------------------------------------------------------------ validation
+    def loo_log_likelihoods(self, leave_out: str, count_bandwidth_km: float) -> np.ndarray:
+        """:func:`leave_one_out_site_log_likelihoods` of the reference animals (cached)."""
+        key = (leave_out, float(count_bandwidth_km))
+        if key not in self._log_likelihoods:
+            self._log_likelihoods[key] = leave_one_out_site_log_likelihoods(
+                self.geo, count_bandwidth_km, leave_out)
+        return self._log_likelihoods[key]
+
+    def baseline_errors(self, leave_out: str) -> dict[str, np.ndarray]:
+        """Leave-one-out error (km) of each of :data:`BASELINES`, from the plain assignment
+        posterior (each site's own counts, equal priors)."""
+        geo = self.geo
+        site = geo.sites.reference_population
+        true_lat, true_lon = geo.site_lat[site], geo.site_lon[site]
+        posterior = np.exp(_normalised(self.loo_log_likelihoods(leave_out, 0.0)))
+        best = np.argmax(posterior, axis=1)
+        return {
+            "most_likely_site_centroid": great_circle_km(geo.site_lat[best], geo.site_lon[best],
+                                                         true_lat, true_lon),
+            "posterior_weighted_centroid": great_circle_km(
+                *weighted_centres(posterior, geo.site_lat, geo.site_lon, 2.0),
+                true_lat, true_lon),
+        }
+
+    def candidates(self, leave_out: str) -> _Candidates:
+        """Leave-one-out errors of every candidate setting (cached)."""
+        if leave_out in self._candidates:
+            return self._candidates[leave_out]
+        geo = self.geo
+        site = geo.sites.reference_population
+        true_lat, true_lon = geo.site_lat[site], geo.site_lon[site]
+        nearest = _median_nearest_km(geo.site_lat, geo.site_lon)
+        settings, errors = [], []
+        for count_bandwidth in (factor * nearest for factor in COUNT_BANDWIDTH_FACTORS):
+            log_likelihood = self.loo_log_likelihoods(leave_out, count_bandwidth)
+            for temperature in TEMPERATURES:
+                for spread in SPREAD_FACTORS:
+                    candidate = SiteMixtureSettings(count_bandwidth, temperature,
+                                                    spread * nearest, 1.0)
+                    weights = site_posterior(log_likelihood, candidate, self.site_distance_km)
+                    for power in CENTRE_POWERS:
+                        lat, lon = weighted_centres(weights, geo.site_lat, geo.site_lon, power)
+                        settings.append(SiteMixtureSettings(count_bandwidth, temperature,
+                                                            spread * nearest, power))
+                        errors.append(great_circle_km(lat, lon, true_lat, true_lon))
+        found = _Candidates(settings, np.array(errors))
+        self._candidates[leave_out] = found
+        return found
+
+    def _leave_one_out_weights(self, leave_out: str,
+                               settings: SiteMixtureSettings) -> np.ndarray:
+        log_likelihood = self.loo_log_likelihoods(leave_out, settings.count_bandwidth_km)
+        return site_posterior(log_likelihood, settings, self.site_distance_km)
+
+    def _threshold(self, tail: np.ndarray, leave_out: str, coverage: float,
+                   animals: np.ndarray | None = None) -> float:
+        """Region threshold fitted on ``animals`` (default all): split conformal when animals
+        are left out, raised for the likeness within a site when sites are."""
+        animals = np.ones(len(tail), dtype=bool) if animals is None else animals
+        if leave_out == "animal":
+            return region_threshold(tail[animals], coverage)
+        return site_region_threshold(tail[animals],
+                                     self.geo.sites.reference_population[animals], coverage)
+
+    def _tail_mass_of_true_cell(self, weights: np.ndarray) -> np.ndarray:
+        cell = self.site_cell[self.geo.sites.reference_population]
+        return kernels.tail_mass_cells(np.ascontiguousarray(weights), self.cell_kernel,
+                                        np.ascontiguousarray(self.geo.log_prior), cell)
+
+    def leave_one_out(self, leave_out: str = "animal") -> GeoValidation:
+        """Place every reference animal without itself or without its whole site; errors of
+        the method and the baselines, and coverage of the 90% region.
+
+        Nested: the animals of each fold are placed with the settings (when the model chose
+        them) and the region level that do best on the animals of the other folds. Folds are
+        the sites when whole sites are left out, else :data:`ANIMAL_FOLDS` random folds of
+        animals (seeded, so the figures are reproducible).
+        """
+        _check_leave_out(leave_out)
+        geo = self.geo
+        site = geo.sites.reference_population
+        baselines = self.baseline_errors(leave_out)
+        fold = site if leave_out == "site" else _animal_folds(len(site))
+        folds = np.unique(fold)
+        if self.chosen_by == "given":
+            chosen = {f: self.settings for f in folds}
+        else:
+            found = self.candidates(leave_out)
+            baseline = baselines["posterior_weighted_centroid"]
+            chosen = {f: found.settings[int(np.argmin(placement_scores(
+                found.error_km[:, fold != f], baseline[fold != f])))] for f in folds}
+        weights = np.empty((len(site), len(geo.sites.populations)))
+        covered = np.empty(len(site), dtype=bool)
+        for settings in set(chosen.values()):
+            all_weights = self._leave_one_out_weights(leave_out, settings)
+            tail = self._tail_mass_of_true_cell(all_weights)
+            for f in (f for f, chosen_settings in chosen.items() if chosen_settings == settings):
+                members = fold == f
+                weights[members] = all_weights[members]
+                covered[members] = tail[members] >= self._threshold(tail, leave_out, 0.9,
+                                                                    ~members)
+        surfaces = self._surfaces(geo.sites.reference.profile_ids, weights, self.region_levels)
+        for f, settings in chosen.items():
+            members = fold == f
+            surfaces.point_lat[members], surfaces.point_lon[members] = weighted_centres(
+                weights[members], geo.site_lat, geo.site_lon, settings.centre_power)
+        error = great_circle_km(surfaces.point_lat, surfaces.point_lon, geo.site_lat[site],
+                                geo.site_lon[site])
+        logger.info("leave-one-%s-out geographic validation of %s: median %.0f km, "
+                    "90th percentile %.0f km, 90%% region coverage %.3f", leave_out,
+                    geo.sites.name, np.median(error), np.quantile(error, 0.9), covered.mean())
+        return GeoValidation(surfaces, site, geo.sites.populations, error, leave_out,
+                             baselines, covered)
+
+    def parameters(self) -> dict:
+        return {
+            **{k: v for k, v in self.geo.parameters().items()
+               if k not in ("bandwidth_km", "kernel", "bandwidth_choice")},
+            "method": "site mixture: tempered site posterior from smoothed counts, spread to "
+                      "neighbours, point minimising the weighted distance^q to the sites",
+            "settings": self.settings.to_dict(),
+            "settings_choice": "given" if self.chosen_by == "given"
+            else f"leave-one-{self.chosen_by}-out cross-validation, minimising median + "
+                 "90th percentile error",
+            "region_kernel_km": self.region_kernel_km,
+            "region_levels": {str(k): v for k, v in self.region_levels.items()},
+        }
+
+
+def _animal_folds(n: int) -> np.ndarray:
+    """Fold of each of ``n`` animals: a fixed random split into :data:`ANIMAL_FOLDS`."""
+    return np.random.default_rng(FOLD_SEED).permutation(n) % ANIMAL_FOLDS
+
+
+def _check_leave_out(leave_out: str) -> None:
+    if leave_out not in ("animal", "site"):
+        raise ValueError(f"leave_out must be 'animal' or 'site', got {leave_out!r}")
+
+
+def _median_nearest_km(lat: np.ndarray, lon: np.ndarray) -> float:
+    distance = _site_distance_km(lat, lon)
+    np.fill_diagonal(distance, np.inf)
+    return float(np.median(distance.min(axis=1)))

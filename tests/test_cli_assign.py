@@ -53,7 +53,8 @@ def test_self_assign_command(simulated, tmp_path, capsys):
     folder, _, _ = simulated
     out = tmp_path / "self.csv"
     status = main(["self-assign", str(folder), "--out", str(out), "--geo", "animal",
-                   "--geo-cells", "12", "--exclusion-sims", "200"])
+                   "--geo-cells", "12", "--exclusion-sims", "200",
+                   "--plots", str(tmp_path / "plots")])
     assert status == 0
     rows = read_csv(out)
     expected = self_assign(load_reference_set(folder), exclusion_simulations=200)
@@ -77,12 +78,24 @@ def test_self_assign_command(simulated, tmp_path, capsys):
     assert summary["parameters"]["unsampled_calibration"] == (
         expected.assignment.calibration.summary())
     assert summary["reference"].startswith("cli_test_simulated v1 (simulated)")
-    assert summary["geo"]["leave_one_out"]["overall"]["n"] == len(rows)
+    loo = summary["geo"]["leave_one_out"]
+    assert loo["overall"]["n"] == len(rows)
+    assert loo["overall"]["median_km"] == pytest.approx(
+        float(np.median([float(r["geo_error_km"]) for r in rows])))
+    assert loo["overall"]["coverage90"] == pytest.approx(
+        np.mean([r["geo_region90_holds_site"] == "True" for r in rows]))
+    for baseline in ("most_likely_site_centroid", "posterior_weighted_centroid"):
+        assert loo["baselines"][baseline]["overall"]["n"] == len(rows)
+    for suffix in ("png", "svg"):
+        assert (tmp_path / "plots" / f"geo_loo_error.{suffix}").stat().st_size > 1000
     confusion = read_csv(tmp_path / "self.confusion.csv")
     assert sum(int(r["n"]) for r in confusion) == len(rows)
     printed = capsys.readouterr().out
     assert "to their reporting unit" in printed
     assert f"{int(expected.assignment.unsampled.sum())} flagged" in printed
+    assert "leave-one-animal-out geographic error" in printed
+    assert "posterior-weighted site centroid: " in printed
+    assert "most likely site's centroid: " in printed
 
 
 def test_assign_command_with_mixture_and_geo(simulated, tmp_path, capsys):
@@ -168,3 +181,13 @@ def test_command_errors(simulated, tmp_path, capsys):
     assert status == 1
     assert "coordinates" in capsys.readouterr().err
     assert list(tmp_path.glob("y*")) == []  # nothing half-written
+
+
+def test_plots_without_geo_have_no_error_map(simulated, tmp_path):
+    folder, _, _ = simulated
+    status = main(["self-assign", str(folder), "--out", str(tmp_path / "z.csv"),
+                   "--exclusion-sims", "200", "--plots", str(tmp_path / "plots")])
+    assert status == 0
+    written = {path.name for path in (tmp_path / "plots").iterdir()}
+    assert "geo_loo_error.png" not in written
+    assert {"z_scores.png", "z_scores.svg", "confusion_populations.png"} <= written

@@ -140,13 +140,15 @@ def register(subparsers) -> None:
     self_assign.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     self_assign.add_argument("--geo", choices=("animal", "site"),
                              help="also place every animal on the map leaving out itself or "
-                                  "its whole site, and report the error in km")
+                                  "its whole site (settings chosen by that cross-validation), "
+                                  "and report the error in km against the most-likely-site "
+                                  "and posterior-weighted site centroids, and the coverage of "
+                                  "the 90%% region")
     self_assign.add_argument("--geo-cells", type=int, default=DEFAULT_CELLS,
                              help=f"grid cells along the longer side (default {DEFAULT_CELLS})")
-    self_assign.add_argument("--bandwidth-km", type=float,
-                             help="smoothing bandwidth (default: by cross-validation)")
     _add_run_options(self_assign, DEFAULT_CHUNK_SIZE)
-    _add_plots_option(self_assign, "confusion matrices and the z-score histogram")
+    _add_plots_option(self_assign, "confusion matrices and the z-score histogram, and with "
+                                   "--geo the leave-one-out error map")
     self_assign.set_defaults(func=run_self_assign)
     _register_assess_reference(subparsers)
 
@@ -301,12 +303,11 @@ def _run_mixture(args: argparse.Namespace, model, samples, result, groups, setti
 
 def _add_geo_options(parser, default_cells: int) -> None:
     parser.add_argument("--geo", action="store_true",
-                        help="place samples on a map (reference populations need coordinates); "
-                             "adds geo_* columns and writes TABLE.geojson")
+                        help="place samples on a map (reference populations need coordinates; "
+                             "settings chosen by leave-one-animal-out cross-validation on the "
+                             "reference); adds geo_* columns and writes TABLE.geojson")
     parser.add_argument("--geo-cells", type=int, default=default_cells,
                         help=f"grid cells along the longer side (default {default_cells})")
-    parser.add_argument("--bandwidth-km", type=float,
-                        help="smoothing bandwidth (default: by cross-validation)")
 
 
 def _add_run_options(parser, default_chunk: int) -> None:
@@ -329,7 +330,7 @@ def _load_reference(args: argparse.Namespace, path: str) -> ReferenceSet:
 
 def run_assign(args: argparse.Namespace) -> int:
     from matching.assignment import RECORD_COLUMNS, AssignmentModel
-    from matching.geo import GEO_COLUMNS, GeographicModel
+    from matching.geo import GEO_COLUMNS, SiteMixtureModel
     from matching.mixture import MEMBERSHIP_COLUMNS, PROPORTION_COLUMNS, REPUNIT_COLUMNS
 
     reference = _load_reference(args, args.reference)
@@ -339,8 +340,7 @@ def run_assign(args: argparse.Namespace) -> int:
     mixture_settings = _mixture_settings(args, model, samples) if args.mixture else None
     geo = None
     if args.geo:
-        geo = GeographicModel.from_reference(reference, bandwidth_km=args.bandwidth_km,
-                                             n_cells=args.geo_cells)
+        geo = SiteMixtureModel.from_reference(reference, n_cells=args.geo_cells)
     with progress_bar(reference.table.n_profiles, "calibrating on the reference",
                       unit="animal") as update:
         model.flag_calibration(args.exclusion_sims, args.seed, args.alpha,
@@ -436,14 +436,14 @@ def _groups(samples, column: str) -> list[str]:
 
 def run_self_assign(args: argparse.Namespace) -> int:
     from matching.assignment import RECORD_COLUMNS, self_assign
-    from matching.geo import GeographicModel
+    from matching.geo import SiteMixtureModel
 
     reference = _load_reference(args, args.reference)
     n = reference.table.n_profiles
     geo = None
     if args.geo:
-        geo = GeographicModel.from_reference(reference, bandwidth_km=args.bandwidth_km,
-                                             n_cells=args.geo_cells)
+        geo = SiteMixtureModel.from_reference(reference, leave_out=args.geo,
+                                              n_cells=args.geo_cells)
     with progress_bar(n, "self-assigning", unit="sample") as update:
         result = self_assign(
             reference, repunit_level=args.repunit_level,
@@ -454,16 +454,18 @@ def run_self_assign(args: argparse.Namespace) -> int:
     columns = [c for c in RECORD_COLUMNS if c != "mixture_collection"]
     summary = result.summary()
     summary["reference"] = reference.citation()
+    validation = None
     if geo is not None:
         validation = geo.leave_one_out(args.geo)
         by_id = {pid: k for k, pid in enumerate(validation.surfaces.names)}
         for row in rows:
             k = by_id.get(row["indiv"])
             if k is not None:
-                row.update(geo_lat=float(validation.surfaces.best_lat[k]),
-                           geo_lon=float(validation.surfaces.best_lon[k]),
-                           geo_error_km=float(validation.error_km[k]))
-        columns += ["geo_lat", "geo_lon", "geo_error_km"]
+                row.update(geo_lat=float(validation.surfaces.point_lat[k]),
+                           geo_lon=float(validation.surfaces.point_lon[k]),
+                           geo_error_km=float(validation.error_km[k]),
+                           geo_region90_holds_site=bool(validation.covered[k]))
+        columns += ["geo_lat", "geo_lon", "geo_error_km", "geo_region90_holds_site"]
         summary["geo"] = {**geo.parameters(), "leave_one_out": validation.summary()}
     write_rows(args.out, rows, columns)
     if args.plots:
@@ -471,6 +473,10 @@ def run_self_assign(args: argparse.Namespace) -> int:
 
         figures = plot_confusion(result, args.plots) + plot_z_scores(result.assignment,
                                                                      args.plots)
+        if geo is not None:
+            from matching.geo_plots import plot_leave_one_out_errors
+
+            figures += plot_leave_one_out_errors(validation, geo, args.plots)
         summary["plots"] = [str(path) for path in figures]
     summary_path = Path(args.summary) if args.summary else _sibling(args.out, ".summary.json")
     write_json(summary_path, summary)
@@ -484,10 +490,9 @@ def run_self_assign(args: argparse.Namespace) -> int:
             f"({result.inferred_repunit_accuracy:.1%} by the unit of the most likely "
             f"population); {int(result.assignment.unsampled.sum())} flagged as from an "
             "unsampled source")
-    if args.geo:
-        median = summary["geo"]["leave_one_out"]["overall"]["median_km"]
-        line += f"; median leave-one-out error {median:.0f} km"
     print(line)
+    if validation is not None:
+        print(_geo_error_lines(summary["geo"]["leave_one_out"]))
     return 0
 
 
@@ -592,3 +597,16 @@ def run_assess_reference(args: argparse.Namespace) -> int:
           f"{args.mixture_size} ({args.method}): {result.level:.0%} intervals cover the true "
           f"reporting-unit proportion {result.coverage:.1%} of the time; wrote {args.out}")
     return 0
+
+
+def _geo_error_lines(loo: dict) -> str:
+    """Leave-one-out error of the map placement beside both centroid baselines."""
+    overall = loo["overall"]
+    lines = [f"leave-one-{loo['leave_out']}-out geographic error (median / 90th percentile km): "
+             f"dnatrack {overall['median_km']:.0f} / {overall['p90_km']:.0f}, 90% region "
+             f"holds the site for {overall['coverage90']:.1%}"]
+    for name, label in (("most_likely_site_centroid", "most likely site's centroid"),
+                        ("posterior_weighted_centroid", "posterior-weighted site centroid")):
+        stats = loo["baselines"][name]["overall"]
+        lines.append(f"  {label}: {stats['median_km']:.0f} / {stats['p90_km']:.0f}")
+    return "\n".join(lines)
