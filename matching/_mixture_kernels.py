@@ -223,30 +223,47 @@ def baseline_resampling_mixtures(codes, group_starts, counts, totals, allele_pri
         log_like = np.empty(n_pop)
         weights = np.empty(n_pop)
         tally = np.zeros(n_pop)
+        log_x = np.empty((n_loci, width, n_pop))
+        log_x1 = np.empty((n_loci, width, n_pop))
+        log_norm = np.empty((n_loci, n_pop))
         for sweep in range(n_sweeps):
             keep = sweep >= burn_in
             tally[:] = 0.0
+            # The predictive's logs under the current allocation, looked up for every sample;
+            # only the sample's own population needs its alleles taken out.
+            for locus in range(n_loci):
+                for p in range(n_pop):
+                    total = totals[locus, p] + added_total[locus, p]
+                    log_norm[locus, p] = math.log((total + 1.0) * (total + 2.0))
+                    for a in range(width):
+                        x = counts[locus, a, p] + added[locus, a, p] + allele_prior[locus]
+                        log_x[locus, a, p] = math.log(x)
+                        log_x1[locus, a, p] = math.log(x + 1.0)
             for i in range(start, stop):
                 own = allocation[i - start]
-                for p in range(n_pop):
-                    total_log = 0.0
-                    for locus in range(n_loci):
-                        a = codes[i, locus, 0]
-                        if a < 0:
-                            continue
-                        b = codes[i, locus, 1]
-                        x_a = counts[locus, a, p] + added[locus, a, p] + allele_prior[locus]
-                        x_b = counts[locus, b, p] + added[locus, b, p] + allele_prior[locus]
-                        total = totals[locus, p] + added_total[locus, p]
+                log_like[:] = 0.0
+                for locus in range(n_loci):
+                    a = codes[i, locus, 0]
+                    if a < 0:
+                        continue
+                    b = codes[i, locus, 1]
+                    for p in range(n_pop):
                         if p == own:
+                            x_a = counts[locus, a, p] + added[locus, a, p] + allele_prior[locus]
+                            x_b = counts[locus, b, p] + added[locus, b, p] + allele_prior[locus]
                             if a == b:
                                 x_a -= 2.0
                             else:
                                 x_a -= 1.0
                                 x_b -= 1.0
-                            total -= 2.0
-                        total_log += _log_predictive(a, b, x_a, x_b, total)
-                    log_like[p] = total_log
+                            total = totals[locus, p] + added_total[locus, p] - 2.0
+                            log_like[p] += _log_predictive(a, b, x_a, x_b, total)
+                        elif a == b:
+                            log_like[p] += log_x[locus, a, p] + log_x1[locus, a, p] \
+                                - log_norm[locus, p]
+                        else:
+                            log_like[p] += LOG2 + log_x[locus, a, p] + log_x[locus, b, p] \
+                                - log_norm[locus, p]
                 top = log_like.max()
                 total_weight = 0.0
                 for p in range(n_pop):

@@ -960,6 +960,12 @@ def assess_reference(
     reference, and scored against a reference rebuilt from the rest (a population keeps at
     least one animal; proportions asking for more are drawn again). Every mixture is then
     estimated as :func:`estimate_mixture` does, with ``prior``, ``n_sweeps`` and ``burn_in``.
+
+    The coverage it reports is that of equal-tailed intervals around the proportions the
+    mixtures were drawn from. For reporting units whose proportion is near zero such intervals
+    can sit entirely above the truth, so coverage falls short where many units are small: on
+    the Chinook baseline (39 units, mixtures of 100) it is 77% for 95% intervals, against 91%
+    on alewife (3 units) and 95-98% on a simulated reference of 3 units.
     """
     if method not in ("loo", "mc"):
         raise ValueError(f"method must be 'loo' or 'mc', got {method!r}")

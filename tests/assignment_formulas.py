@@ -20,10 +20,11 @@ def slow_counts(reference: GenotypeTable):
     """Allele counts per (population, locus) and A per locus, by plain counting."""
     counts: dict[tuple[str, str], Counter] = {}
     seen: dict[str, set] = {locus: set() for locus in reference.loci}
+    alleles = reference.alleles.tolist()
     for i in range(reference.n_profiles):
         pop = reference.population[i]
         for j, locus in enumerate(reference.loci):
-            a, b = (int(v) for v in reference.alleles[i, j])
+            a, b = alleles[i][j]
             counts.setdefault((pop, locus), Counter())
             if a < 0:
                 continue
@@ -119,10 +120,11 @@ def slow_rubias_z_scores(reference: GenotypeTable, samples: GenotypeTable, popul
     """
     counts, n_alleles = slow_counts(reference)
     per_locus: dict[tuple[str, str], list[float]] = {}
+    reference_alleles = reference.alleles.tolist()
     for i in range(reference.n_profiles):
         population = reference.population[i]
         for j, locus in enumerate(reference.loci):
-            a, b = (int(v) for v in reference.alleles[i, j])
+            a, b = reference_alleles[i][j]
             if a < 0 or b < 0:
                 continue
             counter = Counter(counts[(population, locus)])
@@ -141,14 +143,17 @@ def slow_rubias_z_scores(reference: GenotypeTable, samples: GenotypeTable, popul
         centre = mean(values)
         return sum((v - centre) ** 2 for v in values) / (len(values) - 1)
 
+    column = {locus: j for j, locus in enumerate(samples.loci)}
+    sample_alleles = samples.alleles.tolist()
+    summaries = {key: (mean(values), variance(values)) for key, values in per_locus.items()}
     out = []
     for i in range(samples.n_profiles):
         population = populations[i]
         observed = expected_mean = expected_variance = 0.0
         for locus in reference.loci:
-            if locus not in samples.loci or n_alleles[locus] == 0:
+            if locus not in column or n_alleles[locus] == 0:
                 continue
-            a, b = (int(v) for v in samples.alleles[i, samples.locus_index(locus)])
+            a, b = sample_alleles[i][column[locus]]
             if a < 0 or b < 0:
                 continue
             counter = Counter(counts.get((population, locus), Counter()))
@@ -156,9 +161,9 @@ def slow_rubias_z_scores(reference: GenotypeTable, samples: GenotypeTable, popul
                 counter[a] -= 1
                 counter[b] -= 1
             observed += math.log(slow_genotype_probability(counter, n_alleles[locus], a, b))
-            values = per_locus.get((population, locus), [])
-            expected_mean += mean(values)
-            expected_variance += variance(values)
+            locus_mean, locus_variance = summaries.get((population, locus), (0.0, 0.0))
+            expected_mean += locus_mean
+            expected_variance += locus_variance
         out.append((observed - expected_mean) / math.sqrt(expected_variance)
                    if expected_variance > 0 else math.nan)
     return np.array(out)

@@ -311,9 +311,14 @@ def test_single_allele_loci_give_no_rubias_z_score():
 def test_rubias_z_scores_on_rubias_data_sets(shared_datasets, file, mean, sd):
     reference = load_reference_set(shared_datasets / file)
     result = self_assign(reference).assignment
-    best = [result.populations[k] for k in result.best]
-    expected = slow_rubias_z_scores(reference.table, reference.table, best, leave_one_out=True)
-    np.testing.assert_allclose(result.z_score, expected, rtol=0, atol=1e-6)
+    # The plain-Python definition on every animal of (at most) the first 6 collections: the
+    # whole Chinook baseline (664,000 genotypes) takes minutes in plain Python.
+    kept = np.isin(reference.table.population, reference.table.unique_populations()[:6])
+    table = reference.table.take(kept)
+    part = self_assign(AssignmentModel.from_table(table)).assignment
+    best = [part.populations[k] for k in part.best]
+    expected = slow_rubias_z_scores(table, table, best, leave_one_out=True)
+    np.testing.assert_allclose(part.z_score, expected, rtol=0, atol=1e-6)
     assert np.mean(result.z_score) == pytest.approx(mean, abs=0.005)
     assert np.std(result.z_score, ddof=1) == pytest.approx(sd, abs=0.005)
     # The exact-expectation score is a different statistic, well away from rubias's.
