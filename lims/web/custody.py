@@ -10,6 +10,7 @@ confirmed at the top. Typing the barcode and pressing Enter works the same.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 
 import sqlalchemy as sa
 from flask import flash, redirect, request, url_for
@@ -42,6 +43,8 @@ from lims.web.common import (
     storage_choices,
     user_names,
 )
+
+logger = logging.getLogger(__name__)
 
 # Details kept from one scan to the next (seal numbers and notes belong to one piece).
 KEPT_FIELDS = ("event_type", "signature_meaning", "from_holder", "to_holder", "place",
@@ -145,7 +148,9 @@ def scan_custody():
             status = show_problems(form, error)
         else:
             db.session.commit()
-            subject_kind, _ = event.subject
+            subject_kind, subject_id = event.subject
+            logger.info("custody event %s (%s of %s %s) recorded by user %s", event.seq,
+                        event.event_type, subject_kind, subject_id, current_user.id)
             flash(
                 f"Recorded {event.event_type} of {subject_kind} {form.barcode.data.strip()} "
                 f"(custody event {event.seq}, hash {event.hash[:12]}…).",
