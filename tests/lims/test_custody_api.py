@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 
@@ -180,15 +181,24 @@ def post_with_key(caller, body: dict, key: str, client=None):
         "/api/v1/custody-events", json=body, headers={**caller.headers, "Idempotency-Key": key})
 
 
-def test_a_retry_with_the_same_key_gets_the_first_answer_and_appends_nothing(login, trees):
+def test_a_retry_with_the_same_key_gets_the_first_answer_and_appends_nothing(login, trees,
+                                                                            caplog):
+    caplog.set_level(logging.INFO, logger="lims")
     custodian = login("custodian")
-    body = event(trees["A"].sample_ids[0])
+    sample_id = trees["A"].sample_ids[0]
+    body = event(sample_id)
     first = post_with_key(custodian, body, "hand-over-7f3a")
     assert first.status_code == 201 and "Idempotent-Replayed" not in first.headers
     retry = post_with_key(custodian, body, "hand-over-7f3a")
     assert retry.status_code == 201 and retry.headers["Idempotent-Replayed"] == "true"
     assert retry.json == first.json and retry.headers["Location"] == first.headers["Location"]
     assert ledger_length(login) == 1
+    logged = [record.getMessage() for record in caplog.records]
+    assert logged.count(f"custody event 1 (seal of sample {sample_id}) recorded by user "
+                        f"{custodian.user_id}") == 1
+    assert any(message.startswith(f"idempotent replay: user {custodian.user_id}, POST "
+                                  "/api/v1/custody-events, key 'hand-over-7f3a' answered 201")
+               for message in logged)
     # A new key is a new event; without a key every request is one.
     assert post_with_key(custodian, body, "hand-over-7f3b").json["seq"] == 2
     assert custodian.post("/api/v1/custody-events", json=body).json["seq"] == 3

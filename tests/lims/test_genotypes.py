@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import logging
 
 import pytest
 import sqlalchemy as sa
@@ -532,7 +533,8 @@ def test_problems_between_rows_far_apart_are_found_too(analyst, trees, monkeypat
 
 
 def test_a_retried_import_with_its_key_gets_the_first_answer_and_imports_once(
-        analyst, trees, session):
+        analyst, trees, session, caplog):
+    caplog.set_level(logging.INFO, logger="lims")
     keyed = {"headers": {**analyst.headers, "Idempotency-Key": "run7-upload"}}
 
     def send(text: str):
@@ -547,6 +549,10 @@ def test_a_retried_import_with_its_key_gets_the_first_answer_and_imports_once(
     assert retry.status_code == 201 and retry.headers["Idempotent-Replayed"] == "true"
     assert retry.json == first.json and retry.headers["Location"] == first.headers["Location"]
     assert row_counts(session) == after_first
+    logged = [record.getMessage() for record in caplog.records]
+    assert logged.count(f"genotype import {first.json['id']} (run7.csv, 2 profiles, panel "
+                        f"{PANEL}) by user {analyst.user_id}") == 1
+    assert sum(message.startswith("idempotent replay") for message in logged) == 1
     # Another file under the same key is refused, and imports nothing.
     other = send(WIDE.replace("148", "146"))
     assert other.status_code == 422

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import logging
 import os
 import re
 import subprocess
@@ -353,7 +354,8 @@ def stop_heartbeats(app, seconds_ago: float) -> None:
 
 
 def test_a_request_whose_workers_stop_responding_is_requeued_then_failed(app, world,
-                                                                        investigator):
+                                                                        investigator, caplog):
+    caplog.set_level(logging.INFO, logger="lims.jobs")
     created = investigator.post("/api/v1/match-requests", json=request_body(world)).json
     url = f"/api/v1/match-requests/{created['id']}"
     assert app.config["JOB_MAX_ATTEMPTS"] == 3
@@ -368,6 +370,16 @@ def test_a_request_whose_workers_stop_responding_is_requeued_then_failed(app, wo
         assert (state["status"], state["attempts"]) == (outcome, attempt)
     assert state["error"] == ("the worker running this request stopped responding 3 times "
                               "(no heartbeat for 40 s); run it again")
+    logged = [record.getMessage() for record in caplog.records if record.name == "lims.jobs"]
+    request_id = created["id"]
+    assert logged[:4] == [
+        f"match request {request_id} queued",
+        f"match request {request_id} claimed by worker worker 1 (attempt 1)",
+        f"match request {request_id}: heartbeat lost (worker worker 1, attempt 1, none for 40 s)",
+        f"match request {request_id} re-queued after its worker stopped responding",
+    ]
+    assert logged[-1] == (f"match request {request_id} failed: its workers stopped responding "
+                          "3 times")
     # The last worker's late result is not stored over the failure.
     assert jobs.run_claimed(app, created["id"], "worker 3", 3) == "failed"
     assert investigator.get(f"{url}/result").status_code == 409
@@ -395,7 +407,8 @@ def test_a_worker_given_up_for_dead_stores_nothing_when_it_comes_back(app, world
     assert jobs.run_claimed(app, created["id"], "second worker", 2) == "done"
 
 
-def test_heartbeats_keep_a_long_job_with_its_worker(app, world, investigator, monkeypatch):
+def test_heartbeats_keep_a_long_job_with_its_worker(app, world, investigator, monkeypatch,
+                                                   caplog):
     app.config.update(JOB_HEARTBEAT_SECONDS=0.1, JOB_STALE_SECONDS=0.5)
     from lims.reports import analysis
 
@@ -407,9 +420,19 @@ def test_heartbeats_keep_a_long_job_with_its_worker(app, world, investigator, mo
 
     monkeypatch.setattr(analysis, "estimate_mixture", slow)
     created = investigator.post("/api/v1/match-requests", json=request_body(world)).json
-    assert jobs.run_queued(app) == [created["id"]]
+    caplog.set_level(logging.INFO, logger="lims.jobs")
+    assert jobs.run_queued(app, worker="w-1") == [created["id"]]
     state = investigator.get(f"/api/v1/match-requests/{created['id']}").json
     assert (state["status"], state["attempts"]) == ("done", 1)
+    logged = [record.getMessage() for record in caplog.records if record.name == "lims.jobs"]
+    milestones = [message for message in logged
+                  if re.fullmatch(rf"match request {created['id']}: .* \(\d+%\)", message)]
+    assert [message.split(": ")[1].split(" (")[0] for message in milestones] == [
+        "loading released profiles", "calibrating cutoffs", "kinship and identity search",
+        "population assignment", "mixture proportions", "geographic assignment",
+        "assembling the results"]
+    assert re.fullmatch(rf"match request {created['id']} done in \d+\.\d s \(worker w-1, "
+                        r"attempt 1\)", logged[-1])
 
 
 @pytest.mark.parametrize(
