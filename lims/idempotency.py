@@ -81,7 +81,7 @@ def _header_key() -> str | None:
     key = request.headers.get(HEADER)
     if key is None:
         return None
-    if not _KEY_PATTERN.fullmatch(key):
+    if not valid_key(key):
         raise ApiError(422, f"invalid {HEADER} header",
                        {"problems": [{"field": HEADER, "message": "must be 1 to 255 visible "
                                       "ASCII characters"}]})
@@ -108,11 +108,15 @@ def _replay(row, fingerprint: str):
     return row.response_body, row.response_status, headers
 
 
-def _claim(key: str):
-    """Insert the key's row in the request's transaction; the stored answer instead when
-    the key was used before."""
+def claim(key: str, fingerprint: str):
+    """Insert the current user's ``key`` in the request's transaction and return None; or,
+    when the key was used before, return its stored row (``request_sha256``,
+    ``response_status``, ``response_body``, ``response_location``) instead.
+
+    A concurrent request with the same key makes this wait until that request ends; its row
+    is then returned. :func:`commit_write` stores the answer on an inserted key.
+    """
     user_id = current_user.id
-    fingerprint = request_fingerprint()
     now = utcnow()
     # Expired keys go first, in a transaction of their own: no lock is held while writing.
     with db.engine.begin() as connection:
@@ -123,7 +127,7 @@ def _claim(key: str):
     for _ in range(_CLAIM_TRIES):
         row = _stored(user_id, key)
         if row is not None:
-            return _replay(row, fingerprint)
+            return row
         try:
             setattr(g, _ROW_KEY, db.session.execute(
                 sa.insert(_table).values(
@@ -138,6 +142,10 @@ def _claim(key: str):
     raise ApiError(409, f"a request with this {HEADER} is still being processed; retry later")
 
 
+def valid_key(key: str | None) -> bool:
+    return key is not None and _KEY_PATTERN.fullmatch(key) is not None
+
+
 def idempotent(view: Callable) -> Callable:
     """Make an API write view retry-safe with the ``Idempotency-Key`` header; the view must
     end with :func:`commit_write`."""
@@ -146,9 +154,10 @@ def idempotent(view: Callable) -> Callable:
     def retry_safe(**arguments):
         key = _header_key()
         if key is not None:
-            replayed = _claim(key)
-            if replayed is not None:
-                return replayed
+            fingerprint = request_fingerprint()
+            row = claim(key, fingerprint)
+            if row is not None:
+                return _replay(row, fingerprint)
         return view(**arguments)
 
     return retry_safe

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from lims.custody import GENESIS_HASH
 from lims.extensions import db
-from lims.models import IdempotencyKey
+from lims.models import AuditRecord, IdempotencyKey
 from tests.lims.factories import make_case_tree
 
 
@@ -181,7 +181,7 @@ def post_with_key(caller, body: dict, key: str, client=None):
         "/api/v1/custody-events", json=body, headers={**caller.headers, "Idempotency-Key": key})
 
 
-def test_a_retry_with_the_same_key_gets_the_first_answer_and_appends_nothing(login, trees,
+def test_a_retry_with_the_same_key_gets_the_first_answer_and_appends_nothing(app, login, trees,
                                                                             caplog):
     caplog.set_level(logging.INFO, logger="lims")
     custodian = login("custodian")
@@ -199,6 +199,10 @@ def test_a_retry_with_the_same_key_gets_the_first_answer_and_appends_nothing(log
     assert any(message.startswith(f"idempotent replay: user {custodian.user_id}, POST "
                                   "/api/v1/custody-events, key 'hand-over-7f3a' answered 201")
                for message in logged)
+    # The key is kept beside the write, not in the audit trail of LIMS records.
+    with app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(AuditRecord).where(
+            AuditRecord.table_name == IdempotencyKey.__tablename__)) == 0
     # A new key is a new event; without a key every request is one.
     assert post_with_key(custodian, body, "hand-over-7f3b").json["seq"] == 2
     assert custodian.post("/api/v1/custody-events", json=body).json["seq"] == 3
