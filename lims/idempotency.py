@@ -14,6 +14,9 @@ it just before that transaction commits (:func:`commit_write`), so a key exists 
 stored write, and a retry sent while the first is still running waits on the row's unique
 constraint and then replays the first answer instead of writing again.
 
+Pages use the same keys: the custody scan form carries one per rendered form
+(:mod:`lims.web.custody`), so a form sent twice records once.
+
 :func:`commit_write` is also why the API never reports a failure for a write it stored: the
 answer is built before the commit, and a commit that raises (the connection lost while the
 database committed) is checked on a fresh connection; if the write is there, the client gets
