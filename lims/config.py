@@ -61,11 +61,16 @@ class Config:
     WTF_CSRF_TIME_LIMIT = None
     # Match-request worker threads in each web process (None: 2, or 0 under TESTING; 0 when
     # only `dnatrack worker` processes run them), how long an idle worker waits before
-    # looking at the queue again, and after how long without a heartbeat a running request
-    # counts as abandoned (see lims.jobs).
+    # looking at the queue again, how often a running job sends a heartbeat, after how long
+    # without one its worker counts as gone (the request goes back to the queue), and how
+    # many workers may take a request before it fails (see lims.jobs).
     JOB_WORKERS: int | None = None
     JOB_POLL_SECONDS = 5.0
-    JOB_STALE_SECONDS = 600.0
+    JOB_HEARTBEAT_SECONDS = 10.0
+    JOB_STALE_SECONDS = 40.0
+    JOB_MAX_ATTEMPTS = 3
+    # How long the answer to a write sent with an Idempotency-Key header is kept for retries.
+    IDEMPOTENCY_KEY_SECONDS = 24 * 3600
 
 
 def instance_secret_key(instance_path: str | os.PathLike) -> str:

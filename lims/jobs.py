@@ -7,8 +7,14 @@ any number of web processes and ``dnatrack worker`` processes can share the work
 job runs, its progress, stage and a heartbeat are written in short transactions of their own
 (so pages and the API show them); the result is written once, with the status ``done``, in a
 single transaction, or the request is marked ``failed`` with a message — never half-written.
-A job whose worker died (no heartbeat for ``JOB_STALE_SECONDS``) is marked failed by the next
-worker that looks for work, and can be run again.
+
+A worker that dies (killed, its machine lost) stops sending heartbeats. A running request
+without one for ``JOB_STALE_SECONDS`` is given back to the queue by the next worker that looks
+for work or sends a heartbeat of its own, so another worker runs it; each claim counts one
+attempt, and once ``JOB_MAX_ATTEMPTS`` workers have stopped responding on it the request is
+marked failed with that reason (a user may run it again). Every write of a job is conditional
+on its claim (worker and attempt), so a worker that was only slow and comes back after its
+request was given away stores nothing.
 
 Two ways to run the workers:
 
@@ -25,6 +31,7 @@ Two ways to run the workers:
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 import socket
 import threading
@@ -38,8 +45,9 @@ from lims.database import utcnow
 from lims.extensions import db
 from lims.models import MatchRequest
 
+logger = logging.getLogger(__name__)
+
 DEFAULT_WORKERS = 2
-HEARTBEAT_SECONDS = 30.0
 # Progress is written at most this often (and on every change of stage).
 PROGRESS_INTERVAL_SECONDS = 0.5
 
@@ -53,54 +61,104 @@ def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
 
 
-def claim(app: Flask, request_id: int, worker: str) -> bool:
-    """Take a queued request for ``worker``; False when it is not (or no longer) queued."""
+def claim(app: Flask, request_id: int, worker: str) -> int | None:
+    """Take a queued request for ``worker``: the attempt this is (1 for the first), or None
+    when the request is not (or no longer) queued."""
     now = utcnow()
     with db.engine_for(app).begin() as connection:
         claimed = connection.execute(
             sa.update(_table)
             .where(_table.c.id == request_id, _table.c.status == "queued")
             .values(status="running", worker=worker, started_at=now, heartbeat_at=now,
-                    progress=0.0, stage="starting", error=None, finished_at=None)
+                    progress=0.0, stage="starting", error=None, finished_at=None,
+                    attempts=_table.c.attempts + 1)
         ).rowcount
-    return claimed == 1
+        if claimed != 1:
+            return None
+        attempt = connection.execute(
+            sa.select(_table.c.attempts).where(_table.c.id == request_id)
+        ).scalar_one()
+    logger.info("match request %s claimed by worker %s (attempt %s)", request_id, worker, attempt)
+    return attempt
 
 
-def claim_next(app: Flask, worker: str) -> int | None:
-    """Claim the oldest queued request; its id, or None when the queue is empty."""
+def claim_next(app: Flask, worker: str) -> tuple[int, int] | None:
+    """Claim the oldest queued request: its id and the attempt, or None when the queue is
+    empty."""
     with db.engine_for(app).connect() as connection:
         candidates = connection.execute(
             sa.select(_table.c.id).where(_table.c.status == "queued")
             .order_by(_table.c.created_at, _table.c.id).limit(10)
         ).scalars().all()
     for request_id in candidates:
-        if claim(app, request_id, worker):
-            return request_id
+        attempt = claim(app, request_id, worker)
+        if attempt is not None:
+            return request_id, attempt
     return None
 
 
-def fail_stale(app: Flask, stale_seconds: float | None = None) -> int:
-    """Mark failed the running requests whose worker stopped sending heartbeats; how many."""
-    seconds = stale_seconds if stale_seconds is not None else app.config["JOB_STALE_SECONDS"]
+def _times(count: int) -> str:
+    return "once" if count == 1 else f"{count} times"
+
+
+def requeue_stale(app: Flask) -> dict[int, str]:
+    """Give back to the queue the running requests whose worker stopped sending heartbeats
+    (``JOB_STALE_SECONDS``), or mark them failed once ``JOB_MAX_ATTEMPTS`` workers have;
+    ``{request id: "queued" or "failed"}`` for those it changed."""
+    seconds = app.config["JOB_STALE_SECONDS"]
+    max_attempts = app.config["JOB_MAX_ATTEMPTS"]
     now = utcnow()
     cutoff = now - dt.timedelta(seconds=seconds)
+    stale = (_table.c.status == "running", _table.c.heartbeat_at < cutoff)
+    changed = {}
     with db.engine_for(app).begin() as connection:
-        return connection.execute(
-            sa.update(_table)
-            .where(_table.c.status == "running", _table.c.heartbeat_at < cutoff)
-            .values(status="failed", finished_at=now, stage=None,
-                    error=f"the worker running this request stopped (no heartbeat for "
-                          f"{seconds:.0f} s); run it again")
-        ).rowcount
+        rows = connection.execute(
+            sa.select(_table.c.id, _table.c.worker, _table.c.attempts).where(*stale)
+        ).all()
+        for request_id, worker, attempts in rows:
+            # The same conditions again: another worker may have dealt with it meanwhile.
+            still_stale = sa.update(_table).where(
+                _table.c.id == request_id, _table.c.worker == worker,
+                _table.c.attempts == attempts, *stale)
+            logger.warning("match request %s: heartbeat lost (worker %s, attempt %s, none for "
+                           "%.0f s)", request_id, worker, attempts, seconds)
+            if attempts < max_attempts:
+                updated = connection.execute(still_stale.values(
+                    status="queued", progress=0.0, stage=None, worker=None, started_at=None,
+                    heartbeat_at=None)).rowcount
+                outcome = "queued"
+            else:
+                reason = (f"the worker running this request stopped responding "
+                          f"{_times(attempts)} (no heartbeat for {seconds:.0f} s); run it again")
+                updated = connection.execute(still_stale.values(
+                    status="failed", finished_at=now, stage=None, error=reason)).rowcount
+                outcome = "failed"
+            if updated:
+                changed[request_id] = outcome
+    for request_id, outcome in changed.items():
+        if outcome == "queued":
+            logger.warning("match request %s re-queued after its worker stopped responding",
+                           request_id)
+        else:
+            logger.error("match request %s failed: its workers stopped responding %s",
+                         request_id, _times(max_attempts))
+    return changed
+
+
+def _claimed_by(request_id: int, worker: str, attempt: int) -> tuple:
+    """The conditions under which a row is still this worker's claim."""
+    return (_table.c.id == request_id, _table.c.status == "running",
+            _table.c.worker == worker, _table.c.attempts == attempt)
 
 
 class _Progress:
     """Writes a running job's progress and stage, throttled, in transactions of its own."""
 
-    def __init__(self, app: Flask, request_id: int, worker: str) -> None:
+    def __init__(self, app: Flask, request_id: int, worker: str, attempt: int) -> None:
         self.app = app
         self.request_id = request_id
         self.worker = worker
+        self.attempt = attempt
         self.last_written = 0.0
         self.last_stage: str | None = None
 
@@ -108,8 +166,7 @@ class _Progress:
         with db.engine_for(self.app).begin() as connection:
             connection.execute(
                 sa.update(_table)
-                .where(_table.c.id == self.request_id, _table.c.status == "running",
-                       _table.c.worker == self.worker)
+                .where(*_claimed_by(self.request_id, self.worker, self.attempt))
                 .values(heartbeat_at=utcnow(), **values)
             )
 
@@ -117,12 +174,16 @@ class _Progress:
         now = time.monotonic()
         if stage == self.last_stage and now - self.last_written < PROGRESS_INTERVAL_SECONDS:
             return
+        if stage != self.last_stage:
+            logger.info("match request %s: %s (%.0f%%)", self.request_id, stage,
+                        100 * fraction)
         self.last_written, self.last_stage = now, stage
         self.write(progress=round(min(max(fraction, 0.0), 1.0), 4), stage=stage)
 
 
 class _Heartbeat(threading.Thread):
-    """Keeps a running job's heartbeat fresh while one engine step runs for long."""
+    """Keeps a running job's heartbeat fresh while one engine step runs for long, and gives
+    back to the queue the requests of workers that stopped sending theirs."""
 
     def __init__(self, progress: _Progress) -> None:
         super().__init__(daemon=True, name=f"heartbeat-{progress.request_id}")
@@ -130,18 +191,34 @@ class _Heartbeat(threading.Thread):
         self.stopped = threading.Event()
 
     def run(self) -> None:
-        while not self.stopped.wait(HEARTBEAT_SECONDS):
-            self.progress.write()
+        app = self.progress.app
+        while not self.stopped.wait(app.config["JOB_HEARTBEAT_SECONDS"]):
+            # A missed beat is survivable (the next one comes soon); a dead thread is not.
+            try:
+                self.progress.write()
+                requeue_stale(app)
+            except sa.exc.SQLAlchemyError:
+                logger.exception("match request %s: heartbeat not written",
+                                 self.progress.request_id)
 
 
-def run_claimed(app: Flask, request_id: int, worker: str) -> str:
-    """Run a request this worker has claimed; its final status (``done`` or ``failed``)."""
-    from lims.reports.analysis import run_analysis
+def _current_status(app: Flask, request_id: int) -> str:
+    with db.engine_for(app).connect() as connection:
+        return connection.execute(
+            sa.select(_table.c.status).where(_table.c.id == request_id)).scalar_one()
 
-    progress = _Progress(app, request_id, worker)
+
+def run_claimed(app: Flask, request_id: int, worker: str, attempt: int) -> str:
+    """Run attempt ``attempt`` of a request this worker has claimed; the request's status
+    afterwards (``done`` or ``failed``, or whatever it became if it was taken away meanwhile
+    because this worker's heartbeats stopped)."""
+    progress = _Progress(app, request_id, worker, attempt)
     heartbeat = _Heartbeat(progress)
     heartbeat.start()
+    started = time.monotonic()
     try:
+        from lims.reports.analysis import run_analysis
+
         with app.app_context(), Session(db.engine_for(app)) as session:
             request = session.get(MatchRequest, request_id)
             try:
@@ -149,32 +226,36 @@ def run_claimed(app: Flask, request_id: int, worker: str) -> str:
                     session, request, panel_directory=app.config.get("PANEL_DIRECTORY"),
                     progress=progress,
                 )
-                session.rollback()  # the analysis only read; start the write afresh
-                request = session.get(MatchRequest, request_id)
-                if request.status != "running" or request.worker != worker:
-                    return request.status  # taken away meanwhile (marked stale)
-                request.result = result
-                request.status = "done"
-                request.progress = 1.0
-                request.stage = None
-                request.finished_at = utcnow()
+                session.rollback()  # the analysis only read; the result is one write
+                stored = session.execute(
+                    sa.update(_table).where(*_claimed_by(request_id, worker, attempt))
+                    .values(result=result, status="done", progress=1.0, stage=None,
+                            finished_at=utcnow())
+                ).rowcount
                 session.commit()
-                return "done"
             except Exception as error:  # every failure is stored, whatever its kind
                 session.rollback()
                 if not isinstance(error, ValueError):
-                    app.logger.exception("match request %s failed", request_id)
+                    logger.exception("match request %s: internal error", request_id)
                 message = str(error) if isinstance(error, ValueError) else (
                     f"internal error ({type(error).__name__}: {error}); it has been logged")
                 with db.engine_for(app).begin() as connection:
-                    connection.execute(
-                        sa.update(_table)
-                        .where(_table.c.id == request_id, _table.c.worker == worker,
-                               _table.c.status == "running")
+                    stored = connection.execute(
+                        sa.update(_table).where(*_claimed_by(request_id, worker, attempt))
                         .values(status="failed", error=message, stage=None,
                                 finished_at=utcnow())
-                    )
-                return "failed"
+                    ).rowcount
+                if stored:
+                    logger.warning("match request %s failed: %s", request_id, message)
+                    return "failed"
+            else:
+                if stored:
+                    logger.info("match request %s done in %.1f s (worker %s, attempt %s)",
+                                request_id, time.monotonic() - started, worker, attempt)
+                    return "done"
+        logger.warning("match request %s: worker %s lost its claim (attempt %s) while running "
+                       "it; its outcome was not stored", request_id, worker, attempt)
+        return _current_status(app, request_id)
     finally:
         heartbeat.stopped.set()
         heartbeat.join()
@@ -184,13 +265,14 @@ def run_queued(app: Flask, *, limit: int | None = None, worker: str | None = Non
     """Run queued requests in this thread, oldest first, until none is left (or ``limit``);
     the ids run."""
     worker = worker or worker_name()
-    fail_stale(app)
+    requeue_stale(app)
     done = []
     while limit is None or len(done) < limit:
-        request_id = claim_next(app, worker)
-        if request_id is None:
+        claimed = claim_next(app, worker)
+        if claimed is None:
             break
-        run_claimed(app, request_id, worker)
+        request_id, attempt = claimed
+        run_claimed(app, request_id, worker, attempt)
         done.append(request_id)
     return done
 
@@ -247,13 +329,14 @@ class JobRunner:
         worker = worker_name()
         while not self._stopped.is_set():
             try:
-                fail_stale(self.app)
-                request_id = claim_next(self.app, worker)
+                requeue_stale(self.app)
+                claimed = claim_next(self.app, worker)
             except sa.exc.SQLAlchemyError:
-                self.app.logger.exception("job worker could not read the queue")
-                request_id = None
-            if request_id is not None:
-                run_claimed(self.app, request_id, worker)
+                logger.exception("job worker %s could not read the queue", worker)
+                claimed = None
+            if claimed is not None:
+                request_id, attempt = claimed
+                run_claimed(self.app, request_id, worker, attempt)
                 continue
             # After a wake-up the loop claims again, so a request queued between the empty
             # claim and the wait is never missed.
@@ -271,9 +354,25 @@ def configured_workers(app: Flask) -> int:
     return value
 
 
+def check_timing(config) -> None:
+    """Refuse job settings under which live jobs would be given away or never retried."""
+    heartbeat, stale = config["JOB_HEARTBEAT_SECONDS"], config["JOB_STALE_SECONDS"]
+    attempts = config["JOB_MAX_ATTEMPTS"]
+    for name, value in (("JOB_HEARTBEAT_SECONDS", heartbeat), ("JOB_STALE_SECONDS", stale)):
+        if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+            raise ValueError(f"{name} must be a number of seconds > 0, got {value!r}")
+    # One late heartbeat (a busy database, a pause) must not make a live job look dead.
+    if stale < 2 * heartbeat:
+        raise ValueError(f"JOB_STALE_SECONDS ({stale}) must be at least twice "
+                         f"JOB_HEARTBEAT_SECONDS ({heartbeat})")
+    if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 1:
+        raise ValueError(f"JOB_MAX_ATTEMPTS must be a whole number ≥ 1, got {attempts!r}")
+
+
 def init_app(app: Flask) -> None:
-    """Start the in-process workers on the application's first request (if any are
-    configured)."""
+    """Check the job settings; start the in-process workers on the application's first
+    request (if any are configured)."""
+    check_timing(app.config)
     n_threads = configured_workers(app)
     if n_threads == 0:
         return
@@ -290,8 +389,12 @@ def init_app(app: Flask) -> None:
                 app.extensions[_RUNNER_KEY] = runner
 
 
-def notify(app: Flask) -> None:
+def notify(app: Flask, request_id: int | None = None) -> None:
     """Tell the application's in-process workers (if started) that a request was queued."""
+    if request_id is None:
+        logger.info("a match request was queued")
+    else:
+        logger.info("match request %s queued", request_id)
     runner = app.extensions.get(_RUNNER_KEY)
     if runner is not None:
         runner.notify()

@@ -2,13 +2,86 @@
 
 ``nogil`` lets Dask and thread pools run kernels side by side; ``cache`` keeps compiled code
 between runs. ``fastmath`` is off: LR sums must be reproducible against the numpy references.
+
+Threading layer: the web process runs analyses in several threads at once, and numba's
+``workqueue`` layer aborts the whole process ("Concurrent access has been detected") when two
+threads launch parallel kernels together. Unless ``NUMBA_THREADING_LAYER`` names a layer,
+numba is told to use a thread-safe one (``threadsafe``: TBB, a dependency of this package, or
+else OpenMP), never ``workqueue``; with neither, the first parallel kernel raises numba's
+"No threading layer could be loaded" error instead of running unsafely. Where the environment
+does name a layer that is not thread-safe, parallel kernels take one process-wide lock, so
+concurrent callers run one after another instead of killing the process.
+
+pip installs TBB's library into the environment's ``lib`` folder, where the dynamic loader
+does not look when numba asks for ``libtbb.so.12``; it is loaded here by its installed path
+first, so numba's request finds it already loaded.
 """
 
 from __future__ import annotations
 
+import ctypes
+import functools
+import importlib.metadata
+import logging
+import threading
+
 import numba
+
+logger = logging.getLogger(__name__)
 
 NUMBA_OPTIONS = {"nogil": True, "cache": True}
 
+#: numba threading-layer choices under which parallel kernels may be launched from several
+#: threads at once (``threadsafe`` and ``safe`` only ever pick TBB or OpenMP).
+THREAD_SAFE_LAYERS = frozenset({"tbb", "omp", "threadsafe", "safe"})
+
+_TBB_LIBRARIES = ("libtbb.so.12", "libtbb.12.dylib", "tbb12.dll")
+
+
+def _load_installed_tbb() -> None:
+    try:
+        files = importlib.metadata.files("tbb") or ()
+    except importlib.metadata.PackageNotFoundError:
+        return
+    for file in files:
+        if file.name in _TBB_LIBRARIES:
+            ctypes.CDLL(str(file.locate()), mode=ctypes.RTLD_GLOBAL)
+            return
+
+
+if numba.config.THREADING_LAYER == "default":
+    _load_installed_tbb()
+    numba.config.THREADING_LAYER = "threadsafe"
+
+_launch_lock = threading.Lock()
+
+
+def launches_serialised() -> bool:
+    """True when the configured threading layer is not thread-safe, so parallel kernels run
+    one at a time in this process."""
+    return numba.config.THREADING_LAYER not in THREAD_SAFE_LAYERS
+
+
+def _serialised(dispatcher):
+    @functools.wraps(dispatcher)
+    def one_at_a_time(*arguments, **options):
+        with _launch_lock:
+            return dispatcher(*arguments, **options)
+
+    return one_at_a_time
+
+
+def parallel_kernel(function):
+    """``numba.njit(parallel=True)`` with the common options; under a threading layer that is
+    not thread-safe, wrapped so that only one thread launches a parallel kernel at a time."""
+    dispatcher = numba.njit(parallel=True, **NUMBA_OPTIONS)(function)
+    return _serialised(dispatcher) if launches_serialised() else dispatcher
+
+
+if launches_serialised():
+    logger.warning("numba threading layer %r (NUMBA_THREADING_LAYER) is not thread-safe: "
+                   "parallel kernels run one call at a time in this process",
+                   numba.config.THREADING_LAYER)
+
+
 kernel = numba.njit(**NUMBA_OPTIONS)
-parallel_kernel = numba.njit(parallel=True, **NUMBA_OPTIONS)

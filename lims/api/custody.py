@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+
+import sqlalchemy as sa
 from flask import url_for
 from flask_login import current_user
 
@@ -26,7 +29,10 @@ from lims.custody import (
 from lims.custody import custody_history as sample_custody_history
 from lims.errors import ApiError
 from lims.extensions import db
+from lims.idempotency import commit_write, idempotent
 from lims.models import EVENT_TYPES, SIGNATURE_MEANINGS, CustodyEvent, Sample, StorageLocation
+
+logger = logging.getLogger(__name__)
 
 CUSTODY_EVENT = Schema(
     "custody_event",
@@ -126,12 +132,21 @@ Resource(
     request=CUSTODY_EVENT,
     response=CUSTODY_EVENT,
     response_status=201,
+    description="Retry-safe with an Idempotency-Key header (per user, 1-255 visible ASCII "
+    "characters): a retry with the same key and body gets the first answer and appends "
+    "nothing; the same key with another body is refused with 422.",
 )
+@idempotent
 def create_custody_event():
     event = _append_event(CUSTODY_EVENT.load(json_body(), mode="create"))
-    db.session.commit()
     location_url = url_for("api.get_custody_event", record_id=event.seq)
-    return CUSTODY_EVENT.dump(event), 201, {"Location": location_url}
+    answer = commit_write(
+        CUSTODY_EVENT.dump(event), 201, {"Location": location_url},
+        proof=sa.select(CustodyEvent.seq).where(CustodyEvent.hash == event.hash),
+    )
+    logger.info("custody event %s (%s of %s %s) recorded by user %s", event.seq,
+                event.event_type, *event.subject, current_user.id)
+    return answer
 
 
 def _append_event(values: dict) -> CustodyEvent:

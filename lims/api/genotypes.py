@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+
+import sqlalchemy as sa
 from flask import current_app, request, url_for
 from flask_login import current_user
 
@@ -19,7 +22,10 @@ from lims.genotyping import (
     resolve_panel,
     review_profile,
 )
+from lims.idempotency import commit_write, idempotent
 from lims.models import PROFILE_STATES, Extract, GenotypeImport, GenotypeProfile, Sample
+
+logger = logging.getLogger(__name__)
 
 PROFILE = Schema(
     "genotype_profile",
@@ -277,8 +283,12 @@ Resource(
     response=GENOTYPE_IMPORT,
     response_status=201,
     description="A refused import answers 422 with details.problems: one entry per problem, "
-    "with the file line, field, sample barcode and message.",
+    "with the file line, field, sample barcode and message. Retry-safe with an "
+    "Idempotency-Key header (per user, 1-255 visible ASCII characters): a retry with the same "
+    "key, file and fields gets the first answer and imports nothing; the same key with "
+    "another request is refused with 422.",
 )
+@idempotent
 def create_import():
     upload = request.files.get("file")
     if upload is None:
@@ -306,6 +316,14 @@ def create_import():
         ) from None
     except ProfileError as error:
         raise _profile_error(error) from None
-    db.session.commit()
+    db.session.flush()
     body = {**GENOTYPE_IMPORT.dump(batch), "profile_ids": [profile.id for profile in profiles]}
-    return body, 201, {"Location": url_for("api.get_genotype_import", record_id=batch.id)}
+    answer = commit_write(
+        body, 201, {"Location": url_for("api.get_genotype_import", record_id=batch.id)},
+        proof=sa.select(GenotypeImport.id).where(
+            GenotypeImport.id == batch.id, GenotypeImport.sha256 == batch.sha256,
+            GenotypeImport.imported_by_id == current_user.id),
+    )
+    logger.info("genotype import %s (%s, %s profiles, panel %s) by user %s", batch.id,
+                batch.filename, len(profiles), panel.name, current_user.id)
+    return answer

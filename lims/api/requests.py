@@ -79,6 +79,9 @@ MATCH_REQUEST = Schema(
         read_only("stage", "string", "What the job is doing now."),
         read_only("error", "string", "Why the job failed."),
         read_only("worker", "string", "Host, process and thread that ran it."),
+        read_only("attempts", "integer", "Workers that took it since it was last queued by a "
+                  "user; one whose heartbeat stops gives it back to the queue.",
+                  nullable=False),
         read_only("requested_by_id", "integer", nullable=False),
         CREATED_AT,
         read_only("started_at", "date-time"),
@@ -227,7 +230,7 @@ def create_match_request():
     values = MATCH_REQUEST.load(json_body(), mode="create")
     request = new_match_request(values)
     db.session.commit()
-    jobs.notify(current_app)
+    jobs.notify(current_app, request.id)
     location = url_for("api.get_match_request", record_id=request.id)
     return MATCH_REQUEST.dump(request), 201, {"Location": location}
 
@@ -243,6 +246,7 @@ def requeue(request: MatchRequest) -> None:
                             "it first")
     request.status = "queued"
     request.progress = 0.0
+    request.attempts = 0
     for name in ("stage", "error", "worker", "started_at", "heartbeat_at", "finished_at"):
         setattr(request, name, None)
 
@@ -261,7 +265,7 @@ def rerun_match_request(record_id: int):
                            scope=request_scope)
     requeue(request)
     db.session.commit()
-    jobs.notify(current_app)
+    jobs.notify(current_app, request.id)
     return MATCH_REQUEST.dump(request)
 
 

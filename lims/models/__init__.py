@@ -27,6 +27,7 @@ from lims.models.evidence import (
     StorageLocation,
 )
 from lims.models.genetics import PROFILE_STATES, GenotypeImport, GenotypeProfile
+from lims.models.idempotency import IdempotencyKey
 from lims.models.matching import (
     ANALYSES,
     MATCH_STATUSES,
@@ -80,6 +81,7 @@ __all__ = [
     "Extract",
     "GenotypeImport",
     "GenotypeProfile",
+    "IdempotencyKey",
     "Item",
     "LoginFailure",
     "LoginLockout",

@@ -34,8 +34,8 @@ class MatchRequest(Base):
 
     ``parameters`` holds the statistical settings (θ override, error rates, identity
     stringency…); ``progress``, ``stage`` and ``heartbeat_at`` are written by the job while it
-    runs; ``result`` (the assembled, need-to-know-filtered engine results) is written once,
-    when the job finishes.
+    runs and ``attempts`` counts the workers that took it; ``result`` (the assembled,
+    need-to-know-filtered engine results) is written once, when the job finishes.
     """
 
     __tablename__ = "match_request"
@@ -57,6 +57,9 @@ class MatchRequest(Base):
     stage: Mapped[str | None] = mapped_column(sa.String(200))
     error: Mapped[str | None] = mapped_column(sa.Text)
     worker: Mapped[str | None] = mapped_column(sa.String(200))
+    # Times a worker took the request since it was (re)queued by a user; a worker that stops
+    # sending heartbeats gives it back to the queue until JOB_MAX_ATTEMPTS is reached.
+    attempts: Mapped[int] = mapped_column(default=0, server_default=sa.text("0"))
     result: Mapped[dict | None] = deferred(mapped_column(sa.JSON))
     requested_by_id: Mapped[int] = mapped_column(sa.ForeignKey("user_account.id"))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

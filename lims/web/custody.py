@@ -5,17 +5,23 @@ from whom, to whom, where), then scan one barcode after another. The scanner typ
 barcode into the focused field and presses Enter, which submits the form; the page comes back
 with the details kept, the barcode field empty and focused again, and the recorded event
 confirmed at the top. Typing the barcode and pressing Enter works the same.
+
+Each rendered form carries a key of its own (:mod:`lims.idempotency`): a form sent twice (a
+second Enter before the page came back, a browser resending after a dropped connection)
+records its event once, and the second sending is answered like the first.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
+import uuid
 
 import sqlalchemy as sa
 from flask import flash, redirect, request, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
-from wtforms import DateTimeLocalField, SelectField, StringField, TextAreaField
+from wtforms import DateTimeLocalField, HiddenField, SelectField, StringField, TextAreaField
 from wtforms.validators import Optional
 
 from lims.access import visible
@@ -24,6 +30,7 @@ from lims.api.schema import invalid
 from lims.custody import CustodyError, record_event
 from lims.errors import ApiError
 from lims.extensions import db
+from lims.idempotency import claim, commit_write, request_fingerprint, valid_key
 from lims.models import (
     EVENT_TYPES,
     SIGNATURE_MEANINGS,
@@ -43,13 +50,20 @@ from lims.web.common import (
     user_names,
 )
 
+logger = logging.getLogger(__name__)
+
 # Details kept from one scan to the next (seal numbers and notes belong to one piece).
 KEPT_FIELDS = ("event_type", "signature_meaning", "from_holder", "to_holder", "place",
                "storage_location_id")
 RECENT_EVENTS = 10
 
 
+def _new_submission_key() -> str:
+    return uuid.uuid4().hex
+
+
 class CustodyForm(FlaskForm):
+    submission_key = HiddenField(default=_new_submission_key)
     barcode = StringField("Barcode (scan or type, then Enter)")
     event_type = SelectField("Event", choices=choice_list(EVENT_TYPES), default="transfer")
     signature_meaning = SelectField(
@@ -139,20 +153,27 @@ def scan_custody():
     if form.is_submitted() and not form.validate():
         status = 422
     elif form.is_submitted():
-        try:
-            event = _record(form)
-        except ApiError as error:
-            status = show_problems(form, error)
+        key = form.submission_key.data
+        fingerprint = request_fingerprint()
+        sent_before = claim(key, fingerprint) if valid_key(key) else None
+        if sent_before is not None and sent_before.request_sha256 == fingerprint:
+            logger.info("idempotent replay: user %s, custody form %r sent again", current_user.id,
+                        key)
+            flash(f"{sent_before.response_body['message']} The form was sent twice; the event "
+                  "was recorded once.", "success")
+            return redirect(sent_before.response_location)
+        if sent_before is not None:
+            form.form_errors.append("This form was already sent and recorded (see your latest "
+                                    "events below). Check the details and record again.")
+            form.submission_key.data = _new_submission_key()
+            status = 409
         else:
-            db.session.commit()
-            subject_kind, _ = event.subject
-            flash(
-                f"Recorded {event.event_type} of {subject_kind} {form.barcode.data.strip()} "
-                f"(custody event {event.seq}, hash {event.hash[:12]}…).",
-                "success",
-            )
-            kept = {name: form[name].data for name in KEPT_FIELDS if form[name].data}
-            return redirect(url_for("web.scan_custody", **kept))
+            try:
+                event = _record(form)
+            except ApiError as error:
+                status = show_problems(form, error)
+            else:
+                return _recorded(form, event)
     recent = db.session.scalars(
         sa.select(CustodyEvent)
         .where(CustodyEvent.actor_id == current_user.id, visible(CustodyEvent, current_user))
@@ -167,6 +188,20 @@ def scan_custody():
         barcodes=_barcodes(recent),
         actors=user_names([current_user.id]),
     )
+
+
+def _recorded(form: CustodyForm, event: CustodyEvent):
+    subject_kind, subject_id = event.subject
+    message = (f"Recorded {event.event_type} of {subject_kind} {form.barcode.data.strip()} "
+               f"(custody event {event.seq}, hash {event.hash[:12]}…).")
+    kept = {name: form[name].data for name in KEPT_FIELDS if form[name].data}
+    location = url_for("web.scan_custody", **kept)
+    commit_write({"message": message}, 303, {"Location": location},
+                 proof=sa.select(CustodyEvent.seq).where(CustodyEvent.hash == event.hash))
+    logger.info("custody event %s (%s of %s %s) recorded by user %s", event.seq,
+                event.event_type, subject_kind, subject_id, current_user.id)
+    flash(message, "success")
+    return redirect(location)
 
 
 def _barcodes(events: list[CustodyEvent]) -> dict[int, str]:

@@ -4,6 +4,7 @@ profile page."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -27,6 +28,8 @@ from lims.genotyping import (
 from lims.models import GenotypeImport, GenotypeProfile, Sample
 from lims.web.common import bp, choice_list, holds, page, render_form, user_names
 from reference_data import list_panels
+
+logger = logging.getLogger(__name__)
 
 
 class ImportForm(FlaskForm):
@@ -97,6 +100,9 @@ def import_genotypes_page():
                 status = 422
             else:
                 db.session.commit()
+                logger.info("genotype import %s (%s, %s profiles, panel %s) by user %s",
+                            batch.id, batch.filename, len(profiles), batch.panel,
+                            current_user.id)
                 plural = "s" if len(profiles) != 1 else ""
                 flash(
                     f"Imported {len(profiles)} profile{plural} from {batch.filename}; "

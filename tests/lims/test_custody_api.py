@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
 
 import pytest
+import sqlalchemy as sa
+from flask import has_request_context, request
+from sqlalchemy.orm import Session
 
 from lims.custody import GENESIS_HASH
+from lims.extensions import db
+from lims.models import AuditRecord, IdempotencyKey
 from tests.lims.factories import make_case_tree
 
 
@@ -162,3 +169,153 @@ def test_concurrent_appends_never_fork_the_chain(app, login, trees):
     assert statuses == [201] * 20
     verification = login("reviewer").get("/api/v1/custody/verification").json
     assert verification["ok"] and verification["n_events"] == 20
+
+
+# --------------------------------------------------------------------------- retries
+def ledger_length(login) -> int:
+    return login("reviewer").get("/api/v1/custody/verification").json["n_events"]
+
+
+def post_with_key(caller, body: dict, key: str, client=None):
+    return (client or caller.client).post(
+        "/api/v1/custody-events", json=body, headers={**caller.headers, "Idempotency-Key": key})
+
+
+def test_a_retry_with_the_same_key_gets_the_first_answer_and_appends_nothing(app, login, trees,
+                                                                            caplog):
+    caplog.set_level(logging.INFO, logger="lims")
+    custodian = login("custodian")
+    sample_id = trees["A"].sample_ids[0]
+    body = event(sample_id)
+    first = post_with_key(custodian, body, "hand-over-7f3a")
+    assert first.status_code == 201 and "Idempotent-Replayed" not in first.headers
+    retry = post_with_key(custodian, body, "hand-over-7f3a")
+    assert retry.status_code == 201 and retry.headers["Idempotent-Replayed"] == "true"
+    assert retry.json == first.json and retry.headers["Location"] == first.headers["Location"]
+    assert ledger_length(login) == 1
+    logged = [record.getMessage() for record in caplog.records]
+    assert logged.count(f"custody event 1 (seal of sample {sample_id}) recorded by user "
+                        f"{custodian.user_id}") == 1
+    assert any(message.startswith(f"idempotent replay: user {custodian.user_id}, POST "
+                                  "/api/v1/custody-events, key 'hand-over-7f3a' answered 201")
+               for message in logged)
+    # The key is kept beside the write, not in the audit trail of LIMS records.
+    with app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(AuditRecord).where(
+            AuditRecord.table_name == IdempotencyKey.__tablename__)) == 0
+    # A new key is a new event; without a key every request is one.
+    assert post_with_key(custodian, body, "hand-over-7f3b").json["seq"] == 2
+    assert custodian.post("/api/v1/custody-events", json=body).json["seq"] == 3
+    assert ledger_length(login) == 3
+
+
+def test_a_key_reused_for_another_request_is_refused(login, trees):
+    custodian = login("custodian")
+    sample_id = trees["A"].sample_ids[0]
+    assert post_with_key(custodian, event(sample_id), "k-1").status_code == 201
+    other = post_with_key(custodian, event(sample_id, "open"), "k-1")
+    assert other.status_code == 422
+    assert other.json["details"]["problems"][0]["field"] == "Idempotency-Key"
+    assert ledger_length(login) == 1
+
+
+def test_keys_belong_to_their_user(login, trees):
+    first, second = login("custodian"), login("custodian")
+    body = event(trees["A"].sample_ids[0])
+    assert post_with_key(first, body, "shared-key").json["seq"] == 1
+    answer = post_with_key(second, body, "shared-key")
+    assert answer.json["seq"] == 2 and "Idempotent-Replayed" not in answer.headers
+    assert answer.json["actor_id"] == second.user_id
+
+
+@pytest.mark.parametrize("key", ["", "x" * 256, "clé"])
+def test_a_malformed_key_is_refused_naming_the_header(login, trees, key):
+    custodian = login("custodian")
+    response = custodian.client.post(
+        "/api/v1/custody-events", json=event(trees["A"].sample_ids[0]),
+        headers={**custodian.headers, "Idempotency-Key": key.encode().decode("latin-1")})
+    assert response.status_code == 422
+    assert response.json["details"]["problems"][0]["field"] == "Idempotency-Key"
+    assert ledger_length(login) == 0
+
+
+def test_a_refused_write_keeps_no_key(login, trees):
+    custodian = login("custodian")
+    sample_id = trees["A"].sample_ids[0]
+    incomplete = event(sample_id, "transfer")
+    assert post_with_key(custodian, incomplete, "k-2").status_code == 422
+    # Nothing was kept under the key: the corrected request may use it.
+    complete = event(sample_id, "transfer", from_holder="Customs", to_holder="Lab")
+    assert post_with_key(custodian, complete, "k-2").status_code == 201
+
+
+def test_keys_expire(app, login, trees):
+    app.config["IDEMPOTENCY_KEY_SECONDS"] = 0.3
+    custodian = login("custodian")
+    body = event(trees["A"].sample_ids[0])
+    assert post_with_key(custodian, body, "k-4").json["seq"] == 1
+    time.sleep(0.4)
+    later = post_with_key(custodian, body, "k-4")
+    assert later.json["seq"] == 2 and "Idempotent-Replayed" not in later.headers
+    with app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(IdempotencyKey)) == 1
+
+
+def test_concurrent_retries_with_one_key_append_once(app, login, trees):
+    custodian = login("custodian")
+    body = event(trees["A"].sample_ids[0], "open")
+    start = threading.Barrier(4)
+    answers = []
+
+    def send():
+        client = app.test_client()
+        start.wait()
+        answer = post_with_key(custodian, body, "one-hand-over", client)
+        answers.append((answer.status_code, answer.json))
+
+    threads = [threading.Thread(target=send) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert [status for status, _ in answers] == [201] * 4
+    assert {answer["seq"] for _, answer in answers} == {1}
+    assert ledger_length(login) == 1
+
+
+def fail_the_custody_commit(monkeypatch, *, after_committing: bool) -> None:
+    """Make the commit of ``POST /custody-events`` raise as when the database connection is
+    lost during COMMIT: after the database committed, or before."""
+    real_commit = Session.commit
+
+    def commit(self):
+        if not (has_request_context() and request.path == "/api/v1/custody-events"):
+            return real_commit(self)
+        if after_committing:
+            real_commit(self)
+        else:
+            self.rollback()
+        raise sa.exc.OperationalError("COMMIT", {}, ConnectionError("connection lost"))
+
+    monkeypatch.setattr(Session, "commit", commit)
+
+
+def test_a_write_committed_before_the_connection_failed_is_answered_as_stored(
+        login, trees, monkeypatch):
+    custodian = login("custodian")
+    fail_the_custody_commit(monkeypatch, after_committing=True)
+    answer = post_with_key(custodian, event(trees["A"].sample_ids[0]), "k-5")
+    assert answer.status_code == 201 and answer.json["seq"] == 1
+    monkeypatch.undo()
+    assert ledger_length(login) == 1
+    retry = post_with_key(custodian, event(trees["A"].sample_ids[0]), "k-5")
+    assert retry.headers["Idempotent-Replayed"] == "true" and retry.json == answer.json
+
+
+def test_a_write_lost_with_the_connection_is_reported_as_failed(login, trees, monkeypatch):
+    custodian = login("custodian")
+    fail_the_custody_commit(monkeypatch, after_committing=False)
+    answer = custodian.post("/api/v1/custody-events", json=event(trees["A"].sample_ids[0]))
+    assert answer.status_code == 500
+    monkeypatch.undo()
+    assert ledger_length(login) == 0

@@ -459,3 +459,46 @@ def test_0004_downgrades_while_no_identifier_is_shared(empty_database_url):
     with engine.connect() as connection:
         assert current_revision(connection) == "0004"
     engine.dispose()
+
+
+# --------------------------------------------------------------------------- migration 0007
+MATCH_REQUEST_AT_0004 = {
+    "id": 1, "case_id": 1, "seizure_id": 1, "analyses": ["identity"],
+    "reference_sets": ["savanna_elephant_simulated"], "parameters": {}, "status": "done",
+    "progress": 1.0, "result": {"analyses": ["identity"]}, "requested_by_id": 1,
+    "created_at": WHEN,
+}
+
+
+def test_0007_upgrades_a_filled_0004_database_and_downgrades(empty_database_url):
+    migrated_to_0003_with_animals(empty_database_url)
+    upgrade(empty_database_url, revision="0004")
+    engine = create_database_engine(empty_database_url)
+    with engine.begin() as connection:
+        insert_rows(connection, "match_request", [MATCH_REQUEST_AT_0004])
+    upgrade(empty_database_url, revision="0007")
+    with engine.connect() as connection:
+        assert current_revision(connection) == "0007"
+        # The request that ran before attempts were counted starts at 0, its result kept.
+        assert connection.execute(
+            sa.text("SELECT attempts, status, result FROM match_request")
+        ).one()[:2] == (0, "done")
+    key = {"user_id": 1, "key": "k-1", "request_sha256": "0" * 64, "response_status": 201,
+           "response_body": {"seq": 1}, "created_at": WHEN, "expires_at": WHEN}
+    with engine.begin() as connection:
+        insert_rows(connection, "idempotency_key", [key])
+    # One key per user: a second row with the same key is refused, another user's is not.
+    with pytest.raises(sa.exc.IntegrityError), engine.begin() as connection:
+        insert_rows(connection, "idempotency_key", [{**key, "response_status": 200}])
+    with engine.begin() as connection:
+        insert_rows(connection, "idempotency_key", [{**key, "user_id": 2}])
+    command.downgrade(alembic_config(empty_database_url), "0004")
+    with engine.connect() as connection:
+        assert current_revision(connection) == "0004"
+        assert "idempotency_key" not in sa.inspect(connection).get_table_names()
+        columns = {column["name"] for column in sa.inspect(connection).get_columns(
+            "match_request")}
+        assert "attempts" not in columns
+        assert connection.execute(sa.text("SELECT id, status FROM match_request")).all() == [
+            (1, "done")]
+    engine.dispose()

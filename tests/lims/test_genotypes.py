@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import logging
 
 import pytest
 import sqlalchemy as sa
@@ -529,3 +530,31 @@ def test_problems_between_rows_far_apart_are_found_too(analyst, trees, monkeypat
         (10, "locus", None, "sample 'KE-S1' has a second row for locus 'FH67' (first on line 2)"),
         (11, "LAT24", None, "non-numeric allele 'oops'"),
     ]
+
+
+def test_a_retried_import_with_its_key_gets_the_first_answer_and_imports_once(
+        analyst, trees, session, caplog):
+    caplog.set_level(logging.INFO, logger="lims")
+    keyed = {"headers": {**analyst.headers, "Idempotency-Key": "run7-upload"}}
+
+    def send(text: str):
+        data = {"file": (io.BytesIO(text.encode()), "run7.csv"), "panel": PANEL}
+        return analyst.client.post("/api/v1/genotype-imports", data=data,
+                                   content_type="multipart/form-data", **keyed)
+
+    first = send(WIDE)
+    assert first.status_code == 201 and first.json["n_profiles"] == 2
+    after_first = row_counts(session)
+    retry = send(WIDE)
+    assert retry.status_code == 201 and retry.headers["Idempotent-Replayed"] == "true"
+    assert retry.json == first.json and retry.headers["Location"] == first.headers["Location"]
+    assert row_counts(session) == after_first
+    logged = [record.getMessage() for record in caplog.records]
+    assert logged.count(f"genotype import {first.json['id']} (run7.csv, 2 profiles, panel "
+                        f"{PANEL}) by user {analyst.user_id}") == 1
+    assert sum(message.startswith("idempotent replay") for message in logged) == 1
+    # Another file under the same key is refused, and imports nothing.
+    other = send(WIDE.replace("148", "146"))
+    assert other.status_code == 422
+    assert other.json["details"]["problems"][0]["field"] == "Idempotency-Key"
+    assert row_counts(session) == after_first

@@ -10,9 +10,14 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import logging
+import os
 import re
+import subprocess
+import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -287,14 +292,15 @@ def test_progress_is_reported_in_stages_that_only_move_forward(app, world, inves
 def test_a_running_job_shows_its_progress_through_the_api(app, world, investigator):
     created = investigator.post("/api/v1/match-requests", json=request_body(world)).json
     worker = jobs.worker_name()
-    assert jobs.claim(app, created["id"], worker)
-    assert not jobs.claim(app, created["id"], "another worker")  # claimed exactly once
+    assert jobs.claim(app, created["id"], worker) == 1
+    assert jobs.claim(app, created["id"], "another worker") is None  # claimed exactly once
     running = investigator.get(f"/api/v1/match-requests/{created['id']}").json
     assert running["status"] == "running" and running["worker"] == worker
-    jobs._Progress(app, created["id"], worker)(0.42, "kinship and identity search")
+    assert running["attempts"] == 1
+    jobs._Progress(app, created["id"], worker, 1)(0.42, "kinship and identity search")
     running = investigator.get(f"/api/v1/match-requests/{created['id']}").json
     assert (running["progress"], running["stage"]) == (0.42, "kinship and identity search")
-    assert jobs.run_claimed(app, created["id"], worker) == "done"
+    assert jobs.run_claimed(app, created["id"], worker, 1) == "done"
     assert investigator.get(f"/api/v1/match-requests/{created['id']}").json["progress"] == 1.0
 
 
@@ -339,19 +345,155 @@ def test_an_unexpected_error_is_stored_without_a_traceback(app, world, investiga
                                "been logged")
 
 
-def test_a_job_whose_worker_died_is_marked_failed(app, world, investigator):
-    created = investigator.post("/api/v1/match-requests", json=request_body(world)).json
-    assert jobs.claim(app, created["id"], "a worker that dies")
-    assert jobs.fail_stale(app, stale_seconds=600) == 0
+def stop_heartbeats(app, seconds_ago: float) -> None:
+    """Make every running request look as if its last heartbeat came ``seconds_ago``."""
     with app.app_context():
-        long_ago = utcnow() - dt.timedelta(hours=1)
-        db.session.execute(sa.update(MatchRequest).values(heartbeat_at=long_ago))
+        then = utcnow() - dt.timedelta(seconds=seconds_ago)
+        db.session.execute(sa.update(MatchRequest).values(heartbeat_at=then))
         db.session.commit()
-    assert jobs.fail_stale(app, stale_seconds=600) == 1
-    stale = investigator.get(f"/api/v1/match-requests/{created['id']}").json
-    assert stale["status"] == "failed" and "no heartbeat" in stale["error"]
-    # The dead worker's late result is not stored over the failure.
-    assert jobs.run_claimed(app, created["id"], "a worker that dies") == "failed"
+
+
+def test_a_request_whose_workers_stop_responding_is_requeued_then_failed(app, world,
+                                                                        investigator, caplog):
+    caplog.set_level(logging.INFO, logger="lims.jobs")
+    created = investigator.post("/api/v1/match-requests", json=request_body(world)).json
+    url = f"/api/v1/match-requests/{created['id']}"
+    assert app.config["JOB_MAX_ATTEMPTS"] == 3
+    for attempt in (1, 2, 3):
+        assert jobs.claim(app, created["id"], f"worker {attempt}") == attempt
+        stop_heartbeats(app, 30)  # late, but within JOB_STALE_SECONDS (40)
+        assert jobs.requeue_stale(app) == {}
+        stop_heartbeats(app, 41)
+        outcome = "queued" if attempt < 3 else "failed"
+        assert jobs.requeue_stale(app) == {created["id"]: outcome}
+        state = investigator.get(url).json
+        assert (state["status"], state["attempts"]) == (outcome, attempt)
+    assert state["error"] == ("the worker running this request stopped responding 3 times "
+                              "(no heartbeat for 40 s); run it again")
+    logged = [record.getMessage() for record in caplog.records if record.name == "lims.jobs"]
+    request_id = created["id"]
+    assert logged[:4] == [
+        f"match request {request_id} queued",
+        f"match request {request_id} claimed by worker worker 1 (attempt 1)",
+        f"match request {request_id}: heartbeat lost (worker worker 1, attempt 1, none for 40 s)",
+        f"match request {request_id} re-queued after its worker stopped responding",
+    ]
+    assert logged[-1] == (f"match request {request_id} failed: its workers stopped responding "
+                          "3 times")
+    # The last worker's late result is not stored over the failure.
+    assert jobs.run_claimed(app, created["id"], "worker 3", 3) == "failed"
+    assert investigator.get(f"{url}/result").status_code == 409
+    # Run again by a user, it starts counting afresh.
+    again = investigator.post(f"{url}/run").json
+    assert (again["status"], again["attempts"], again["error"]) == ("queued", 0, None)
+    jobs.run_queued(app)
+    assert (investigator.get(url).json["status"], investigator.get(url).json["attempts"]) == (
+        "done", 1)
+
+
+def test_a_worker_given_up_for_dead_stores_nothing_when_it_comes_back(app, world,
+                                                                     investigator):
+    created = investigator.post("/api/v1/match-requests", json=request_body(world)).json
+    assert jobs.claim(app, created["id"], "slow worker") == 1
+    stop_heartbeats(app, 600)
+    assert jobs.requeue_stale(app) == {created["id"]: "queued"}
+    assert jobs.claim(app, created["id"], "second worker") == 2
+    # The first worker wakes up: neither its progress nor its result lands on the second's run.
+    jobs._Progress(app, created["id"], "slow worker", 1)(0.9, "assembling the results")
+    assert jobs.run_claimed(app, created["id"], "slow worker", 1) == "running"
+    state = investigator.get(f"/api/v1/match-requests/{created['id']}").json
+    assert (state["worker"], state["progress"], state["stage"]) == ("second worker", 0,
+                                                                    "starting")
+    assert jobs.run_claimed(app, created["id"], "second worker", 2) == "done"
+
+
+def test_heartbeats_keep_a_long_job_with_its_worker(app, world, investigator, monkeypatch,
+                                                   caplog):
+    app.config.update(JOB_HEARTBEAT_SECONDS=0.1, JOB_STALE_SECONDS=0.5)
+    from lims.reports import analysis
+
+    real = analysis.estimate_mixture
+
+    def slow(*arguments, **options):
+        time.sleep(1.5)  # three times the staleness, with no progress written meanwhile
+        return real(*arguments, **options)
+
+    monkeypatch.setattr(analysis, "estimate_mixture", slow)
+    created = investigator.post("/api/v1/match-requests", json=request_body(world)).json
+    caplog.set_level(logging.INFO, logger="lims.jobs")
+    assert jobs.run_queued(app, worker="w-1") == [created["id"]]
+    state = investigator.get(f"/api/v1/match-requests/{created['id']}").json
+    assert (state["status"], state["attempts"]) == ("done", 1)
+    logged = [record.getMessage() for record in caplog.records if record.name == "lims.jobs"]
+    milestones = [message for message in logged
+                  if re.fullmatch(rf"match request {created['id']}: .* \(\d+%\)", message)]
+    assert [message.split(": ")[1].split(" (")[0] for message in milestones] == [
+        "loading released profiles", "calibrating cutoffs", "kinship and identity search",
+        "population assignment", "mixture proportions", "geographic assignment",
+        "assembling the results"]
+    assert re.fullmatch(rf"match request {created['id']} done in \d+\.\d s \(worker w-1, "
+                        r"attempt 1\)", logged[-1])
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"JOB_HEARTBEAT_SECONDS": 0}, "JOB_HEARTBEAT_SECONDS must be a number of seconds > 0"),
+        ({"JOB_STALE_SECONDS": "soon"}, "JOB_STALE_SECONDS must be a number"),
+        ({"JOB_HEARTBEAT_SECONDS": 30, "JOB_STALE_SECONDS": 40}, "at least twice"),
+        ({"JOB_MAX_ATTEMPTS": 0}, "JOB_MAX_ATTEMPTS must be a whole number"),
+    ],
+)
+def test_job_timing_settings_are_checked_at_start(database_url, tmp_path, settings, message):
+    with pytest.raises(ValueError, match=message):
+        create_app({"TESTING": True, "DATABASE_URL": database_url, "SECRET_KEY": "test secret",
+                    "INSTANCE_PATH": str(tmp_path / "instance"), **settings})
+
+
+def wait_until_under_way(app, request_id: int, worker: subprocess.Popen, seconds: float
+                         ) -> tuple[str, str | None]:
+    """Status and stage once ``worker`` has started the analysis proper (or has ended, or
+    the time is up)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        with db.engine_for(app).connect() as connection:
+            status, stage = connection.execute(sa.select(
+                MatchRequest.status, MatchRequest.stage).where(MatchRequest.id == request_id)
+            ).one()
+        if (status, stage) not in (("queued", None), ("running", "starting")):
+            return status, stage
+        if time.monotonic() > deadline or worker.poll() is not None:
+            return status, stage
+        time.sleep(0.05)
+
+
+def test_a_killed_worker_process_gives_its_request_back_to_the_queue(app, world, investigator,
+                                                                     database_url, tmp_path):
+    created = investigator.post("/api/v1/match-requests", json=request_body(world)).json
+    timing = {"DNATRACK_JOB_POLL_SECONDS": "0.1", "DNATRACK_JOB_HEARTBEAT_SECONDS": "0.2",
+              "DNATRACK_JOB_STALE_SECONDS": "1"}
+    environment = {**os.environ, **timing, "DNATRACK_DATABASE_URL": database_url,
+                   "DNATRACK_SECRET_KEY": "test secret",
+                   "DNATRACK_INSTANCE_PATH": str(tmp_path / "worker")}
+    command = [str(Path(sys.executable).with_name("dnatrack")), "worker"]
+    worker = subprocess.Popen(command, env=environment, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE)
+    try:
+        status, stage = wait_until_under_way(app, created["id"], worker, 120)
+    finally:
+        worker.kill()
+        errors = worker.communicate(timeout=30)[1].decode()
+    killed = time.monotonic()
+    assert status == "running", (status, stage, errors[-2000:])
+    assert investigator.get(f"/api/v1/match-requests/{created['id']}").json["status"] == "running"
+    app.config.update(JOB_HEARTBEAT_SECONDS=0.2, JOB_STALE_SECONDS=1.0)
+    while (requeued := jobs.requeue_stale(app)) == {} and time.monotonic() - killed < 10:
+        time.sleep(0.1)
+    assert requeued == {created["id"]: "queued"}
+    assert time.monotonic() - killed < 3  # found once its heartbeat is a second old
+    assert jobs.run_queued(app) == [created["id"]]
+    done = investigator.get(f"/api/v1/match-requests/{created['id']}").json
+    assert (done["status"], done["attempts"]) == ("done", 2)
 
 
 def test_settings_are_checked_with_defaults_filled_in():

@@ -211,6 +211,28 @@ def test_custody_by_barcode_records_the_event_and_keeps_the_hand_over_details(
         assert verify_ledger(db.session).ok
 
 
+def test_a_custody_form_sent_twice_records_its_event_once(app, custodian, world):
+    page = custodian.get("/custody/scan").get_data(as_text=True)
+    fields = {"barcode": world.barcodes[1], "event_type": "open", "signature_meaning":
+              "performed", "submission_key": input_value(page, "submission_key"),
+              "csrf_token": custodian.token()}
+    before = count(app, CustodyEvent)
+    first = custodian.client.post("/custody/scan", data=fields)
+    again = custodian.client.post("/custody/scan", data=fields)
+    assert first.status_code == again.status_code == 302
+    assert again.headers["Location"] == first.headers["Location"]
+    assert count(app, CustodyEvent) == before + 1
+    following = custodian.get(again.headers["Location"]).get_data(as_text=True)
+    assert "the event was recorded once" in following
+    # The same form sent with other details is not taken for a repeat, nor recorded blindly.
+    changed = custodian.client.post("/custody/scan", data={**fields, "event_type": "return"})
+    assert changed.status_code == 409
+    assert "already sent and recorded" in changed.get_data(as_text=True)
+    assert count(app, CustodyEvent) == before + 1
+    # A new page brings a new key.
+    assert input_value(following, "submission_key") not in ("", fields["submission_key"])
+
+
 def test_custody_form_errors_are_shown_beside_their_fields(app, agencies, custodian, world):
     before = count(app, CustodyEvent)
     response = custodian.post("/custody/scan", {"barcode": "NO-SUCH", "event_type": "open",
