@@ -4,10 +4,19 @@ Per locus typed in both profiles, a pair is *identical*, *dropout-compatible* (a
 against a heterozygote carrying that allele) or *mismatching*.
 
 - **high** stringency: identical at every compared locus;
-- **moderate**: dropout-compatible loci allowed (up to ``max_dropouts``) and up to
-  ``max_mismatches`` mismatching loci;
+- **moderate**: up to ``max_dropouts`` dropout-compatible loci (default
+  :data:`DEFAULT_MAX_DROPOUTS`) and up to ``max_mismatches`` mismatching loci (default
+  :data:`DEFAULT_MAX_MISMATCHES`);
 
 both with at least ``min_loci`` loci compared.
+
+A match here is a *candidate*, not a call: :func:`matching.pair_search.find_pairs` calls a
+candidate the same animal only when its same-animal LR passes the cutoff and beats every other
+relationship. Unbounded dropout-compatible loci would let unrelated animals through (on the
+alewife baseline, pairs with 4 dropout-compatible and 2 mismatching loci of 11, log10 LR −9.8),
+so the default bound is small: with dropout rates of a few percent per heterozygous locus, a
+true duplicate with more than two dropouts in one profile is rare, and one that has them can
+still be found with a larger ``max_dropouts``.
 
 How candidates are found
 ------------------------
@@ -43,6 +52,9 @@ from dnatrack.genotypes import GenotypeTable
 from matching import _identity_kernels as kernels
 
 STRINGENCIES = ("high", "moderate")
+#: Mismatching and dropout-compatible loci a moderate-stringency candidate may have by default.
+DEFAULT_MAX_MISMATCHES = 2
+DEFAULT_MAX_DROPOUTS = 2
 
 # Choosing the number of blocks. Two unrelated profiles share a key's genotypes with probability
 # about Π_loci Σ_g f_g² = exp(−power), power being the key's summed −ln Σ_g f_g². Among N
@@ -65,12 +77,13 @@ class IdentityCriteria:
     ----------
     stringency : {"high", "moderate"}
     max_mismatches : int, optional
-        Mismatching loci allowed at moderate stringency (default 2; always 0 at high).
+        Mismatching loci allowed at moderate stringency (default
+        :data:`DEFAULT_MAX_MISMATCHES`; always 0 at high).
     min_loci : int
         Minimum loci typed in both profiles (default 8).
     max_dropouts : int, optional
-        Dropout-compatible loci allowed at moderate stringency (default: any number;
-        always 0 at high).
+        Dropout-compatible loci allowed at moderate stringency (default
+        :data:`DEFAULT_MAX_DROPOUTS`; always 0 at high).
     n_blocks : int, optional
         Fix the number of locus blocks ``B`` of the search instead of choosing it from the data.
         More blocks find more pairs (every pair with at most ``2B − 1`` loci that are not
@@ -104,18 +117,19 @@ class IdentityCriteria:
     def mismatches_allowed(self) -> int:
         if self.stringency == "high":
             return 0
-        return 2 if self.max_mismatches is None else self.max_mismatches
+        return DEFAULT_MAX_MISMATCHES if self.max_mismatches is None else self.max_mismatches
 
-    def dropouts_allowed(self, n_loci: int) -> int:
+    @property
+    def dropouts_allowed(self) -> int:
         if self.stringency == "high":
             return 0
-        return n_loci if self.max_dropouts is None else self.max_dropouts
+        return DEFAULT_MAX_DROPOUTS if self.max_dropouts is None else self.max_dropouts
 
     def as_dict(self) -> dict:
         return {
             "stringency": self.stringency,
             "max_mismatches": self.mismatches_allowed,
-            "max_dropouts": self.max_dropouts if self.stringency == "moderate" else 0,
+            "max_dropouts": self.dropouts_allowed,
             "min_loci": self.min_loci,
             "n_blocks": self.n_blocks,
         }
@@ -312,7 +326,8 @@ def identity_search(
     ----------
     table : GenotypeTable
     criteria : IdentityCriteria, optional
-        Defaults to moderate stringency, 2 mismatches, 8 loci, blocks chosen from the data.
+        Defaults to moderate stringency, 2 mismatches, 2 dropout-compatible loci, 8 loci,
+        blocks chosen from the data.
     new : ndarray of bool, shape (n_profiles,), optional
         Incremental search: only pairs involving at least one ``True`` profile are reported,
         and only those are verified.
@@ -348,7 +363,7 @@ def identity_search(
     limits = (
         criteria.min_loci,
         criteria.mismatches_allowed,
-        criteria.dropouts_allowed(table.n_loci),
+        criteria.dropouts_allowed,
     )
     empty = np.empty((0, 6), dtype=np.int64)
     if exhaustive:

@@ -45,6 +45,7 @@ DEFAULT_CUTOFFS: dict[str, float] = {
     "half_sibling": 3.0,
 }
 DEFAULT_MIN_LOCI = 8
+SAME_ANIMAL = "same_animal"
 ROWS_PER_BLOCK = 64
 # Pairs per chunk of row blocks: a few seconds of work, so progress moves and Dask tasks are
 # large enough to amortise their overhead.
@@ -63,7 +64,7 @@ class PairHits:
     loci_compared : ndarray of int32, shape (n_pairs,)
     relationships : tuple of str
     passes : ndarray of bool, shape (n_pairs, n_relationships)
-        Which relationships reached their cutoff for the pair.
+        Which relationships the pair may be called (:meth:`KinshipSearch.supported`).
     """
 
     query_index: np.ndarray
@@ -213,12 +214,30 @@ class KinshipSearch:
                 f"{calibration.errors}, the search uses theta={self.theta} and {self.errors}"
             )
 
+    def cutoffs_for(self, loci_compared: np.ndarray) -> np.ndarray:
+        """Cutoff applied to pairs compared at ``loci_compared`` loci, float64
+        (n_pairs, n_relationships)."""
+        loci_compared = np.asarray(loci_compared, dtype=np.int64)
+        if self.calibration is None:
+            return np.broadcast_to(self.cutoff_array, (len(loci_compared), len(self.relationships)))
+        matrix = self.calibration.cutoff_matrix(self.relationships, len(self.loci))
+        return matrix[loci_compared]
+
     def passes(self, log10_lr: np.ndarray, loci_compared: np.ndarray) -> np.ndarray:
         """Which relationships reach their cutoff, bool (n_pairs, n_relationships)."""
-        if self.calibration is None:
-            return log10_lr >= self.cutoff_array[None, :]
-        matrix = self.calibration.cutoff_matrix(self.relationships, len(self.loci))
-        return log10_lr >= matrix[loci_compared]
+        return log10_lr >= self.cutoffs_for(loci_compared)
+
+    def supported(self, log10_lr: np.ndarray, loci_compared: np.ndarray) -> np.ndarray:
+        """Which relationships a pair may be called, bool (n_pairs, n_relationships): those
+        reaching their cutoff, the same animal only when its LR also beats every other
+        relationship tested (DESIGN 8) — a duplicate is more likely the same animal than a
+        sibling, or it is not called one."""
+        supported = self.passes(log10_lr, loci_compared)
+        if SAME_ANIMAL in self.relationships and len(self.relationships) > 1:
+            same = self.relationships.index(SAME_ANIMAL)
+            others = np.delete(log10_lr, same, axis=1).max(axis=1)
+            supported[:, same] &= log10_lr[:, same] > others
+        return supported
 
     @classmethod
     def from_reference(
@@ -267,12 +286,25 @@ class KinshipSearch:
             "relationships": list(self.relationships),
             "cutoffs": {r: self.cutoffs[r] for r in self.relationships},
             "min_loci": self.min_loci,
+            "cutoffs_applied": self.applied_cutoffs(),
             "loci": list(self.loci),
             "calibration": None if self.calibration is None else {
                 "reference": self.calibration.reference,
                 "false_positive_rate": self.calibration.false_positive_rate,
                 "cutoffs": self.calibration.to_dict()["cutoffs"],
             },
+        }
+
+    def applied_cutoffs(self) -> dict[str, dict[str, float | None]]:
+        """The cutoff applied to a pair for each number of loci compared it may have, from
+        ``min_loci`` to all loci: ``{relationship: {"m": cutoff}}`` (``None`` where no pair
+        is reported)."""
+        counts = np.arange(self.min_loci, len(self.loci) + 1)
+        matrix = self.cutoffs_for(counts)
+        return {
+            name: {str(m): (float(c) if np.isfinite(c) else None)
+                   for m, c in zip(counts.tolist(), matrix[:, r].tolist(), strict=True)}
+            for r, name in enumerate(self.relationships)
         }
 
     def codes(self, table: GenotypeTable) -> np.ndarray:
@@ -431,9 +463,10 @@ class _BlockTask:
             capacity = int(counts.max())  # rerun with room for the busiest block
         keep = np.arange(capacity)[None, :] < counts[:, None]
         log10_lr = lr[keep][:, : len(search.relationships)]
-        passes = search.passes(log10_lr, loci[keep])
+        passes = search.supported(log10_lr, loci[keep])
         # With a calibration the kernel ran at the lowest cutoffs; drop pairs that miss the
-        # cutoff for their own number of loci compared.
+        # cutoff for their own number of loci compared, or whose only passing relationship is
+        # the same animal while another is more likely.
         hit = passes.any(axis=1)
         return PairHits(
             rows[keep][hit],

@@ -1,11 +1,11 @@
 """Pairs that match or are related, as ``dnatrack match`` and the LIMS's match requests find them.
 
 One search, one set of rules, whoever asks: the kinship search (:mod:`matching.kinship`) and
-the identity search (:mod:`matching.identity`) run over the same profiles; a pair the identity
-search finds keeps the kinship search's relationship and LR when that search reported it too,
-and otherwise is labelled the same animal and given its LRs whatever they are; each same-animal
-pair gets the random match probability of sample 1's genotype over the loci where the two
-profiles are identical (DESIGN 5.2–5.4).
+the identity search (:mod:`matching.identity`) run over the same profiles. The identity search
+proposes candidates; one is called the same animal only when its same-animal LR passes the
+cutoff and beats every other relationship (DESIGN 8), and the others are kept apart with the
+reason. Each same-animal pair gets the random match probability of sample 1's genotype over the
+loci where the two profiles are identical (DESIGN 5.2–5.4).
 
 Examples
 --------
@@ -17,7 +17,7 @@ Examples
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +26,7 @@ from dnatrack.genotypes import GenotypeTable
 from dnatrack.reference import ReferenceSet
 from matching.calibration import CALIBRATION_FILE, Calibration, calibrate
 from matching.identity import IdentityCriteria, identity_search
-from matching.kinship import KinshipSearch
+from matching.kinship import SAME_ANIMAL, KinshipSearch
 from matching.match_probability import match_probabilities
 from matching.relationships import ErrorModel
 from matching.theta import ThetaChoice, published_theta, select_theta
@@ -128,14 +128,19 @@ class FoundPairs:
     n_new : int
         Rows of ``table`` that are new.
     identity_guarantee : int, optional
-        Every identity match with at most this many loci not identical is in ``rows``
+        Every identity candidate with at most this many loci not identical was weighed
         (``None`` when the identity search did not run).
+    candidates_not_called : list of dict
+        Identity candidates not called the same animal: ``sample1, sample2, loci_compared``,
+        the identity fields, ``log10_lr_<relationship>``, ``called`` (the relationship the
+        kinship search reported for the pair, or ``""``) and ``reason``.
     """
 
     rows: list[dict]
     table: GenotypeTable
     n_new: int
     identity_guarantee: int | None
+    candidates_not_called: list[dict] = field(default_factory=list)
 
 
 def pairs_compared(n_new: int, n_existing: int) -> float:
@@ -200,45 +205,69 @@ def find_pairs(
             record["evidence"] = "kinship"
             rows[(record["sample1"], record["sample2"])] = record
     guarantee = None
+    not_called: list[dict] = []
     if criteria is not None:
         new_flags = np.arange(len(table)) < n_new if existing is not None else None
         identity = identity_search(table, criteria, new=new_flags, progress=identity_progress)
-        _merge_identity(rows, identity.records(ids), criteria.stringency, search, table)
+        not_called = _merge_identity(rows, identity.records(ids), criteria.stringency, search,
+                                     table)
         guarantee = identity.guaranteed_bad_loci
     _add_match_probabilities(rows, table, search)
-    return FoundPairs([rows[key] for key in sorted(rows)], table, n_new, guarantee)
+    return FoundPairs([rows[key] for key in sorted(rows)], table, n_new, guarantee,
+                      sorted(not_called, key=lambda r: (r["sample1"], r["sample2"])))
 
 
 def _merge_identity(rows: dict, records: list[dict], stringency: str, search: KinshipSearch,
-                    table: GenotypeTable) -> None:
-    """Add identity matches to the kinship rows. A pair the kinship search also reported keeps
-    its relationship and LR; a pair only the identity search found is labelled same animal and
-    given its LRs, whatever they are."""
+                    table: GenotypeTable) -> list[dict]:
+    """Weigh identity candidates (DESIGN 8): a candidate is called the same animal only when
+    its same-animal LR, with the error model, passes the cutoff for its loci compared and beats
+    every other relationship. Called candidates join ``rows`` (a pair the kinship search also
+    reported keeps its row); the others are returned with the reason they were not called."""
     index = {str(pid): k for k, pid in enumerate(table.profile_ids)}
-    only_identity = [r for r in records if (r["sample1"], r["sample2"]) not in rows]
-    if only_identity:
-        lr, _ = search.score_pairs(
-            table,
-            [index[r["sample1"]] for r in only_identity],
-            [index[r["sample2"]] for r in only_identity],
-        )
-        same = search.relationships.index("same_animal") if (
-            "same_animal" in search.relationships) else None
-        for record, values in zip(only_identity, lr, strict=True):
-            row = {"sample1": record["sample1"], "sample2": record["sample2"],
-                   "relationship": "same_animal", "loci_compared": record["loci_compared"],
-                   "log10_lr": "" if same is None else round(float(values[same]), 6),
-                   "evidence": "identity"}
-            for r, name in enumerate(search.relationships):
-                row[f"log10_lr_{name}"] = round(float(values[r]), 6)
-            rows[(record["sample1"], record["sample2"])] = row
-    for record in records:
-        row = rows[(record["sample1"], record["sample2"])]
-        if row["evidence"] == "kinship":
-            row["evidence"] = "kinship+identity"
-        row["identity"] = stringency
-        for field in ("loci_identical", "loci_dropout", "loci_mismatch"):
-            row[field] = record[field]
+    lr, compared = search.score_pairs(
+        table, [index[r["sample1"]] for r in records], [index[r["sample2"]] for r in records])
+    supported = search.supported(lr, compared)
+    same = search.relationships.index(SAME_ANIMAL) if SAME_ANIMAL in search.relationships \
+        else None
+    not_called = []
+    for record, values, loci, ok in zip(records, lr, compared, supported, strict=True):
+        key = (record["sample1"], record["sample2"])
+        identity_fields = {"identity": stringency,
+                           **{f: record[f] for f in ("loci_identical", "loci_dropout",
+                                                     "loci_mismatch")}}
+        lrs = {f"log10_lr_{name}": round(float(values[r]), 6)
+               for r, name in enumerate(search.relationships)}
+        if same is not None and ok[same]:
+            row = rows.get(key)
+            if row is None:
+                row = rows[key] = {"sample1": key[0], "sample2": key[1],
+                                   "relationship": SAME_ANIMAL,
+                                   "log10_lr": round(float(values[same]), 6),
+                                   "loci_compared": record["loci_compared"],
+                                   "evidence": "identity", **lrs}
+            else:
+                row["evidence"] = "kinship+identity"
+            row.update(identity_fields)
+            continue
+        not_called.append({"sample1": key[0], "sample2": key[1],
+                           "loci_compared": record["loci_compared"], **identity_fields, **lrs,
+                           "called": rows[key]["relationship"] if key in rows else "",
+                           "reason": _reason_not_same(search, values, int(loci), same)})
+    return not_called
+
+
+def _reason_not_same(search: KinshipSearch, log10_lr: np.ndarray, loci: int,
+                     same: int | None) -> str:
+    """Why an identity candidate is not called the same animal."""
+    if same is None:
+        return "the same animal is not among the relationships tested"
+    cutoff = float(search.cutoffs_for(np.array([loci]))[0, same])
+    if log10_lr[same] < cutoff:
+        return (f"log10 LR same animal {log10_lr[same]:.2f} is below the cutoff "
+                f"{cutoff:.2f} for {loci} loci compared")
+    best = int(np.argmax(np.where(np.arange(len(log10_lr)) == same, -np.inf, log10_lr)))
+    return (f"{search.relationships[best]} is at least as likely (log10 LR "
+            f"{log10_lr[best]:.2f} against {log10_lr[same]:.2f} for the same animal)")
 
 
 def identical_loci(table: GenotypeTable, i: int, j: int) -> np.ndarray:

@@ -37,8 +37,16 @@ def numpy_pair_sums(search: KinshipSearch, query: GenotypeTable, target: Genotyp
     return total, compared
 
 
-def expected_pairs(search, total, compared, triangular):
-    keep = (total >= search.cutoff_array).any(axis=2) & (compared >= search.min_loci)
+def expected_pairs(search, total, compared, triangular, cutoffs=None):
+    """Pairs a search must report, from plain sums: ``cutoffs`` broadcast against ``total``
+    (default the search's fixed cutoffs)."""
+    passing = total >= (search.cutoff_array if cutoffs is None else cutoffs)
+    if "same_animal" in search.relationships and len(search.relationships) > 1:
+        # the same animal is called only when it beats every other relationship
+        same = search.relationships.index("same_animal")
+        others = [r for r in range(len(search.relationships)) if r != same]
+        passing[..., same] &= total[..., same] > total[..., others].max(axis=-1)
+    keep = passing.any(axis=2) & (compared >= search.min_loci)
     if triangular:
         keep &= np.triu(np.ones_like(keep), k=1).astype(bool)
     return np.argwhere(keep)
@@ -216,11 +224,11 @@ def test_calibrated_cutoffs_depend_on_loci_compared():
     hits = search.all_pairs(table)
     total, compared = numpy_pair_sums(search, table, table)
     matrix = calibration.cutoff_matrix(search.relationships, 8)
-    expected = (total >= matrix[compared]).any(axis=2) & (compared >= 3)
-    expected &= np.triu(np.ones_like(expected), k=1).astype(bool)
-    assert np.array_equal(np.c_[hits.query_index, hits.target_index], np.argwhere(expected))
+    expected = expected_pairs(search, total, compared, True, cutoffs=matrix[compared])
+    assert np.array_equal(np.c_[hits.query_index, hits.target_index], expected)
     assert len(hits) > 0
-    assert np.array_equal(hits.passes, total[expected] >= matrix[compared[expected]])
+    i, j = expected.T
+    assert np.array_equal(hits.passes[:, 1:], total[i, j, 1:] >= matrix[compared[i, j], 1:])
     with pytest.raises(ValueError, match="calibration was made with theta=0.02"):
         KinshipSearch.from_reference(table, theta=0.05, errors=errors, calibration=calibration)
 

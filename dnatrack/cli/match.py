@@ -69,6 +69,12 @@ def register(subparsers) -> None:
                        help="identity search stringency (default moderate)")
     match.add_argument("--max-mismatches", type=int, default=None,
                        help="mismatching loci allowed at moderate stringency (default 2)")
+    match.add_argument("--max-dropouts", type=int, default=None,
+                       help="dropout-compatible loci (a homozygote against a heterozygote "
+                            "carrying its allele) allowed at moderate stringency (default 2)")
+    match.add_argument("--candidates", metavar="CSV",
+                       help="also write the identity candidates that were not called the same "
+                            "animal, with the reason")
     match.add_argument("--no-identity", action="store_true", help="skip the identity search")
     match.add_argument("--no-kinship", action="store_true", help="skip the kinship search")
     match.add_argument("--dask", metavar="ADDRESS", help="run the kinship search on a Dask "
@@ -226,7 +232,7 @@ def run_match(args: argparse.Namespace) -> int:
     criteria = None
     if not args.no_identity:
         criteria = IdentityCriteria(args.stringency, max_mismatches=args.max_mismatches,
-                                    min_loci=args.min_loci)
+                                    max_dropouts=args.max_dropouts, min_loci=args.min_loci)
     identity_blocks = None if criteria is None else criteria.n_blocks
     with progress_bar(n_new, "kinship search") as kinship_update, \
             progress_bar(identity_blocks, "identity search", unit="block") as identity_update:
@@ -236,17 +242,24 @@ def run_match(args: argparse.Namespace) -> int:
             criteria=criteria, dask_client=client, kinship_progress=kinship_update,
             identity_progress=identity_update,
         )
+    lr_columns = [f"log10_lr_{r}" for r in relationships]
     if criteria is not None:
         notes.append(
-            f"identity search: pairs with at most {found.identity_guarantee} loci not "
-            "identical (mismatching, dropout-compatible or untyped) are always found"
+            f"identity search: candidates with at most {found.identity_guarantee} loci not "
+            "identical (mismatching, dropout-compatible or untyped) are always found; "
+            f"{len(found.candidates_not_called)} candidates were not called the same animal "
+            "(their same-animal LR missed the cutoff or another relationship was as likely)"
         )
+    if args.candidates:
+        for row in found.candidates_not_called:
+            row["seizure1"] = seizure_of[row["sample1"]]
+            row["seizure2"] = seizure_of[row["sample2"]]
+        write_rows(args.candidates, found.candidates_not_called, CANDIDATE_COLUMNS + lr_columns)
     ordered = found.rows
     for row in ordered:
         row["seizure1"], row["seizure2"] = seizure_of[row["sample1"]], seizure_of[row["sample2"]]
         if "rmp" in row:
             row["rmp"] = f"{row['rmp']:.3e}"
-    lr_columns = [f"log10_lr_{r}" for r in relationships]
     write_rows(args.out, ordered, PAIR_COLUMNS + lr_columns)
 
     graph = link_seizures(ordered, seizure_of)
@@ -264,7 +277,8 @@ def run_match(args: argparse.Namespace) -> int:
                    "profiles": len(combined), "loci": list(loci)},
         "kinship": None if args.no_kinship else search.parameters(),
         "identity": None if criteria is None else {
-            **criteria.as_dict(), "guaranteed_bad_loci": found.identity_guarantee},
+            **criteria.as_dict(), "guaranteed_bad_loci": found.identity_guarantee,
+            "candidates_not_called": len(found.candidates_not_called)},
         "results": {"pairs": len(ordered), "seizure_links": len(graph.links),
                     "networks": len(graph.components)},
         "notes": notes,
@@ -280,6 +294,10 @@ def run_match(args: argparse.Namespace) -> int:
     return 0
 
 
+CANDIDATE_COLUMNS = [
+    "sample1", "seizure1", "sample2", "seizure2", "loci_compared", "identity", "loci_identical",
+    "loci_dropout", "loci_mismatch", "called", "reason",
+]
 LINK_COLUMNS = ["seizure1", "seizure2", "n_pairs", "same_animal", "relationships",
                 "max_log10_lr", "weight", "component"]
 
