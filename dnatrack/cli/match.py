@@ -40,9 +40,10 @@ def register(subparsers) -> None:
     match.add_argument("--against", metavar="EXISTING",
                        help="search the genotypes against these existing profiles only "
                             "(new-vs-existing, plus pairs among the new ones)")
-    match.add_argument("--reference", required=True, metavar="REF",
+    match.add_argument("--reference", metavar="REF",
                        help="bundled reference set name, reference folder, or genotype file "
-                            "with populations; its allele frequencies are used")
+                            "with populations; its allele frequencies are used (required but "
+                            "for close matching)")
     match.add_argument("--out", required=True, metavar="PAIRS.csv", help="pairs CSV to write")
     match.add_argument("--links", metavar="LINKS", help="seizure links as .json or .csv "
                        "(default: PAIRS.links.json)")
@@ -75,6 +76,13 @@ def register(subparsers) -> None:
     match.add_argument("--candidates", metavar="CSV",
                        help="also write the identity candidates that were not called the same "
                             "animal, with the reason")
+    match.add_argument("--min-fraction-matching", type=float, metavar="F",
+                       help="instead of searching, list close-matching pairs as rubias's "
+                            "close_matching_samples does: identical at a fraction >= F of the "
+                            "loci typed in both (min_frac_matching)")
+    match.add_argument("--min-fraction-typed", type=float, metavar="F", default=None,
+                       help="with --min-fraction-matching: loci typed in both, as a fraction "
+                            "of all loci, at least F (min_frac_non_miss; default 0.7)")
     match.add_argument("--no-identity", action="store_true", help="skip the identity search")
     match.add_argument("--no-kinship", action="store_true", help="skip the kinship search")
     match.add_argument("--dask", metavar="ADDRESS", help="run the kinship search on a Dask "
@@ -196,8 +204,14 @@ def run_match(args: argparse.Namespace) -> int:
     from matching.links import link_seizures
     from matching.pair_search import find_pairs, pairs_compared
 
+    if args.min_fraction_matching is not None:
+        return run_close_matching(args)
+    if args.min_fraction_typed is not None:
+        raise ValueError("--min-fraction-typed goes with --min-fraction-matching")
     if args.no_identity and args.no_kinship:
         raise ValueError("--no-identity and --no-kinship leave nothing to do")
+    if args.reference is None:
+        raise ValueError("--reference is required (its allele frequencies score the pairs)")
     reference = load_reference_set(args.reference)
     new = read_table(args.genotypes, args.input_format)
     existing = read_table(args.against, args.input_format) if args.against else None
@@ -300,6 +314,32 @@ CANDIDATE_COLUMNS = [
 ]
 LINK_COLUMNS = ["seizure1", "seizure2", "n_pairs", "same_animal", "relationships",
                 "max_log10_lr", "weight", "component"]
+
+
+CLOSE_MATCH_COLUMNS = ["sample1", "seizure1", "sample2", "seizure2", "loci_typed_in_both",
+                       "loci_identical"]
+
+
+def run_close_matching(args: argparse.Namespace) -> int:
+    """``--min-fraction-matching``: rubias's close-matching pairs of one file."""
+    from matching.identity import DEFAULT_MIN_FRACTION_TYPED, close_matching_samples
+
+    if args.against:
+        raise ValueError("--min-fraction-matching lists close matches within one file; "
+                         "it does not take --against")
+    table = read_table(args.genotypes, args.input_format)
+    typed = DEFAULT_MIN_FRACTION_TYPED if args.min_fraction_typed is None \
+        else args.min_fraction_typed
+    matches = close_matching_samples(table, args.min_fraction_matching, typed)
+    seizure_of = _seizures(table, args.groups)
+    rows = matches.records(table.profile_ids)
+    for row in rows:
+        row["seizure1"], row["seizure2"] = seizure_of[row["sample1"]], seizure_of[row["sample2"]]
+    write_rows(args.out, rows, CLOSE_MATCH_COLUMNS)
+    print(f"{len(table)} profiles at {table.n_loci} loci: {len(rows)} close-matching pairs "
+          f"(identical at >= {args.min_fraction_matching:g} of the loci typed in both, typed in "
+          f"both at >= {typed:g} of all loci) -> {args.out}")
+    return 0
 
 
 def _combined(tables: list[GenotypeTable], args) -> GenotypeTable:
