@@ -24,9 +24,19 @@ import numpy as np
 
 from dnatrack.genotypes import GenotypeTable
 from dnatrack.reference import ReferenceSet
-from matching.calibration import CALIBRATION_FILE, Calibration, calibrate
+from matching.calibration import (
+    CALIBRATION_FILE,
+    DEFAULT_EXPECTED_FALSE_PAIRS,
+    Calibration,
+    calibrate,
+)
 from matching.identity import IdentityCriteria, identity_search
-from matching.kinship import SAME_ANIMAL, KinshipSearch
+from matching.kinship import (
+    DEFAULT_FREQUENCIES,
+    DEFAULT_WITHIN_THETA,
+    SAME_ANIMAL,
+    KinshipSearch,
+)
 from matching.match_probability import match_probabilities
 from matching.relationships import ErrorModel
 from matching.theta import ThetaChoice, published_theta, select_theta
@@ -48,15 +58,82 @@ def theta_for(reference: ReferenceSet, override: float | str | None = None) -> T
         return select_theta(reference.table)
 
 
-def calibration_mismatch(calibration: Calibration, reference: ReferenceSet, theta: float,
-                         errors: ErrorModel) -> str:
-    """Why ``calibration`` does not fit a search against ``reference`` with ``theta`` and
-    ``errors`` (``""`` when it fits)."""
+#: No search calls a relationship on weaker support than this log10 LR (ENFSI "strong",
+#: 1,000 to 10,000), however few pairs it compares.
+MINIMUM_CUTOFF = 3.0
+
+
+@dataclass(frozen=True)
+class Scoring:
+    """How a search scores pairs, which its calibration must share.
+
+    Attributes
+    ----------
+    theta : float
+        F_ST of the reference (the θ of pooled frequencies; with population frequencies, the
+        θ that shrinks them towards the pooled ones).
+    errors : ErrorModel
+    frequencies : {"population", "pooled"}
+    within_theta : float
+        θ within a population (population frequencies only).
+    """
+
+    theta: float
+    errors: ErrorModel
+    frequencies: str = DEFAULT_FREQUENCIES
+    within_theta: float = DEFAULT_WITHIN_THETA
+
+    @classmethod
+    def for_reference(cls, reference: GenotypeTable, theta: float, errors: ErrorModel,
+                      frequencies: str | None = None,
+                      within_theta: float | None = None) -> Scoring:
+        """The scoring for ``reference``: population frequencies (the default) need two
+        populations or more; a reference with one is scored with pooled frequencies."""
+        if frequencies is None:
+            several = reference.population is not None and len(
+                reference.unique_populations()) > 1
+            frequencies = DEFAULT_FREQUENCIES if several else "pooled"
+        return cls(theta, errors, frequencies,
+                   DEFAULT_WITHIN_THETA if within_theta is None else within_theta)
+
+    @property
+    def table_theta(self) -> float:
+        """θ of the LR tables."""
+        return self.within_theta if self.frequencies == "population" else self.theta
+
+    def search_options(self) -> dict:
+        """Keyword arguments of :meth:`KinshipSearch.from_reference`."""
+        return {"theta": self.theta, "errors": self.errors, "frequencies": self.frequencies,
+                "within_theta": self.within_theta}
+
+    def calibration_options(self) -> dict:
+        """Keyword arguments of :func:`matching.calibration.calibrate`."""
+        return {"theta": self.table_theta, "errors": self.errors,
+                "frequencies": self.frequencies,
+                "between_theta": self.theta if self.frequencies == "population" else None}
+
+    def describe(self) -> str:
+        if self.frequencies == "population":
+            return (f"population frequencies (shrunk towards the pooled ones with F_ST "
+                    f"{self.theta:.3g}), theta within a population {self.within_theta:.3g}")
+        return f"pooled frequencies, theta {self.theta:.3g}"
+
+
+def calibration_mismatch(calibration: Calibration, reference: ReferenceSet,
+                         scoring: Scoring) -> str:
+    """Why ``calibration`` does not fit a search against ``reference`` scored with
+    ``scoring`` (``""`` when it fits)."""
     if calibration.reference_hash and calibration.reference_hash != reference.content_hash:
         return f"it was made for reference {calibration.reference!r} with other genotypes"
-    if abs(calibration.theta - theta) > 1e-12 or calibration.errors != errors:
-        return (f"it was made with theta={calibration.theta} and {calibration.errors}, "
-                f"the search uses theta={theta} and {errors}")
+    between = calibration.between_theta if calibration.frequencies == "population" else None
+    wanted = scoring.theta if scoring.frequencies == "population" else None
+    if (calibration.frequencies != scoring.frequencies
+            or abs(calibration.theta - scoring.table_theta) > 1e-12
+            or (between is not None and abs(between - wanted) > 1e-12)
+            or calibration.errors != scoring.errors):
+        return (f"it was made with {calibration.frequencies} frequencies, "
+                f"theta={calibration.theta} and {calibration.errors}; the search uses "
+                f"{scoring.describe()} and {scoring.errors}")
     return ""
 
 
@@ -64,12 +141,12 @@ def search_calibration(
     reference: ReferenceSet,
     reference_table: GenotypeTable,
     *,
-    theta: float,
-    errors: ErrorModel,
+    scoring: Scoring,
     relationships: Sequence[str],
     pairs_compared: float,
     folder: Path | None,
     notes: list[str],
+    expected_false_pairs: float = DEFAULT_EXPECTED_FALSE_PAIRS,
 ) -> Calibration:
     """The reference folder's standing calibration when it fits, else one made now for this
     search's number of pairs; each choice is explained in ``notes``.
@@ -80,35 +157,78 @@ def search_calibration(
         The reference the frequencies come from (its content hash is checked).
     reference_table : GenotypeTable
         Its genotypes at the searched loci (the calibration simulates from them).
-    theta, errors, relationships
-        As the search uses them.
+    scoring : Scoring
+        How the search scores pairs.
+    relationships : sequence of str
     pairs_compared : float
-        Pairs the search compares; the false-positive rate per pair is 0.01 / that number.
+        Pairs the search compares; the false-positive rate per pair is
+        ``expected_false_pairs`` / that number, and cutoffs are at least
+        :data:`MINIMUM_CUTOFF`.
     folder : Path, optional
         The reference set's folder, which may hold ``calibration.json``.
     notes : list of str
         Appended to.
+    expected_false_pairs : float
+        Expected false pairs the search may report, over all relationships.
     """
     candidate = folder / CALIBRATION_FILE if folder is not None else None
     if candidate is not None and candidate.is_file():
         standing = Calibration.load(candidate)
-        problem = calibration_mismatch(standing, reference, theta, errors)
+        problem = calibration_mismatch(standing, reference, scoring)
         if not problem:
             notes.append(f"cutoffs from the reference set's calibration ({candidate})")
             return standing
         notes.append(f"the reference set's calibration was not used: {problem}")
     pairs_compared = max(float(pairs_compared), 1.0)
     calibration = calibrate(
-        reference_table, theta=theta, errors=errors, relationships=tuple(relationships),
-        pairs_compared=pairs_compared, seed=CALIBRATION_SEED,
-        reference_name=reference.name, reference_hash=reference.content_hash,
+        reference_table, relationships=tuple(relationships), pairs_compared=pairs_compared,
+        expected_false_pairs=expected_false_pairs, minimum_cutoff=MINIMUM_CUTOFF,
+        seed=CALIBRATION_SEED, reference_name=reference.name,
+        reference_hash=reference.content_hash, **scoring.calibration_options(),
     )
     notes.append(
-        f"cutoffs calibrated for this search: false-positive rate per pair "
-        f"{calibration.false_positive_rate:.2g} (0.01 / {pairs_compared:.0f} pairs compared), "
-        f"{calibration.n_simulations} simulated pairs per relationship, seed {CALIBRATION_SEED}"
+        f"cutoffs calibrated for this search: at most {expected_false_pairs:g} expected false "
+        f"pair(s) among {pairs_compared:.0f} pairs compared (rate per pair "
+        f"{calibration.false_positive_rate:.2g}), log10 LR at least {MINIMUM_CUTOFF:g}; "
+        f"{scoring.describe()}; {calibration.n_simulations} simulated pairs per relationship, "
+        f"seed {CALIBRATION_SEED}"
     )
     return calibration
+
+
+def power_summary(search: KinshipSearch, loci_compared: int) -> dict[str, dict]:
+    """Power of the search's calibration at ``loci_compared`` loci (the nearest calibrated
+    count below), per relationship: ``{relationship: {"loci": m, "cutoff", "power",
+    "power_se"}}``; empty without a calibration."""
+    calibration = search.calibration
+    if calibration is None:
+        return {}
+    usable = [m for m in calibration.loci_counts if m <= loci_compared]
+    if not usable:
+        return {}
+    m = max(usable)
+    return {
+        name: {"loci": m, "cutoff": calibration.cutoffs[name][m],
+               "power": calibration.power[name][m],
+               "power_se": calibration.power_se.get(name, {}).get(m)}
+        for name in search.relationships
+    }
+
+
+#: Below this power a run says so for the relationship.
+LOW_POWER = 0.5
+
+
+def low_power_warning(power: dict[str, dict]) -> str:
+    """One line naming the relationships whose power is below :data:`LOW_POWER` (``""`` when
+    there are none)."""
+    low = [f"{name.replace('_', ' ')} {row['power']:.0%} (log10 LR cutoff {row['cutoff']:.2f})"
+           for name, row in power.items() if row["power"] < LOW_POWER]
+    if not low:
+        return ""
+    loci = next(iter(power.values()))["loci"]
+    return (f"low power: at {loci} loci the cutoffs find only {', '.join(low)} of true pairs "
+            f"(below {LOW_POWER:.0%})")
 
 
 @dataclass(eq=False)

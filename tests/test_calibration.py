@@ -66,14 +66,16 @@ def test_cutoff_controls_the_exact_false_positive_rate(relationship):
 
 
 def test_unreachable_rates_fall_back_to_the_markov_bound():
-    # Four loci cannot reach 1e-14 per pair: the cutoff is log10(n_relationships / alpha),
-    # which bounds the rate for any model since E[LR | unrelated] = 1.
+    # Four loci cannot reach 1e-12 per pair (1 expected false pair in 1e12): the cutoff is
+    # log10(n_relationships / alpha), which bounds the rate for any model since
+    # E[LR | unrelated] = 1.
     reference = small_reference(n_loci=4, n=100, seed=1)
     result = calibrate(reference, theta=THETA, errors=ERRORS, pairs_compared=1e12,
                        n_simulations=2000, seed=2)
-    assert result.false_positive_rate == pytest.approx(1e-14)
+    assert result.false_positive_rate == pytest.approx(1e-12)
+    assert result.expected_false_pairs == 1.0
     for name in RELATIONSHIPS:
-        assert result.cutoffs[name][4] == pytest.approx(np.log10(4 / 1e-14))
+        assert result.cutoffs[name][4] == pytest.approx(np.log10(4 / 1e-12))
         assert result.power[name][4] == 0.0
     assert {row["relationship"] for row in result.rows()} == set(RELATIONSHIPS)
 
