@@ -412,7 +412,8 @@ def _add_match_probabilities(rows: dict, table: GenotypeTable, search: KinshipSe
 def locus_log10_lrs(search: KinshipSearch, table: GenotypeTable, rows: Sequence[int],
                     cols: Sequence[int]) -> np.ndarray:
     """Per-locus log10 LRs of chosen pairs of ``table``, the terms whose sum
-    :meth:`KinshipSearch.score_pairs` returns.
+    :meth:`KinshipSearch.score_pairs` returns (with population frequencies, those of the
+    profile's population that gives the pair the smaller LR, per relationship).
 
     Returns
     -------
@@ -421,7 +422,19 @@ def locus_log10_lrs(search: KinshipSearch, table: GenotypeTable, rows: Sequence[
     """
     codes = search.codes(table)
     rows, cols = np.asarray(rows, dtype=np.int64), np.asarray(cols, dtype=np.int64)
-    out = np.empty((len(rows), len(search.loci), len(search.relationships)))
-    for locus in range(len(search.loci)):
-        out[:, locus] = search.tables.locus_table(locus)[codes[rows, locus], codes[cols, locus]]
-    return out
+
+    def terms(tables_of_pair):
+        out = np.empty((len(rows), len(search.loci), len(search.relationships)))
+        for k, tables in tables_of_pair:
+            for locus in range(len(search.loci)):
+                out[k, locus] = tables.locus_table(locus)[codes[rows[k], locus],
+                                                          codes[cols[k], locus]]
+        return out
+
+    if search.population_counts is None:
+        return terms([(slice(None), search.tables)])
+    population = search.assign_populations(codes)
+    sides = [terms([(population[side] == p, search.population_tables[p])
+                    for p in np.unique(population[side])]) for side in (rows, cols)]
+    smaller = sides[1].sum(axis=1) < sides[0].sum(axis=1)  # (n_pairs, n_relationships)
+    return np.where(smaller[:, None, :], sides[1], sides[0])
