@@ -31,8 +31,8 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks._synthetic import peak_memory_mb, str_panel_table
-from dnatrack.genotypes import AlleleCoding, GenotypeTable
 from dnatrack.formats import read_genotypes
+from dnatrack.genotypes import AlleleCoding, GenotypeTable
 from matching.identity import IdentityCriteria, close_matching_samples, identity_search
 
 MISSING_PER_LOCUS = 0.03

@@ -67,13 +67,13 @@ from lims.reports.wording import (
     verbal_equivalent,
 )
 from matching.assignment import AssignmentModel
+from matching.calibration import DEFAULT_EXPECTED_FALSE_PAIRS
 from matching.geo import DEFAULT_CELLS, GeographicModel
 from matching.identity import STRINGENCIES, IdentityCriteria
 from matching.kinship import DEFAULT_CUTOFFS, KinshipSearch
 from matching.links import link_seizures
 from matching.match_probability import match_probabilities
 from matching.mixture import estimate_mixture
-from matching.calibration import DEFAULT_EXPECTED_FALSE_PAIRS
 from matching.pair_search import (
     FoundPairs,
     Scoring,
