@@ -222,7 +222,7 @@ LOW_POWER = 0.5
 def low_power_warning(power: dict[str, dict]) -> str:
     """One line naming the relationships whose power is below :data:`LOW_POWER` (``""`` when
     there are none)."""
-    low = [f"{name.replace('_', ' ')} {row['power']:.0%} (log10 LR cutoff {row['cutoff']:.2f})"
+    low = [f"{name.replace('_', ' ')} {row['power']:.0%}"
            for name, row in power.items() if row["power"] < LOW_POWER]
     if not low:
         return ""
