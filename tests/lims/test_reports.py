@@ -45,9 +45,10 @@ from lims.reports.wording import (
 from matching.assignment import AssignmentModel
 from matching.frequencies import allele_counts, point_frequencies
 from matching.geo import GeographicModel
-from matching.kinship import KinshipSearch
+from matching.kinship import DEFAULT_WITHIN_THETA, KinshipSearch
 from matching.match_probability import match_probabilities
 from matching.mixture import estimate_mixture
+from matching.pair_search import locus_log10_lrs
 from matching.relationships import RELATIONSHIPS
 from matching.theta import ThetaChoice
 from tests.lims.test_match_requests import (
@@ -125,11 +126,13 @@ def identical_loci(observed: GenotypeTable, i: int, j: int) -> list[int]:
 def scored_as_engine(pair: dict, observed: GenotypeTable, reference_name: str,
                      theta: float) -> None:
     """The pair's LRs and match probability are the engine's with ``reference_name``'s
-    frequencies and ``theta``, computed here."""
-    assert (pair["frequency_reference"], pair["theta"]) == (reference_name, theta)
+    population frequencies (shrunk with ``theta``, the within-population θ for the LR) and
+    ``theta`` for the match probability, computed here."""
+    assert (pair["frequency_reference"], pair["theta"]) == (reference_name,
+                                                            DEFAULT_WITHIN_THETA)
     i, j = observed.index_of(pair["sample1"]), observed.index_of(pair["sample2"])
     search = KinshipSearch.from_reference(load_reference_set(reference_name).table, observed,
-                                          theta=theta)
+                                          theta=theta, frequencies="population")
     log10_lr, compared = search.score_pairs(observed, [i], [j])
     assert pair["log10_lr_by_relationship"] == pytest.approx(
         dict(zip(RELATIONSHIPS, log10_lr[0], strict=True)), abs=1e-6)
@@ -171,15 +174,17 @@ def test_the_reports_numbers_are_the_engines(app, world, staff):
     i, j = observed.index_of(pair["sample1"]), observed.index_of(pair["sample2"])
     assert pair["log10_lr"] == pair["log10_lr_by_relationship"]["same_animal"]
     assert pair["verbal"] == "extremely strong support" and pair["log10_lr"] > 6
+    # per-locus terms of the population that gives the pair the smaller LR; they add up to it
+    search = KinshipSearch.from_reference(reference.table, observed, theta=THETA,
+                                          frequencies="population")
+    terms = locus_log10_lrs(search, observed, [i], [j])[0, :, 0]
+    assert sum(e["log10_lr"] or 0.0 for e in pair["loci"]) == pytest.approx(pair["log10_lr"],
+                                                                            abs=1e-6)
     for k, locus in enumerate(reference.table.loci):
         entry = pair["loci"][k]
         assert entry["locus"] == locus
-        single = observed.select_loci([locus])
-        one_locus = KinshipSearch.from_reference(reference.table.select_loci([locus]), single,
-                                                 theta=THETA, min_loci=1)
-        expected, typed = one_locus.score_pairs(single, [i], [j])
-        if typed[0]:
-            assert entry["log10_lr"] == pytest.approx(expected[0, 0], abs=1e-9)
+        if observed.typed[i, k] and observed.typed[j, k]:
+            assert entry["log10_lr"] == pytest.approx(terms[k], abs=1e-9)
         else:
             assert entry["log10_lr"] is None and not entry["compared"]
         assert entry["genotype1"] == ("–" if observed.alleles[i, k, 0] < 0 else
