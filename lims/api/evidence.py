@@ -50,6 +50,15 @@ def _create_only(name: str, type: str, description: str = "", **options) -> Fiel
 
 LATITUDE = Field("latitude", "number", "Decimal degrees.", minimum=-90, maximum=90)
 LONGITUDE = Field("longitude", "number", "Decimal degrees.", minimum=-180, maximum=180)
+BARCODE = _create_only(
+    "barcode",
+    "string",
+    "Unique barcode.",
+    required=True,
+    nullable=False,
+    max_length=64,
+    identifier=True,
+)
 CONSUMED = Field(
     "consumed", "boolean", "Used up or destroyed; once true it stays true.", nullable=False
 )
@@ -69,6 +78,7 @@ SEIZURE = Schema(
             required=True,
             nullable=False,
             max_length=64,
+            identifier=True,
         ),
         Field("seized_on", "date"),
         Field("place", "string", max_length=200),
@@ -147,6 +157,7 @@ ITEM = Schema(
             required=True,
             nullable=False,
             max_length=64,
+            identifier=True,
         ),
         Field("kind", "string", required=True, nullable=False, choices=ITEM_KINDS),
         Field("length_cm", "number", positive=True),
@@ -246,6 +257,7 @@ SOURCE_ANIMAL = Schema(
             required=True,
             nullable=False,
             max_length=64,
+            identifier=True,
         ),
         Field("kind", "string", required=True, nullable=False, choices=SOURCE_ANIMAL_KINDS),
         Field("species", "string", max_length=100),
@@ -360,9 +372,7 @@ SAMPLE = Schema(
     "sample",
     (
         ID,
-        _create_only(
-            "barcode", "string", "Unique barcode.", required=True, nullable=False, max_length=64
-        ),
+        BARCODE,
         read_only("case_id", "integer", "The case of the sample's origin.", nullable=False),
         Field("sample_type", "string", required=True, nullable=False, choices=SAMPLE_TYPES),
         _create_only("item_id", "integer", "The seized item it was taken from."),
@@ -480,9 +490,7 @@ EXTRACT = Schema(
     "extract",
     (
         ID,
-        _create_only(
-            "barcode", "string", "Unique barcode.", required=True, nullable=False, max_length=64
-        ),
+        BARCODE,
         _create_only("sample_id", "integer", required=True, nullable=False),
         Field("method", "string", "Extraction method or kit.", max_length=200),
         Field("extracted_at", "date-time"),

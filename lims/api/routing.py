@@ -13,9 +13,10 @@ from typing import Any
 import sqlalchemy as sa
 from flask import Blueprint, current_app, request, url_for
 from flask_login import current_user
+from werkzeug.routing import IntegerConverter
 
 from lims.access import visible
-from lims.api.schema import FieldError, Schema, check_value, invalid
+from lims.api.schema import INTEGER_MAX, FieldError, Schema, check_value, invalid
 from lims.errors import ApiError
 from lims.extensions import db
 from lims.permissions import permissions_of
@@ -23,6 +24,16 @@ from lims.permissions import permissions_of
 bp = Blueprint("api", __name__)
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+class RecordIdConverter(IntegerConverter):
+    """``<int:…>`` in the app's URLs: a record id, so at most :data:`INTEGER_MAX`. A larger
+    number names no record (404) and is never handed to the database, which could not
+    compare it with an INTEGER column."""
+
+    def __init__(self, map, *args, **kwargs) -> None:
+        kwargs.setdefault("max", INTEGER_MAX)
+        super().__init__(map, *args, **kwargs)
 
 
 @dataclass(frozen=True)
@@ -70,6 +81,10 @@ class Operation:
     request_form: Schema | None = None
     response: Schema | None = None
     response_status: int = 200
+    # Other success statuses answered with the same body (a PUT's 201 when it created).
+    other_statuses: tuple[int, ...] = ()
+    # Error statuses beyond those the rest of the declaration implies.
+    error_statuses: tuple[int, ...] = ()
     response_media_type: str = "application/json"
     paginated: bool = False
     response_list: bool = False
