@@ -74,9 +74,8 @@ class _Components:
 def _error_statuses(spec: Operation, has_path_parameters: bool) -> list[int]:
     statuses = [400] if spec.query or spec.paginated or spec.request or spec.request_form else []
     if not spec.public:
-        statuses.append(401)
-    if spec.permission or spec.method != "GET":
-        statuses.append(403)
+        # 403 also without a declared permission: need-to-know, read-only shares, own records.
+        statuses += [401, 403]
     if has_path_parameters:
         statuses.append(404)
     if spec.method != "GET":

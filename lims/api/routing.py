@@ -26,14 +26,34 @@ bp = Blueprint("api", __name__)
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
-class RecordIdConverter(IntegerConverter):
-    """``<int:…>`` in the app's URLs: a record id, so at most :data:`INTEGER_MAX`. A larger
-    number names no record (404) and is never handed to the database, which could not
-    compare it with an INTEGER column."""
+def at_most_regex(limit: int) -> str:
+    r"""A regular expression matching the decimal numbers 0..``limit`` (leading zeros allowed)
+    and no others.
 
-    def __init__(self, map, *args, **kwargs) -> None:
-        kwargs.setdefault("max", INTEGER_MAX)
-        super().__init__(map, *args, **kwargs)
+    Examples
+    --------
+    >>> at_most_regex(250)
+    '\\d{1,2}|[0-1]\\d{2}|2[0-4]\\d|250'
+    """
+    digits = str(limit)
+    branches = [rf"\d{{1,{len(digits) - 1}}}"] if len(digits) > 1 else []
+    for position, digit in enumerate(digits):
+        if digit != "0":
+            below = "0" if digit == "1" else f"[0-{int(digit) - 1}]"
+            rest = len(digits) - position - 1
+            tail = "" if rest == 0 else r"\d" if rest == 1 else rf"\d{{{rest}}}"
+            branches.append(digits[:position] + below + tail)
+    branches.append(digits)
+    return "|".join(branches)
+
+
+class RecordIdConverter(IntegerConverter):
+    """``<int:…>`` in the app's URLs: a record id, so at most :data:`INTEGER_MAX` (the
+    database would refuse to compare a larger one with an INTEGER column). A larger number
+    matches no route, so it is a 404 whatever the method (a bound checked after matching
+    would answer 405 to a PATCH)."""
+
+    regex = at_most_regex(INTEGER_MAX)
 
 
 @dataclass(frozen=True)
