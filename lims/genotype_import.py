@@ -32,6 +32,7 @@ from dnatrack.formats._builder import guess_delimiter, read_delimited
 from dnatrack.genotypes import GenotypeTable
 from dnatrack.panels import Panel
 from lims.access import visible
+from lims.database import unstorable_text_problem
 from lims.genotyping import create_profile
 from lims.models import GenotypeImport, GenotypeProfile, Sample, User
 
@@ -65,6 +66,14 @@ class GenotypeImportError(ValueError):
         where = f"line {first.line}: " if first.line is not None else ""
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         super().__init__(f"{filename}: nothing imported; {where}{first.message}{more}")
+
+
+def _run_problem(run: str) -> str | None:
+    """Why ``run`` cannot be stored as the run of an import and its profiles, or ``None``."""
+    limit = GenotypeImport.__table__.c.run.type.length
+    if len(run) > limit:
+        return f"must be at most {limit} characters"
+    return unstorable_text_problem(run)
 
 
 def _oversized_fields(content: bytes) -> list[ImportProblem]:
@@ -391,6 +400,10 @@ def import_genotypes(
         With every problem found; the session is left untouched.
     """
     safe_name = secure_filename(filename) or "genotypes.csv"
+    if run is not None:
+        problem = _run_problem(run)
+        if problem:
+            raise GenotypeImportError(safe_name, [ImportProblem(None, "run", None, problem)])
     oversized = _oversized_fields(content)
     if oversized:
         raise GenotypeImportError(safe_name, oversized)

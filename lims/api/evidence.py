@@ -6,7 +6,7 @@ import base64
 import hashlib
 
 import sqlalchemy as sa
-from flask import request, url_for
+from flask import url_for
 from flask_login import current_user
 from werkzeug.utils import secure_filename
 
@@ -16,6 +16,7 @@ from lims.api.routing import (
     Resource,
     check_unique,
     equals,
+    form_values,
     load_reference,
     load_visible,
     route,
@@ -582,21 +583,10 @@ Resource(
     response_status=201,
 )
 def create_attachment():
-    problems = []
-    upload = request.files.get("file")
-    if upload is None:
-        problems.append({"field": "file", "message": "is required"})
-    subject_type = request.form.get("subject_type")
-    if subject_type not in SUBJECTS:
-        problems.append(
-            {"field": "subject_type", "message": f"must be one of {', '.join(SUBJECTS)}"}
-        )
-    try:
-        subject_id = int(request.form.get("subject_id", ""))
-    except ValueError:
-        problems.append({"field": "subject_id", "message": "must be an integer"})
-    if problems:
-        raise ApiError(422, "invalid attachment", {"problems": problems})
+    values = form_values(ATTACHMENT_UPLOAD)
+    upload, subject_type, subject_id = (
+        values[name] for name in ("file", "subject_type", "subject_id")
+    )
     load_reference(SUBJECTS[subject_type], subject_id, "subject_id", subject_type)
     content = upload.read()
     attachment = Attachment(
@@ -605,7 +595,7 @@ def create_attachment():
         size_bytes=len(content),
         sha256=hashlib.sha256(content).hexdigest(),
         content=content,
-        description=request.form.get("description") or None,
+        description=values.get("description") or None,
         uploaded_by_id=current_user.id,
         **{f"{subject_type}_id": subject_id},
     )

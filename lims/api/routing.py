@@ -16,7 +16,7 @@ from flask_login import current_user
 from werkzeug.routing import IntegerConverter
 
 from lims.access import visible
-from lims.api.schema import INTEGER_MAX, FieldError, Schema, check_value, invalid
+from lims.api.schema import FILE_TYPE, INTEGER_MAX, FieldError, Schema, check_value, invalid
 from lims.errors import ApiError
 from lims.extensions import db
 from lims.permissions import permissions_of
@@ -162,6 +162,35 @@ def json_body() -> Any:
     if data is None:
         raise ApiError(400, "the request body must be JSON (Content-Type: application/json)")
     return data
+
+
+def form_values(schema: Schema) -> dict:
+    """The fields of a multipart form request checked against ``schema`` (files as
+    :class:`~werkzeug.datastructures.FileStorage`, integers converted from their text); 422
+    naming every problem, as for JSON input."""
+    data: dict[str, Any] = {}
+    problems = []
+    for declared in schema.fields:
+        name = declared.name
+        if declared.type == FILE_TYPE:
+            if name in request.files:
+                data[name] = request.files[name]
+        elif name in request.form and declared.type == "integer":
+            try:
+                data[name] = int(request.form[name])
+            except ValueError:
+                problems.append({"field": name, "message": "must be an integer"})
+        elif name in request.form:
+            data[name] = request.form[name]
+    unreadable = {problem["field"] for problem in problems}
+    try:
+        values = schema.load(data, mode="create")
+    except ApiError as error:
+        # A field whose text was no integer is not "required" on top of that.
+        problems += [p for p in error.details["problems"] if p["field"] not in unreadable]
+    if problems:
+        raise ApiError(422, f"invalid {schema.name}", {"problems": problems})
+    return values
 
 
 def query_values(params: Sequence[QueryParam]) -> dict:

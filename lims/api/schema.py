@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from dnatrack.formats import FORMULA_LEADS
+from lims.database import unstorable_text_problem
 from lims.errors import ApiError
 
 JSON_TYPES = ("string", "integer", "number", "boolean", "date", "date-time", "array", "object")
@@ -56,17 +57,26 @@ def identifier_problem(text: str) -> str | None:
     )
 
 
+def _check_storable_text(value: Any) -> None:
+    """:class:`FieldError` when a string in ``value`` (a string, or the keys and values of a
+    JSON object or array at any depth) is text the database cannot store."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _check_storable_text(key)
+            _check_storable_text(item)
+    elif isinstance(value, list):
+        for item in value:
+            _check_storable_text(item)
+    elif isinstance(value, str) and (problem := unstorable_text_problem(value)):
+        raise FieldError(problem)
+
+
 def check_value(kind: str, value: Any, choices: tuple[str, ...] | None) -> Any:
     """``value`` converted for the model, or :class:`FieldError` saying why it does not fit."""
     if kind == "string":
         if not isinstance(value, str):
             raise FieldError("must be a string")
-        # Neither database stores these: PostgreSQL refuses NUL, and no encoding holds a
-        # lone surrogate (JSON can carry both, as "\u0000" and "\ud800").
-        if "\x00" in value:
-            raise FieldError("must not contain NUL characters")
-        if not value.isascii() and any(0xD800 <= ord(c) <= 0xDFFF for c in value):
-            raise FieldError("must be valid Unicode text (it holds a lone surrogate)")
+        _check_storable_text(value)
     elif kind == "integer":
         if isinstance(value, bool) or not isinstance(value, int):
             raise FieldError("must be an integer")
@@ -96,6 +106,7 @@ def check_value(kind: str, value: Any, choices: tuple[str, ...] | None) -> Any:
     elif kind == "object":
         if not isinstance(value, dict):
             raise FieldError("must be an object")
+        _check_storable_text(value)
     if choices is not None and value not in choices:
         raise FieldError(f"must be one of {', '.join(choices)}")
     return value

@@ -106,40 +106,46 @@ def world(app, session, agencies):
     return Callers(app, agencies["A"])
 
 
+def _fuzz(operation, mode, callers: Callers, statuses: Counter, failures: dict) -> None:
+    """Call ``operation`` with ``EXAMPLES`` generated requests; count the statuses answered
+    and keep the first failure of the operation's checks."""
+    key = f"{operation.label} ({mode})"
+
+    @settings(
+        max_examples=EXAMPLES,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        phases=[Phase.explicit, Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(case=operation.as_strategy(mode))
+    def fuzz(case):
+        response = case.call(headers=callers.headers(next(callers.turns)))
+        statuses[response.status_code] += 1
+        if 200 <= response.status_code < 300 and case.method != "GET" and (
+            "/users" in case.path or "/tokens" in case.path
+        ):
+            callers.restore_all()
+        try:
+            case.validate_response(response, checks=CHECKS)
+        except (Failure, FailureGroup) as failure:
+            failures.setdefault(key, f"{key}: {failure}")
+
+    try:
+        fuzz()
+    except schemathesis.errors.InvalidSchema as error:  # the operation's schema is unusable
+        failures[key] = f"{key}: {error}"
+
+
 def test_no_operation_answers_a_server_error_or_outside_its_schema(app, world, capsys):
     schema = schemathesis.openapi.from_wsgi("/api/v1/openapi.json", app)
     operations = [result.ok() for result in schema.get_all_operations()]
     assert len(operations) > 70
     statuses: Counter[int] = Counter()
-    failures: dict[str, str] = {}  # the first failure of each operation, mode and check
+    failures: dict[str, str] = {}  # the first failure of each operation and mode
     for operation, mode in itertools.product(operations, MODES):
-
-        @settings(
-            max_examples=EXAMPLES,
-            deadline=None,
-            derandomize=True,
-            database=None,
-            phases=[Phase.explicit, Phase.generate],
-            suppress_health_check=list(HealthCheck),
-        )
-        @given(case=operation.as_strategy(mode))
-        def fuzz(case):
-            response = case.call(headers=world.headers(next(world.turns)))
-            statuses[response.status_code] += 1
-            if 200 <= response.status_code < 300 and case.method != "GET" and (
-                "/users" in case.path or "/tokens" in case.path
-            ):
-                world.restore_all()
-            try:
-                case.validate_response(response, checks=CHECKS)
-            except (Failure, FailureGroup) as failure:
-                key = f"{operation.label} ({mode})"
-                failures.setdefault(key, f"{key}: {failure}")
-
-        try:
-            fuzz()
-        except schemathesis.errors.InvalidSchema as error:  # an operation's schema is unusable
-            failures[f"{operation.label} ({mode})"] = f"{operation.label}: {error}"
+        _fuzz(operation, mode, world, statuses, failures)
     with capsys.disabled():
         server_errors = sum(n for status, n in statuses.items() if status >= 500)
         print(f"\nschemathesis: {len(operations)} operations, {statuses.total()} calls, "

@@ -163,3 +163,33 @@ def test_the_id_pattern_matches_exactly_the_numbers_up_to_its_limit(limit):
     for number in numbers:
         if number >= 0:
             assert bool(pattern.fullmatch(str(number))) == (number <= limit), number
+
+
+def test_form_fields_are_checked_as_json_fields_are(login, app, tree):
+    caller = login("custodian", "analyst")
+    response = caller.post(
+        "/api/v1/attachments",
+        data={"file": (io.BytesIO(b"photo"), "p.png"), "subject_type": "seizure",
+              "subject_id": str(2**63), "description": "a\x00b"},
+        content_type="multipart/form-data",
+    )
+    assert response.status_code == 422
+    assert {p["field"] for p in response.json["details"]["problems"]} == {
+        "subject_id", "description"}
+    for run, message in (("r\x00", "NUL"), ("r" * 101, "at most 100 characters")):
+        data = {"file": (io.BytesIO(b"indiv,FH67,FH67.1\nKE-S1,148,152\n"), "run.csv"),
+                "panel": "test_str4", "run": run}
+        response = caller.post("/api/v1/genotype-imports", data=data,
+                               content_type="multipart/form-data")
+        assert response.status_code == 422, response.get_data(as_text=True)
+        [problem] = response.json["details"]["problems"]
+        assert problem["field"] == "run" and message in problem["message"]
+    assert count(app, GenotypeImport) == 0
+
+
+def test_text_inside_json_objects_is_checked_too(login, tree):
+    response = login("analyst").post("/api/v1/profiles", json={
+        "sample_id": tree.sample_ids[0], "panel": "test_str4",
+        "alleles": {"FH67": [148, 152], "note": {"text": "a\u0000"}}})
+    assert response.status_code == 422
+    assert response.json["details"]["problems"][0]["field"] == "alleles"
