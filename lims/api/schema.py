@@ -103,6 +103,10 @@ def check_value(kind: str, value: Any, choices: tuple[str, ...] | None) -> Any:
             raise FieldError("must be an ISO 8601 date and time") from None
         if value.tzinfo is None:
             raise FieldError("must include a time zone (e.g. Z or +02:00)")
+        try:
+            value.astimezone(dt.UTC)  # times are stored in UTC
+        except OverflowError:
+            raise FieldError("is out of range once taken to UTC") from None
     elif kind == "object":
         if not isinstance(value, dict):
             raise FieldError("must be an object")

@@ -193,3 +193,13 @@ def test_text_inside_json_objects_is_checked_too(login, tree):
         "alleles": {"FH67": [148, 152], "note": {"text": "a\u0000"}}})
     assert response.status_code == 422
     assert response.json["details"]["problems"][0]["field"] == "alleles"
+
+
+@pytest.mark.parametrize("moment", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:00-01:00"])
+def test_times_that_leave_the_calendar_in_utc_are_refused_by_field(login, tree, moment):
+    response = login("custodian").post("/api/v1/samples", json={
+        "barcode": "KE-S9", "sample_type": "powder", "item_id": tree.item_ids[0],
+        "collected_at": moment})
+    assert response.status_code == 422
+    [problem] = response.json["details"]["problems"]
+    assert problem["field"] == "collected_at" and "out of range" in problem["message"]
