@@ -83,6 +83,16 @@ def _error_statuses(spec: Operation, has_path_parameters: bool) -> list[int]:
     return sorted({*statuses, *spec.error_statuses, 500})
 
 
+IDEMPOTENCY_KEY_PARAMETER = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "description": "Retry key, per user: a retry with the same key and body gets the first "
+                   "answer and writes nothing; the same key with another body is refused.",
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[\\x21-\\x7E]+$"},
+}
+
+
 def _operation(spec: Operation, endpoint: str, path_parameters: list[dict], parts: _Components):
     operation = {
         "operationId": endpoint.removeprefix("api."),
@@ -93,6 +103,8 @@ def _operation(spec: Operation, endpoint: str, path_parameters: list[dict], part
             *(_query_parameter(p) for p in (*(PAGINATION if spec.paginated else ()), *spec.query)),
         ],
     }
+    if spec.idempotent:
+        operation["parameters"].append(IDEMPOTENCY_KEY_PARAMETER)
     description = spec.description
     if spec.permission:
         description = f"Needs the permission {' or '.join(spec.permission)}. {description}"

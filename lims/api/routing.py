@@ -110,6 +110,8 @@ class Operation:
     response_list: bool = False
     query: tuple[QueryParam, ...] = ()
     description: str = ""
+    # Retry-safe with an Idempotency-Key header (lims/idempotency.py); declared in the document.
+    idempotent: bool = False
 
 
 def require_permission(*permissions: str) -> None:

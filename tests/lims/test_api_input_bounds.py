@@ -203,3 +203,15 @@ def test_times_that_leave_the_calendar_in_utc_are_refused_by_field(login, tree, 
     assert response.status_code == 422
     [problem] = response.json["details"]["problems"]
     assert problem["field"] == "collected_at" and "out of range" in problem["message"]
+
+
+def test_retry_safe_writes_declare_their_idempotency_key(client):
+    paths = client.get("/api/v1/openapi.json").json["paths"]
+    declared = {
+        (path, method)
+        for path, operations in paths.items()
+        for method, operation in operations.items()
+        if any(p["name"] == "Idempotency-Key" and p["in"] == "header"
+               for p in operation.get("parameters", []))
+    }
+    assert declared == {("/api/v1/custody-events", "post"), ("/api/v1/genotype-imports", "post")}
