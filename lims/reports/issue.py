@@ -44,6 +44,7 @@ from lims.custody import (
 from lims.custody import format_time as chain_time
 from lims.database import utcnow
 from lims.models import REPORT_KINDS, MatchRequest, Report, ReportSignature, User
+from lims.reports.access import result_for_reader
 from lims.reports.analysis import RESULT_FORMAT
 from lims.reports.render import render_documents, renderer_versions
 
@@ -205,7 +206,8 @@ def build_body(session: Session, report: Report) -> dict:
             "remarks": report.remarks,
             "signatures_awaited": _awaited(report),
         },
-        "result": copy.deepcopy(request.result),
+        # As its requester may see it now (a share may have been withdrawn since the run).
+        "result": copy.deepcopy(result_for_reader(session, request.result, request.requested_by)),
         "run": {
             "worker": request.worker,
             "started_at": format_time(request.started_at) if request.started_at else None,
