@@ -1,4 +1,13 @@
-"""The custody ledger: recording hash-chained custody events, verifying the chain, histories.
+"""The custody ledger: recording hash-chained custody events, verifying the chain, histories;
+and the hash-chain machinery the audit trail and the issued reports share with it.
+
+:class:`HashChain` describes one chained table (which column numbers the rows, which hold the
+hashes, how a row is put into canonical JSON, which counter counts its appends);
+:func:`lock_chains`, :func:`chain_head` and :func:`count_appends` append to any of them,
+:func:`verify_chain` replays one and :func:`check_link` checks a single row against its
+neighbours. :data:`CUSTODY_LEDGER` is the ledger's; :data:`lims.audit.AUDIT_TRAIL` and
+:data:`lims.reports.issue.ISSUED_REPORTS` are the others. Everything below about the ledger
+holds for each of them.
 
 Chain granularity: **one global chain** over every custody event of the installation, in
 ``seq`` order. Each event's hash covers the previous event's hash, so one head hash (the latest
@@ -11,8 +20,9 @@ an event is::
 where ``prev_hash`` is the 64 hex digits of the previous event's hash (64 zeros for event 1),
 and the canonical JSON has sorted keys, no whitespace, UTF-8, and times as UTC ISO 8601 with
 microseconds and a ``Z`` (see :func:`canonical_event`). Appending first updates the single
-row of ``custody_append_lock``, which makes concurrent writers on SQLite and PostgreSQL take
-turns; the primary key on ``seq`` would in any case stop two writers from forking the chain.
+row of ``custody_append_lock`` (one lock for every chain, so a writer appending to two never
+deadlocks with another), which makes concurrent writers on SQLite and PostgreSQL take turns;
+the unique ``seq`` would in any case stop two writers from forking the chain.
 
 The chain cannot show that events were cut off its *end*. Two things do: the ``appends``
 counter of that same row, which every append raises by one in the appending transaction, so
@@ -20,6 +30,11 @@ counter of that same row, which every append raises by one in the appending tran
 recorded; and the head hashes printed on earlier reports (``known_heads``), which must still be
 in the chain. The counter catches someone deleting rows who does not also know to lower it;
 the published heads hold even against someone who does.
+
+The database refuses UPDATE, DELETE and TRUNCATE on the ledger and the audit trail, and on
+issued reports and their signatures, by triggers; on SQLite also an ``INSERT OR REPLACE``
+onto an existing row, which would otherwise delete it without firing a delete trigger
+(migration 0005).
 
 In production, database roles keep the append-only promise. The application connects as a
 role that may INSERT and SELECT on ``custody_event`` and ``audit_record`` (and INSERT and
