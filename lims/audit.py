@@ -16,7 +16,8 @@ record's hash and its canonical JSON (:func:`canonical_audit_record`), the recor
 numbered gaplessly by ``seq``, and appends are counted and take the one append lock, so
 concurrent writers take turns and never fork the chain. A flush that will write audited
 changes takes the lock before it writes any row (:func:`_before_flush`), so every writer takes
-the lock before the row locks of its changes and two writers never wait on each other.
+the lock before the row locks of its changes and two writers never deadlock on each other.
+Appends are serialised: on PostgreSQL an audited transaction holds the lock until it ends.
 """
 
 from __future__ import annotations
