@@ -49,8 +49,9 @@ def evidence(app, world, staff, session):  # noqa: F811 (fixtures of test_report
     signature = session.scalar(sa.select(ReportSignature.id).where(
         ReportSignature.report_id == report["id"]).order_by(ReportSignature.id))
     audit = session.scalar(sa.select(sa.func.min(AuditRecord.id)))
+    seq = event.seq
     session.rollback()  # holds no lock a TRUNCATE would wait for
-    return {"custody_event": ("seq", event.seq, "notes", "forged"),
+    return {"custody_event": ("seq", seq, "notes", "forged"),
             "audit_record": ("id", audit, "record_id", "forged"),
             "report": ("id", report["id"], "html", b"<html>forged</html>"),
             "report_signature": ("id", signature, "signer_name", "Forged Name"),
