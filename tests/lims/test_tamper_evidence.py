@@ -135,7 +135,9 @@ def test_truncate_is_refused_on_every_append_only_table(evidence, database_url, 
 
     try:
         before = counts()
-        with pytest.raises(sa.exc.DBAPIError, match="append-only: TRUNCATE refused"):
+        # A referenced table without CASCADE is refused by its foreign keys first.
+        with pytest.raises(sa.exc.DBAPIError, match="append-only: TRUNCATE refused|"
+                                                    "cannot truncate a table referenced"):
             with engine.begin() as connection:
                 connection.execute(sa.text(statement))
         assert counts() == before and all(before)
