@@ -36,3 +36,27 @@ def test_the_review_queue_fits_a_tablet_without_scrolling_sideways(page, log_in)
     # Nor does the table scroll inside its own wrapper.
     assert page.evaluate("[...document.querySelectorAll('.table-wrap')]"
                          ".every(w => w.scrollWidth <= w.clientWidth)")
+
+
+def test_the_request_forms_checkboxes_sit_beside_their_labels_under_one_legend(page, log_in):
+    log_in("investigator")
+    page.goto("/cases")
+    page.get_by_role("link", name="DEMO-2024-IVORY").click()
+    page.get_by_role("link", name="KE-MBA-2401").click()
+    page.get_by_role("link", name="Request analyses").click()
+    screenshot(page, "request-form")
+    for legend in ("Analyses", "Reference sets"):
+        fieldset = page.locator("fieldset", has=page.locator("legend", has_text=legend))
+        # The legend names the group once: no label repeats it.
+        assert fieldset.inner_text().count(legend) == 1, legend
+        boxes = fieldset.locator("input[type=checkbox]")
+        assert boxes.count() >= 2
+        for k in range(boxes.count()):
+            box = boxes.nth(k)
+            label = fieldset.locator(f"label[for='{box.get_attribute('id')}']")
+            box_at, label_at = box.bounding_box(), label.bounding_box()
+            # Beside: on the label's line, just left of it.
+            middle = box_at["y"] + box_at["height"] / 2
+            assert label_at["y"] <= middle <= label_at["y"] + label_at["height"], label.inner_text()
+            gap = label_at["x"] - (box_at["x"] + box_at["width"])
+            assert 0 <= gap <= 16, (label.inner_text(), gap)
