@@ -20,9 +20,9 @@ TABLET = {"width": 768, "height": 1024}
 PAGE_OVERFLOW = "document.documentElement.scrollWidth - window.innerWidth"
 
 
-def screenshot(page, name: str) -> None:
+def screenshot(page, name: str, *, full_page: bool = True) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"layout-{name}.png"), full_page=True)
+    page.screenshot(path=str(ARTIFACTS / f"layout-{name}.png"), full_page=full_page)
 
 
 def test_the_review_queue_fits_a_tablet_without_scrolling_sideways(page, log_in):
@@ -60,3 +60,20 @@ def test_the_request_forms_checkboxes_sit_beside_their_labels_under_one_legend(p
             assert label_at["y"] <= middle <= label_at["y"] + label_at["height"], label.inner_text()
             gap = label_at["x"] - (box_at["x"] + box_at["width"])
             assert 0 <= gap <= 16, (label.inner_text(), gap)
+
+
+@pytest.mark.parametrize("width", [1100, TABLET["width"]])
+def test_the_report_html_keeps_long_ids_inside_their_columns(page, live_server, width):
+    with live_server.app.app_context():
+        html = render_html(long_names_body(), figures={"network": None, "maps": []})
+    page.set_viewport_size({"width": width, "height": 1024})
+    page.set_content(html)
+    # The assignment table, in view: the page is too long for a whole-page screenshot.
+    page.get_by_role("heading", name="6. Population assignment").scroll_into_view_if_needed()
+    expect(page.get_by_text(LONG_BARCODES[-1]).first).to_be_visible()
+    screenshot(page, f"report-html-{width}", full_page=False)
+    assert page.evaluate(PAGE_OVERFLOW) <= 0
+    overflowing = page.evaluate(
+        "[...document.querySelectorAll('td, th')]"
+        ".filter(cell => cell.scrollWidth > cell.clientWidth).map(cell => cell.innerText)")
+    assert overflowing == []
