@@ -1,5 +1,6 @@
 """Report figures drawn offline with matplotlib: the network of linked seizures and the map of
-a seizure's geographic origin over the outline of Africa.
+a seizure's geographic origin over the outline of Africa (and, from that outline, the country
+holding a point, for the words beside the map).
 
 Figures are drawn from a stored result (never recomputed), with matplotlib's object API only
 (no pyplot and no global state), so worker threads can draw at once. Each figure is a PNG
