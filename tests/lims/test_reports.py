@@ -37,8 +37,10 @@ from lims.permissions import ROLES, permissions_of
 from lims.release import released_genotypes
 from lims.reports.analysis import FrequencyGroup, _chosen_pairs, _frequencies_record
 from lims.reports.wording import (
+    format_coordinates,
     format_decimal,
     format_likelihood_ratio,
+    origin_text,
     propositions,
     verbal_equivalent,
 )
@@ -265,7 +267,8 @@ def test_the_pdf_opens_and_shows_what_the_html_shows(app, world, staff):
         "SZ-A", "SZ-B", "SZ-C", "AgencyB", report["number"], report["ledger_head_hash"],
         report["body_sha256"], result["reference_sets"][0]["content_hash"],
         result["parameters_sha256"], result["panel"]["content_hash"],
-        *(f"{surface['best_lat']:.2f}" for surface in result["geographic"]["surfaces"]),
+        *(f"{abs(surface['best_lat']):.2f}° {'S' if surface['best_lat'] < 0 else 'N'}"
+          for surface in result["geographic"]["surfaces"]),
         *(f"{100 * row['posterior']:.1f}%" for row in result["assignment"]["rows"]),
     ]
     in_html, in_pdf = plain_text(html.data.decode()), pdf_text(pdf.data)
@@ -666,6 +669,24 @@ def test_conclusions_and_numbers_read_as_a_court_expects():
     assert format_decimal(0.5) == "0.500" and format_decimal(140740.2) == "141,000"
     with pytest.raises(ValueError, match="must be a number"):
         verbal_equivalent(math.nan)
+
+
+def test_the_most_likely_origin_is_worded_with_hemispheres_and_a_place():
+    sites = [{"name": "Amboseli", "lat": -2.65, "lon": 37.26},
+             {"name": "Equator_site", "lat": 0.0, "lon": 30.0}]
+    geographic = {"sites": sites}
+    assert format_coordinates(-2.345, 37.123) == "2.35° S, 37.12° E"
+    assert format_coordinates(7.5, -5.5) == "7.50° N, 5.50° W"
+    # At a reference site in Kenya, and one degree of longitude (111.2 km on the equator)
+    # east of a site, in Uganda.
+    assert origin_text(geographic, {"best_lat": -2.6, "best_lon": 37.2}) == (
+        "2.60° S, 37.20° E, near Amboseli (Kenya)")
+    assert origin_text(geographic, {"best_lat": 0.0, "best_lon": 31.0}) == (
+        "0.00° N, 31.00° E, in Uganda, 111 km from Equator site")
+    # Lesotho is a hole in South Africa's outline; the Atlantic is no country.
+    assert "in Lesotho" in origin_text(geographic, {"best_lat": -29.5, "best_lon": 28.2})
+    assert origin_text({"sites": []}, {"best_lat": 0.0, "best_lon": -10.0}) == (
+        "0.00° N, 10.00° W")
 
 
 def test_the_json_result_has_no_values_json_cannot_hold(app, world, staff):
