@@ -22,6 +22,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Polygon
 from matplotlib.path import Path as MplPath
 
+from matching.geo_plots import africa_outline
 from reference_data import data_path
 
 OUTLINE_FILE = ("maps", "africa_countries.geo.json")
@@ -54,18 +55,6 @@ def _outline_features() -> tuple[dict, ...]:
 
 
 @functools.cache
-def africa_outline() -> tuple[tuple[np.ndarray, ...], ...]:
-    """Country outlines as rings of ``(lon, lat)`` (float64 arrays, shape (n, 2)): one tuple of
-    rings per country, outer rings first."""
-    countries = []
-    for feature in _outline_features():
-        rings = []
-        for polygon in feature["geometry"]["coordinates"]:
-            rings.extend(np.asarray(ring, dtype=np.float64) for ring in polygon)
-        countries.append(tuple(rings))
-    return tuple(countries)
-
-
 @functools.cache
 def _country_areas() -> tuple[tuple[str, tuple[tuple[MplPath, tuple[MplPath, ...]], ...]], ...]:
     """``(name, ((outer ring, holes), …))`` of each country of the outline."""
