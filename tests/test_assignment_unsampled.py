@@ -237,6 +237,39 @@ def test_exclusion_p_value_matches_exact_enumeration():
         assert abs(result.exclusion_p_value[i] - exact) < 5 * standard_error + 1 / n_sim
 
 
+def test_stopping_once_decided_keeps_the_flags_of_the_full_run():
+    """A reference animal's leave-one-out draws stop once enough fit no better to settle its
+    p-value at alpha or above: every flag, and every p-value below alpha, is that of the run
+    drawing all of them (whose first blocks it shares), and the stopped p-values are at least
+    alpha although they rest on fewer draws."""
+    reference, queries = reference_and_queries(25, 4, 0.1, 31)
+    n_sim, alpha = 3 * kernels.EXCLUSION_BLOCK + 17, 0.05
+    runs = {}
+    for stop_early in (True, False):
+        model = AssignmentModel.from_table(reference)
+        runs[stop_early] = (
+            self_assign(model, exclusion_simulations=n_sim, seed=8, alpha=alpha,
+                        exclusion_stop_early=stop_early).assignment,
+            model.assign(queries, exclusion_simulations=n_sim, seed=8, alpha=alpha,
+                         exclusion_stop_early=stop_early),
+        )
+    (stopped, stopped_queries), (full, full_queries) = runs[True], runs[False]
+    assert full.unsampled.sum() > 0
+    np.testing.assert_array_equal(stopped.unsampled, full.unsampled)
+    low = full.exclusion_p_value < alpha
+    np.testing.assert_array_equal(stopped.exclusion_p_value[low], full.exclusion_p_value[low])
+    assert (stopped.exclusion_p_value[~low] >= alpha).all()
+    np.testing.assert_array_equal(stopped_queries.exclusion_p_value,
+                                  full_queries.exclusion_p_value)
+    np.testing.assert_array_equal(stopped_queries.unsampled, full_queries.unsampled)
+    assert stopped_queries.calibration.n_flagged == full_queries.calibration.n_flagged
+    drawn = stopped_queries.calibration.summary()["exclusion_simulations_drawn"]
+    everything = full_queries.calibration.summary()["exclusion_simulations_drawn"]
+    assert everything["mean"] == n_sim and not everything["stopped_once_decided"]
+    assert drawn["stopped_once_decided"] and drawn["mean"] < n_sim / 2
+    assert "stop once enough fit no better" in stopped_queries.calibration.rule
+
+
 def test_p_values_do_not_depend_on_chunking():
     reference, queries = reference_and_queries(8, 5, 0.1, 10)
     model = AssignmentModel.from_table(reference)
