@@ -378,16 +378,51 @@ def resample_population(
     return simulated
 
 
-@kernel
-def typed_sums(simulated, typed):
-    """Simulated multilocus log-likelihoods over the loci marked in ``typed`` (bool, L),
-    summed locus by locus in order; float64 (n_simulations,)."""
-    out = np.zeros(simulated.shape[1])
-    for locus in range(simulated.shape[0]):
-        if typed[locus]:
-            for s in range(simulated.shape[1]):
-                out[s] += simulated[locus, s]
-    return out
+@parallel_kernel
+def shared_exclusion_p_values(simulated, typed, observed, decided_at):
+    """Exclusion p-values of samples against one population's shared simulated animals.
+
+    Each sample's null scores are the simulated animals' sums over the loci the sample has
+    typed, locus by locus in order. They are counted in blocks of ``EXCLUSION_BLOCK``, and a
+    sample stops after the block in which ``decided_at`` of them are at most its score (as
+    :func:`leave_one_out_exclusion_p_values`); the p-value is ``(k + 1) / (m + 1)`` over the
+    ``m`` counted.
+
+    Parameters
+    ----------
+    simulated : float64 (n_simulations, L)
+        Per-locus scores of the simulated animals (from :func:`resample_population`,
+        transposed).
+    typed : bool (n, L)
+    observed : float64 (n,)
+    decided_at : int
+
+    Returns
+    -------
+    p_values : float64 (n,)
+    drawn : int64 (n,)
+    """
+    n_simulations, n_loci = simulated.shape
+    n = typed.shape[0]
+    p_values = np.empty(n)
+    drawn = np.empty(n, dtype=np.int64)
+    for i in numba.prange(n):
+        limit = tie_limit(observed[i])
+        at_most = 0
+        done = 0
+        while done < n_simulations and at_most < decided_at:
+            stop = min(done + EXCLUSION_BLOCK, n_simulations)
+            for s in range(done, stop):
+                total = 0.0
+                for locus in range(n_loci):
+                    if typed[i, locus]:
+                        total += simulated[s, locus]
+                if total <= limit:
+                    at_most += 1
+            done = stop
+        p_values[i] = (at_most + 1.0) / (done + 1.0)
+        drawn[i] = done
+    return p_values, drawn
 
 
 @parallel_kernel

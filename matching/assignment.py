@@ -386,8 +386,9 @@ class AssignmentModel:
         the result does not depend on which samples are scored together) and summed over
         exactly the loci each sample has typed. A reference animal scored leave-one-out
         (``reference_row[i] >= 0``, -1 otherwise) against its own population gets draws of its
-        own that leave out its own scores, from a stream fixed by its reference row; they
-        stop once ``decided_at`` of them score at most the animal (:func:`_decided_at`).
+        own that leave out its own scores, from a stream fixed by its reference row. A
+        sample's draws are counted, or an animal's drawn, only until ``decided_at`` of them
+        score at most it (:func:`_decided_at`).
         """
         n = len(population)
         observed = log_likelihood[np.arange(n), population]
@@ -410,19 +411,16 @@ class AssignmentModel:
         shared = np.flatnonzero(~loo)
         typed = codes[shared, :, 0] >= 0
         for p in np.unique(population[shared]):
-            in_population = shared[population[shared] == p]
+            of_population = population[shared] == p
+            rows = shared[of_population]
             simulated = kernels.resample_population(
                 values, start, size, self.kernel_counts, self.kernel_totals, self.prior,
                 self.n_alleles, int(p), int(n_simulations), base,
             )
-            # Samples typed at the same loci share one sorted set of simulated scores.
-            patterns, pattern_of = np.unique(typed[population[shared] == p], axis=0,
-                                             return_inverse=True)
-            for k, pattern in enumerate(patterns):
-                rows = in_population[pattern_of.ravel() == k]
-                scores = np.sort(kernels.typed_sums(simulated, pattern))
-                at_most = np.searchsorted(scores, kernels.tie_limit(observed[rows]), side="right")
-                p_values[rows] = (at_most + 1.0) / (n_simulations + 1.0)
+            p_values[rows], drawn[rows] = kernels.shared_exclusion_p_values(
+                np.ascontiguousarray(simulated.T), np.ascontiguousarray(typed[of_population]),
+                np.ascontiguousarray(observed[rows]), int(decided_at),
+            )
         return p_values, drawn
 
     def _own(self, reference_row: np.ndarray) -> np.ndarray:
@@ -462,9 +460,10 @@ class AssignmentModel:
             Significance level for flagging unsampled sources; the false-flag rate to expect
             is estimated on the reference (:class:`FlagCalibration`).
         exclusion_stop_early : bool
-            Stop a reference animal's leave-one-out simulations once enough of them fit no
-            better to settle its p-value at ``alpha`` or above (:func:`_decided_at`); flags and
-            the p-values below ``alpha`` are those of the full run. ``False`` draws all.
+            Stop a sample's (or reference animal's) exclusion simulations once enough of them
+            fit no better to settle its p-value at ``alpha`` or above (:func:`_decided_at`):
+            flags and the p-values below ``alpha`` are those of the full run, larger p-values
+            rest on the simulations drawn until then. ``False`` uses all.
         chunk_size : int
             Rows per chunk (the unit of progress reports and of Dask tasks).
         dask_client : dask.distributed.Client or str, optional
@@ -772,9 +771,9 @@ class FlagCalibration:
             rule = (f"exclusion p-value < {self.alpha}, against {self.exclusion_simulations:,} "
                     "new animals resampled from the reference animals' leave-one-out scores")
             if self.stops_early:
-                rule += ("; a reference animal's simulations stop once enough fit no better to "
-                         f"settle its p-value at {self.alpha} or above (flags as with all "
-                         f"{self.exclusion_simulations:,})")
+                rule += ("; each sample's and reference animal's simulations stop once enough "
+                         f"fit no better to settle its p-value at {self.alpha} or above (flags "
+                         f"as with all {self.exclusion_simulations:,})")
             return rule
         if self.z_rank < 1:
             return (f"none: {self.n_animals} reference animals cannot rank z_score_exact at level "
