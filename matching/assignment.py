@@ -530,10 +530,11 @@ class AssignmentModel:
         """The unsampled-source flag calibrated on the reference animals, each scored
         leave-one-out against the rest with the same settings as the samples.
 
-        The scores are kept on the model, so they are computed once per number of simulations,
-        seed and stopping count (the z-scores once); :meth:`assign` calls this, and a caller that wants to
-        show progress over the reference animals can call it first. ``progress`` is called
-        with the number of animals of each finished chunk (not at all when already computed).
+        The scores are kept on the model, so they are computed once per number of
+        simulations, seed and stopping count (the z-scores once); :meth:`assign` calls this,
+        and a caller that wants to show progress over the reference animals can call it
+        first. ``progress`` is called with the number of animals of each finished chunk (not
+        at all when already computed).
         """
         _check_settings(exclusion_simulations, seed, alpha, chunk_size)
         exclusion_simulations = int(exclusion_simulations)

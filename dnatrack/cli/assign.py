@@ -357,8 +357,8 @@ def run_assign(args: argparse.Namespace) -> int:
     with progress_bar(reference.table.n_profiles, "calibrating on the reference",
                       unit="animal") as update:
         model.flag_calibration(args.exclusion_sims, args.seed, args.alpha,
-                               stop_early=not args.exclusion_full, chunk_size=args.chunk_size, dask_client=args.dask,
-                               progress=update)
+                               stop_early=not args.exclusion_full, chunk_size=args.chunk_size,
+                               dask_client=args.dask, progress=update)
     with progress_bar(samples.n_profiles, "assigning", unit="sample") as update:
         result = model.assign(
             samples, exclusion_simulations=args.exclusion_sims, seed=args.seed,
@@ -461,7 +461,8 @@ def run_self_assign(args: argparse.Namespace) -> int:
         result = self_assign(
             reference, repunit_level=args.repunit_level,
             exclusion_simulations=args.exclusion_sims, seed=args.seed, alpha=args.alpha,
-            exclusion_stop_early=not args.exclusion_full, chunk_size=args.chunk_size, dask_client=args.dask, progress=update,
+            exclusion_stop_early=not args.exclusion_full, chunk_size=args.chunk_size,
+            dask_client=args.dask, progress=update,
         )
     rows = result.assignment.records()
     columns = [c for c in RECORD_COLUMNS if c != "mixture_collection"]
