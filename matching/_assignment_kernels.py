@@ -35,6 +35,11 @@ import numpy as np
 from matching._numba import kernel, parallel_kernel
 from matching._rng_kernels import state_for, uniform
 
+#: Simulated animals drawn at a time in a leave-one-out exclusion test, between checks of
+#: whether the flag is already decided; 250 settle an animal with p-value 0.5 at alpha 0.01
+#: in one block.
+EXCLUSION_BLOCK = 250
+
 LOG2 = math.log(2.0)
 
 
@@ -373,22 +378,57 @@ def resample_population(
     return simulated
 
 
-@kernel
-def typed_sums(simulated, typed):
-    """Simulated multilocus log-likelihoods over the loci marked in ``typed`` (bool, L),
-    summed locus by locus in order; float64 (n_simulations,)."""
-    out = np.zeros(simulated.shape[1])
-    for locus in range(simulated.shape[0]):
-        if typed[locus]:
-            for s in range(simulated.shape[1]):
-                out[s] += simulated[locus, s]
-    return out
+@parallel_kernel
+def shared_exclusion_p_values(simulated, typed, observed, decided_at):
+    """Exclusion p-values of samples against one population's shared simulated animals.
+
+    Each sample's null scores are the simulated animals' sums over the loci the sample has
+    typed, locus by locus in order. They are counted in blocks of ``EXCLUSION_BLOCK``, and a
+    sample stops after the block in which ``decided_at`` of them are at most its score (as
+    :func:`leave_one_out_exclusion_p_values`); the p-value is ``(k + 1) / (m + 1)`` over the
+    ``m`` counted.
+
+    Parameters
+    ----------
+    simulated : float64 (n_simulations, L)
+        Per-locus scores of the simulated animals (from :func:`resample_population`,
+        transposed).
+    typed : bool (n, L)
+    observed : float64 (n,)
+    decided_at : int
+
+    Returns
+    -------
+    p_values : float64 (n,)
+    drawn : int64 (n,)
+    """
+    n_simulations, n_loci = simulated.shape
+    n = typed.shape[0]
+    p_values = np.empty(n)
+    drawn = np.empty(n, dtype=np.int64)
+    for i in numba.prange(n):
+        limit = tie_limit(observed[i])
+        at_most = 0
+        done = 0
+        while done < n_simulations and at_most < decided_at:
+            stop = min(done + EXCLUSION_BLOCK, n_simulations)
+            for s in range(done, stop):
+                total = 0.0
+                for locus in range(n_loci):
+                    if typed[i, locus]:
+                        total += simulated[s, locus]
+                if total <= limit:
+                    at_most += 1
+            done = stop
+        p_values[i] = (at_most + 1.0) / (done + 1.0)
+        drawn[i] = done
+    return p_values, drawn
 
 
 @parallel_kernel
 def leave_one_out_exclusion_p_values(
     codes, observed, population, slots, values, start, size, counts, totals, prior, n_alleles,
-    n_simulations, seed, stream_keys,
+    n_simulations, seed, stream_keys, decided_at,
 ):
     """Exclusion p-values of reference animals against their own population, left out.
 
@@ -396,8 +436,12 @@ def leave_one_out_exclusion_p_values(
     typed loci, from its population's pools without its own score, so that the animal is
     scored against the others exactly as a new animal would be. Where the animal is the only
     one typed at a locus, genotypes come from the predictive without its alleles. Each animal
-    draws from random stream ``stream_keys[i]`` of ``seed``. The p-value is
-    ``(k + 1) / (n_simulations + 1)`` with ``k`` the simulated scores at most the observed one.
+    draws from random stream ``stream_keys[i]`` of ``seed``, in blocks of
+    ``EXCLUSION_BLOCK`` simulated animals (locus after locus within a block), and stops after
+    the block in which ``decided_at`` simulated scores at most the observed one are reached:
+    the full run could then only count more. The p-value is ``(k + 1) / (m + 1)`` with ``k``
+    of the ``m`` simulated scores at most the observed one; a run that never stops early is
+    the run of ``n_simulations`` whose first blocks every stopped run shares.
 
     Parameters
     ----------
@@ -413,38 +457,52 @@ def leave_one_out_exclusion_p_values(
     counts, totals, prior, n_alleles
         See the module docstring.
     n_simulations : int
+        Most simulated animals per animal.
     seed : uint64
     stream_keys : int64 (n,)
         Stream of each animal, fixed by its reference row so results do not depend on chunking.
+    decided_at : int
+        Count of simulated scores at most the observed one that stops the animal's draws
+        (more than ``n_simulations`` never stops them).
 
     Returns
     -------
-    float64 (n,)
+    p_values : float64 (n,)
+    drawn : int64 (n,)
+        Simulated animals drawn for each animal.
     """
     n, n_loci, _ = codes.shape
     p_values = np.empty(n)
+    drawn = np.empty(n, dtype=np.int64)
     for i in numba.prange(n):
         p = population[i]
         state = state_for(seed, stream_keys[i])
-        simulated = np.zeros(n_simulations)
-        for locus in range(n_loci):
-            a = codes[i, locus, 0]
-            if a < 0 or n_alleles[locus] == 0:
-                continue
-            if size[locus, p] > 1:
-                pool = values[start[locus, p]:start[locus, p] + size[locus, p]]
-                for s in range(n_simulations):
-                    simulated[s] += pool[pool_index(state, size[locus, p], slots[i, locus])]
-            else:
-                x, total = locus_pseudo_counts(
-                    counts, totals, prior, n_alleles, locus, p, a, codes[i, locus, 1]
-                )
-                log_p = genotype_log_probabilities(x, n_alleles[locus], total)
-                add_draws(simulated, log_p, genotype_cumulative(log_p), state)
+        simulated = np.zeros(EXCLUSION_BLOCK)
         limit = tie_limit(observed[i])
         at_most = 0
-        for s in range(n_simulations):
-            if simulated[s] <= limit:
-                at_most += 1
-        p_values[i] = (at_most + 1.0) / (n_simulations + 1.0)
-    return p_values
+        done = 0
+        while done < n_simulations and at_most < decided_at:
+            block = min(EXCLUSION_BLOCK, n_simulations - done)
+            scores = simulated[:block]
+            scores[:] = 0.0
+            for locus in range(n_loci):
+                a = codes[i, locus, 0]
+                if a < 0 or n_alleles[locus] == 0:
+                    continue
+                if size[locus, p] > 1:
+                    pool = values[start[locus, p]:start[locus, p] + size[locus, p]]
+                    for s in range(block):
+                        scores[s] += pool[pool_index(state, size[locus, p], slots[i, locus])]
+                else:
+                    x, total = locus_pseudo_counts(
+                        counts, totals, prior, n_alleles, locus, p, a, codes[i, locus, 1]
+                    )
+                    log_p = genotype_log_probabilities(x, n_alleles[locus], total)
+                    add_draws(scores, log_p, genotype_cumulative(log_p), state)
+            for s in range(block):
+                if scores[s] <= limit:
+                    at_most += 1
+            done += block
+        p_values[i] = (at_most + 1.0) / (done + 1.0)
+        drawn[i] = done
+    return p_values, drawn

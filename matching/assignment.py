@@ -375,9 +375,10 @@ class AssignmentModel:
 
     def exclusion_p_values(
         self, codes: np.ndarray, log_likelihood: np.ndarray, population: np.ndarray,
-        reference_row: np.ndarray, n_simulations: int, seed: int,
-    ) -> np.ndarray:
-        """Exclusion p-values under ``population[i]``, float64 (n,).
+        reference_row: np.ndarray, n_simulations: int, seed: int, decided_at: int,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Exclusion p-values under ``population[i]`` and the simulated animals each rests
+        on, float64 (n,) and int64 (n,).
 
         The null scores are those of new animals of the population, resampled locus by locus
         from the reference animals' leave-one-out scores (see the module docstring). Each
@@ -385,41 +386,42 @@ class AssignmentModel:
         the result does not depend on which samples are scored together) and summed over
         exactly the loci each sample has typed. A reference animal scored leave-one-out
         (``reference_row[i] >= 0``, -1 otherwise) against its own population gets draws of its
-        own that leave out its own scores, from a stream fixed by its reference row.
+        own that leave out its own scores, from a stream fixed by its reference row. A
+        sample's draws are counted, or an animal's drawn, only until ``decided_at`` of them
+        score at most it (:func:`_decided_at`).
         """
         n = len(population)
         observed = log_likelihood[np.arange(n), population]
         base = seed_state(seed)
         values, start, size, slot = self.leave_one_out_pools
         p_values = np.empty(n)
+        drawn = np.full(n, n_simulations, dtype=np.int64)
         loo = population == self._own(reference_row)
         if loo.any():
             rows = reference_row[loo]
-            p_values[loo] = kernels.leave_one_out_exclusion_p_values(
+            p_values[loo], drawn[loo] = kernels.leave_one_out_exclusion_p_values(
                 np.ascontiguousarray(codes[loo]), np.ascontiguousarray(observed[loo]),
                 np.ascontiguousarray(population[loo]), np.ascontiguousarray(slot[rows]),
                 values, start, size, self.kernel_counts, self.kernel_totals, self.prior,
                 self.n_alleles, int(n_simulations), base,
                 # Streams 0..P-1 belong to the populations' shared draws.
                 np.ascontiguousarray(len(self.populations) + rows, dtype=np.int64),
+                int(decided_at),
             )
         shared = np.flatnonzero(~loo)
         typed = codes[shared, :, 0] >= 0
         for p in np.unique(population[shared]):
-            in_population = shared[population[shared] == p]
+            of_population = population[shared] == p
+            rows = shared[of_population]
             simulated = kernels.resample_population(
                 values, start, size, self.kernel_counts, self.kernel_totals, self.prior,
                 self.n_alleles, int(p), int(n_simulations), base,
             )
-            # Samples typed at the same loci share one sorted set of simulated scores.
-            patterns, pattern_of = np.unique(typed[population[shared] == p], axis=0,
-                                             return_inverse=True)
-            for k, pattern in enumerate(patterns):
-                rows = in_population[pattern_of.ravel() == k]
-                scores = np.sort(kernels.typed_sums(simulated, pattern))
-                at_most = np.searchsorted(scores, kernels.tie_limit(observed[rows]), side="right")
-                p_values[rows] = (at_most + 1.0) / (n_simulations + 1.0)
-        return p_values
+            p_values[rows], drawn[rows] = kernels.shared_exclusion_p_values(
+                np.ascontiguousarray(simulated.T), np.ascontiguousarray(typed[of_population]),
+                np.ascontiguousarray(observed[rows]), int(decided_at),
+            )
+        return p_values, drawn
 
     def _own(self, reference_row: np.ndarray) -> np.ndarray:
         """Population scored leave-one-out for each sample (-1 for none), int64 (n,)."""
@@ -435,6 +437,7 @@ class AssignmentModel:
         exclusion_simulations: int = DEFAULT_EXCLUSION_SIMULATIONS,
         seed: int = 0,
         alpha: float = DEFAULT_ALPHA,
+        exclusion_stop_early: bool = True,
         chunk_size: int = DEFAULT_CHUNK_SIZE,
         dask_client=None,
         progress: Callable[[int], None] | None = None,
@@ -456,6 +459,11 @@ class AssignmentModel:
         alpha : float
             Significance level for flagging unsampled sources; the false-flag rate to expect
             is estimated on the reference (:class:`FlagCalibration`).
+        exclusion_stop_early : bool
+            Stop a sample's (or reference animal's) exclusion simulations once enough of them
+            fit no better to settle its p-value at ``alpha`` or above (:func:`_decided_at`):
+            flags and the p-values below ``alpha`` are those of the full run, larger p-values
+            rest on the simulations drawn until then. ``False`` uses all.
         chunk_size : int
             Rows per chunk (the unit of progress reports and of Dask tasks).
         dask_client : dask.distributed.Client or str, optional
@@ -469,13 +477,14 @@ class AssignmentModel:
         """
         _check_settings(exclusion_simulations, seed, alpha, chunk_size)
         n_simulations = int(exclusion_simulations)
+        decided_at = _decided_at(n_simulations, alpha, exclusion_stop_early)
         codes = self.encode(samples)
         reference_row = (
             self.reference_rows(samples) if leave_one_out
             else np.full(samples.n_profiles, -1, dtype=np.int64)
         )
-        joined = self._score(codes, reference_row, n_simulations, seed, chunk_size, dask_client,
-                             progress)
+        joined = self._score(codes, reference_row, n_simulations, seed, decided_at, chunk_size,
+                             dask_client, progress)
         if leave_one_out and np.array_equal(np.sort(reference_row),
                                             np.arange(self.reference.n_profiles)):
             # The whole reference scored leave-one-out is the calibration itself.
@@ -483,10 +492,11 @@ class AssignmentModel:
             for key, values in joined.items():
                 in_reference_order[key][reference_row] = values
             self._leave_one_out_scores.setdefault(
-                _calibration_key(n_simulations, seed), in_reference_order
+                _calibration_key(n_simulations, seed, decided_at), in_reference_order
             )
-        calibration = self.flag_calibration(n_simulations, seed, alpha, chunk_size=chunk_size,
-                                            dask_client=dask_client)
+        calibration = self.flag_calibration(n_simulations, seed, alpha,
+                                            stop_early=exclusion_stop_early,
+                                            chunk_size=chunk_size, dask_client=dask_client)
         return Assignment(
             profile_ids=samples.profile_ids,
             populations=self.populations,
@@ -512,6 +522,7 @@ class AssignmentModel:
         seed: int,
         alpha: float,
         *,
+        stop_early: bool = True,
         chunk_size: int = DEFAULT_CHUNK_SIZE,
         dask_client=None,
         progress: Callable[[int], None] | None = None,
@@ -519,14 +530,16 @@ class AssignmentModel:
         """The unsampled-source flag calibrated on the reference animals, each scored
         leave-one-out against the rest with the same settings as the samples.
 
-        The scores are kept on the model, so they are computed once per number of simulations
-        and seed (the z-scores once); :meth:`assign` calls this, and a caller that wants to
-        show progress over the reference animals can call it first. ``progress`` is called
-        with the number of animals of each finished chunk (not at all when already computed).
+        The scores are kept on the model, so they are computed once per number of
+        simulations, seed and stopping count (the z-scores once); :meth:`assign` calls this,
+        and a caller that wants to show progress over the reference animals can call it
+        first. ``progress`` is called with the number of animals of each finished chunk (not
+        at all when already computed).
         """
         _check_settings(exclusion_simulations, seed, alpha, chunk_size)
         exclusion_simulations = int(exclusion_simulations)
-        key = _calibration_key(exclusion_simulations, seed)
+        decided_at = _decided_at(exclusion_simulations, alpha, stop_early)
+        key = _calibration_key(exclusion_simulations, seed, decided_at)
         scores = self._leave_one_out_scores.get(key)
         if scores is None and exclusion_simulations == 0 and self._leave_one_out_scores:
             # The z-scores of any earlier run are the same.
@@ -534,7 +547,7 @@ class AssignmentModel:
         if scores is None:
             rows = np.arange(self.reference.n_profiles, dtype=np.int64)
             scores = self._score(self.encode(self.reference), rows, exclusion_simulations, seed,
-                                 chunk_size, dask_client, progress)
+                                 decided_at, chunk_size, dask_client, progress)
             self._leave_one_out_scores[key] = scores
         scored = np.isfinite(scores["z_score_exact"])
         p_values = scores["exclusion_p_value"][scored]
@@ -543,15 +556,18 @@ class AssignmentModel:
             exclusion_simulations=exclusion_simulations,
             loo_z_scores=np.sort(scores["z_score_exact"][scored]),
             loo_p_values=p_values if exclusion_simulations > 0 else np.full_like(p_values, np.nan),
+            loo_simulations_drawn=scores["exclusion_simulations_drawn"][scored],
+            stops_early=decided_at <= exclusion_simulations,
         )
 
     def _score(
         self, codes: np.ndarray, reference_row: np.ndarray, n_simulations: int, seed: int,
-        chunk_size: int, dask_client, progress: Callable[[int], None] | None,
+        decided_at: int, chunk_size: int, dask_client,
+        progress: Callable[[int], None] | None,
     ) -> dict[str, np.ndarray]:
         """Log-likelihoods, z-scores and exclusion p-values of encoded samples, chunk by
         chunk, locally or on Dask."""
-        task = _AssignmentTask(self, codes, reference_row, n_simulations, seed)
+        task = _AssignmentTask(self, codes, reference_row, n_simulations, seed, decided_at)
         n = codes.shape[0]
         chunks = [[(start, min(start + chunk_size, n))] for start in range(0, n, chunk_size)]
         if dask_client is not None:
@@ -587,9 +603,26 @@ def _check_settings(exclusion_simulations, seed, alpha, chunk_size) -> None:
     seed_state(seed)
 
 
-def _calibration_key(exclusion_simulations: int, seed: int) -> tuple[int, int]:
-    """z-scores do not depend on the seed."""
-    return exclusion_simulations, seed if exclusion_simulations > 0 else 0
+def _decided_at(exclusion_simulations: int, alpha: float, stop_early: bool) -> int:
+    """Fewest simulated animals scoring at most an animal that settle its p-value at
+    ``alpha`` or above: ``k`` of them give ``(k + 1) / (N + 1) >= alpha`` whatever the rest
+    of the ``N`` draw, so the flag is decided. ``N + 1`` (never reached) without stopping."""
+    if not stop_early:
+        return exclusion_simulations + 1
+    k = max(math.ceil(alpha * (exclusion_simulations + 1)) - 1, 0)
+    while (k + 1) / (exclusion_simulations + 1) < alpha:
+        k += 1
+    while k > 0 and k / (exclusion_simulations + 1) >= alpha:
+        k -= 1
+    return max(k, 1)
+
+
+def _calibration_key(exclusion_simulations: int, seed: int,
+                     decided_at: int) -> tuple[int, int, int]:
+    """z-scores depend on neither the seed nor the stopping count."""
+    if exclusion_simulations == 0:
+        return 0, 0, 0
+    return exclusion_simulations, seed, decided_at
 
 
 def _repunits_from_column(table: GenotypeTable, name: str) -> dict[str, str]:
@@ -614,6 +647,7 @@ class _AssignmentTask:
     reference_row: np.ndarray
     exclusion_simulations: int
     seed: int
+    decided_at: int
 
     def __call__(self, blocks: Sequence[tuple[int, int]]) -> dict[str, np.ndarray]:
         rows = np.concatenate([np.arange(start, stop) for start, stop in blocks])
@@ -625,17 +659,19 @@ class _AssignmentTask:
         z_score = self.model.z_scores(codes, log_likelihood, best)
         z_score_exact = self.model.exact_z_scores(codes, log_likelihood, best, own)
         if self.exclusion_simulations > 0:
-            p_value = self.model.exclusion_p_values(
-                codes, log_likelihood, best, reference_row, self.exclusion_simulations, self.seed
+            p_value, drawn = self.model.exclusion_p_values(
+                codes, log_likelihood, best, reference_row, self.exclusion_simulations, self.seed,
+                self.decided_at,
             )
         else:
-            p_value = np.full(len(rows), np.nan)
+            p_value, drawn = np.full(len(rows), np.nan), np.zeros(len(rows), dtype=np.int64)
         return {
             "rows": rows,
             "log_likelihood": log_likelihood,
             "z_score": z_score,
             "z_score_exact": z_score_exact,
             "exclusion_p_value": p_value,
+            "exclusion_simulations_drawn": drawn,
         }
 
 
@@ -645,6 +681,7 @@ def _join_parts(parts: list[dict], n: int, n_pop: int) -> dict[str, np.ndarray]:
         "z_score": np.empty(n),
         "z_score_exact": np.empty(n),
         "exclusion_p_value": np.empty(n),
+        "exclusion_simulations_drawn": np.empty(n, dtype=np.int64),
     }
     for part in parts:
         for key, values in joined.items():
@@ -673,12 +710,18 @@ class FlagCalibration:
         The reference animals' leave-one-out ``z_score_exact``, sorted.
     loo_p_values : ndarray of float64, shape (m,)
         Their exclusion p-values (NaN without simulations).
+    loo_simulations_drawn : ndarray of int64, shape (m,), optional
+        Simulated animals each of their p-values rests on.
+    stops_early : bool
+        Whether an animal's simulations stopped once its flag was decided.
     """
 
     alpha: float
     exclusion_simulations: int
     loo_z_scores: np.ndarray
     loo_p_values: np.ndarray
+    loo_simulations_drawn: np.ndarray | None = None
+    stops_early: bool = False
 
     @property
     def n_animals(self) -> int:
@@ -726,13 +769,28 @@ class FlagCalibration:
     def rule(self) -> str:
         """The rule in words, for reports."""
         if self.exclusion_simulations > 0:
-            return (f"exclusion p-value < {self.alpha}, against {self.exclusion_simulations:,} "
+            rule = (f"exclusion p-value < {self.alpha}, against {self.exclusion_simulations:,} "
                     "new animals resampled from the reference animals' leave-one-out scores")
+            if self.stops_early:
+                rule += ("; each sample's and reference animal's simulations stop once enough "
+                         f"fit no better to settle its p-value at {self.alpha} or above (flags "
+                         f"as with all {self.exclusion_simulations:,})")
+            return rule
         if self.z_rank < 1:
             return (f"none: {self.n_animals} reference animals cannot rank z_score_exact at level "
                     f"{self.alpha} (at least {math.ceil(1 / self.alpha) - 1} needed)")
         return (f"z_score_exact < {self.z_threshold:.4f}, the {_ordinal(self.z_rank)} lowest "
                 f"of the {self.n_animals} reference animals' leave-one-out z_score_exact")
+
+    def _drawn_summary(self) -> dict | None:
+        """Simulated animals the reference animals' p-values rest on."""
+        if (self.exclusion_simulations == 0 or self.loo_simulations_drawn is None
+                or not len(self.loo_simulations_drawn)):
+            return None
+        drawn = self.loo_simulations_drawn
+        return {"total": int(drawn.sum()), "mean": _json_float(float(drawn.mean())),
+                "animals_simulated_in_full": int((drawn == self.exclusion_simulations).sum()),
+                "stopped_once_decided": self.stops_early}
 
     def summary(self) -> dict:
         """JSON-ready: the rule and the false-flag rate expected from the reference."""
@@ -743,6 +801,7 @@ class FlagCalibration:
             "reference_animals_flagged": self.n_flagged,
             "expected_false_flag_rate": _json_float(self.expected_false_flag_rate),
             "expected_false_flag_rate_95": [_json_float(low), _json_float(high)],
+            "exclusion_simulations_drawn": self._drawn_summary(),
             "basis": "share of reference animals flagged when each is scored leave-one-out "
                      "against the rest of the reference by the same rule",
         }
@@ -1059,6 +1118,7 @@ def self_assign(
     exclusion_simulations: int = 0,
     seed: int = 0,
     alpha: float = DEFAULT_ALPHA,
+    exclusion_stop_early: bool = True,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     dask_client=None,
     progress: Callable[[int], None] | None = None,
@@ -1070,7 +1130,7 @@ def self_assign(
     reference : ReferenceSet or AssignmentModel
     repunit_level : str, optional
         Reporting-unit level of a :class:`ReferenceSet` (its default when ``None``).
-    exclusion_simulations, seed, alpha, chunk_size, dask_client, progress
+    exclusion_simulations, seed, alpha, exclusion_stop_early, chunk_size, dask_client, progress
         As for :meth:`AssignmentModel.assign`; the exclusion test is skipped by default
         (the z-scores are exact and cheap).
 
@@ -1088,7 +1148,8 @@ def self_assign(
     table = model.reference.replace(repunit=[units[p] for p in model.reference.population])
     assignment = model.assign(
         table, leave_one_out=True, exclusion_simulations=exclusion_simulations, seed=seed,
-        alpha=alpha, chunk_size=chunk_size, dask_client=dask_client, progress=progress,
+        alpha=alpha, exclusion_stop_early=exclusion_stop_early, chunk_size=chunk_size,
+        dask_client=dask_client, progress=progress,
     )
     index = {p: k for k, p in enumerate(model.populations)}
     truth = np.array([index[p] for p in table.population], dtype=np.int64)

@@ -184,7 +184,8 @@ def test_exclusion_p_values_equal_python_twin(case):
     seed = 7
     model = AssignmentModel.from_table(reference)
     n_sim = 300
-    result = model.assign(queries, exclusion_simulations=n_sim, seed=seed)
+    result = model.assign(queries, exclusion_simulations=n_sim, seed=seed,
+                          exclusion_stop_early=False)
     simulated = {}
     for i in range(len(queries)):
         best = int(result.best[i])
@@ -225,7 +226,8 @@ def test_exclusion_p_value_matches_exact_enumeration():
     reference, queries = reference_and_queries(3, 3, 0.0, 8)
     model = AssignmentModel.from_table(reference)
     n_sim = 20_000
-    result = model.assign(queries, exclusion_simulations=n_sim, seed=3)
+    result = model.assign(queries, exclusion_simulations=n_sim, seed=3,
+                          exclusion_stop_early=False)
     pools, _ = slow_leave_one_out_pools(reference)
     for i in range(len(queries)):
         best = int(result.best[i])
@@ -235,6 +237,39 @@ def test_exclusion_p_value_matches_exact_enumeration():
         exact = sum(sum(c) <= observed + 1e-9 for c in combinations) / len(combinations)
         standard_error = math.sqrt(max(exact * (1 - exact), 1e-4) / n_sim)
         assert abs(result.exclusion_p_value[i] - exact) < 5 * standard_error + 1 / n_sim
+
+
+def test_stopping_once_decided_keeps_the_flags_of_the_full_run():
+    """A reference animal's leave-one-out draws stop once enough fit no better to settle its
+    p-value at alpha or above: every flag, and every p-value below alpha, is that of the run
+    drawing all of them (whose first blocks it shares), and the stopped p-values are at least
+    alpha although they rest on fewer draws."""
+    reference, queries = reference_and_queries(25, 4, 0.1, 31, n_pop=6)
+    n_sim, alpha = 3 * kernels.EXCLUSION_BLOCK + 17, 0.05
+    runs = {}
+    for stop_early in (True, False):
+        model = AssignmentModel.from_table(reference)
+        runs[stop_early] = (
+            self_assign(model, exclusion_simulations=n_sim, seed=8, alpha=alpha,
+                        exclusion_stop_early=stop_early).assignment,
+            model.assign(queries, exclusion_simulations=n_sim, seed=8, alpha=alpha,
+                         exclusion_stop_early=stop_early),
+        )
+    (stopped, stopped_queries), (full, full_queries) = runs[True], runs[False]
+    assert full.unsampled.sum() > 0
+    for early, complete in ((stopped, full), (stopped_queries, full_queries)):
+        np.testing.assert_array_equal(early.unsampled, complete.unsampled)
+        low = complete.exclusion_p_value < alpha
+        np.testing.assert_array_equal(early.exclusion_p_value[low],
+                                      complete.exclusion_p_value[low])
+        assert (early.exclusion_p_value[~low] >= alpha).all()
+        assert (early.exclusion_p_value != complete.exclusion_p_value).any()
+    assert stopped_queries.calibration.n_flagged == full_queries.calibration.n_flagged
+    drawn = stopped_queries.calibration.summary()["exclusion_simulations_drawn"]
+    everything = full_queries.calibration.summary()["exclusion_simulations_drawn"]
+    assert everything["mean"] == n_sim and not everything["stopped_once_decided"]
+    assert drawn["stopped_once_decided"] and drawn["mean"] < n_sim / 2
+    assert "stop once enough fit no better" in stopped_queries.calibration.rule
 
 
 def test_p_values_do_not_depend_on_chunking():

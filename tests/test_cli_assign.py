@@ -191,3 +191,32 @@ def test_plots_without_geo_have_no_error_map(simulated, tmp_path):
     written = {path.name for path in (tmp_path / "plots").iterdir()}
     assert "geo_loo_error.png" not in written
     assert {"z_scores.png", "z_scores.svg", "confusion_populations.png"} <= written
+
+
+def test_exclusion_draws_stop_once_decided_unless_full(simulated, tmp_path):
+    """By default each sample's and reference animal's exclusion draws stop once its flag is
+    settled; --exclusion-full draws them all. Flags agree, and the summary says which ran."""
+    folder, samples_path, _ = simulated
+    runs = {}
+    for name, extra in (("stopped", []), ("full", ["--exclusion-full"])):
+        out = tmp_path / f"{name}.csv"
+        assert main(["assign", str(samples_path), "--reference", str(folder), "--out", str(out),
+                     "--exclusion-sims", "1000", "--alpha", "0.05", *extra]) == 0
+        runs[name] = (read_csv(out), json.loads((tmp_path / f"{name}.json").read_text()))
+    (stopped, stopped_summary), (full, full_summary) = runs["stopped"], runs["full"]
+    assert [r["unsampled_source"] for r in stopped] == [r["unsampled_source"] for r in full]
+    for early, complete in zip(stopped, full, strict=True):
+        if float(complete["exclusion_p_value"]) < 0.05:
+            assert early["exclusion_p_value"] == complete["exclusion_p_value"]
+        else:
+            assert float(early["exclusion_p_value"]) >= 0.05
+    calibration = stopped_summary["assignment"]["unsampled_calibration"]
+    everything = full_summary["assignment"]["unsampled_calibration"]
+    assert calibration["reference_animals_flagged"] == everything["reference_animals_flagged"]
+    assert calibration["exclusion_simulations_drawn"]["stopped_once_decided"]
+    assert calibration["exclusion_simulations_drawn"]["mean"] < 1000
+    assert everything["exclusion_simulations_drawn"] == {
+        "total": 120 * 1000, "mean": 1000.0, "animals_simulated_in_full": 120,
+        "stopped_once_decided": False}
+    assert "stop once enough fit no better" in calibration["rule"]
+    assert "stop once" not in everything["rule"]

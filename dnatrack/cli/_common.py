@@ -47,6 +47,10 @@ def write_json(path: str | os.PathLike, data) -> None:
 @contextmanager
 def progress_bar(total: int, description: str, unit: str = "row"):
     """A tqdm bar on standard error (silent when it is not a terminal); yields ``update``."""
+    if not sys.stderr.isatty():
+        # tqdm would draw nothing; not importing it saves a tenth of a second of start-up.
+        yield lambda n=1: None
+        return
     from tqdm import tqdm
 
     bar = tqdm(total=total, desc=description, unit=unit, disable=None, file=sys.stderr,

@@ -34,7 +34,10 @@ per-sample columns (rubias's names where the meaning is the same):
                              population size, and the score the unsampled-source rule ranks
   exclusion_p_value          share of simulated new animals of inferred_collection fitting no
                              better (resampled from the reference animals' leave-one-out
-                             scores); nan with --exclusion-sims 0
+                             scores); nan with --exclusion-sims 0. A reference animal scored
+                             leave-one-out stops drawing once its p-value is settled at
+                             --alpha or above (unless --exclusion-full): its p-value is then
+                             over the animals drawn so far
   unsampled_source           the source may not be in the reference: exclusion_p_value below
                              --alpha, or without simulations a z_score_exact ranking below
                              --alpha among the reference animals' leave-one-out ones
@@ -89,6 +92,7 @@ def register(subparsers) -> None:
                         "exclusion test, 0 to flag by z-score rank instead (default "
                         f"{DEFAULT_EXCLUSION_SIMULATIONS:,}); the reference animals are "
                         "simulated for too, to calibrate the flag")
+    _add_exclusion_full_option(assign)
     assign.add_argument("--alpha", type=float, default=DEFAULT_ALPHA,
                         help=f"level for flagging unsampled sources (default {DEFAULT_ALPHA}); "
                              "the false-flag rate to expect is estimated on the reference")
@@ -135,6 +139,7 @@ def register(subparsers) -> None:
     self_assign.add_argument("--exclusion-sims", type=int, default=0, metavar="N",
                              help="simulated new animals per animal for the exclusion test "
                                   "(default 0: flag by z-score rank)")
+    _add_exclusion_full_option(self_assign)
     self_assign.add_argument("--alpha", type=float, default=DEFAULT_ALPHA,
                              help=f"level for flagging (default {DEFAULT_ALPHA})")
     self_assign.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
@@ -151,6 +156,14 @@ def register(subparsers) -> None:
                                    "--geo the leave-one-out error map")
     self_assign.set_defaults(func=run_self_assign)
     _register_assess_reference(subparsers)
+
+
+def _add_exclusion_full_option(parser) -> None:
+    parser.add_argument("--exclusion-full", action="store_true",
+                        help="draw all --exclusion-sims animals for every reference animal; by "
+                             "default its draws stop once enough fit no better to settle its "
+                             "p-value at --alpha or above, which leaves every flag and every "
+                             "p-value below --alpha as they are")
 
 
 # ---------------------------------------------------------------------- mixture options
@@ -344,13 +357,13 @@ def run_assign(args: argparse.Namespace) -> int:
     with progress_bar(reference.table.n_profiles, "calibrating on the reference",
                       unit="animal") as update:
         model.flag_calibration(args.exclusion_sims, args.seed, args.alpha,
-                               chunk_size=args.chunk_size, dask_client=args.dask,
-                               progress=update)
+                               stop_early=not args.exclusion_full, chunk_size=args.chunk_size,
+                               dask_client=args.dask, progress=update)
     with progress_bar(samples.n_profiles, "assigning", unit="sample") as update:
         result = model.assign(
             samples, exclusion_simulations=args.exclusion_sims, seed=args.seed,
-            alpha=args.alpha, chunk_size=args.chunk_size, dask_client=args.dask,
-            progress=update,
+            alpha=args.alpha, exclusion_stop_early=not args.exclusion_full,
+            chunk_size=args.chunk_size, dask_client=args.dask, progress=update,
         )
     rows = result.records()
     columns = list(RECORD_COLUMNS)
@@ -448,7 +461,8 @@ def run_self_assign(args: argparse.Namespace) -> int:
         result = self_assign(
             reference, repunit_level=args.repunit_level,
             exclusion_simulations=args.exclusion_sims, seed=args.seed, alpha=args.alpha,
-            chunk_size=args.chunk_size, dask_client=args.dask, progress=update,
+            exclusion_stop_early=not args.exclusion_full, chunk_size=args.chunk_size,
+            dask_client=args.dask, progress=update,
         )
     rows = result.assignment.records()
     columns = [c for c in RECORD_COLUMNS if c != "mixture_collection"]

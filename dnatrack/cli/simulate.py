@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 import math
 
-from tqdm import tqdm
-
 from dnatrack.reference import load_reference_set
 from dnatrack.simulate import (
     DEFAULT_ITEMS_PER_SEIZURE,
@@ -152,6 +150,8 @@ def run(args: argparse.Namespace) -> int:
         dropout_rate=args.dropout_rate,
         miscall_rate=args.miscall_rate,
     )
+    from tqdm import tqdm
+
     check_scenario_target(args.out, args.format)
     reference = load_reference_set(args.reference)
     n_items = args.seizures * args.items_per_seizure
