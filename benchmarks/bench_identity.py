@@ -2,6 +2,11 @@
 
     python -m benchmarks.bench_identity                       # 250k, 500k, 1M profiles
     python -m benchmarks.bench_identity --sizes 100000 200000 --new 500
+    python -m benchmarks.bench_identity --sizes --new 0         # the Chinook case only
+
+First, rubias-style close matching of the Chinook baseline (7,301 fish × 91 SNPs, all 26.6 M
+pairs, ``min_frac_matching = 0.9``; rubias reports 881 pairs): time of the search on the table
+already read, and the process's peak memory right after it (before any larger case runs).
 
 Each database holds unrelated 16-STR profiles plus 1% near-copies (one dropout, a third with an
 extra mismatch); every profile, copy or not, then loses each locus independently with
@@ -21,14 +26,37 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from pathlib import Path
 
 import numpy as np
 
 from benchmarks._synthetic import peak_memory_mb, str_panel_table
+from dnatrack.formats import read_genotypes
 from dnatrack.genotypes import AlleleCoding, GenotypeTable
-from matching.identity import IdentityCriteria, identity_search
+from matching.identity import IdentityCriteria, close_matching_samples, identity_search
 
 MISSING_PER_LOCUS = 0.03
+DEFAULT_DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+RUBIAS_CHINOOK_PAIRS_AT_0_9 = 881
+
+
+def chinook_close_matching(datasets: Path) -> dict | None:
+    """Close matching of the Chinook baseline at 0.9 (None when the data set is absent)."""
+    path = datasets / "chinook_baseline_rubias.csv"
+    if not path.is_file():
+        return None
+    table = read_genotypes(path)
+    close_matching_samples(table.take(np.arange(200)), 0.9)  # compile outside the timing
+    start, cpu_start = time.perf_counter(), time.process_time()
+    found = close_matching_samples(table, 0.9)
+    seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
+    return {"profiles": len(table), "loci": table.n_loci,
+            "pairs_compared": len(table) * (len(table) - 1) // 2,
+            "seconds": round(seconds, 2), "cpu_seconds_all_threads": round(cpu_seconds, 2),
+            "pairs": len(found),
+            "rubias_pairs": RUBIAS_CHINOOK_PAIRS_AT_0_9,
+            "same_count_as_rubias": len(found) == RUBIAS_CHINOOK_PAIRS_AT_0_9,
+            "peak_memory_mb_so_far": round(peak_memory_mb())}
 
 
 def with_near_copies(table: GenotypeTable, fraction: float = 0.01, seed: int = 4,
@@ -85,7 +113,7 @@ def numpy_brute_force(table: GenotypeTable, criteria: IdentityCriteria):
 
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[250_000, 500_000, 1_000_000])
+    parser.add_argument("--sizes", type=int, nargs="*", default=[250_000, 500_000, 1_000_000])
     parser.add_argument("--new", type=int, default=1_000,
                         help="new profiles searched against the largest database")
     parser.add_argument("--max-mismatches", type=int, default=2)
@@ -95,8 +123,12 @@ def main(argv=None) -> dict:
         help="fix the number of locus blocks (default: chosen from the data). Fewer blocks "
         "make stronger keys, so random candidates stay fewer and time grows closer to "
         "linearly, at a lower guarantee (every pair with up to 2B-1 loci not identical)")
+    parser.add_argument("--datasets", type=Path, default=DEFAULT_DATASETS,
+                        help="folder of the shared data sets (for the Chinook case)")
     parser.add_argument("--json")
     args = parser.parse_args(argv)
+    chinook = chinook_close_matching(args.datasets)
+    print(json.dumps({"chinook_close_matching": chinook}), flush=True)
     criteria = IdentityCriteria("moderate", max_mismatches=args.max_mismatches, min_loci=8,
                                 n_blocks=args.blocks)
 
@@ -110,6 +142,7 @@ def main(argv=None) -> dict:
     block = identity_search(subset, criteria)
     agree = np.array_equal(np.c_[block.query_index, block.target_index], numpy_pairs)
     result = {
+        "chinook_close_matching": chinook,
         "criteria": criteria.as_dict(),
         "numpy_subset": {
             "profiles": len(subset), "seconds": round(numpy_seconds, 2),
@@ -135,7 +168,7 @@ def main(argv=None) -> dict:
         })
         print(json.dumps(result["sizes"][-1]), flush=True)
 
-    if args.new:
+    if args.new and args.sizes:
         # New profiles: half near-copies of profiles already in the largest database.
         fresh = str_panel_table(args.new - args.new // 2, missing=0.0, seed=99, prefix="N")
         copied = table.alleles[np.random.default_rng(5).integers(0, len(table), args.new // 2)]

@@ -49,6 +49,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         app.config["SECRET_KEY"] = instance_secret_key(app.instance_path)
 
     from lims import api, auth, jobs, logging_config, security, web
+    from lims.api.routing import RecordIdConverter
     from lims.errors import register_error_handlers
     from lims.extensions import csrf, db, login_manager
     from lims.reports import views as report_pages
@@ -62,6 +63,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     csrf.init_app(app)
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"
+    app.url_map.converters["int"] = RecordIdConverter
 
     app.register_blueprint(auth.bp)
     app.register_blueprint(web.bp)

@@ -9,6 +9,15 @@ kept too. The actor is ``session.info["actor_id"]``, set when a user is authenti
 
 Old values are taken before the rows change: an attribute whose old value was never loaded is
 read from the database then, so the trail never records a guess.
+
+The trail is hash-chained like the custody ledger, with the same machinery
+(:class:`lims.custody.HashChain`): each record's ``hash`` is SHA-256 over the previous
+record's hash and its canonical JSON (:func:`canonical_audit_record`), the records are
+numbered gaplessly by ``seq``, and appends are counted and take the one append lock, so
+concurrent writers take turns and never fork the chain. A flush that will write audited
+changes takes the lock before it writes any row (:func:`_before_flush`), so every writer takes
+the lock before the row locks of its changes and two writers never deadlock on each other.
+Appends are serialised: on PostgreSQL an audited transaction holds the lock until it ends.
 """
 
 from __future__ import annotations
@@ -16,12 +25,23 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import functools
+import itertools
+import json
 import operator
+from collections.abc import Mapping
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
+from lims.custody import (
+    HashChain,
+    count_appends,
+    format_time,
+    link_hash,
+    lock_chains,
+    locked_head,
+)
 from lims.database import Base, utcnow
 from lims.models import APPEND_ONLY_TABLES, AuditRecord
 
@@ -41,6 +61,45 @@ _DELETED_KEY = "dnatrack_audit_deleted"
 
 def _is_audited(instance) -> bool:
     return isinstance(instance, Base) and instance.__tablename__ not in APPEND_ONLY_TABLES
+
+
+def canonical_audit_record(row: Mapping) -> dict:
+    """Every recorded fact of an audit record (a row's column values) except its id, which
+    the database assigns, and its hashes."""
+    return {
+        "seq": row["seq"],
+        "occurred_at": format_time(row["occurred_at"]),
+        "actor_id": row["actor_id"],
+        "table_name": row["table_name"],
+        "record_id": row["record_id"],
+        "action": row["action"],
+        "changes": row["changes"],
+    }
+
+
+AUDIT_TRAIL = HashChain(
+    name="audit trail",
+    entry="audit record",
+    table=AuditRecord.__table__,
+    seq="seq",
+    counter="audit_appends",
+    canonical=lambda session, row: canonical_audit_record(row),
+)
+
+
+def _append(session: Session, rows: list[dict]) -> None:
+    """Number, chain and insert audit records (column values without the chain fields)."""
+    previous = locked_head(session, AUDIT_TRAIL)
+    prev_hash = previous.hash
+    for seq, row in enumerate(rows, start=previous.seq + 1):
+        # As the JSON column will give it back (keys as text, tuples as lists), so the hash
+        # recomputed from the stored row is the same.
+        row["changes"] = json.loads(json.dumps(row["changes"]))
+        row["seq"] = seq
+        row["prev_hash"] = prev_hash
+        row["hash"] = prev_hash = link_hash(prev_hash, canonical_audit_record(row))
+    session.connection().execute(sa.insert(AuditRecord.__table__), rows)
+    count_appends(session, AUDIT_TRAIL, len(rows))
 
 
 def audit_value(table: str, column: str, value):
@@ -133,11 +192,17 @@ def _updated_values(session: Session, instance) -> dict:
 
 def _before_flush(session: Session, flush_context, instances) -> None:
     pending = session.info.setdefault(_PENDING_KEY, [])
-    for instance in session.dirty:
-        if not _is_audited(instance) or not session.is_modified(
-            instance, include_collections=False
-        ):
-            continue
+    modified = [
+        instance
+        for instance in session.dirty
+        if _is_audited(instance) and session.is_modified(instance, include_collections=False)
+    ]
+    if modified or any(
+        _is_audited(instance) for instance in itertools.chain(session.new, session.deleted)
+    ):
+        # Before this flush writes (and row-locks) anything: see the module's docstring.
+        lock_chains(session)
+    for instance in modified:
         changes = _updated_values(session, instance)
         if changes:
             pending.append((instance, changes))
@@ -169,7 +234,7 @@ def _after_flush(session: Session, flush_context) -> None:
     for instance, changes in session.info.pop(_DELETED_KEY, []):
         add(instance, "delete", changes)
     if rows:
-        session.connection().execute(sa.insert(AuditRecord.__table__), rows)
+        _append(session, rows)
 
 
 def _before_delete(mapper, connection, instance) -> None:

@@ -1,4 +1,13 @@
-"""The custody ledger: recording hash-chained custody events, verifying the chain, histories.
+"""The custody ledger: recording hash-chained custody events, verifying the chain, histories;
+and the hash-chain machinery the audit trail and the issued reports share with it.
+
+:class:`HashChain` describes one chained table (which column numbers the rows, which hold the
+hashes, how a row is put into canonical JSON, which counter counts its appends);
+:func:`lock_chains`, :func:`chain_head` and :func:`count_appends` append to any of them,
+:func:`verify_chain` replays one and :func:`check_link` checks a single row against its
+neighbours. :data:`CUSTODY_LEDGER` is the ledger's; :data:`lims.audit.AUDIT_TRAIL` and
+:data:`lims.reports.issue.ISSUED_REPORTS` are the others. Everything below about the ledger
+holds for each of them.
 
 Chain granularity: **one global chain** over every custody event of the installation, in
 ``seq`` order. Each event's hash covers the previous event's hash, so one head hash (the latest
@@ -11,8 +20,9 @@ an event is::
 where ``prev_hash`` is the 64 hex digits of the previous event's hash (64 zeros for event 1),
 and the canonical JSON has sorted keys, no whitespace, UTF-8, and times as UTC ISO 8601 with
 microseconds and a ``Z`` (see :func:`canonical_event`). Appending first updates the single
-row of ``custody_append_lock``, which makes concurrent writers on SQLite and PostgreSQL take
-turns; the primary key on ``seq`` would in any case stop two writers from forking the chain.
+row of ``custody_append_lock`` (one lock for every chain, so a writer appending to two never
+deadlocks with another), which makes concurrent writers on SQLite and PostgreSQL take turns;
+the unique ``seq`` would in any case stop two writers from forking the chain.
 
 The chain cannot show that events were cut off its *end*. Two things do: the ``appends``
 counter of that same row, which every append raises by one in the appending transaction, so
@@ -20,6 +30,11 @@ counter of that same row, which every append raises by one in the appending tran
 recorded; and the head hashes printed on earlier reports (``known_heads``), which must still be
 in the chain. The counter catches someone deleting rows who does not also know to lower it;
 the published heads hold even against someone who does.
+
+The database refuses UPDATE, DELETE and TRUNCATE on the ledger and the audit trail, and on
+issued reports and their signatures, by triggers; on SQLite also an ``INSERT OR REPLACE``
+onto an existing row, which would otherwise delete it without firing a delete trigger
+(migration 0005).
 
 In production, database roles keep the append-only promise. The application connects as a
 role that may INSERT and SELECT on ``custody_event`` and ``audit_record`` (and INSERT and
@@ -35,14 +50,16 @@ of this, so multi-user deployments use PostgreSQL.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
 
 from lims.database import utcnow
 from lims.models import (
@@ -104,45 +121,116 @@ def canonical_json(payload: dict) -> bytes:
     return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def event_hash(prev_hash: str, event: CustodyEvent) -> str:
-    """Hex SHA-256 of ``prev_hash`` (as ASCII hex) followed by the event's canonical JSON."""
+def link_hash(prev_hash: str, payload: dict) -> str:
+    """Hex SHA-256 of ``prev_hash`` (as ASCII hex) followed by ``payload``'s canonical JSON."""
     digest = hashlib.sha256(prev_hash.encode("ascii"))
-    digest.update(canonical_json(canonical_event(event)))
+    digest.update(canonical_json(payload))
     return digest.hexdigest()
+
+
+def event_hash(prev_hash: str, event: CustodyEvent) -> str:
+    """The hash of a custody event: :func:`link_hash` over its canonical JSON."""
+    return link_hash(prev_hash, canonical_event(event))
+
+
+# ----------------------------------------------------------------------------- hash chains
+@dataclass(frozen=True)
+class HashChain:
+    """An append-only table whose rows are hash-chained as the custody ledger is.
+
+    The rows of ``table`` matching ``members`` are numbered 1, 2, 3… in column ``seq``; each
+    row's ``prev_hash`` is the ``hash`` of the row before (:data:`GENESIS_HASH` for the first)
+    and its ``hash`` is :func:`link_hash` of ``prev_hash`` and ``canonical(session, row)``.
+    ``counter`` is the column of the append lock's single row that counts the chain's appends
+    (see :func:`lock_chains`). ``check_row`` names what else a row must satisfy, or ``None``.
+    """
+
+    name: str  # the chain, e.g. "ledger"
+    entry: str  # one row, e.g. "custody event"; its last word names it in short
+    table: sa.Table
+    seq: str
+    counter: str
+    canonical: Callable[[Session, Mapping], dict]
+    prev_hash: str = "prev_hash"
+    hash: str = "hash"
+    members: ColumnElement[bool] = dataclasses.field(default_factory=sa.true)
+    check_row: Callable[[Session, Mapping], str | None] | None = None
+    batch_size: int = 1000
+
+    @property
+    def short(self) -> str:
+        return self.entry.split()[-1]
+
+    def column(self, name: str) -> sa.Column:
+        return self.table.c[getattr(self, name)]
 
 
 @dataclass(frozen=True)
 class LedgerHead:
-    """The latest event of the chain: its number and hash (``seq`` 0 and zeros when empty)."""
+    """The latest row of a chain: its number and hash (``seq`` 0 and zeros when empty)."""
 
     seq: int
     hash: str
 
 
-def ledger_head(session: Session) -> LedgerHead:
-    row = session.execute(
-        sa.select(CustodyEvent.seq, CustodyEvent.hash).order_by(CustodyEvent.seq.desc()).limit(1)
-    ).first()
-    return LedgerHead(0, GENESIS_HASH) if row is None else LedgerHead(row.seq, row.hash)
-
-
 _LOCK = CustodyAppendLock.__table__
 
 
-def _lock_chain(session: Session) -> None:
-    """Take the append lock until the transaction ends (see :class:`CustodyAppendLock`)."""
-    # Writing the row takes the lock; it is counted only once an event is appended.
-    updated = session.execute(
+def lock_chains(session: Session) -> None:
+    """Take the append lock of every chain until the transaction ends.
+
+    One row (:class:`CustodyAppendLock`) serves every chain, so that writers appending to
+    several chains (a custody event and the audit records of the same change) take the lock
+    once and always in the same order: concurrent writers take turns and never deadlock.
+    """
+    connection = session.connection()
+    # Writing the row takes the lock; it is counted only once a row is appended.
+    updated = connection.execute(
         sa.update(_LOCK).where(_LOCK.c.id == 1).values(appends=_LOCK.c.appends)
     )
     if updated.rowcount == 0:
-        # The row is made by the migration. Put it back if someone removed it; its count
-        # starts again from zero, which verify_ledger then reports.
-        session.execute(sa.insert(_LOCK).values(id=1, appends=0))
+        # The row is made by the migration. Put it back if someone removed it; its counts
+        # start again from zero, which verify_chain then reports.
+        connection.execute(sa.insert(_LOCK).values(id=1))
 
 
-def _count_append(session: Session) -> None:
-    session.execute(sa.update(_LOCK).where(_LOCK.c.id == 1).values(appends=_LOCK.c.appends + 1))
+def chain_head(session: Session, chain: HashChain) -> LedgerHead:
+    """The last linked row of ``chain``."""
+    seq, hash_ = chain.column("seq"), chain.column("hash")
+    row = session.connection().execute(
+        sa.select(seq, hash_).where(chain.members, seq.is_not(None))
+        .order_by(seq.desc()).limit(1)
+    ).first()
+    return LedgerHead(0, GENESIS_HASH) if row is None else LedgerHead(*row)
+
+
+def locked_head(session: Session, chain: HashChain) -> LedgerHead:
+    """Take the append lock (:func:`lock_chains`), then read the head to append after."""
+    lock_chains(session)
+    return chain_head(session, chain)
+
+
+def count_appends(session: Session, chain: HashChain, n: int = 1) -> None:
+    """Raise ``chain``'s append counter by ``n`` in the appending transaction."""
+    counter = _LOCK.c[chain.counter]
+    session.connection().execute(
+        sa.update(_LOCK).where(_LOCK.c.id == 1).values({counter: counter + n})
+    )
+
+
+CUSTODY_LEDGER = HashChain(
+    name="ledger",
+    entry="custody event",
+    table=CustodyEvent.__table__,
+    seq="seq",
+    counter="appends",
+    canonical=lambda session, row: canonical_event(CustodyEvent(**row)),
+)
+
+
+def ledger_head(session: Session) -> LedgerHead:
+    """The custody ledger's latest event."""
+    return chain_head(session, CUSTODY_LEDGER)
 
 
 def _check_event(
@@ -239,7 +327,7 @@ def record_event(
         now=now,
     )
     column = _subject_column(subject)
-    _lock_chain(session)
+    lock_chains(session)
     destroyed = session.execute(
         sa.select(CustodyEvent.seq).where(
             getattr(CustodyEvent, column) == subject.id, CustodyEvent.event_type == "destroy"
@@ -250,7 +338,7 @@ def record_event(
             f"this {column.removesuffix('_id')} was destroyed (custody event {destroyed.seq})",
             "subject",
         )
-    head = ledger_head(session)
+    head = chain_head(session, CUSTODY_LEDGER)
     event = CustodyEvent(
         seq=head.seq + 1,
         event_type=event_type,
@@ -269,7 +357,7 @@ def record_event(
     )
     event.hash = event_hash(event.prev_hash, event)
     session.add(event)
-    _count_append(session)
+    count_appends(session, CUSTODY_LEDGER)
     if event_type == "store":
         subject.storage_location_id = storage_location.id
     elif event_type == "destroy" and isinstance(subject, Sample | Extract):
@@ -280,18 +368,19 @@ def record_event(
 
 @dataclass(frozen=True)
 class ChainBreak:
-    """The first place the chain does not hold: the event number and what is wrong."""
+    """The first place a chain does not hold: the row number and what is wrong."""
 
     seq: int
     reason: str
+    entry: str = "custody event"
 
     def __str__(self) -> str:
-        return f"custody event {self.seq}: {self.reason}"
+        return f"{self.entry} {self.seq}: {self.reason}"
 
 
 @dataclass(frozen=True)
 class LedgerVerification:
-    """Result of replaying the chain: events checked, head reached, first break if any."""
+    """Result of replaying a chain: rows checked, head reached, first break if any."""
 
     n_events: int
     head: LedgerHead
@@ -303,62 +392,179 @@ class LedgerVerification:
 
 
 @dataclass(frozen=True)
-class _LedgerLength:
-    """The append counter and the events present, read in one statement (one snapshot)."""
+class _ChainLength:
+    """The append counter and the rows present, read in one statement (one snapshot)."""
 
     appends: int | None
     present: int
     last: LedgerHead
 
 
-def _ledger_length(session: Session) -> _LedgerLength:
-    events = CustodyEvent.__table__
-    last_seq = sa.select(sa.func.max(events.c.seq)).scalar_subquery()
+def _chain_length(session: Session, chain: HashChain) -> _ChainLength:
+    table, seq, hash_ = chain.table, chain.column("seq"), chain.column("hash")
+    last_seq = sa.select(sa.func.max(seq)).where(chain.members).scalar_subquery()
     row = session.execute(
         sa.select(
-            sa.select(_LOCK.c.appends).where(_LOCK.c.id == 1).scalar_subquery(),
-            sa.select(sa.func.count()).select_from(events).scalar_subquery(),
+            sa.select(_LOCK.c[chain.counter]).where(_LOCK.c.id == 1).scalar_subquery(),
+            sa.select(sa.func.count()).select_from(table).where(chain.members)
+            .scalar_subquery(),
             last_seq,
-            sa.select(events.c.hash).where(events.c.seq == last_seq).scalar_subquery(),
+            sa.select(hash_).where(chain.members, seq == last_seq).scalar_subquery(),
         )
     ).one()
-    appends, present, seq, head_hash = row
-    last = LedgerHead(0, GENESIS_HASH) if seq is None else LedgerHead(seq, head_hash)
-    return _LedgerLength(appends, present, last)
+    appends, present, last, head_hash = row
+    head = LedgerHead(0, GENESIS_HASH) if last is None else LedgerHead(last, head_hash)
+    return _ChainLength(appends, present, head)
 
 
-def _length_break(length: _LedgerLength, missing_heads: set[str]) -> ChainBreak | None:
+def _length_break(
+    chain: HashChain, length: _ChainLength, missing_heads: set[str]
+) -> ChainBreak | None:
     """The break the counter or the published heads show at the end of an intact chain."""
-    last = length.last
+    last, plural = length.last, f"{chain.short}s"
+
+    def broken(seq: int, reason: str) -> ChainBreak:
+        return ChainBreak(seq, reason, chain.entry)
+
     last_present = (
-        f"the last event present is {last.seq} (hash {last.hash})"
+        f"the last {chain.short} present is {last.seq} (hash {last.hash})"
         if last.seq
-        else "no event is present"
+        else f"no {chain.short} is present"
     )
     if length.appends is None:
-        return ChainBreak(
+        return broken(
             last.seq + 1,
-            "the append counter (custody_append_lock) is missing, so events cut off the end "
+            f"the append counter ({_LOCK.name}) is missing, so {plural} cut off the end "
             f"would go unseen; {last_present}",
         )
     if length.appends > length.present:
-        return ChainBreak(
+        return broken(
             last.seq + 1,
-            f"ledger truncated: {length.appends} events recorded, {length.present} present; "
-            f"{last_present}",
+            f"{chain.name} truncated: {length.appends} {plural} recorded, {length.present} "
+            f"present; {last_present}",
         )
     if missing_heads:
-        return ChainBreak(
+        return broken(
             last.seq + 1,
-            f"ledger truncated: published head hash {sorted(missing_heads)[0]} is not in the "
-            f"chain; {last_present}",
+            f"{chain.name} truncated: published head hash {sorted(missing_heads)[0]} is not "
+            f"in the chain; {last_present}",
         )
     if length.appends < length.present:
-        return ChainBreak(
+        return broken(
             length.appends + 1,
-            f"the append counter says {length.appends} events were recorded but "
-            f"{length.present} are present (the counter was reset, or events were added "
+            f"the append counter says {length.appends} {plural} were recorded but "
+            f"{length.present} are present (the counter was reset, or {plural} were added "
             "outside the application)",
+        )
+    return None
+
+
+def _link_problem(
+    session: Session, chain: HashChain, row: Mapping, previous_hash: str
+) -> str | None:
+    """What is wrong with one stored row given the hash of the row before, or ``None``."""
+    seq = row[chain.seq]
+    if row[chain.prev_hash] != previous_hash:
+        return (
+            f"prev_hash does not match the hash of {chain.short} {seq - 1}"
+            if seq > 1
+            else f"prev_hash of the first {chain.short} is not the genesis value"
+        )
+    if link_hash(row[chain.prev_hash], chain.canonical(session, row)) != row[chain.hash]:
+        return "its stored fields do not match its hash (altered after recording)"
+    return chain.check_row(session, row) if chain.check_row is not None else None
+
+
+def _unlinked(chain: HashChain, row: Mapping) -> str:
+    keys = ", ".join(f"{column.name} {row[column.name]}" for column in chain.table.primary_key)
+    return (
+        f"missing (a stored {chain.short}, {keys}, has no place in the chain: it was added "
+        "outside the application)"
+    )
+
+
+def verify_chain(
+    session: Session,
+    chain: HashChain,
+    *,
+    known_heads: Iterable[str] = (),
+    batch_size: int | None = None,
+) -> LedgerVerification:
+    """Replay ``chain`` from its first row and report the first broken link.
+
+    Each row's stored hash is recomputed from its stored fields, its ``prev_hash`` compared
+    with the previous row's stored hash, the numbering checked for gaps, and the chain's own
+    ``check_row`` applied. The end of the chain is checked twice: the number of rows present
+    must equal the append counter (rows cut off the end leave it higher: "<chain>
+    truncated: N recorded, M present"), and each of ``known_heads``, head hashes published
+    earlier (e.g. on reports), must still be in the chain.
+    """
+    # Counter and rows from one snapshot; the replay may see later appends too.
+    length = _chain_length(session, chain)
+    seq = chain.column("seq")
+    expected_seq = 1
+    previous_hash = GENESIS_HASH
+    missing_heads = set(known_heads)
+    first_break = None
+    n_rows = 0
+    # Plain rows, not ORM objects, so a long chain does not fill the caller's session.
+    rows = session.execute(
+        sa.select(chain.table)
+        .where(chain.members)
+        .order_by(seq.asc().nulls_last())
+        .execution_options(yield_per=batch_size or chain.batch_size)
+    )
+    for row in rows.mappings():
+        n_rows += 1
+        if row[chain.seq] is None:
+            first_break = ChainBreak(expected_seq, _unlinked(chain, row), chain.entry)
+            break
+        if row[chain.seq] != expected_seq:
+            first_break = ChainBreak(
+                expected_seq,
+                f"missing (the next stored {chain.short} is {row[chain.seq]})",
+                chain.entry,
+            )
+            break
+        problem = _link_problem(session, chain, row, previous_hash)
+        if problem is not None:
+            first_break = ChainBreak(expected_seq, problem, chain.entry)
+            break
+        missing_heads.discard(row[chain.hash])
+        previous_hash = row[chain.hash]
+        expected_seq += 1
+    rows.close()
+    if first_break is None:
+        first_break = _length_break(chain, length, missing_heads)
+    return LedgerVerification(n_rows, LedgerHead(expected_seq - 1, previous_hash), first_break)
+
+
+def check_link(session: Session, chain: HashChain, seq: int) -> ChainBreak | None:
+    """Check one row of ``chain`` against its neighbours without replaying the chain: its
+    hash, the previous row's hash and the next row's ``prev_hash`` (a row altered with a
+    recomputed hash breaks the next link)."""
+    column = chain.column("seq")
+    rows = {
+        row[chain.seq]: row
+        for row in session.execute(
+            sa.select(chain.table).where(chain.members, column.between(seq - 1, seq + 1))
+        ).mappings()
+    }
+    row = rows.get(seq)
+    if row is None:
+        return ChainBreak(seq, "missing", chain.entry)
+    previous = rows.get(seq - 1)
+    if seq > 1 and previous is None:
+        return ChainBreak(seq - 1, f"missing (the next stored {chain.short} is {seq})", chain.entry)
+    problem = _link_problem(
+        session, chain, row, previous[chain.hash] if seq > 1 else GENESIS_HASH
+    )
+    if problem is not None:
+        return ChainBreak(seq, problem, chain.entry)
+    following = rows.get(seq + 1)
+    if following is not None and following[chain.prev_hash] != row[chain.hash]:
+        return ChainBreak(
+            seq + 1, f"prev_hash does not match the hash of {chain.short} {seq}", chain.entry
         )
     return None
 
@@ -366,56 +572,8 @@ def _length_break(length: _LedgerLength, missing_heads: set[str]) -> ChainBreak 
 def verify_ledger(
     session: Session, *, known_heads: Iterable[str] = (), batch_size: int = 1000
 ) -> LedgerVerification:
-    """Replay the chain from event 1 and report the first broken link.
-
-    Each event's stored hash is recomputed from its stored fields, its ``prev_hash`` compared
-    with the previous event's stored hash, and the numbering checked for gaps. The end of the
-    chain is checked twice: the number of events present must equal the append counter
-    (events cut off the end leave it higher: "ledger truncated: N events recorded, M
-    present"), and each of ``known_heads``, head hashes published earlier (e.g. on reports),
-    must still be in the chain.
-    """
-    # Counter and events from one snapshot; the replay may see later appends too.
-    length = _ledger_length(session)
-    expected_seq = 1
-    previous_hash = GENESIS_HASH
-    missing_heads = set(known_heads)
-    first_break = None
-    n_events = 0
-    # Plain rows, not ORM objects, so a long chain does not fill the caller's session.
-    rows = session.execute(
-        sa.select(CustodyEvent.__table__)
-        .order_by(CustodyEvent.seq)
-        .execution_options(yield_per=batch_size)
-    )
-    for row in rows.mappings():
-        event = CustodyEvent(**row)
-        n_events += 1
-        if event.seq != expected_seq:
-            first_break = ChainBreak(
-                expected_seq, f"missing (the next stored event is {event.seq})"
-            )
-            break
-        if event.prev_hash != previous_hash:
-            first_break = ChainBreak(
-                event.seq,
-                f"prev_hash does not match the hash of event {event.seq - 1}"
-                if event.seq > 1
-                else "prev_hash of the first event is not the genesis value",
-            )
-            break
-        if event_hash(event.prev_hash, event) != event.hash:
-            first_break = ChainBreak(
-                event.seq, "its stored fields do not match its hash (altered after recording)"
-            )
-            break
-        missing_heads.discard(event.hash)
-        previous_hash = event.hash
-        expected_seq += 1
-    rows.close()
-    if first_break is None:
-        first_break = _length_break(length, missing_heads)
-    return LedgerVerification(n_events, LedgerHead(expected_seq - 1, previous_hash), first_break)
+    """Replay the custody ledger (:func:`verify_chain`)."""
+    return verify_chain(session, CUSTODY_LEDGER, known_heads=known_heads, batch_size=batch_size)
 
 
 def custody_history(

@@ -32,6 +32,16 @@ class Base(DeclarativeBase):
     metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
 
 
+def unstorable_text_problem(text: str) -> str | None:
+    """Why neither database can store ``text``, or ``None``: PostgreSQL refuses NUL, and no
+    encoding holds a lone surrogate (JSON carries both, as \\u0000 and \\ud800)."""
+    if "\x00" in text:
+        return "must not contain NUL characters"
+    if not text.isascii() and any(0xD800 <= ord(character) <= 0xDFFF for character in text):
+        return "must be valid Unicode text (it holds a lone surrogate)"
+    return None
+
+
 def utcnow() -> dt.datetime:
     """The current time, timezone-aware UTC, to the microsecond."""
     return dt.datetime.now(dt.UTC)

@@ -32,6 +32,7 @@ from dnatrack.formats._builder import guess_delimiter, read_delimited
 from dnatrack.genotypes import GenotypeTable
 from dnatrack.panels import Panel
 from lims.access import visible
+from lims.database import unstorable_text_problem
 from lims.genotyping import create_profile
 from lims.models import GenotypeImport, GenotypeProfile, Sample, User
 
@@ -65,6 +66,57 @@ class GenotypeImportError(ValueError):
         where = f"line {first.line}: " if first.line is not None else ""
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         super().__init__(f"{filename}: nothing imported; {where}{first.message}{more}")
+
+
+def _run_problem(run: str) -> str | None:
+    """Why ``run`` cannot be stored as the run of an import and its profiles, or ``None``."""
+    limit = GenotypeImport.__table__.c.run.type.length
+    if len(run) > limit:
+        return f"must be at most {limit} characters"
+    return unstorable_text_problem(run)
+
+
+def _oversized_fields(content: bytes) -> list[ImportProblem]:
+    """Every field longer than Python's CSV reader takes (``csv.field_size_limit()``, 131,072
+    characters), by line and column. No reader gets past such a field, so these are the
+    problems reported when there are any; the column is named by the header cell above the
+    first overlong cell of the line (or counted, for an overlong header)."""
+    try:
+        text = content.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return []  # the reading reports the file as not UTF-8 text
+    lines = list(io.StringIO(text, newline=""))  # the physical lines the reader counts
+    first = next((line for line in lines if line.strip()), None)
+    if first is None:
+        return []
+    delimiter = guess_delimiter(first)
+    limit = csv.field_size_limit()
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    header: list[str] | None = None
+    problems = []
+    while True:
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return problems
+        except csv.Error:
+            line = reader.line_num
+            pieces = lines[line - 1].split(delimiter) if line <= len(lines) else []
+            column = next((i for i, piece in enumerate(pieces) if len(piece) > limit), None)
+            if column is None:
+                field = None
+            elif header is not None and column < len(header) and header[column].strip():
+                field = header[column].strip()
+            else:
+                field = f"column {column + 1}"
+            problems.append(
+                ImportProblem(
+                    line, field, None, f"a field longer than {limit:,} characters cannot be read"
+                )
+            )
+            continue
+        if header is None and any(cell.strip() for cell in cells):
+            header = cells
 
 
 def _first_lines(path: Path, sample_ids: list[str]) -> dict[str, int]:
@@ -348,6 +400,13 @@ def import_genotypes(
         With every problem found; the session is left untouched.
     """
     safe_name = secure_filename(filename) or "genotypes.csv"
+    if run is not None:
+        problem = _run_problem(run)
+        if problem:
+            raise GenotypeImportError(safe_name, [ImportProblem(None, "run", None, problem)])
+    oversized = _oversized_fields(content)
+    if oversized:
+        raise GenotypeImportError(safe_name, oversized)
     with tempfile.TemporaryDirectory(prefix="dnatrack-import-") as folder:
         path = Path(folder) / safe_name
         path.write_bytes(content)

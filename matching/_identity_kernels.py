@@ -409,3 +409,75 @@ def exhaustive_pairs(codes, is_new, min_loci, max_mismatches, max_dropouts, row_
                 found += 1
         counts[row] = found
     return out, counts
+
+
+@kernel
+def _close_match_counts(codes, i, j, max_mismatched):
+    """Loci typed in both profiles ``i`` and ``j`` and how many of them are identical; stops
+    early (returning ``typed = -1``) once more than ``max_mismatched`` typed loci differ."""
+    typed = 0
+    identical = 0
+    for locus in range(codes.shape[1]):
+        a = codes[i, locus]
+        b = codes[j, locus]
+        if a < 0 or b < 0:
+            continue
+        typed += 1
+        if a == b:
+            identical += 1
+        elif typed - identical > max_mismatched:
+            return -1, 0
+    return typed, identical
+
+
+@kernel
+def _close_match(typed, identical, n_loci, min_fraction_matching, min_fraction_typed):
+    """rubias's rule: typed / n_loci ≥ min_fraction_typed and identical / typed ≥
+    min_fraction_matching (never true with nothing typed in both)."""
+    return (typed > 0 and typed / n_loci >= min_fraction_typed
+            and identical / typed >= min_fraction_matching)
+
+
+@parallel_kernel
+def close_matching_rows(codes, rows, min_fraction_matching, min_fraction_typed, max_mismatched,
+                        capacity):
+    """Pairs ``(i, j)``, ``j > i``, matching closely, for each ``i`` of ``rows``, by brute
+    force.
+
+    Parameters
+    ----------
+    codes : ndarray of int32, shape (n_profiles, n_loci)
+        Genotype codes (:func:`genotype_codes`), -1 where untyped.
+    rows : ndarray of int64, shape (n_rows,)
+        First profiles of the pairs (in an order that balances threads: row ``i`` has
+        ``n − i − 1`` pairs to compare).
+    min_fraction_matching, min_fraction_typed : float
+    max_mismatched : int
+        Typed loci that may differ in a reported pair (``n_loci · (1 − min_fraction_matching)``
+        bounds it, since ``typed ≤ n_loci``); a pair is dropped as soon as it has more.
+    capacity : int
+        Pairs kept per row.
+
+    Returns
+    -------
+    found : ndarray of int64, shape (n_rows, capacity, 3)
+        ``(j, typed, identical)`` of each row's first ``capacity`` pairs, ``j`` increasing.
+    counts : ndarray of int64, shape (n_rows,)
+        Pairs of each row; a row with more than ``capacity`` must be run again with more room.
+    """
+    n, n_loci = codes.shape
+    found = np.empty((len(rows), capacity, 3), dtype=np.int64)
+    counts = np.zeros(len(rows), dtype=np.int64)
+    for r in numba.prange(len(rows)):
+        i = rows[r]
+        k = 0
+        for j in range(i + 1, n):
+            typed, identical = _close_match_counts(codes, i, j, max_mismatched)
+            if _close_match(typed, identical, n_loci, min_fraction_matching, min_fraction_typed):
+                if k < capacity:
+                    found[r, k, 0] = j
+                    found[r, k, 1] = typed
+                    found[r, k, 2] = identical
+                k += 1
+        counts[r] = k
+    return found, counts

@@ -1,26 +1,36 @@
-"""Calibrating kinship cutoffs by simulation (DESIGN 5.3).
+"""Calibrating kinship cutoffs by simulation (DESIGN 5.3, 8).
 
 For each relationship ``R`` and number of loci compared ``m``, the cutoff is the smallest
 ``log10 LR_R`` whose false-positive rate per unrelated pair is at most ``α / n_relationships``,
 so that an unrelated pair passes *any* of the relationships tested with probability at most
-``α`` (by default ``0.01 / pairs compared``); the power is the share of true ``R`` pairs
-reaching the cutoff.
+``α``. A search states its operating point as the expected number of false pairs it may report,
+``E`` (default :data:`DEFAULT_EXPECTED_FALSE_PAIRS`): ``α = E / pairs compared``. The power is
+the share of true ``R`` pairs reaching the cutoff.
 
 Genotype pairs are drawn exactly from the model the search scores them with — per-locus joint
-distributions of observed genotypes under each relationship, with θ and the error model — so
-LRs are exact likelihood ratios of the simulation. That allows importance sampling of the far
-tail: for pairs drawn under ``R``, ``P(LR_R ≥ t | unrelated) = E_R[1{LR_R ≥ t} / LR_R]``, which
-estimates false-positive rates far below ``1 / n_simulations``; the cutoff is chosen where the
-estimate plus two standard errors stays below the target, so simulation noise errs on the safe
-side. The cutoff never exceeds
+distributions of observed genotypes under each relationship, with θ and the error model, from
+the frequencies the search uses (pooled, or each reference population's in turn with equal
+weight; :mod:`matching.kinship`) — so LRs are exact likelihood ratios of the simulation. That
+allows importance sampling of the far tail: for pairs drawn under ``R``,
+``P(LR_R ≥ t | unrelated) = E_R[1{LR_R ≥ t} / LR_R]``, which estimates false-positive rates far
+below ``1 / n_simulations``; the cutoff is chosen where the estimate plus two standard errors
+stays below the target, so simulation noise errs on the safe side. The cutoff never exceeds
 ``log10(1/α)``, which bounds the rate for any model (``E[LR | unrelated] = 1``, Markov).
 Directly simulated unrelated pairs give an empirical check at rates simulation can reach.
+
+Every rate comes with its Monte-Carlo standard error: the importance-sampling estimate of the
+false-positive rate at the cutoff and the binomial error of the power. Every loci count is
+calibrated on the same simulated pairs (each compared at a random subset of ``m`` loci), so the
+cutoffs of neighbouring counts differ by the change in the LR distribution, not by independent
+noise; :data:`DEFAULT_SIMULATIONS` pairs keep that noise small.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,10 +44,18 @@ from matching.relationships import (
     ErrorModel,
     locus_log10_lr,
     observed_pair_probabilities,
+    population_frequencies,
     relationship_coefficients,
 )
 
+logger = logging.getLogger(__name__)
+
 CALIBRATION_FILE = "calibration.json"
+#: Simulated pairs per relationship (and unrelated), over all populations.
+DEFAULT_SIMULATIONS = 40_000
+#: Expected number of false pairs a search may report, over all relationships tested.
+DEFAULT_EXPECTED_FALSE_PAIRS = 1.0
+FREQUENCY_CHOICES = ("pooled", "population")
 
 
 @dataclass
@@ -45,8 +63,13 @@ class Calibration:
     """Cutoffs and power per relationship and number of loci compared.
 
     ``cutoffs[relationship][m]`` is the log10 LR cutoff for pairs compared at ``m`` loci;
-    ``power`` has the same shape; ``unrelated_exceeding`` counts directly simulated unrelated
-    pairs that passed (an empirical check, expected 0 for small ``α``).
+    ``power`` has the same shape, ``power_se`` its Monte-Carlo standard error;
+    ``false_positive_estimate`` and ``false_positive_se`` are the importance-sampling estimate
+    of the false-positive rate per pair at the cutoff and its standard error;
+    ``unrelated_exceeding`` counts directly simulated unrelated pairs that passed (an empirical
+    check, expected 0 for small ``α``). ``frequencies`` says how pairs are scored (``pooled``
+    frequencies with ``theta``, or each ``population``'s frequencies, shrunk towards the pooled
+    ones with ``between_theta``, with ``theta`` within the population).
     """
 
     relationships: tuple[str, ...]
@@ -63,6 +86,13 @@ class Calibration:
     reference: str = ""
     reference_hash: str = ""
     notes: dict = field(default_factory=dict)
+    power_se: dict[str, dict[int, float]] = field(default_factory=dict)
+    false_positive_estimate: dict[str, dict[int, float]] = field(default_factory=dict)
+    false_positive_se: dict[str, dict[int, float]] = field(default_factory=dict)
+    frequencies: str = "pooled"
+    between_theta: float | None = None
+    expected_false_pairs: float | None = None
+    pairs_compared: float | None = None
 
     def cutoff_for(self, relationship: str, loci_compared: int) -> float:
         """The cutoff for ``loci_compared`` loci (the nearest calibrated count below it;
@@ -84,6 +114,9 @@ class Calibration:
                 "loci_compared": m,
                 "log10_lr_cutoff": round(self.cutoffs[r][m], 4),
                 "power": round(self.power[r][m], 4),
+                "power_se": _rounded(self.power_se.get(r, {}).get(m)),
+                "false_positive_rate": _rounded(self.false_positive_estimate.get(r, {}).get(m)),
+                "false_positive_rate_se": _rounded(self.false_positive_se.get(r, {}).get(m)),
                 "unrelated_exceeding": self.unrelated_exceeding[r][m],
             }
             for r in self.relationships
@@ -91,14 +124,22 @@ class Calibration:
         ]
 
     def to_dict(self) -> dict:
+        def by_m(table):
+            return {r: {str(m): v for m, v in t.items()} for r, t in table.items()}
+
         return {
             "relationships": list(self.relationships),
             "loci_counts": list(self.loci_counts),
-            "cutoffs": {r: {str(m): v for m, v in t.items()} for r, t in self.cutoffs.items()},
-            "power": {r: {str(m): v for m, v in t.items()} for r, t in self.power.items()},
-            "unrelated_exceeding": {
-                r: {str(m): v for m, v in t.items()} for r, t in self.unrelated_exceeding.items()
-            },
+            "cutoffs": by_m(self.cutoffs),
+            "power": by_m(self.power),
+            "power_se": by_m(self.power_se),
+            "false_positive_estimate": by_m(self.false_positive_estimate),
+            "false_positive_se": by_m(self.false_positive_se),
+            "unrelated_exceeding": by_m(self.unrelated_exceeding),
+            "frequencies": self.frequencies,
+            "between_theta": self.between_theta,
+            "expected_false_pairs": self.expected_false_pairs,
+            "pairs_compared": self.pairs_compared,
             "false_positive_rate": self.false_positive_rate,
             "n_simulations": self.n_simulations,
             "theta": self.theta,
@@ -130,6 +171,14 @@ class Calibration:
             reference=data.get("reference", ""),
             reference_hash=data.get("reference_hash", ""),
             notes=data.get("notes", {}),
+            # absent from calibrations written before version 2 of this file
+            power_se=by_m(data.get("power_se", {}), float),
+            false_positive_estimate=by_m(data.get("false_positive_estimate", {}), float),
+            false_positive_se=by_m(data.get("false_positive_se", {}), float),
+            frequencies=data.get("frequencies", "pooled"),
+            between_theta=data.get("between_theta"),
+            expected_false_pairs=data.get("expected_false_pairs"),
+            pairs_compared=data.get("pairs_compared"),
         )
 
     def save(self, path: str | os.PathLike) -> Path:
@@ -151,19 +200,59 @@ class Calibration:
             raise ValueError(f"{path.name}: not a calibration file ({error})") from None
 
 
-def _simulate_locus_lrs(freqs, theta, errors, relationships, n, rng) -> np.ndarray:
-    """log10 LRs at one locus for ``n`` pairs simulated under each relationship and under
-    "unrelated": float64 (n_relationships + 1, n, n_relationships)."""
-    q = observed_pair_probabilities(freqs, theta, errors)
-    table = locus_log10_lr(freqs, theta, relationships, errors)
+def _rounded(value: float | None, digits: int = 6) -> float | None:
+    return None if value is None else float(f"{value:.{digits}g}")
+
+
+def _simulate_pairs(freq_sets: np.ndarray, n_alleles: np.ndarray, theta: float,
+                    errors: ErrorModel, relationships: tuple[str, ...], n_per_set: int,
+                    rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Per-locus log10 LRs of pairs simulated from each frequency set in turn.
+
+    Returns
+    -------
+    related : ndarray of float32, shape (n_relationships, n_pairs, n_loci)
+        Pairs simulated under each relationship, scored for that relationship.
+    unrelated : ndarray of float32, shape (n_pairs, n_loci, n_relationships)
+        Unrelated pairs, scored for every relationship.
+    """
+    n_sets, n_loci = freq_sets.shape[:2]
+    n_rel = len(relationships)
     coefficients = np.vstack([relationship_coefficients(relationships), [UNRELATED]])
-    g = q.shape[1]
-    out = np.empty((len(coefficients), n, len(relationships)))
-    for h, k in enumerate(coefficients):
-        joint = np.einsum("k,kgh->gh", k, q).ravel()
-        draws = rng.choice(g * g, size=n, p=joint / joint.sum())
-        out[h] = table[draws // g, draws % g]
-    return out
+    related = np.empty((n_rel, n_sets * n_per_set, n_loci), dtype=np.float32)
+    unrelated = np.empty((n_sets * n_per_set, n_loci, n_rel), dtype=np.float32)
+    for s, freqs in enumerate(freq_sets):
+        rows = slice(s * n_per_set, (s + 1) * n_per_set)
+        for locus in range(n_loci):
+            f = freqs[locus, : n_alleles[locus]]
+            q = observed_pair_probabilities(f, theta, errors)
+            table = locus_log10_lr(f, theta, relationships, errors)
+            g = q.shape[1]
+            for h, k in enumerate(coefficients):
+                joint = np.einsum("k,kgh->gh", k, q).ravel()
+                draws = rng.choice(g * g, size=n_per_set, p=joint / joint.sum())
+                values = table[draws // g, draws % g]
+                if h < n_rel:
+                    related[h, rows, locus] = values[:, h]
+                else:
+                    unrelated[rows, locus] = values
+    return related, unrelated
+
+
+def scoring_frequencies(reference: GenotypeTable, frequencies: str,
+                        between_theta: float) -> np.ndarray:
+    """The frequency sets pairs are scored with, float64 (n_sets, n_loci, max_alleles): the
+    pooled point frequencies (one set), or each reference population's frequencies shrunk
+    towards them (:func:`matching.relationships.population_frequencies`)."""
+    if frequencies not in FREQUENCY_CHOICES:
+        raise ValueError(f"frequencies must be one of {', '.join(FREQUENCY_CHOICES)}, "
+                         f"got {frequencies!r}")
+    if frequencies == "pooled":
+        return point_frequencies(allele_counts(reference.replace(population=None)))
+    if reference.population is None or len(reference.unique_populations()) < 2:
+        raise ValueError("population frequencies need a reference with two populations or "
+                         "more")
+    return population_frequencies(allele_counts(reference), between_theta)
 
 
 def calibrate(
@@ -174,40 +263,55 @@ def calibrate(
     relationships: tuple[str, ...] = tuple(RELATIONSHIPS),
     false_positive_rate: float | None = None,
     pairs_compared: float = 1e9,
-    loci_counts: tuple[int, ...] | None = None,
-    n_simulations: int = 20_000,
+    expected_false_pairs: float = DEFAULT_EXPECTED_FALSE_PAIRS,
+    loci_counts: Sequence[int] | None = None,
+    n_simulations: int = DEFAULT_SIMULATIONS,
     seed: int = 1,
+    frequencies: str = "pooled",
+    between_theta: float | None = None,
+    minimum_cutoff: float = -np.inf,
     reference_name: str = "",
     reference_hash: str = "",
 ) -> Calibration:
-    """Simulate pairs from ``reference``'s pooled frequencies and derive cutoffs.
+    """Simulate pairs from ``reference``'s frequencies and derive cutoffs.
 
     Parameters
     ----------
     reference : GenotypeTable
-        Reference genotypes; all populations are pooled (θ accounts for structure).
+        Reference genotypes, with populations for ``frequencies="population"``.
     theta : float
-        Co-ancestry coefficient used both to simulate and to score.
+        Co-ancestry coefficient used both to simulate and to score: the F_ST of the pooled
+        frequencies, or the θ within a population.
     errors : ErrorModel, optional
         Genotyping error model (default rates when ``None``).
     relationships : tuple of str
     false_positive_rate : float, optional
         Target false-positive rate per unrelated pair, over all relationships tested together;
-        default ``0.01 / pairs_compared``.
+        default ``expected_false_pairs / pairs_compared``.
     pairs_compared : float
-        Expected number of pairs a search compares (used for the default rate).
-    loci_counts : tuple of int, optional
+        Number of pairs a search compares (used for the default rate).
+    expected_false_pairs : float
+        Expected false pairs per search the default rate allows.
+    loci_counts : sequence of int, optional
         Numbers of loci compared to calibrate for; default every count from
         ``min(6, n_loci)`` to ``n_loci``.
     n_simulations : int
-        Pairs simulated per relationship (and unrelated).
+        Pairs simulated per relationship (and unrelated), shared equally among the populations.
     seed : int
+    frequencies : {"pooled", "population"}
+        Score with the pooled frequencies, or each population's in turn (equal weights).
+    between_theta : float, optional
+        With ``frequencies="population"``: the F_ST between populations that shrinks each
+        population's frequencies towards the pooled ones.
+    minimum_cutoff : float
+        No cutoff is set below this log10 LR (a search's floor on the support it calls).
     """
     errors = ErrorModel() if errors is None else errors
     relationships = tuple(relationships)
     relationship_coefficients(relationships)
     n_loci = reference.n_loci
-    alpha = false_positive_rate if false_positive_rate is not None else 0.01 / pairs_compared
+    alpha = (false_positive_rate if false_positive_rate is not None
+             else expected_false_pairs / pairs_compared)
     if not 0.0 < alpha < 1.0:
         raise ValueError(f"the false-positive rate must be in (0, 1), got {alpha}")
     if n_simulations < 100:
@@ -217,51 +321,75 @@ def calibrate(
     bad = [m for m in loci_counts if not 1 <= m <= n_loci]
     if bad:
         raise ValueError(f"loci counts must be between 1 and {n_loci}; got {bad}")
+    if frequencies == "population" and between_theta is None:
+        raise ValueError("population frequencies need between_theta")
     rng = np.random.default_rng(seed)
-    counts = allele_counts(reference.replace(population=None))
-    freqs = point_frequencies(counts)[0]
-    n_alleles = counts.coding.n_alleles
-    per_locus = np.stack(
-        [
-            _simulate_locus_lrs(freqs[locus, : n_alleles[locus]], theta, errors, relationships,
-                                n_simulations, rng)
-            for locus in range(n_loci)
-        ],
-        axis=2,
-    )  # (hypotheses, n, loci, relationships)
+    freq_sets = scoring_frequencies(reference, frequencies, between_theta or 0.0)
+    n_alleles = allele_counts(reference.replace(population=None)).coding.n_alleles
+    n_per_set = max(1, -(-n_simulations // len(freq_sets)))
+    related, unrelated = _simulate_pairs(freq_sets, n_alleles, theta, errors, relationships,
+                                         n_per_set, rng)
+    n_pairs = related.shape[1]
     # Each simulated pair is compared at a random subset of m loci: the first m of a random
     # order of the loci.
-    order = np.argsort(rng.random((n_simulations, n_loci)), axis=1)
-    ranked = np.take_along_axis(per_locus, order[None, :, :, None], axis=2)
-    cumulative = np.cumsum(ranked, axis=2)
+    order = np.argsort(rng.random((n_pairs, n_loci)), axis=1)
 
-    cutoffs, power, exceeding = {}, {}, {}
+    tables = {key: {} for key in ("cutoffs", "power", "power_se", "estimate", "se", "exceeding")}
     per_relationship = alpha / len(relationships)
     markov = float(np.log10(1.0 / per_relationship))
     for r, name in enumerate(relationships):
-        cutoffs[name], power[name], exceeding[name] = {}, {}, {}
+        for table in tables.values():
+            table[name] = {}
+        related_sums = np.cumsum(np.take_along_axis(related[r], order, axis=1), axis=1,
+                                 dtype=np.float64)
+        unrelated_sums = np.cumsum(np.take_along_axis(unrelated[:, :, r], order, axis=1),
+                                   axis=1, dtype=np.float64)
         for m in loci_counts:
-            related = cumulative[r, :, m - 1, r]
-            cutoff = min(_importance_cutoff(related, per_relationship), markov)
-            cutoffs[name][m] = cutoff
-            power[name][m] = float(np.mean(related >= cutoff))
-            unrelated = cumulative[-1, :, m - 1, r]
-            exceeding[name][m] = int(np.sum(unrelated >= cutoff))
+            x = related_sums[:, m - 1]
+            cutoff = max(min(_importance_cutoff(x, per_relationship), markov), minimum_cutoff)
+            power = float(np.mean(x >= cutoff))
+            estimate, standard_error = _importance_rate(x, cutoff)
+            tables["cutoffs"][name][m] = cutoff
+            tables["power"][name][m] = power
+            tables["power_se"][name][m] = float(np.sqrt(power * (1.0 - power) / n_pairs))
+            tables["estimate"][name][m] = estimate
+            tables["se"][name][m] = standard_error
+            tables["exceeding"][name][m] = int(np.sum(unrelated_sums[:, m - 1] >= cutoff))
+    logger.info("calibrated %s for %d loci (%s frequencies, theta %g, rate per pair %.3g, "
+                "%d simulated pairs per relationship)", ", ".join(relationships), n_loci,
+                frequencies, theta, alpha, n_pairs)
     return Calibration(
         relationships=relationships,
         loci_counts=tuple(loci_counts),
-        cutoffs=cutoffs,
-        power=power,
-        unrelated_exceeding=exceeding,
+        cutoffs=tables["cutoffs"],
+        power=tables["power"],
+        unrelated_exceeding=tables["exceeding"],
         false_positive_rate=alpha,
-        n_simulations=n_simulations,
+        n_simulations=n_pairs,
         theta=float(theta),
         errors=errors,
         seed=seed,
         loci=reference.loci,
         reference=reference_name,
         reference_hash=reference_hash,
+        power_se=tables["power_se"],
+        false_positive_estimate=tables["estimate"],
+        false_positive_se=tables["se"],
+        frequencies=frequencies,
+        between_theta=None if between_theta is None else float(between_theta),
+        expected_false_pairs=None if false_positive_rate is not None
+        else float(expected_false_pairs),
+        pairs_compared=float(pairs_compared),
     )
+
+
+def _importance_rate(related_log10_lr: np.ndarray, cutoff: float) -> tuple[float, float]:
+    """Importance-sampling estimate of ``P(LR ≥ 10^cutoff | unrelated)`` from pairs simulated
+    under the relationship, and its standard error."""
+    if not np.isfinite(cutoff):
+        return 0.0, 0.0
+    weights = np.where(related_log10_lr >= cutoff, 10.0 ** -related_log10_lr, 0.0)
+    return float(weights.mean()), float(weights.std() / np.sqrt(len(weights)))
 
 
 def _importance_cutoff(related_log10_lr: np.ndarray, alpha: float) -> float:

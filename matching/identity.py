@@ -4,10 +4,19 @@ Per locus typed in both profiles, a pair is *identical*, *dropout-compatible* (a
 against a heterozygote carrying that allele) or *mismatching*.
 
 - **high** stringency: identical at every compared locus;
-- **moderate**: dropout-compatible loci allowed (up to ``max_dropouts``) and up to
-  ``max_mismatches`` mismatching loci;
+- **moderate**: up to ``max_dropouts`` dropout-compatible loci (default
+  :data:`DEFAULT_MAX_DROPOUTS`) and up to ``max_mismatches`` mismatching loci (default
+  :data:`DEFAULT_MAX_MISMATCHES`);
 
 both with at least ``min_loci`` loci compared.
+
+A match here is a *candidate*, not a call: :func:`matching.pair_search.find_pairs` calls a
+candidate the same animal only when its same-animal LR passes the cutoff and beats every other
+relationship. Unbounded dropout-compatible loci would let unrelated animals through (on the
+alewife baseline, pairs with 4 dropout-compatible and 2 mismatching loci of 11, log10 LR −9.8),
+so the default bound is small: with dropout rates of a few percent per heterozygous locus, a
+true duplicate with more than two dropouts in one profile is rare, and one that has them can
+still be found with a larger ``max_dropouts``.
 
 How candidates are found
 ------------------------
@@ -33,6 +42,7 @@ of profiles. With ``exhaustive=True`` every pair is compared instead (the slow, 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -42,7 +52,12 @@ import numpy as np
 from dnatrack.genotypes import GenotypeTable
 from matching import _identity_kernels as kernels
 
+logger = logging.getLogger(__name__)
+
 STRINGENCIES = ("high", "moderate")
+#: Mismatching and dropout-compatible loci a moderate-stringency candidate may have by default.
+DEFAULT_MAX_MISMATCHES = 2
+DEFAULT_MAX_DROPOUTS = 2
 
 # Choosing the number of blocks. Two unrelated profiles share a key's genotypes with probability
 # about Π_loci Σ_g f_g² = exp(−power), power being the key's summed −ln Σ_g f_g². Among N
@@ -65,12 +80,13 @@ class IdentityCriteria:
     ----------
     stringency : {"high", "moderate"}
     max_mismatches : int, optional
-        Mismatching loci allowed at moderate stringency (default 2; always 0 at high).
+        Mismatching loci allowed at moderate stringency (default
+        :data:`DEFAULT_MAX_MISMATCHES`; always 0 at high).
     min_loci : int
         Minimum loci typed in both profiles (default 8).
     max_dropouts : int, optional
-        Dropout-compatible loci allowed at moderate stringency (default: any number;
-        always 0 at high).
+        Dropout-compatible loci allowed at moderate stringency (default
+        :data:`DEFAULT_MAX_DROPOUTS`; always 0 at high).
     n_blocks : int, optional
         Fix the number of locus blocks ``B`` of the search instead of choosing it from the data.
         More blocks find more pairs (every pair with at most ``2B − 1`` loci that are not
@@ -104,18 +120,19 @@ class IdentityCriteria:
     def mismatches_allowed(self) -> int:
         if self.stringency == "high":
             return 0
-        return 2 if self.max_mismatches is None else self.max_mismatches
+        return DEFAULT_MAX_MISMATCHES if self.max_mismatches is None else self.max_mismatches
 
-    def dropouts_allowed(self, n_loci: int) -> int:
+    @property
+    def dropouts_allowed(self) -> int:
         if self.stringency == "high":
             return 0
-        return n_loci if self.max_dropouts is None else self.max_dropouts
+        return DEFAULT_MAX_DROPOUTS if self.max_dropouts is None else self.max_dropouts
 
     def as_dict(self) -> dict:
         return {
             "stringency": self.stringency,
             "max_mismatches": self.mismatches_allowed,
-            "max_dropouts": self.max_dropouts if self.stringency == "moderate" else 0,
+            "max_dropouts": self.dropouts_allowed,
             "min_loci": self.min_loci,
             "n_blocks": self.n_blocks,
         }
@@ -312,7 +329,8 @@ def identity_search(
     ----------
     table : GenotypeTable
     criteria : IdentityCriteria, optional
-        Defaults to moderate stringency, 2 mismatches, 8 loci, blocks chosen from the data.
+        Defaults to moderate stringency, 2 mismatches, 2 dropout-compatible loci, 8 loci,
+        blocks chosen from the data.
     new : ndarray of bool, shape (n_profiles,), optional
         Incremental search: only pairs involving at least one ``True`` profile are reported,
         and only those are verified.
@@ -348,7 +366,7 @@ def identity_search(
     limits = (
         criteria.min_loci,
         criteria.mismatches_allowed,
-        criteria.dropouts_allowed(table.n_loci),
+        criteria.dropouts_allowed,
     )
     empty = np.empty((0, 6), dtype=np.int64)
     if exhaustive:
@@ -474,3 +492,116 @@ def _exhaustive(codes, is_new, limits, progress) -> IdentityHits:
         if progress is not None:
             progress(1)
     return IdentityHits.from_rows(np.concatenate(parts), guaranteed_bad_loci=codes.shape[1])
+
+
+@dataclass(eq=False)
+class CloseMatches:
+    """Pairs of a baseline with closely matching genotypes, as rubias's
+    ``close_matching_samples(D, gen_start_col, min_frac_non_miss, min_frac_matching)`` lists
+    them (duplicate samples of one fish, or a fish sampled twice).
+
+    Attributes
+    ----------
+    index1, index2 : ndarray of int64, shape (n_pairs,)
+        Rows of the table, ``index1 < index2``, sorted.
+    typed : ndarray of int64, shape (n_pairs,)
+        Loci typed in both profiles (rubias's ``num_non_miss``).
+    identical : ndarray of int64, shape (n_pairs,)
+        Of those, loci with the same genotype (rubias's ``num_match``).
+    min_fraction_matching, min_fraction_typed : float
+        The criteria used.
+    """
+
+    index1: np.ndarray
+    index2: np.ndarray
+    typed: np.ndarray
+    identical: np.ndarray
+    min_fraction_matching: float
+    min_fraction_typed: float
+
+    def __len__(self) -> int:
+        return len(self.index1)
+
+    def records(self, ids: np.ndarray) -> list[dict]:
+        return [
+            {"sample1": str(ids[self.index1[k]]), "sample2": str(ids[self.index2[k]]),
+             "loci_typed_in_both": int(self.typed[k]), "loci_identical": int(self.identical[k])}
+            for k in range(len(self))
+        ]
+
+
+#: rubias's default ``min_frac_non_miss``.
+DEFAULT_MIN_FRACTION_TYPED = 0.7
+
+
+def close_matching_samples(
+    table: GenotypeTable,
+    min_fraction_matching: float,
+    min_fraction_typed: float = DEFAULT_MIN_FRACTION_TYPED,
+) -> CloseMatches:
+    """Every pair of profiles typed in both at a fraction ``≥ min_fraction_typed`` of all loci
+    and identical at a fraction ``≥ min_fraction_matching`` of those (rubias's definition: a
+    locus counts as typed when both alleles of both profiles are known; genotypes are compared
+    unordered; dropout-compatible loci are not identical).
+
+    This lists near-duplicates of a baseline; it is no evidence of identity (that is
+    :func:`matching.pair_search.find_pairs`, which weighs the LR). It compares every pair, which
+    is fast enough for baselines of tens of thousands (the 7,301-fish Chinook baseline × 91
+    SNPs in seconds).
+
+    Parameters
+    ----------
+    table : GenotypeTable
+    min_fraction_matching, min_fraction_typed : float
+        In [0, 1].
+
+    Returns
+    -------
+    CloseMatches
+
+    Examples
+    --------
+    >>> alleles = [[[10, 12], [20, 22], [30, 30]], [[12, 10], [20, 22], [30, 32]]]
+    >>> table = GenotypeTable(alleles, ["fish-1", "fish-2"], ["a", "b", "c"])
+    >>> close_matching_samples(table, 0.6).records(table.profile_ids)
+    [{'sample1': 'fish-1', 'sample2': 'fish-2', 'loci_typed_in_both': 3, 'loci_identical': 2}]
+    """
+    for name, value in (("min_fraction_matching", min_fraction_matching),
+                        ("min_fraction_typed", min_fraction_typed)):
+        if not 0.0 <= value <= 1.0:
+            raise ValueError(f"{name} must be in [0, 1], got {value}")
+    codes, _ = kernels.genotype_codes(np.ascontiguousarray(table.alleles, dtype=np.int16))
+    # A reported pair has identical ≥ f · typed, so at most typed · (1 − f) ≤ n_loci · (1 − f)
+    # differing loci; one more than that bound keeps rounding on the safe side.
+    max_mismatched = int(np.floor(table.n_loci * (1.0 - min_fraction_matching))) + 1
+    rows = _close_matching_rows(codes, float(min_fraction_matching), float(min_fraction_typed),
+                                max_mismatched)
+    logger.info("close matching of %d profiles at %d loci (matching ≥ %g of ≥ %g typed): "
+                "%d pairs", table.n_profiles, table.n_loci, min_fraction_matching,
+                min_fraction_typed, len(rows))
+    return CloseMatches(rows[:, 0].copy(), rows[:, 1].copy(), rows[:, 2].copy(),
+                        rows[:, 3].copy(), float(min_fraction_matching),
+                        float(min_fraction_typed))
+
+
+def _close_matching_rows(codes: np.ndarray, min_fraction_matching: float,
+                         min_fraction_typed: float, max_mismatched: int) -> np.ndarray:
+    """``(i, j, typed, identical)`` of every close match, int64 (n_pairs, 4), sorted."""
+    n = codes.shape[0]
+    # Rows from both ends alternately, so every thread's share has about as many pairs.
+    order = np.empty(n, dtype=np.int64)
+    order[0::2] = np.arange((n + 1) // 2)
+    order[1::2] = np.arange(n - 1, (n + 1) // 2 - 1, -1)
+    rows, capacity, parts = order, 4, []
+    while len(rows):
+        found, counts = kernels.close_matching_rows(codes, rows, min_fraction_matching,
+                                                    min_fraction_typed, max_mismatched,
+                                                    capacity)
+        done = counts <= capacity
+        for r in np.flatnonzero(done & (counts > 0)):
+            parts.append(np.column_stack([np.full(counts[r], rows[r]), found[r, : counts[r]]]))
+        rows, capacity = rows[~done], int(counts.max(initial=0))  # rerun with room
+    if not parts:
+        return np.empty((0, 4), dtype=np.int64)
+    joined = np.concatenate(parts)
+    return joined[np.lexsort((joined[:, 1], joined[:, 0]))]

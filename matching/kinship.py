@@ -8,6 +8,21 @@ the N×N matrix. A coarse first pass over 16-bit upper bounds of the tables, all
 relationships in one integer add per locus, leaves only the few pairs that may pass to be
 summed exactly (:mod:`matching._kinship_kernels`), so results equal the plain float64 scan.
 
+Which frequencies score a pair
+------------------------------
+Pooled reference frequencies with θ = F_ST (``frequencies="pooled"``) treat every pair as drawn
+from one unknown subpopulation: safe, but θ of 0.05–0.1 costs relatives most of their LR. With
+``frequencies="population"`` (the default of ``dnatrack match`` and the LIMS,
+:data:`DEFAULT_FREQUENCIES`) each profile is assigned to its most likely reference population
+and a pair is scored with the frequencies of each of its two profiles' populations (shrunk
+towards the pooled ones with F_ST, :func:`matching.relationships.population_frequencies`) and a
+within-population θ (:data:`DEFAULT_WITHIN_THETA`, NRC II's 0.01), keeping the *smaller* LR of
+the two. Scoring an unrelated pair with a population it does not come from makes its shared
+alleles look rarer than they are, so the smaller of the two LRs guards against the one wrong
+assignment; structure then no longer inflates false pairs, and relatives keep their evidence.
+The search runs each population's rows against all profiles with that population's tables
+(twice the work of one triangular scan) and keeps the pairs that pass on both sides.
+
 Examples
 --------
 >>> from dnatrack.reference import load_reference_set
@@ -32,8 +47,10 @@ from matching.relationships import (
     RELATIONSHIPS,
     ErrorModel,
     KinshipTables,
+    genotype_alleles,
     genotype_codes,
     kinship_tables,
+    population_frequencies,
 )
 
 #: Default log10 LR cutoffs, used until a calibration (``dnatrack calibrate``) provides better
@@ -45,6 +62,12 @@ DEFAULT_CUTOFFS: dict[str, float] = {
     "half_sibling": 3.0,
 }
 DEFAULT_MIN_LOCI = 8
+#: How ``dnatrack match`` and the LIMS score pairs (see "Which frequencies score a pair").
+DEFAULT_FREQUENCIES = "population"
+#: θ within a population when pairs are scored with population frequencies (NRC II 4.10's
+#: value for populations without known substructure).
+DEFAULT_WITHIN_THETA = 0.01
+SAME_ANIMAL = "same_animal"
 ROWS_PER_BLOCK = 64
 # Pairs per chunk of row blocks: a few seconds of work, so progress moves and Dask tasks are
 # large enough to amortise their overhead.
@@ -63,7 +86,7 @@ class PairHits:
     loci_compared : ndarray of int32, shape (n_pairs,)
     relationships : tuple of str
     passes : ndarray of bool, shape (n_pairs, n_relationships)
-        Which relationships reached their cutoff for the pair.
+        Which relationships the pair may be called (:meth:`KinshipSearch.supported`).
     """
 
     query_index: np.ndarray
@@ -160,7 +183,13 @@ class KinshipSearch:
         Minimum loci typed in both profiles for a pair to be reported.
     calibration : Calibration, optional
         Cutoffs per relationship and number of loci compared (``dnatrack calibrate``); it
-        must have been made with the same θ and error model.
+        must have been made with the same frequencies, θ and error model.
+    population_counts : AlleleCounts, optional
+        Counts of two or more reference populations on the coding of ``counts``: pairs are
+        scored with population frequencies (module docstring), ``theta`` being the F_ST that
+        shrinks them towards the pooled ones.
+    within_theta : float
+        θ within a population, with ``population_counts``.
     """
 
     counts: AlleleCounts
@@ -170,9 +199,15 @@ class KinshipSearch:
     cutoffs: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_CUTOFFS))
     min_loci: int = DEFAULT_MIN_LOCI
     calibration: Calibration | None = None
+    population_counts: AlleleCounts | None = None
+    within_theta: float = DEFAULT_WITHIN_THETA
 
     def __post_init__(self) -> None:
         self.relationships = tuple(self.relationships)
+        if self.population_counts is not None and len(self.population_counts.populations) < 2:
+            raise ValueError("population frequencies need two reference populations or more")
+        if not 0.0 <= self.within_theta < 1.0:
+            raise ValueError(f"within_theta must be in [0, 1), got {self.within_theta}")
         if self.calibration is not None:
             self._check_calibration(self.calibration)
             lowest = self.calibration.cutoff_matrix(self.relationships, len(self.loci))
@@ -197,6 +232,18 @@ class KinshipSearch:
         if len(self.counts.populations) != 1:
             self.counts = self.counts.pooled()
         self._tables: KinshipTables | None = None
+        self._population_tables: list[KinshipTables] | None = None
+
+    @property
+    def frequencies(self) -> str:
+        """``"population"`` or ``"pooled"``: which frequencies score a pair."""
+        return "pooled" if self.population_counts is None else "population"
+
+    @property
+    def table_theta(self) -> float:
+        """θ of the LR tables: ``theta`` for pooled frequencies, ``within_theta`` for
+        population ones."""
+        return self.theta if self.population_counts is None else self.within_theta
 
     def _check_calibration(self, calibration: Calibration) -> None:
         missing = [r for r in self.relationships if r not in calibration.relationships]
@@ -207,18 +254,40 @@ class KinshipSearch:
                 "the calibration was made for other loci: "
                 f"{sorted(set(self.loci) - set(calibration.loci))} are not in it"
             )
-        if abs(calibration.theta - self.theta) > 1e-12 or calibration.errors != self.errors:
+        if calibration.frequencies != self.frequencies:
+            raise ValueError(f"the calibration scored pairs with {calibration.frequencies} "
+                             f"frequencies, the search with {self.frequencies} ones")
+        if abs(calibration.theta - self.table_theta) > 1e-12 or calibration.errors != self.errors:
             raise ValueError(
                 f"the calibration was made with theta={calibration.theta} and "
-                f"{calibration.errors}, the search uses theta={self.theta} and {self.errors}"
+                f"{calibration.errors}, the search uses theta={self.table_theta} and "
+                f"{self.errors}"
             )
+
+    def cutoffs_for(self, loci_compared: np.ndarray) -> np.ndarray:
+        """Cutoff applied to pairs compared at ``loci_compared`` loci, float64
+        (n_pairs, n_relationships)."""
+        loci_compared = np.asarray(loci_compared, dtype=np.int64)
+        if self.calibration is None:
+            return np.broadcast_to(self.cutoff_array, (len(loci_compared), len(self.relationships)))
+        matrix = self.calibration.cutoff_matrix(self.relationships, len(self.loci))
+        return matrix[loci_compared]
 
     def passes(self, log10_lr: np.ndarray, loci_compared: np.ndarray) -> np.ndarray:
         """Which relationships reach their cutoff, bool (n_pairs, n_relationships)."""
-        if self.calibration is None:
-            return log10_lr >= self.cutoff_array[None, :]
-        matrix = self.calibration.cutoff_matrix(self.relationships, len(self.loci))
-        return log10_lr >= matrix[loci_compared]
+        return log10_lr >= self.cutoffs_for(loci_compared)
+
+    def supported(self, log10_lr: np.ndarray, loci_compared: np.ndarray) -> np.ndarray:
+        """Which relationships a pair may be called, bool (n_pairs, n_relationships): those
+        reaching their cutoff, the same animal only when its LR also beats every other
+        relationship tested (DESIGN 8) — a duplicate is more likely the same animal than a
+        sibling, or it is not called one."""
+        supported = self.passes(log10_lr, loci_compared)
+        if SAME_ANIMAL in self.relationships and len(self.relationships) > 1:
+            same = self.relationships.index(SAME_ANIMAL)
+            others = np.delete(log10_lr, same, axis=1).max(axis=1)
+            supported[:, same] &= log10_lr[:, same] > others
+        return supported
 
     @classmethod
     def from_reference(
@@ -231,12 +300,22 @@ class KinshipSearch:
 
         ``query_tables`` are the tables that will be searched: their alleles unseen in the
         reference are added to the coding (with the frequency floor) so they can be scored.
+        ``frequencies="population"`` scores pairs with the frequencies of ``reference``'s
+        populations (it needs two or more); the default is the pooled frequencies.
         """
+        frequencies = options.pop("frequencies", "pooled")
+        if frequencies not in ("pooled", "population"):
+            raise ValueError(f"frequencies must be pooled or population, got {frequencies!r}")
         loci = reference.loci
         coding = AlleleCoding.from_tables(reference)
         for table in query_tables:
             coding = coding.extend(table.select_loci(loci))
         counts = allele_counts(reference.replace(population=None), coding)
+        if frequencies == "population":
+            if reference.population is None or len(reference.unique_populations()) < 2:
+                raise ValueError("population frequencies need a reference with two "
+                                 "populations or more")
+            options["population_counts"] = allele_counts(reference, coding)
         return cls(counts, **options)
 
     @property
@@ -259,20 +338,63 @@ class KinshipSearch:
             )
         return self._tables
 
+    @property
+    def population_tables(self) -> list[KinshipTables]:
+        """LR tables of each reference population (population frequencies only)."""
+        if self._population_tables is None:
+            freqs = population_frequencies(self.population_counts, self.theta)
+            n_reference = (self.counts.counts[0] > 0).sum(axis=1)
+            self._population_tables = [
+                kinship_tables(f, self.counts.coding.n_alleles, self.within_theta,
+                               self.relationships, self.errors, n_reference_alleles=n_reference)
+                for f in freqs
+            ]
+        return self._population_tables
+
+    def assign_populations(self, codes: np.ndarray) -> np.ndarray:
+        """Most likely reference population of each profile (int64, n_profiles), from the
+        Hardy–Weinberg likelihood of its genotypes under each population's frequencies."""
+        freqs = population_frequencies(self.population_counts, self.theta)
+        n_alleles = self.counts.coding.n_alleles
+        log_likelihood = np.zeros((codes.shape[0], len(freqs)))
+        for locus, count in enumerate(n_alleles):
+            a, b = genotype_alleles(int(count))
+            f = freqs[:, locus, :count]
+            genotype = np.where(a == b, 1.0, 2.0) * f[:, a] * f[:, b]
+            # an untyped locus (code G_l) adds nothing
+            per_code = np.concatenate([np.log(genotype), np.zeros((len(freqs), 1))], axis=1)
+            log_likelihood += per_code[:, codes[:, locus]].T
+        return np.argmax(log_likelihood, axis=1)
+
     def parameters(self) -> dict:
         """Everything that determines the result, for reports and output headers."""
         return {
+            "frequencies": self.frequencies,
+            "within_theta": None if self.population_counts is None else self.within_theta,
             "theta": self.theta,
             **self.errors.as_dict(),
             "relationships": list(self.relationships),
             "cutoffs": {r: self.cutoffs[r] for r in self.relationships},
             "min_loci": self.min_loci,
+            "cutoffs_applied": self.applied_cutoffs(),
             "loci": list(self.loci),
             "calibration": None if self.calibration is None else {
                 "reference": self.calibration.reference,
                 "false_positive_rate": self.calibration.false_positive_rate,
                 "cutoffs": self.calibration.to_dict()["cutoffs"],
             },
+        }
+
+    def applied_cutoffs(self) -> dict[str, dict[str, float | None]]:
+        """The cutoff applied to a pair for each number of loci compared it may have, from
+        ``min_loci`` to all loci: ``{relationship: {"m": cutoff}}`` (``None`` where no pair
+        is reported)."""
+        counts = np.arange(self.min_loci, len(self.loci) + 1)
+        matrix = self.cutoffs_for(counts)
+        return {
+            name: {str(m): (float(c) if np.isfinite(c) else None)
+                   for m, c in zip(counts.tolist(), matrix[:, r].tolist(), strict=True)}
+            for r, name in enumerate(self.relationships)
         }
 
     def codes(self, table: GenotypeTable) -> np.ndarray:
@@ -298,14 +420,17 @@ class KinshipSearch:
         pairs of ``table``, whatever their LR — e.g. pairs another search found."""
         codes = self.codes(table)
         rows, cols = np.asarray(rows, dtype=np.int64), np.asarray(cols, dtype=np.int64)
-        tables = self.tables
-        total = np.zeros((len(rows), len(self.relationships)))
+        if self.population_counts is None:
+            return _summed(self.tables, codes, rows, cols)
+        population = self.assign_populations(codes)
+        total = np.full((len(rows), len(self.relationships)), np.inf)
         compared = np.zeros(len(rows), dtype=np.int32)
-        for locus in range(len(self.loci)):
-            block = tables.locus_table(locus)
-            total += block[codes[rows, locus], codes[cols, locus]]
-            missing = tables.strides[locus] - 1
-            compared += (codes[rows, locus] != missing) & (codes[cols, locus] != missing)
+        for side in (rows, cols):
+            for k in np.unique(population[side]):
+                chosen = population[side] == k
+                lr, compared[chosen] = _summed(self.population_tables[k], codes, rows[chosen],
+                                               cols[chosen])
+                total[chosen] = np.minimum(total[chosen], lr)
         return total, compared
 
     # ------------------------------------------------------------------ searches
@@ -357,8 +482,20 @@ class KinshipSearch:
         n_query = query_codes.shape[0]
         if n_query == 0 or target_codes.shape[0] == 0:
             return PairHits.empty(self.relationships)
-        task = _BlockTask(self, query_codes, target_codes, triangular)
-        chunks = _row_chunks(n_query, triangular, target_codes.shape[0])
+        if self.population_counts is None:
+            hits = self._scan(self.tables, query_codes, target_codes, triangular, progress,
+                              dask_client)
+        else:
+            hits = self._population_scan(query_codes, target_codes, triangular, progress,
+                                         dask_client)
+        return hits.take(np.flatnonzero(hits.passes.any(axis=1)))
+
+    def _scan(self, tables, query_codes, target_codes, triangular, progress,
+              dask_client) -> PairHits:
+        """Pairs whose sums over ``tables`` pass a cutoff, ``passes`` already
+        :meth:`supported`."""
+        task = _BlockTask(self, tables, query_codes, target_codes, triangular)
+        chunks = _row_chunks(query_codes.shape[0], triangular, target_codes.shape[0])
         if dask_client is not None:
             from matching.distributed import run_blocks
 
@@ -369,7 +506,44 @@ class KinshipSearch:
                 parts.append(task(chunk))
                 if progress is not None:
                     progress(int(sum(stop - start for start, stop in chunk)))
-        return PairHits.concat(parts)
+        hits = PairHits.concat(parts)
+        hits.passes = self.supported(hits.log10_lr, hits.loci_compared)
+        return hits
+
+    def _population_scan(self, query_codes, target_codes, triangular, progress,
+                         dask_client) -> PairHits:
+        """Pairs passing with the frequencies of both profiles' populations (smaller LR)."""
+        query_population = self.assign_populations(query_codes)
+        target_population = (query_population if triangular
+                             else self.assign_populations(target_codes))
+        n_target = target_codes.shape[0]
+
+        def one_side(codes, population, others, report):
+            """Ordered pairs (row of ``codes``, row of ``others``), each row scored with its
+            own population's tables against every row of ``others``."""
+            parts = []
+            for k in np.unique(population):
+                rows = np.flatnonzero(population == k)
+                hits = self._scan(self.population_tables[k], np.ascontiguousarray(codes[rows]),
+                                  others, False, report, dask_client)
+                hits.query_index = rows[hits.query_index]
+                parts.append(hits)
+            return PairHits.concat(parts)
+
+        first = one_side(query_codes, query_population, target_codes, progress)
+        second = first if triangular else one_side(target_codes, target_population,
+                                                   query_codes, None)
+        if triangular:
+            first = first.take(np.flatnonzero(first.query_index < first.target_index))
+        # the same pair seen from the other profile's side: (j, i) in `second`
+        forward = first.query_index * n_target + first.target_index
+        backward = second.target_index * n_target + second.query_index
+        _, a, b = np.intersect1d(forward, backward, assume_unique=True, return_indices=True)
+        both = first.take(a)
+        both.log10_lr = np.minimum(both.log10_lr, second.log10_lr[b])
+        both.passes = self.supported(both.log10_lr, both.loci_compared)
+        order = np.lexsort((both.target_index, both.query_index))
+        return both.take(order)
 
 
 @dataclass
@@ -377,12 +551,13 @@ class _BlockTask:
     """One call of the scan kernel over a set of row blocks (picklable for Dask)."""
 
     search: KinshipSearch
+    kinship_tables: KinshipTables
     query_codes: np.ndarray
     target_codes: np.ndarray
     triangular: bool
 
     def __post_init__(self) -> None:
-        self.tables = self.search.tables.padded(kernels.N_CHANNELS)
+        self.tables = self.kinship_tables.padded(kernels.N_CHANNELS)
         n_rel = len(self.search.relationships)
         # Padding channels get a cutoff no sum reaches.
         self.cutoffs = np.full(kernels.N_CHANNELS, np.inf)
@@ -443,6 +618,20 @@ class _BlockTask:
             search.relationships,
             passes[hit],
         )
+
+
+def _summed(tables: KinshipTables, codes: np.ndarray, rows: np.ndarray,
+            cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Summed log10 LRs (float64, n_pairs × n_relationships) and loci compared (int32) of
+    pairs ``(rows[k], cols[k])`` of ``codes`` over ``tables``."""
+    total = np.zeros((len(rows), len(tables.relationships)))
+    compared = np.zeros(len(rows), dtype=np.int32)
+    for locus in range(len(tables.strides)):
+        block = tables.locus_table(locus)
+        total += block[codes[rows, locus], codes[cols, locus]]
+        missing = tables.strides[locus] - 1
+        compared += (codes[rows, locus] != missing) & (codes[cols, locus] != missing)
+    return total, compared
 
 
 def _row_chunks(n_rows: int, triangular: bool, n_target: int) -> list[list[tuple[int, int]]]:

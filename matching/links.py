@@ -31,9 +31,9 @@ class SeizureLink:
 
     @property
     def same_animal(self) -> bool:
-        """True when a same-animal match (by LR or by the identity search) is among the pairs."""
-        return any(pair["relationship"] == "same_animal" or pair.get("identity")
-                   for pair in self.pairs)
+        """True when a pair called the same animal is among the pairs (an identity candidate
+        that was not called one is not a pair here)."""
+        return any(pair["relationship"] == "same_animal" for pair in self.pairs)
 
     @property
     def max_log10_lr(self) -> float | None:

@@ -1,11 +1,11 @@
 """Pairs that match or are related, as ``dnatrack match`` and the LIMS's match requests find them.
 
 One search, one set of rules, whoever asks: the kinship search (:mod:`matching.kinship`) and
-the identity search (:mod:`matching.identity`) run over the same profiles; a pair the identity
-search finds keeps the kinship search's relationship and LR when that search reported it too,
-and otherwise is labelled the same animal and given its LRs whatever they are; each same-animal
-pair gets the random match probability of sample 1's genotype over the loci where the two
-profiles are identical (DESIGN 5.2–5.4).
+the identity search (:mod:`matching.identity`) run over the same profiles. The identity search
+proposes candidates; one is called the same animal only when its same-animal LR passes the
+cutoff and beats every other relationship (DESIGN 8), and the others are kept apart with the
+reason. Each same-animal pair gets the random match probability of sample 1's genotype over the
+loci where the two profiles are identical (DESIGN 5.2–5.4).
 
 Examples
 --------
@@ -17,16 +17,26 @@ Examples
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from dnatrack.genotypes import GenotypeTable
 from dnatrack.reference import ReferenceSet
-from matching.calibration import CALIBRATION_FILE, Calibration, calibrate
+from matching.calibration import (
+    CALIBRATION_FILE,
+    DEFAULT_EXPECTED_FALSE_PAIRS,
+    Calibration,
+    calibrate,
+)
 from matching.identity import IdentityCriteria, identity_search
-from matching.kinship import KinshipSearch
+from matching.kinship import (
+    DEFAULT_FREQUENCIES,
+    DEFAULT_WITHIN_THETA,
+    SAME_ANIMAL,
+    KinshipSearch,
+)
 from matching.match_probability import match_probabilities
 from matching.relationships import ErrorModel
 from matching.theta import ThetaChoice, published_theta, select_theta
@@ -48,15 +58,82 @@ def theta_for(reference: ReferenceSet, override: float | str | None = None) -> T
         return select_theta(reference.table)
 
 
-def calibration_mismatch(calibration: Calibration, reference: ReferenceSet, theta: float,
-                         errors: ErrorModel) -> str:
-    """Why ``calibration`` does not fit a search against ``reference`` with ``theta`` and
-    ``errors`` (``""`` when it fits)."""
+#: No search calls a relationship on weaker support than this log10 LR (ENFSI "strong",
+#: 1,000 to 10,000), however few pairs it compares.
+MINIMUM_CUTOFF = 3.0
+
+
+@dataclass(frozen=True)
+class Scoring:
+    """How a search scores pairs, which its calibration must share.
+
+    Attributes
+    ----------
+    theta : float
+        F_ST of the reference (the θ of pooled frequencies; with population frequencies, the
+        θ that shrinks them towards the pooled ones).
+    errors : ErrorModel
+    frequencies : {"population", "pooled"}
+    within_theta : float
+        θ within a population (population frequencies only).
+    """
+
+    theta: float
+    errors: ErrorModel
+    frequencies: str = DEFAULT_FREQUENCIES
+    within_theta: float = DEFAULT_WITHIN_THETA
+
+    @classmethod
+    def for_reference(cls, reference: GenotypeTable, theta: float, errors: ErrorModel,
+                      frequencies: str | None = None,
+                      within_theta: float | None = None) -> Scoring:
+        """The scoring for ``reference``: population frequencies (the default) need two
+        populations or more; a reference with one is scored with pooled frequencies."""
+        if frequencies is None:
+            several = reference.population is not None and len(
+                reference.unique_populations()) > 1
+            frequencies = DEFAULT_FREQUENCIES if several else "pooled"
+        return cls(theta, errors, frequencies,
+                   DEFAULT_WITHIN_THETA if within_theta is None else within_theta)
+
+    @property
+    def table_theta(self) -> float:
+        """θ of the LR tables."""
+        return self.within_theta if self.frequencies == "population" else self.theta
+
+    def search_options(self) -> dict:
+        """Keyword arguments of :meth:`KinshipSearch.from_reference`."""
+        return {"theta": self.theta, "errors": self.errors, "frequencies": self.frequencies,
+                "within_theta": self.within_theta}
+
+    def calibration_options(self) -> dict:
+        """Keyword arguments of :func:`matching.calibration.calibrate`."""
+        return {"theta": self.table_theta, "errors": self.errors,
+                "frequencies": self.frequencies,
+                "between_theta": self.theta if self.frequencies == "population" else None}
+
+    def describe(self) -> str:
+        if self.frequencies == "population":
+            return (f"population frequencies (shrunk towards the pooled ones with F_ST "
+                    f"{self.theta:.3g}), theta within a population {self.within_theta:.3g}")
+        return f"pooled frequencies, theta {self.theta:.3g}"
+
+
+def calibration_mismatch(calibration: Calibration, reference: ReferenceSet,
+                         scoring: Scoring) -> str:
+    """Why ``calibration`` does not fit a search against ``reference`` scored with
+    ``scoring`` (``""`` when it fits)."""
     if calibration.reference_hash and calibration.reference_hash != reference.content_hash:
         return f"it was made for reference {calibration.reference!r} with other genotypes"
-    if abs(calibration.theta - theta) > 1e-12 or calibration.errors != errors:
-        return (f"it was made with theta={calibration.theta} and {calibration.errors}, "
-                f"the search uses theta={theta} and {errors}")
+    between = calibration.between_theta if calibration.frequencies == "population" else None
+    wanted = scoring.theta if scoring.frequencies == "population" else None
+    if (calibration.frequencies != scoring.frequencies
+            or abs(calibration.theta - scoring.table_theta) > 1e-12
+            or (between is not None and abs(between - wanted) > 1e-12)
+            or calibration.errors != scoring.errors):
+        return (f"it was made with {calibration.frequencies} frequencies, "
+                f"theta={calibration.theta} and {calibration.errors}; the search uses "
+                f"{scoring.describe()} and {scoring.errors}")
     return ""
 
 
@@ -64,12 +141,12 @@ def search_calibration(
     reference: ReferenceSet,
     reference_table: GenotypeTable,
     *,
-    theta: float,
-    errors: ErrorModel,
+    scoring: Scoring,
     relationships: Sequence[str],
     pairs_compared: float,
     folder: Path | None,
     notes: list[str],
+    expected_false_pairs: float = DEFAULT_EXPECTED_FALSE_PAIRS,
 ) -> Calibration:
     """The reference folder's standing calibration when it fits, else one made now for this
     search's number of pairs; each choice is explained in ``notes``.
@@ -80,35 +157,78 @@ def search_calibration(
         The reference the frequencies come from (its content hash is checked).
     reference_table : GenotypeTable
         Its genotypes at the searched loci (the calibration simulates from them).
-    theta, errors, relationships
-        As the search uses them.
+    scoring : Scoring
+        How the search scores pairs.
+    relationships : sequence of str
     pairs_compared : float
-        Pairs the search compares; the false-positive rate per pair is 0.01 / that number.
+        Pairs the search compares; the false-positive rate per pair is
+        ``expected_false_pairs`` / that number, and cutoffs are at least
+        :data:`MINIMUM_CUTOFF`.
     folder : Path, optional
         The reference set's folder, which may hold ``calibration.json``.
     notes : list of str
         Appended to.
+    expected_false_pairs : float
+        Expected false pairs the search may report, over all relationships.
     """
     candidate = folder / CALIBRATION_FILE if folder is not None else None
     if candidate is not None and candidate.is_file():
         standing = Calibration.load(candidate)
-        problem = calibration_mismatch(standing, reference, theta, errors)
+        problem = calibration_mismatch(standing, reference, scoring)
         if not problem:
             notes.append(f"cutoffs from the reference set's calibration ({candidate})")
             return standing
         notes.append(f"the reference set's calibration was not used: {problem}")
     pairs_compared = max(float(pairs_compared), 1.0)
     calibration = calibrate(
-        reference_table, theta=theta, errors=errors, relationships=tuple(relationships),
-        pairs_compared=pairs_compared, seed=CALIBRATION_SEED,
-        reference_name=reference.name, reference_hash=reference.content_hash,
+        reference_table, relationships=tuple(relationships), pairs_compared=pairs_compared,
+        expected_false_pairs=expected_false_pairs, minimum_cutoff=MINIMUM_CUTOFF,
+        seed=CALIBRATION_SEED, reference_name=reference.name,
+        reference_hash=reference.content_hash, **scoring.calibration_options(),
     )
     notes.append(
-        f"cutoffs calibrated for this search: false-positive rate per pair "
-        f"{calibration.false_positive_rate:.2g} (0.01 / {pairs_compared:.0f} pairs compared), "
-        f"{calibration.n_simulations} simulated pairs per relationship, seed {CALIBRATION_SEED}"
+        f"cutoffs calibrated for this search: at most {expected_false_pairs:g} expected false "
+        f"pair(s) among {pairs_compared:.0f} pairs compared (rate per pair "
+        f"{calibration.false_positive_rate:.2g}), log10 LR at least {MINIMUM_CUTOFF:g}; "
+        f"{scoring.describe()}; {calibration.n_simulations} simulated pairs per relationship, "
+        f"seed {CALIBRATION_SEED}"
     )
     return calibration
+
+
+def power_summary(search: KinshipSearch, loci_compared: int) -> dict[str, dict]:
+    """Power of the search's calibration at ``loci_compared`` loci (the nearest calibrated
+    count below), per relationship: ``{relationship: {"loci": m, "cutoff", "power",
+    "power_se"}}``; empty without a calibration."""
+    calibration = search.calibration
+    if calibration is None:
+        return {}
+    usable = [m for m in calibration.loci_counts if m <= loci_compared]
+    if not usable:
+        return {}
+    m = max(usable)
+    return {
+        name: {"loci": m, "cutoff": calibration.cutoffs[name][m],
+               "power": calibration.power[name][m],
+               "power_se": calibration.power_se.get(name, {}).get(m)}
+        for name in search.relationships
+    }
+
+
+#: Below this power a run says so for the relationship.
+LOW_POWER = 0.5
+
+
+def low_power_warning(power: dict[str, dict]) -> str:
+    """One line naming the relationships whose power is below :data:`LOW_POWER` (``""`` when
+    there are none)."""
+    low = [f"{name.replace('_', ' ')} {row['power']:.0%}"
+           for name, row in power.items() if row["power"] < LOW_POWER]
+    if not low:
+        return ""
+    loci = next(iter(power.values()))["loci"]
+    return (f"low power: at {loci} loci the cutoffs find only {', '.join(low)} of true pairs "
+            f"(below {LOW_POWER:.0%})")
 
 
 @dataclass(eq=False)
@@ -128,14 +248,19 @@ class FoundPairs:
     n_new : int
         Rows of ``table`` that are new.
     identity_guarantee : int, optional
-        Every identity match with at most this many loci not identical is in ``rows``
+        Every identity candidate with at most this many loci not identical was weighed
         (``None`` when the identity search did not run).
+    candidates_not_called : list of dict
+        Identity candidates not called the same animal: ``sample1, sample2, loci_compared``,
+        the identity fields, ``log10_lr_<relationship>``, ``called`` (the relationship the
+        kinship search reported for the pair, or ``""``) and ``reason``.
     """
 
     rows: list[dict]
     table: GenotypeTable
     n_new: int
     identity_guarantee: int | None
+    candidates_not_called: list[dict] = field(default_factory=list)
 
 
 def pairs_compared(n_new: int, n_existing: int) -> float:
@@ -200,45 +325,69 @@ def find_pairs(
             record["evidence"] = "kinship"
             rows[(record["sample1"], record["sample2"])] = record
     guarantee = None
+    not_called: list[dict] = []
     if criteria is not None:
         new_flags = np.arange(len(table)) < n_new if existing is not None else None
         identity = identity_search(table, criteria, new=new_flags, progress=identity_progress)
-        _merge_identity(rows, identity.records(ids), criteria.stringency, search, table)
+        not_called = _merge_identity(rows, identity.records(ids), criteria.stringency, search,
+                                     table)
         guarantee = identity.guaranteed_bad_loci
     _add_match_probabilities(rows, table, search)
-    return FoundPairs([rows[key] for key in sorted(rows)], table, n_new, guarantee)
+    return FoundPairs([rows[key] for key in sorted(rows)], table, n_new, guarantee,
+                      sorted(not_called, key=lambda r: (r["sample1"], r["sample2"])))
 
 
 def _merge_identity(rows: dict, records: list[dict], stringency: str, search: KinshipSearch,
-                    table: GenotypeTable) -> None:
-    """Add identity matches to the kinship rows. A pair the kinship search also reported keeps
-    its relationship and LR; a pair only the identity search found is labelled same animal and
-    given its LRs, whatever they are."""
+                    table: GenotypeTable) -> list[dict]:
+    """Weigh identity candidates (DESIGN 8): a candidate is called the same animal only when
+    its same-animal LR, with the error model, passes the cutoff for its loci compared and beats
+    every other relationship. Called candidates join ``rows`` (a pair the kinship search also
+    reported keeps its row); the others are returned with the reason they were not called."""
     index = {str(pid): k for k, pid in enumerate(table.profile_ids)}
-    only_identity = [r for r in records if (r["sample1"], r["sample2"]) not in rows]
-    if only_identity:
-        lr, _ = search.score_pairs(
-            table,
-            [index[r["sample1"]] for r in only_identity],
-            [index[r["sample2"]] for r in only_identity],
-        )
-        same = search.relationships.index("same_animal") if (
-            "same_animal" in search.relationships) else None
-        for record, values in zip(only_identity, lr, strict=True):
-            row = {"sample1": record["sample1"], "sample2": record["sample2"],
-                   "relationship": "same_animal", "loci_compared": record["loci_compared"],
-                   "log10_lr": "" if same is None else round(float(values[same]), 6),
-                   "evidence": "identity"}
-            for r, name in enumerate(search.relationships):
-                row[f"log10_lr_{name}"] = round(float(values[r]), 6)
-            rows[(record["sample1"], record["sample2"])] = row
-    for record in records:
-        row = rows[(record["sample1"], record["sample2"])]
-        if row["evidence"] == "kinship":
-            row["evidence"] = "kinship+identity"
-        row["identity"] = stringency
-        for field in ("loci_identical", "loci_dropout", "loci_mismatch"):
-            row[field] = record[field]
+    lr, compared = search.score_pairs(
+        table, [index[r["sample1"]] for r in records], [index[r["sample2"]] for r in records])
+    supported = search.supported(lr, compared)
+    same = search.relationships.index(SAME_ANIMAL) if SAME_ANIMAL in search.relationships \
+        else None
+    not_called = []
+    for record, values, loci, ok in zip(records, lr, compared, supported, strict=True):
+        key = (record["sample1"], record["sample2"])
+        identity_fields = {"identity": stringency,
+                           **{f: record[f] for f in ("loci_identical", "loci_dropout",
+                                                     "loci_mismatch")}}
+        lrs = {f"log10_lr_{name}": round(float(values[r]), 6)
+               for r, name in enumerate(search.relationships)}
+        if same is not None and ok[same]:
+            row = rows.get(key)
+            if row is None:
+                row = rows[key] = {"sample1": key[0], "sample2": key[1],
+                                   "relationship": SAME_ANIMAL,
+                                   "log10_lr": round(float(values[same]), 6),
+                                   "loci_compared": record["loci_compared"],
+                                   "evidence": "identity", **lrs}
+            else:
+                row["evidence"] = "kinship+identity"
+            row.update(identity_fields)
+            continue
+        not_called.append({"sample1": key[0], "sample2": key[1],
+                           "loci_compared": record["loci_compared"], **identity_fields, **lrs,
+                           "called": rows[key]["relationship"] if key in rows else "",
+                           "reason": _reason_not_same(search, values, int(loci), same)})
+    return not_called
+
+
+def _reason_not_same(search: KinshipSearch, log10_lr: np.ndarray, loci: int,
+                     same: int | None) -> str:
+    """Why an identity candidate is not called the same animal."""
+    if same is None:
+        return "the same animal is not among the relationships tested"
+    cutoff = float(search.cutoffs_for(np.array([loci]))[0, same])
+    if log10_lr[same] < cutoff:
+        return (f"log10 LR same animal {log10_lr[same]:.2f} is below the cutoff "
+                f"{cutoff:.2f} for {loci} loci compared")
+    best = int(np.argmax(np.where(np.arange(len(log10_lr)) == same, -np.inf, log10_lr)))
+    return (f"{search.relationships[best]} is at least as likely (log10 LR "
+            f"{log10_lr[best]:.2f} against {log10_lr[same]:.2f} for the same animal)")
 
 
 def identical_loci(table: GenotypeTable, i: int, j: int) -> np.ndarray:
@@ -263,7 +412,8 @@ def _add_match_probabilities(rows: dict, table: GenotypeTable, search: KinshipSe
 def locus_log10_lrs(search: KinshipSearch, table: GenotypeTable, rows: Sequence[int],
                     cols: Sequence[int]) -> np.ndarray:
     """Per-locus log10 LRs of chosen pairs of ``table``, the terms whose sum
-    :meth:`KinshipSearch.score_pairs` returns.
+    :meth:`KinshipSearch.score_pairs` returns (with population frequencies, those of the
+    profile's population that gives the pair the smaller LR, per relationship).
 
     Returns
     -------
@@ -272,7 +422,19 @@ def locus_log10_lrs(search: KinshipSearch, table: GenotypeTable, rows: Sequence[
     """
     codes = search.codes(table)
     rows, cols = np.asarray(rows, dtype=np.int64), np.asarray(cols, dtype=np.int64)
-    out = np.empty((len(rows), len(search.loci), len(search.relationships)))
-    for locus in range(len(search.loci)):
-        out[:, locus] = search.tables.locus_table(locus)[codes[rows, locus], codes[cols, locus]]
-    return out
+
+    def terms(tables_of_pair):
+        out = np.empty((len(rows), len(search.loci), len(search.relationships)))
+        for k, tables in tables_of_pair:
+            for locus in range(len(search.loci)):
+                out[k, locus] = tables.locus_table(locus)[codes[rows[k], locus],
+                                                          codes[cols[k], locus]]
+        return out
+
+    if search.population_counts is None:
+        return terms([(slice(None), search.tables)])
+    population = search.assign_populations(codes)
+    sides = [terms([(population[side] == p, search.population_tables[p])
+                    for p in np.unique(population[side])]) for side in (rows, cols)]
+    smaller = sides[1].sum(axis=1) < sides[0].sum(axis=1)  # (n_pairs, n_relationships)
+    return np.where(smaller[:, None, :], sides[1], sides[0])

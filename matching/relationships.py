@@ -17,6 +17,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from matching.frequencies import AlleleCounts, point_frequencies
+
 #: IBD coefficients (k0, k1, k2) of the relationships the engine tests against "unrelated".
 RELATIONSHIPS: dict[str, tuple[float, float, float]] = {
     "same_animal": (0.0, 0.0, 1.0),
@@ -65,6 +67,36 @@ def relationship_coefficients(names: list[str] | tuple[str, ...]) -> np.ndarray:
             f"unknown relationship {unknown[0]!r}; choose from {', '.join(RELATIONSHIPS)}"
         )
     return np.array([RELATIONSHIPS[name] for name in names], dtype=np.float64)
+
+
+def population_frequencies(counts: AlleleCounts, between_theta: float) -> np.ndarray:
+    """Allele frequencies of each reference population for scoring pairs drawn from it.
+
+    Under the Balding–Nichols model a population's frequencies are Dirichlet around the pooled
+    ones with precision ``c = (1 − F) / F``, ``F`` the F_ST between populations; the posterior
+    mean given the population's counts is ``p_ka = (n_ka + c·p_a) / (n_k + c)``. A population
+    sampled with few animals thus leans on the pooled frequencies (which carry the NRC II floor,
+    so alleles it lacks keep a frequency), a well-sampled one on its own counts.
+
+    Parameters
+    ----------
+    counts : AlleleCounts
+        Counts per population (:func:`matching.frequencies.allele_counts`).
+    between_theta : float
+        F_ST between the populations; 0 gives the pooled frequencies to every population.
+
+    Returns
+    -------
+    ndarray of float64, shape (n_populations, n_loci, max_alleles)
+    """
+    pooled = point_frequencies(counts.pooled(), floor=True)[0]
+    if between_theta <= 0.0:
+        return np.repeat(pooled[None], len(counts.populations), axis=0)
+    if between_theta >= 1.0:
+        raise ValueError(f"between_theta must be below 1, got {between_theta}")
+    precision = (1.0 - between_theta) / between_theta
+    raw = counts.counts.astype(np.float64)
+    return (raw + precision * pooled[None]) / (raw.sum(axis=2, keepdims=True) + precision)
 
 
 def n_genotypes(n_alleles: int) -> int:

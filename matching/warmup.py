@@ -32,6 +32,7 @@ from matching.kinship import DEFAULT_CUTOFFS, KinshipSearch
 from matching.match_probability import match_probabilities
 from matching.mixture import estimate_mixture
 from matching.pair_search import (
+    Scoring,
     find_pairs,
     identical_loci,
     locus_log10_lrs,
@@ -78,8 +79,9 @@ class _Sample:
         self.others = self.table.take(rows[_SUBJECTS:_SUBJECTS + _OTHERS]).replace(
             population=None)
         self.groups = [f"seizure {k % 2}" for k in range(len(self.subject))]
-        self.errors = ErrorModel()
         self.theta = 0.05
+        # As a match request scores its pairs: the reference's own choice of frequencies.
+        self.scoring = Scoring.for_reference(self.table, self.theta, ErrorModel())
         self.calibration = None
         self.search: KinshipSearch | None = None
         self.assignment = None
@@ -89,7 +91,7 @@ def _calibration(data: _Sample) -> None:
     # search_calibration's own simulation count would take seconds each time a warm process
     # starts; calibrate is what it calls, with the same argument types.
     data.calibration = calibrate(
-        data.table, theta=data.theta, errors=data.errors, relationships=tuple(RELATIONSHIPS),
+        data.table, **data.scoring.calibration_options(), relationships=tuple(RELATIONSHIPS),
         pairs_compared=pairs_compared(len(data.subject), len(data.others)),
         n_simulations=_CALIBRATION_SIMULATIONS, reference_name=data.reference.name,
         reference_hash=data.reference.content_hash)
@@ -97,7 +99,7 @@ def _calibration(data: _Sample) -> None:
 
 def _pair_search(data: _Sample) -> None:
     data.search = KinshipSearch.from_reference(
-        data.table, data.subject, data.others, theta=data.theta, errors=data.errors,
+        data.table, data.subject, data.others, **data.scoring.search_options(),
         relationships=tuple(RELATIONSHIPS), cutoffs=dict(DEFAULT_CUTOFFS),
         calibration=data.calibration)
     find_pairs(data.search, data.subject, data.others, kinship=True,
@@ -110,7 +112,7 @@ def _pair_statistics(data: _Sample) -> None:
     combined = GenotypeTable.concat([data.subject, data.others])
     locus_log10_lrs(data.search, combined, [0], [1])
     identical_loci(combined, 0, 1)
-    match_probabilities(data.subject, data.search.counts, data.theta)
+    match_probabilities(data.subject, data.search.counts, data.search.theta)
 
 
 def _assignment(data: _Sample) -> None:

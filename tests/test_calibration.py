@@ -66,14 +66,16 @@ def test_cutoff_controls_the_exact_false_positive_rate(relationship):
 
 
 def test_unreachable_rates_fall_back_to_the_markov_bound():
-    # Four loci cannot reach 1e-14 per pair: the cutoff is log10(n_relationships / alpha),
-    # which bounds the rate for any model since E[LR | unrelated] = 1.
+    # Four loci cannot reach 1e-12 per pair (1 expected false pair in 1e12): the cutoff is
+    # log10(n_relationships / alpha), which bounds the rate for any model since
+    # E[LR | unrelated] = 1.
     reference = small_reference(n_loci=4, n=100, seed=1)
     result = calibrate(reference, theta=THETA, errors=ERRORS, pairs_compared=1e12,
                        n_simulations=2000, seed=2)
-    assert result.false_positive_rate == pytest.approx(1e-14)
+    assert result.false_positive_rate == pytest.approx(1e-12)
+    assert result.expected_false_pairs == 1.0
     for name in RELATIONSHIPS:
-        assert result.cutoffs[name][4] == pytest.approx(np.log10(4 / 1e-14))
+        assert result.cutoffs[name][4] == pytest.approx(np.log10(4 / 1e-12))
         assert result.power[name][4] == 0.0
     assert {row["relationship"] for row in result.rows()} == set(RELATIONSHIPS)
 
@@ -121,3 +123,33 @@ def test_invalid_calibration_requests(tmp_path):
     (tmp_path / "calibration.json").write_text("{}")
     with pytest.raises(ValueError, match="not a calibration file"):
         Calibration.load(tmp_path)
+
+
+def test_reported_standard_errors_cover_the_exact_rates():
+    """The importance-sampling estimate of the false-positive rate at the cutoff and the power,
+    each with its reported Monte-Carlo standard error, agree with exact enumeration."""
+    reference = small_reference(seed=8)
+    result = calibrate(reference, theta=THETA, errors=ERRORS, false_positive_rate=4e-3,
+                       loci_counts=(3,), n_simulations=40_000, seed=9)
+    for relationship in ("parent_offspring", "full_sibling", "half_sibling"):
+        cutoff = result.cutoffs[relationship][3]
+        exact_fpr, exact_power = exact_tail(reference, relationship, cutoff)
+        estimate = result.false_positive_estimate[relationship][3]
+        se = result.false_positive_se[relationship][3]
+        assert 0 < se and abs(estimate - exact_fpr) <= 4 * se
+        assert estimate + 2 * se <= 1e-3 * (1 + 1e-9)  # the rule that chose the cutoff
+        power_se = result.power_se[relationship][3]
+        assert 0 < power_se and abs(result.power[relationship][3] - exact_power) <= 4 * power_se
+
+
+def test_kinship_cutoffs_are_monotone_in_loci_compared():
+    """One set of simulated pairs serves every loci count, so cutoffs do not jump with it (the
+    old calibration gave 6.09, 3.71, 5.72 at 20, 22, 24 loci)."""
+    reference = small_reference(n_loci=12, n_alleles=6, n=300, seed=4)
+    result = calibrate(reference, theta=THETA, errors=ERRORS, false_positive_rate=4e-5, seed=5)
+    for relationship in ("parent_offspring", "full_sibling", "half_sibling"):
+        cutoffs = [result.cutoffs[relationship][m] for m in result.loci_counts]
+        assert np.all(np.diff(cutoffs) > -0.05), (relationship, cutoffs)
+    rows = result.rows()
+    assert all(row["false_positive_rate_se"] is not None and row["power_se"] is not None
+               for row in rows)

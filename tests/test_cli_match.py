@@ -139,10 +139,22 @@ def test_rows_are_consistent_and_the_run_is_recorded(files, capsys):
     assert run["identity"]["guaranteed_bad_loci"] >= 3
     assert run["reference"]["content_hash"]
     n = 60  # 4 seizures of 15 items
+    # at most one expected false pair per search, over all relationships
     assert run["kinship"]["calibration"]["false_positive_rate"] == pytest.approx(
-        0.01 / (n * (n - 1) / 2))
+        1 / (n * (n - 1) / 2))
+    assert run["kinship"]["expected_false_pairs"] == 1.0
+    assert run["kinship"]["frequencies"] == "population"
+    power = run["kinship"]["power"]
+    assert set(power) == set(run["kinship"]["relationships"])
+    assert all(0.0 <= row["power"] <= 1.0 and row["loci"] == 24 for row in power.values())
     assert any("calibrated for this search" in note for note in run["notes"])
-    assert "note: cutoffs calibrated for this search" in capsys.readouterr().err
+    captured = capsys.readouterr()
+    assert "note: cutoffs calibrated for this search" in captured.err
+    # half siblings are rarely found at 24 loci: the run says so in one line, and the summary
+    # gives the power of every relationship
+    [warning] = [line for line in captured.err.splitlines() if line.startswith("warning:")]
+    assert "low power" in warning and "half sibling" in warning
+    assert "power at 24 loci" in captured.out and "parent offspring" in captured.out
 
 
 def test_a_calibration_for_other_genotypes_is_refused(files, tmp_path):

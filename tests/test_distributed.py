@@ -64,7 +64,7 @@ def test_block_tasks_survive_pickling():
     search = KinshipSearch.from_reference(table, cutoffs={n: 0.0 for n in RELATIONSHIPS},
                                           min_loci=3)
     codes = search.codes(table)
-    task = kinship._BlockTask(search, codes, codes, True)
+    task = kinship._BlockTask(search, search.tables, codes, codes, True)
     chunk = kinship._row_chunks(len(table), True, len(table))[0]
     copy = pickle.loads(pickle.dumps(task))
     original, copied = task(chunk), copy(chunk)

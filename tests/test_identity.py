@@ -53,7 +53,7 @@ def brute_force(table, criteria, new=None):
                 continue
             if kinds.count("mismatch") > criteria.mismatches_allowed:
                 continue
-            if kinds.count("dropout") > criteria.dropouts_allowed(n_loci):
+            if kinds.count("dropout") > criteria.dropouts_allowed:
                 continue
             pairs.append((i, j, len(kinds), kinds.count("identical"), kinds.count("dropout"),
                           kinds.count("mismatch")))
@@ -374,7 +374,7 @@ def test_criteria_validation():
         IdentityCriteria(n_blocks=0)
     assert IdentityCriteria().n_blocks is None
     assert IdentityCriteria("moderate", n_blocks=3).as_dict() == {
-        "stringency": "moderate", "max_mismatches": 2, "max_dropouts": None, "min_loci": 8,
+        "stringency": "moderate", "max_mismatches": 2, "max_dropouts": 2, "min_loci": 8,
         "n_blocks": 3,
     }
 

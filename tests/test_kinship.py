@@ -23,10 +23,12 @@ def random_table(n, n_loci=6, n_alleles=5, missing=0.1, seed=0, prefix="s"):
     return GenotypeTable(alleles, ids, [f"L{j}" for j in range(n_loci)])
 
 
-def numpy_pair_sums(search: KinshipSearch, query: GenotypeTable, target: GenotypeTable):
-    """The same computation the kernel does, vectorised over all pairs with numpy."""
+def numpy_pair_sums(search: KinshipSearch, query: GenotypeTable, target: GenotypeTable,
+                    tables=None):
+    """The same computation the kernel does, vectorised over all pairs with numpy (over the
+    search's pooled tables, or ``tables``)."""
     q, t = search.codes(query), search.codes(target)
-    tables = search.tables
+    tables = search.tables if tables is None else tables
     total = np.zeros((len(query), len(target), len(search.relationships)))
     compared = np.zeros((len(query), len(target)), dtype=np.int32)
     for locus in range(len(search.loci)):
@@ -37,8 +39,16 @@ def numpy_pair_sums(search: KinshipSearch, query: GenotypeTable, target: Genotyp
     return total, compared
 
 
-def expected_pairs(search, total, compared, triangular):
-    keep = (total >= search.cutoff_array).any(axis=2) & (compared >= search.min_loci)
+def expected_pairs(search, total, compared, triangular, cutoffs=None):
+    """Pairs a search must report, from plain sums: ``cutoffs`` broadcast against ``total``
+    (default the search's fixed cutoffs)."""
+    passing = total >= (search.cutoff_array if cutoffs is None else cutoffs)
+    if "same_animal" in search.relationships and len(search.relationships) > 1:
+        # the same animal is called only when it beats every other relationship
+        same = search.relationships.index("same_animal")
+        others = [r for r in range(len(search.relationships)) if r != same]
+        passing[..., same] &= total[..., same] > total[..., others].max(axis=-1)
+    keep = passing.any(axis=2) & (compared >= search.min_loci)
     if triangular:
         keep &= np.triu(np.ones_like(keep), k=1).astype(bool)
     return np.argwhere(keep)
@@ -216,11 +226,11 @@ def test_calibrated_cutoffs_depend_on_loci_compared():
     hits = search.all_pairs(table)
     total, compared = numpy_pair_sums(search, table, table)
     matrix = calibration.cutoff_matrix(search.relationships, 8)
-    expected = (total >= matrix[compared]).any(axis=2) & (compared >= 3)
-    expected &= np.triu(np.ones_like(expected), k=1).astype(bool)
-    assert np.array_equal(np.c_[hits.query_index, hits.target_index], np.argwhere(expected))
+    expected = expected_pairs(search, total, compared, True, cutoffs=matrix[compared])
+    assert np.array_equal(np.c_[hits.query_index, hits.target_index], expected)
     assert len(hits) > 0
-    assert np.array_equal(hits.passes, total[expected] >= matrix[compared[expected]])
+    i, j = expected.T
+    assert np.array_equal(hits.passes[:, 1:], total[i, j, 1:] >= matrix[compared[i, j], 1:])
     with pytest.raises(ValueError, match="calibration was made with theta=0.02"):
         KinshipSearch.from_reference(table, theta=0.05, errors=errors, calibration=calibration)
 
@@ -249,3 +259,93 @@ def test_score_pairs_equals_the_search_for_the_pairs_it_reports():
     lr, compared = search.score_pairs(table, hits.query_index, hits.target_index)
     assert np.array_equal(lr, hits.log10_lr)
     assert np.array_equal(compared, hits.loci_compared)
+
+
+def structured_reference(n_per_population=60, n_loci=7, n_alleles=5, seed=30):
+    """Three populations with their own allele frequencies, labelled."""
+    parts = [random_table(n_per_population, n_loci, n_alleles, 0.05, seed=seed + k,
+                          prefix=f"p{k}-") for k in range(3)]
+    table = GenotypeTable.concat(parts)
+    return table.replace(population=np.repeat(["A", "B", "C"], n_per_population))
+
+
+def numpy_population_sums(search, query, target):
+    """Each pair scored with the tables of both profiles' populations, the smaller sum kept."""
+    q_pop = search.assign_populations(search.codes(query))
+    t_pop = search.assign_populations(search.codes(target))
+    per_population = [numpy_pair_sums(search, query, target, tables)
+                      for tables in search.population_tables]
+    totals = np.stack([total for total, _ in per_population])  # (populations, n_q, n_t, R)
+    rows, cols = np.indices((len(query), len(target)))
+    total = np.minimum(totals[q_pop[rows], rows, cols], totals[t_pop[cols], rows, cols])
+    return total, per_population[0][1]
+
+
+@pytest.mark.parametrize("incremental", [False, True])
+def test_population_scoring_equals_numpy_twin(incremental):
+    reference = structured_reference()
+    query = GenotypeTable.concat([random_table(40, 7, 5, 0.1, seed=k, prefix=f"q{k}-")
+                                  for k in (30, 31)])
+    options = dict(theta=0.05, frequencies="population", errors=ErrorModel(0.02, 0.005),
+                   min_loci=4, cutoffs={"same_animal": 1.0, "parent_offspring": 0.5,
+                                        "full_sibling": 0.5, "half_sibling": 0.3})
+    search = KinshipSearch.from_reference(reference, query, **options)
+    assert search.frequencies == "population" and search.table_theta == 0.01
+    if incremental:
+        new, existing = query.take(np.arange(15)), query.take(np.arange(15, 80))
+        hits = search.new_vs_existing(new, existing, include_new_pairs=False)
+        total, compared = numpy_population_sums(search, new, existing)
+        expected = expected_pairs(search, total, compared, triangular=False)
+    else:
+        hits = search.all_pairs(query)
+        total, compared = numpy_population_sums(search, query, query)
+        expected = expected_pairs(search, total, compared, triangular=True)
+    assert 0 < len(expected) < compared.size / 4
+    assert np.array_equal(np.c_[hits.query_index, hits.target_index], expected)
+    i, j = expected.T
+    np.testing.assert_allclose(hits.log10_lr, total[i, j], rtol=1e-12, atol=1e-12)
+    if not incremental:
+        lr, _ = search.score_pairs(query, i, j)
+        np.testing.assert_allclose(lr, total[i, j], rtol=1e-12, atol=1e-12)
+        from matching.pair_search import locus_log10_lrs
+
+        np.testing.assert_allclose(locus_log10_lrs(search, query, i, j).sum(axis=1),
+                                   total[i, j], rtol=1e-12, atol=1e-12)
+    # with pooled frequencies the same pairs score otherwise
+    pooled = KinshipSearch.from_reference(reference, query, **{**options,
+                                                               "frequencies": "pooled"})
+    assert pooled.frequencies == "pooled" and pooled.table_theta == 0.05
+
+
+def test_population_frequencies_and_assignment_by_hand():
+    from matching.frequencies import allele_counts, point_frequencies
+    from matching.relationships import population_frequencies
+
+    reference = structured_reference(n_per_population=20, n_loci=3, n_alleles=3)
+    counts = allele_counts(reference)
+    pooled = point_frequencies(counts.pooled())[0]
+    theta = 0.1
+    shrunk = population_frequencies(counts, theta)
+    c = 0.9 / 0.1
+    for k in range(3):
+        for locus in range(3):
+            n = counts.counts[k, locus].astype(float)
+            np.testing.assert_allclose(shrunk[k, locus], (n + c * pooled[locus]) / (n.sum() + c))
+    np.testing.assert_allclose(population_frequencies(counts, 0.0)[1], pooled)
+    search = KinshipSearch.from_reference(reference, theta=theta, frequencies="population")
+    assigned = search.assign_populations(search.codes(reference))
+    coding = counts.coding
+    codes = coding.encode(reference)
+    for row in range(len(reference)):
+        log_likelihood = []
+        for k in range(3):
+            total = 0.0
+            for locus in range(3):
+                a, b = codes[row, locus]
+                if a < 0:
+                    continue
+                total += np.log((1 if a == b else 2) * shrunk[k, locus, a] * shrunk[k, locus, b])
+            log_likelihood.append(total)
+        assert assigned[row] == int(np.argmax(log_likelihood))
+    with pytest.raises(ValueError, match="two populations or more"):
+        KinshipSearch.from_reference(random_table(10), theta=0.1, frequencies="population")

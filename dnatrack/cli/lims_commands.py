@@ -1,5 +1,6 @@
-"""LIMS commands: ``dnatrack db upgrade``, ``dnatrack serve``, ``dnatrack custody verify`` and
-``dnatrack admin create`` (the first agency and administrator of a new installation).
+"""LIMS commands: ``dnatrack db upgrade``, ``dnatrack serve``, ``dnatrack verify`` (every hash
+chain), ``dnatrack custody verify`` (the custody ledger alone) and ``dnatrack admin create`` (the
+first agency and administrator of a new installation).
 
 The database is the one the LIMS itself would use: ``--database-url``, else the
 ``DNATRACK_DATABASE_URL`` environment variable, else the SQLite file in the instance folder.
@@ -69,6 +70,15 @@ def register(subparsers) -> None:
     serve.add_argument("--debug", action="store_true", help="reload on changes, show tracebacks")
     serve.set_defaults(func=_serve)
 
+    verify_all = subparsers.add_parser(
+        "verify",
+        help="replay every hash chain (custody ledger, audit trail, issued reports) and name "
+        "the first broken link of each, missing and truncated rows included",
+    )
+    _add_database_option(verify_all)
+    _add_known_head_option(verify_all)
+    verify_all.set_defaults(func=_verify)
+
     custody = subparsers.add_parser("custody", help="the custody ledger")
     custody_actions = custody.add_subparsers(dest="custody_action", metavar="ACTION", required=True)
     verify = custody_actions.add_parser(
@@ -77,14 +87,7 @@ def register(subparsers) -> None:
         "compare the number of events with the append counter (events cut off the end)",
     )
     _add_database_option(verify)
-    verify.add_argument(
-        "--known-head",
-        action="append",
-        default=[],
-        metavar="HASH",
-        help="a ledger head hash printed earlier (e.g. on a report); it must still be in the "
-        "chain, which catches a cut the counter was lowered to hide (repeatable)",
-    )
+    _add_known_head_option(verify)
     verify.set_defaults(func=_custody_verify)
 
     admin = subparsers.add_parser("admin", help="LIMS administration from the command line")
@@ -109,6 +112,17 @@ def register(subparsers) -> None:
         help="read the password from standard input instead of asking",
     )
     create.set_defaults(func=_admin_create)
+
+
+def _add_known_head_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--known-head",
+        action="append",
+        default=[],
+        metavar="HASH",
+        help="a custody-ledger head hash printed earlier (e.g. on a report); it must still be "
+        "in the chain, which catches a cut the counter was lowered to hide (repeatable)",
+    )
 
 
 def _database_error(error: Exception) -> Exception:
@@ -145,22 +159,56 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _custody_verify(args: argparse.Namespace) -> int:
-    from lims.custody import verify_ledger
+def _verify_chains(args: argparse.Namespace, chains: dict) -> int:
+    """Replay ``chains`` (title -> chain), print each intact one, fail naming every break."""
+    from lims.custody import CUSTODY_LEDGER, verify_chain
     from lims.extensions import db
 
     with _app(args) as app, app.app_context():
         try:
-            result = verify_ledger(db.session, known_heads=args.known_head)
+            results = {
+                title: verify_chain(
+                    db.session,
+                    chain,
+                    known_heads=args.known_head if chain is CUSTODY_LEDGER else (),
+                )
+                for title, chain in chains.items()
+            }
         except _database_errors() as error:
             raise _database_error(error) from None
-    if not result.ok:
-        raise _command_error(f"chain broken at {result.first_break}")
-    print(
-        f"custody ledger intact: {result.n_events} events; head {result.head.seq} "
-        f"{result.head.hash}"
-    )
+    broken = []
+    for title, result in results.items():
+        if result.ok:
+            print(
+                f"{title} intact: {result.n_events} {chains[title].short}s; head "
+                f"{result.head.seq} {result.head.hash}"
+            )
+        else:
+            broken.append(f"{title}: chain broken at {result.first_break}")
+    if broken:
+        raise _command_error("; ".join(broken))
     return 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from lims.audit import AUDIT_TRAIL
+    from lims.custody import CUSTODY_LEDGER
+    from lims.reports.issue import ISSUED_REPORTS
+
+    return _verify_chains(
+        args,
+        {
+            "custody ledger": CUSTODY_LEDGER,
+            "audit trail": AUDIT_TRAIL,
+            "issued reports": ISSUED_REPORTS,
+        },
+    )
+
+
+def _custody_verify(args: argparse.Namespace) -> int:
+    from lims.custody import CUSTODY_LEDGER
+
+    return _verify_chains(args, {"custody ledger": CUSTODY_LEDGER})
 
 
 def _read_password(from_stdin: bool) -> str:

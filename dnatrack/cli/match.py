@@ -24,6 +24,7 @@ PAIR_COLUMNS = [
 
 
 def register(subparsers) -> None:
+    from matching.calibration import DEFAULT_SIMULATIONS
     from matching.identity import STRINGENCIES
     from matching.relationships import RELATIONSHIPS
 
@@ -40,9 +41,10 @@ def register(subparsers) -> None:
     match.add_argument("--against", metavar="EXISTING",
                        help="search the genotypes against these existing profiles only "
                             "(new-vs-existing, plus pairs among the new ones)")
-    match.add_argument("--reference", required=True, metavar="REF",
+    match.add_argument("--reference", metavar="REF",
                        help="bundled reference set name, reference folder, or genotype file "
-                            "with populations; its allele frequencies are used")
+                            "with populations; its allele frequencies are used (required but "
+                            "for close matching)")
     match.add_argument("--out", required=True, metavar="PAIRS.csv", help="pairs CSV to write")
     match.add_argument("--links", metavar="LINKS", help="seizure links as .json or .csv "
                        "(default: PAIRS.links.json)")
@@ -50,8 +52,10 @@ def register(subparsers) -> None:
                        help="CSV with columns sample,seizure (default: the file's group, "
                             "population or collection column)")
     add_format_option(match)
-    match.add_argument("--theta", help="co-ancestry θ, a number or a species name (default: "
-                       "the reference species' published value, else estimated from it)")
+    match.add_argument("--theta", help="co-ancestry θ (F_ST), a number or a species name "
+                       "(default: the reference species' published value, else estimated "
+                       "from it)")
+    _add_scoring_options(match)
     match.add_argument("--dropout-rate", type=float, default=None,
                        help="allelic dropout rate per heterozygous locus (default 0.01)")
     match.add_argument("--miscall-rate", type=float, default=None,
@@ -69,6 +73,19 @@ def register(subparsers) -> None:
                        help="identity search stringency (default moderate)")
     match.add_argument("--max-mismatches", type=int, default=None,
                        help="mismatching loci allowed at moderate stringency (default 2)")
+    match.add_argument("--max-dropouts", type=int, default=None,
+                       help="dropout-compatible loci (a homozygote against a heterozygote "
+                            "carrying its allele) allowed at moderate stringency (default 2)")
+    match.add_argument("--candidates", metavar="CSV",
+                       help="also write the identity candidates that were not called the same "
+                            "animal, with the reason")
+    match.add_argument("--min-fraction-matching", type=float, metavar="F",
+                       help="instead of searching, list close-matching pairs as rubias's "
+                            "close_matching_samples does: identical at a fraction >= F of the "
+                            "loci typed in both (min_frac_matching)")
+    match.add_argument("--min-fraction-typed", type=float, metavar="F", default=None,
+                       help="with --min-fraction-matching: loci typed in both, as a fraction "
+                            "of all loci, at least F (min_frac_non_miss; default 0.7)")
     match.add_argument("--no-identity", action="store_true", help="skip the identity search")
     match.add_argument("--no-kinship", action="store_true", help="skip the kinship search")
     match.add_argument("--dask", metavar="ADDRESS", help="run the kinship search on a Dask "
@@ -85,16 +102,18 @@ def register(subparsers) -> None:
         ),
     )
     calibrate.add_argument("reference", help="bundled reference set, folder, or genotype file")
-    calibrate.add_argument("--theta", help="θ, a number or a species name (default as for "
-                           "'dnatrack match')")
+    calibrate.add_argument("--theta", help="θ (F_ST), a number or a species name (default "
+                           "as for 'dnatrack match')")
+    _add_scoring_options(calibrate)
     calibrate.add_argument("--dropout-rate", type=float, default=None)
     calibrate.add_argument("--miscall-rate", type=float, default=None)
     rate = calibrate.add_mutually_exclusive_group()
     rate.add_argument("--pairs", type=float, default=1e9,
-                      help="pairs a search will compare; target rate 0.01 / pairs (1e9)")
+                      help="pairs a search will compare; target rate per pair "
+                           "--expected-false-pairs / pairs (1e9)")
     rate.add_argument("--fpr", type=float, help="target false-positive rate per pair")
-    calibrate.add_argument("--simulations", type=int, default=20_000,
-                           help="pairs simulated per relationship (20000)")
+    calibrate.add_argument("--simulations", type=int, default=DEFAULT_SIMULATIONS,
+                           help=f"pairs simulated per relationship ({DEFAULT_SIMULATIONS})")
     calibrate.add_argument("--seed", type=int, default=1)
     calibrate.add_argument("--out", metavar="FILE.json",
                            help="write the calibration here (default: print a table only)")
@@ -105,6 +124,32 @@ def register(subparsers) -> None:
 
 
 # ---------------------------------------------------------------------------------- helpers
+def _add_scoring_options(parser) -> None:
+    from matching.calibration import DEFAULT_EXPECTED_FALSE_PAIRS, FREQUENCY_CHOICES
+    from matching.kinship import DEFAULT_WITHIN_THETA
+
+    parser.add_argument("--frequencies", choices=FREQUENCY_CHOICES, default=None,
+                        help="score a pair with the frequencies of its profiles' reference "
+                             "populations (the smaller LR of the two; default when the "
+                             "reference has two populations or more) or with the pooled "
+                             "frequencies and θ")
+    parser.add_argument("--within-theta", type=float, default=None,
+                        help=f"θ within a population, with population frequencies (default "
+                             f"{DEFAULT_WITHIN_THETA})")
+    parser.add_argument("--expected-false-pairs", type=float,
+                        default=DEFAULT_EXPECTED_FALSE_PAIRS,
+                        help="operating point: expected number of unrelated pairs a search "
+                             "reports, over all relationships (default "
+                             f"{DEFAULT_EXPECTED_FALSE_PAIRS:g})")
+
+
+def _scoring(args, reference: ReferenceSet, table: GenotypeTable):
+    from matching.pair_search import Scoring
+
+    return Scoring.for_reference(table, _theta(args, reference), _error_model(args),
+                                 args.frequencies, args.within_theta)
+
+
 def _error_model(args):
     from matching.relationships import ErrorModel
 
@@ -153,7 +198,7 @@ def _shared_loci(reference: ReferenceSet, tables: list[GenotypeTable], min_loci:
     return loci
 
 
-def _calibration(args, reference: ReferenceSet, theta: float, errors, notes: list[str],
+def _calibration(args, reference: ReferenceSet, scoring, notes: list[str],
                  ref_table: GenotypeTable, relationships: tuple[str, ...], n_pairs: float):
     """The calibration to use: ``--calibration`` (which must fit), else the reference
     folder's standing calibration when it fits, else one made now for this search's number of
@@ -163,7 +208,7 @@ def _calibration(args, reference: ReferenceSet, theta: float, errors, notes: lis
 
     if args.calibration:
         calibration = Calibration.load(args.calibration)
-        problem = calibration_mismatch(calibration, reference, theta, errors)
+        problem = calibration_mismatch(calibration, reference, scoring)
         if problem:
             raise ValueError(f"{args.calibration}: {problem}")
         notes.append(f"cutoffs from calibration {args.calibration}")
@@ -177,8 +222,9 @@ def _calibration(args, reference: ReferenceSet, theta: float, errors, notes: lis
     if not folder.is_dir() and args.reference in list_reference_sets():
         folder = reference_set_path(args.reference)
     return search_calibration(
-        reference, ref_table, theta=theta, errors=errors, relationships=relationships,
+        reference, ref_table, scoring=scoring, relationships=relationships,
         pairs_compared=n_pairs, folder=folder if folder.is_dir() else None, notes=notes,
+        expected_false_pairs=args.expected_false_pairs,
     )
 
 
@@ -188,10 +234,21 @@ def run_match(args: argparse.Namespace) -> int:
     from matching.identity import IdentityCriteria
     from matching.kinship import DEFAULT_CUTOFFS, KinshipSearch
     from matching.links import link_seizures
-    from matching.pair_search import find_pairs, pairs_compared
+    from matching.pair_search import (
+        find_pairs,
+        low_power_warning,
+        pairs_compared,
+        power_summary,
+    )
 
+    if args.min_fraction_matching is not None:
+        return run_close_matching(args)
+    if args.min_fraction_typed is not None:
+        raise ValueError("--min-fraction-typed goes with --min-fraction-matching")
     if args.no_identity and args.no_kinship:
         raise ValueError("--no-identity and --no-kinship leave nothing to do")
+    if args.reference is None:
+        raise ValueError("--reference is required (its allele frequencies score the pairs)")
     reference = load_reference_set(args.reference)
     new = read_table(args.genotypes, args.input_format)
     existing = read_table(args.against, args.input_format) if args.against else None
@@ -205,18 +262,18 @@ def run_match(args: argparse.Namespace) -> int:
     combined = _combined(tables, args)
     n_new = len(tables[0])
 
-    theta = _theta(args, reference)
-    errors = _error_model(args)
+    scoring = _scoring(args, reference, ref_table)
     relationships = tuple(r.strip() for r in args.relationships.split(",") if r.strip())
     cutoffs = {**DEFAULT_CUTOFFS, **parse_assignments(args.cutoff, "--cutoff")}
     notes: list[str] = []
     n_pairs = pairs_compared(n_new, len(combined) - n_new)
-    calibration = _calibration(args, reference, theta, errors, notes, ref_table, relationships,
+    calibration = _calibration(args, reference, scoring, notes, ref_table, relationships,
                                n_pairs)
     search = KinshipSearch.from_reference(
-        ref_table, *tables, theta=theta, errors=errors, relationships=relationships,
+        ref_table, *tables, **scoring.search_options(), relationships=relationships,
         cutoffs=cutoffs, min_loci=args.min_loci, calibration=calibration,
     )
+    power = power_summary(search, len(loci))
 
     client = None
     if args.dask and not args.no_kinship:
@@ -226,7 +283,7 @@ def run_match(args: argparse.Namespace) -> int:
     criteria = None
     if not args.no_identity:
         criteria = IdentityCriteria(args.stringency, max_mismatches=args.max_mismatches,
-                                    min_loci=args.min_loci)
+                                    max_dropouts=args.max_dropouts, min_loci=args.min_loci)
     identity_blocks = None if criteria is None else criteria.n_blocks
     with progress_bar(n_new, "kinship search") as kinship_update, \
             progress_bar(identity_blocks, "identity search", unit="block") as identity_update:
@@ -236,17 +293,24 @@ def run_match(args: argparse.Namespace) -> int:
             criteria=criteria, dask_client=client, kinship_progress=kinship_update,
             identity_progress=identity_update,
         )
+    lr_columns = [f"log10_lr_{r}" for r in relationships]
     if criteria is not None:
         notes.append(
-            f"identity search: pairs with at most {found.identity_guarantee} loci not "
-            "identical (mismatching, dropout-compatible or untyped) are always found"
+            f"identity search: candidates with at most {found.identity_guarantee} loci not "
+            "identical (mismatching, dropout-compatible or untyped) are always found; "
+            f"{len(found.candidates_not_called)} candidates were not called the same animal "
+            "(their same-animal LR missed the cutoff or another relationship was as likely)"
         )
+    if args.candidates:
+        for row in found.candidates_not_called:
+            row["seizure1"] = seizure_of[row["sample1"]]
+            row["seizure2"] = seizure_of[row["sample2"]]
+        write_rows(args.candidates, found.candidates_not_called, CANDIDATE_COLUMNS + lr_columns)
     ordered = found.rows
     for row in ordered:
         row["seizure1"], row["seizure2"] = seizure_of[row["sample1"]], seizure_of[row["sample2"]]
         if "rmp" in row:
             row["rmp"] = f"{row['rmp']:.3e}"
-    lr_columns = [f"log10_lr_{r}" for r in relationships]
     write_rows(args.out, ordered, PAIR_COLUMNS + lr_columns)
 
     graph = link_seizures(ordered, seizure_of)
@@ -262,26 +326,67 @@ def run_match(args: argparse.Namespace) -> int:
                       "content_hash": reference.content_hash, "simulated": reference.simulated},
         "inputs": {"genotypes": args.genotypes, "against": args.against,
                    "profiles": len(combined), "loci": list(loci)},
-        "kinship": None if args.no_kinship else search.parameters(),
+        "kinship": None if args.no_kinship else {
+            **search.parameters(), "expected_false_pairs": args.expected_false_pairs,
+            "pairs_compared": n_pairs, "power": power},
         "identity": None if criteria is None else {
-            **criteria.as_dict(), "guaranteed_bad_loci": found.identity_guarantee},
+            **criteria.as_dict(), "guaranteed_bad_loci": found.identity_guarantee,
+            "candidates_not_called": len(found.candidates_not_called)},
         "results": {"pairs": len(ordered), "seizure_links": len(graph.links),
                     "networks": len(graph.components)},
         "notes": notes,
     })
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
+    warning = "" if args.no_kinship else low_power_warning(power)
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
     same = sum(1 for row in ordered if row.get("relationship") == "same_animal")
     print(
         f"{len(combined)} profiles at {len(loci)} loci: {len(ordered)} pairs "
         f"({same} same animal), {len(graph.links)} seizure links in "
         f"{len(graph.components)} networks -> {args.out}, {links_path}, {run_path}"
     )
+    if power and not args.no_kinship:
+        print(f"power at {next(iter(power.values()))['loci']} loci, at most "
+              f"{args.expected_false_pairs:g} expected false pair(s): " + ", ".join(
+                  f"{name.replace('_', ' ')} {row['power']:.0%}"
+                  for name, row in power.items()))
     return 0
 
 
+CANDIDATE_COLUMNS = [
+    "sample1", "seizure1", "sample2", "seizure2", "loci_compared", "identity", "loci_identical",
+    "loci_dropout", "loci_mismatch", "called", "reason",
+]
 LINK_COLUMNS = ["seizure1", "seizure2", "n_pairs", "same_animal", "relationships",
                 "max_log10_lr", "weight", "component"]
+
+
+CLOSE_MATCH_COLUMNS = ["sample1", "seizure1", "sample2", "seizure2", "loci_typed_in_both",
+                       "loci_identical"]
+
+
+def run_close_matching(args: argparse.Namespace) -> int:
+    """``--min-fraction-matching``: rubias's close-matching pairs of one file."""
+    from matching.identity import DEFAULT_MIN_FRACTION_TYPED, close_matching_samples
+
+    if args.against:
+        raise ValueError("--min-fraction-matching lists close matches within one file; "
+                         "it does not take --against")
+    table = read_table(args.genotypes, args.input_format)
+    typed = DEFAULT_MIN_FRACTION_TYPED if args.min_fraction_typed is None \
+        else args.min_fraction_typed
+    matches = close_matching_samples(table, args.min_fraction_matching, typed)
+    seizure_of = _seizures(table, args.groups)
+    rows = matches.records(table.profile_ids)
+    for row in rows:
+        row["seizure1"], row["seizure2"] = seizure_of[row["sample1"]], seizure_of[row["sample2"]]
+    write_rows(args.out, rows, CLOSE_MATCH_COLUMNS)
+    print(f"{len(table)} profiles at {table.n_loci} loci: {len(rows)} close-matching pairs "
+          f"(identical at >= {args.min_fraction_matching:g} of the loci typed in both, typed in "
+          f"both at >= {typed:g} of all loci) -> {args.out}")
+    return 0
 
 
 def _combined(tables: list[GenotypeTable], args) -> GenotypeTable:
@@ -300,24 +405,27 @@ def run_calibrate(args: argparse.Namespace) -> int:
     from matching.calibration import calibrate
 
     reference = load_reference_set(args.reference)
-    theta = _theta(args, reference)
-    errors = _error_model(args)
+    scoring = _scoring(args, reference, reference.table)
     with progress_bar(1, "simulating pairs", unit="run") as update:
         result = calibrate(
-            reference.table, theta=theta, errors=errors,
-            false_positive_rate=args.fpr, pairs_compared=args.pairs,
+            reference.table, false_positive_rate=args.fpr, pairs_compared=args.pairs,
+            expected_false_pairs=args.expected_false_pairs,
             n_simulations=args.simulations, seed=args.seed,
             reference_name=reference.name, reference_hash=reference.content_hash,
+            **scoring.calibration_options(),
         )
         update(1)
     rows = result.rows()
     print(f"reference {reference.citation()}")
-    print(f"theta {theta}, dropout {errors.dropout_rate}, miscall {errors.miscall_rate}, "
-          f"false-positive rate per pair {result.false_positive_rate:.3g}")
-    print(f"{'relationship':<18}{'loci':>5}{'cutoff':>9}{'power':>8}")
+    print(f"{scoring.describe()}, dropout {scoring.errors.dropout_rate}, miscall "
+          f"{scoring.errors.miscall_rate}, false-positive rate per pair "
+          f"{result.false_positive_rate:.3g}")
+    print(f"{'relationship':<18}{'loci':>5}{'cutoff':>9}{'power':>8}{'± se':>8}"
+          f"{'false-pos. rate':>17}{'± se':>10}")
     for row in rows:
         print(f"{row['relationship']:<18}{row['loci_compared']:>5}"
-              f"{row['log10_lr_cutoff']:>9.2f}{row['power']:>8.3f}")
+              f"{row['log10_lr_cutoff']:>9.2f}{row['power']:>8.3f}{row['power_se']:>8.3f}"
+              f"{row['false_positive_rate']:>17.3g}{row['false_positive_rate_se']:>10.2g}")
     if args.table:
         write_rows(args.table, rows, list(rows[0]))
     if args.out:

@@ -14,8 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from dnatrack.errors import GenotypeFormatError
+from dnatrack.errors import GenotypeFormatError, UnwritableValueError
 from dnatrack.formats._builder import guess_delimiter
+from dnatrack.formats._formulas import FORMULA_LEADS, formula_safe, neutralise_formula
 from dnatrack.formats.genemapper import looks_like_genemapper, read_genemapper
 from dnatrack.formats.genepop import read_genepop, write_genepop
 from dnatrack.formats.long import looks_like_long, read_long, write_long
@@ -201,22 +202,48 @@ def read_genotypes(
 
 
 def write_genotypes(
-    table: GenotypeTable, path: str | os.PathLike, format: str | None = None, **options
+    table: GenotypeTable,
+    path: str | os.PathLike,
+    format: str | None = None,
+    *,
+    spreadsheet_safe: bool = False,
+    **options,
 ) -> None:
     """Write ``table`` in a writable format (from the extension when ``None``; see
-    :func:`output_format`). The file is replaced only once the whole table is written."""
+    :func:`output_format`). The file is replaced only once the whole table is written.
+
+    With ``spreadsheet_safe``, text cells a spreadsheet would run as a formula get a leading
+    single quote (:func:`formula_safe`), for files handed to people who may open them in
+    one; without it ids are written as they are, so files read back unchanged.
+
+    Raises
+    ------
+    UnwritableValueError
+        When the format cannot hold a value of the table (naming it and its profile).
+    """
     name = format or output_format(path)
     fmt = FORMATS.get(name)
     if fmt is None or fmt.write is None:
         raise ValueError(f"cannot write format {name!r}; writable: {', '.join(writable_formats())}")
-    fmt.write(table, path, **options)
+    written = formula_safe(table) if spreadsheet_safe else table
+    try:
+        fmt.write(written, path, **options)
+    except UnwritableValueError as error:
+        if error.profile_id is not None and written is not table:
+            # Name the profile as the caller knows it, not by its neutralised id.
+            error.profile_id = str(table.profile_ids[written.index_of(error.profile_id)])
+        raise
 
 
 __all__ = [
     "FORMATS",
+    "FORMULA_LEADS",
     "Format",
     "GenotypeFormatError",
+    "UnwritableValueError",
     "detect_format",
+    "formula_safe",
+    "neutralise_formula",
     "output_format",
     "read_genotypes",
     "readable_formats",

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import csv
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from dnatrack.errors import GenotypeFormatError
+from dnatrack.errors import GenotypeFormatError, UnwritableValueError
 from dnatrack.genotypes import MISSING, GenotypeTable
 from dnatrack.panels import Panel
 
@@ -83,6 +83,30 @@ class AlleleParser:
                 self(text, line=line, field=name) for text, name in zip(cells, fields, strict=True)
             ]
         return values
+
+
+def check_writable(
+    table: GenotypeTable, format: str, cannot_hold: Callable[[str], bool], reason: str
+) -> None:
+    """Raise :class:`UnwritableValueError` for the first profile id, locus or population of
+    ``table`` that ``format`` ``cannot_hold``; ``reason`` says why, e.g. "GENEPOP names cannot
+    hold commas"."""
+    checks = [
+        ("profile id", table.profile_ids, table.profile_ids),
+        ("locus", table.loci, [None] * table.n_loci),
+    ]
+    if table.population is not None:
+        checks.append(("population", table.population, table.profile_ids))
+    for kind, values, owners in checks:
+        for value, owner in zip(values, owners, strict=True):
+            if cannot_hold(value):
+                raise UnwritableValueError(
+                    f"{kind} {value!r}: {reason}",
+                    format=format,
+                    field=kind,
+                    value=str(value),
+                    profile_id=None if owner is None else str(owner),
+                )
 
 
 def check_panel_allele(

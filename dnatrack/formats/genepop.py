@@ -26,10 +26,11 @@ from pathlib import Path
 
 import numpy as np
 
-from dnatrack.errors import GenotypeFormatError
+from dnatrack.errors import GenotypeFormatError, UnwritableValueError
 from dnatrack.files import replace_atomically
 from dnatrack.formats._builder import (
     TableBuilder,
+    check_writable,
     parse_allele,
     read_nonblank_lines,
 )
@@ -171,30 +172,29 @@ def write_genepop(
 
     Raises
     ------
-    ValueError
+    UnwritableValueError
         When an allele exceeds 999, or an id, locus or population contains a comma or a
         line break.
     """
     largest = int(table.alleles.max()) if table.alleles.size else 0
     if largest > 999:
-        j = int(np.argwhere(table.alleles == largest)[0][1])
-        raise ValueError(
-            f"allele {largest} at locus {table.loci[j]!r} does not fit GENEPOP's 3 digits"
+        i, j = (int(k) for k in np.argwhere(table.alleles == largest)[0][:2])
+        raise UnwritableValueError(
+            f"allele {largest} at locus {table.loci[j]!r} does not fit GENEPOP's 3 digits",
+            format="genepop",
+            field="allele",
+            value=str(largest),
+            profile_id=str(table.profile_ids[i]),
         )
     width = 3 if largest > 99 else 2
-    for kind, values in (("profile id", table.profile_ids), ("locus", table.loci)):
-        for value in values:
-            if "," in value or "\n" in value:
-                raise ValueError(
-                    f"{kind} {value!r}: GENEPOP names cannot hold commas or line breaks"
-                )
+    # A comma in a Pop line would make it read back as an individual.
+    check_writable(
+        table,
+        "genepop",
+        lambda value: any(character in value for character in ",\r\n"),
+        "GENEPOP names cannot hold commas or line breaks",
+    )
     populations = table.population if table.population is not None else np.full(len(table), "")
-    for value in populations:
-        # A comma would make the Pop line read back as an individual.
-        if "," in value or "\n" in value:
-            raise ValueError(
-                f"population {value!r}: GENEPOP Pop lines cannot hold commas or line breaks"
-            )
     if title is None:
         title = f"dnatrack export: {table.n_profiles} profiles, {table.n_loci} loci"
     missing = "0" * width

@@ -41,6 +41,7 @@ from dnatrack.errors import GenotypeFormatError
 from dnatrack.files import replace_atomically
 from dnatrack.formats._builder import (
     TableBuilder,
+    check_writable,
     parse_allele,
     read_nonblank_lines,
 )
@@ -282,19 +283,16 @@ def write_structure(
 
     Raises
     ------
-    ValueError
+    UnwritableValueError
         When an id, locus or population is empty or contains whitespace (fields are
         whitespace-separated).
     """
-    checks = [("profile id", table.profile_ids), ("locus", table.loci)]
-    if table.population is not None:
-        checks.append(("population", table.population))
-    for kind, values in checks:
-        for value in values:
-            if not value or len(value.split()) != 1 or value != value.strip():
-                raise ValueError(
-                    f"{kind} {value!r}: STRUCTURE fields cannot be empty or hold spaces"
-                )
+    check_writable(
+        table,
+        "structure",
+        lambda value: not value or len(value.split()) != 1 or value != value.strip(),
+        "STRUCTURE fields cannot be empty or hold spaces",
+    )
     with replace_atomically(path) as handle:
         if marker_names:
             handle.write("\t".join(table.loci) + "\n")

@@ -54,6 +54,11 @@ AUDIT_RECORD = Schema(
         read_only("record_id", "string", "Primary key of the changed record.", nullable=False),
         read_only("action", "string", "insert, update or delete.", nullable=False),
         read_only("changes", "object", "{field: {old, new}} (secrets redacted).", nullable=False),
+        read_only("seq", "integer", "Place in the hash-chained trail (1, 2, 3…).",
+                  nullable=False),
+        read_only("prev_hash", "string", "Hash of the record before.", nullable=False),
+        read_only("hash", "string", "SHA-256 over prev_hash and this record's canonical JSON.",
+                  nullable=False),
     ),
 )
 

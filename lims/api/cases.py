@@ -40,6 +40,7 @@ CASE = Schema(
             required=True,
             nullable=False,
             max_length=64,
+            identifier=True,
             update=False,
         ),
         Field("title", "string", required=True, nullable=False, max_length=200),
@@ -92,9 +93,8 @@ def case_scope(model, user, for_writing: bool):
 def _build_case(values: dict) -> Case:
     # References are unique per agency: another agency's cases never make one "in use".
     check_unique(Case, values, ("reference",), within={"agency_id": current_user.agency_id})
-    return Case(
-        agency_id=current_user.agency_id, created_by_id=current_user.id, status="open", **values
-    )
+    # A case is opened unless the client gives its status (the column defaults to open).
+    return Case(agency_id=current_user.agency_id, created_by_id=current_user.id, **values)
 
 
 CASES = Resource(
@@ -140,6 +140,9 @@ def _other_agency(agency_id: int) -> Agency:
     request=SHARE,
     request_mode="create",
     response=SHARE,
+    other_statuses=(201,),
+    description="200 when the access of an existing share changed, 201 when the case is "
+    "newly shared.",
 )
 def put_share(case_id: int, agency_id: int):
     case = _shareable_case(case_id)

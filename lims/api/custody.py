@@ -132,6 +132,7 @@ Resource(
     request=CUSTODY_EVENT,
     response=CUSTODY_EVENT,
     response_status=201,
+    idempotent=True,
     description="Retry-safe with an Idempotency-Key header (per user, 1-255 visible ASCII "
     "characters): a retry with the same key and body gets the first answer and appends "
     "nothing; the same key with another body is refused with 422.",

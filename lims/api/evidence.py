@@ -6,7 +6,7 @@ import base64
 import hashlib
 
 import sqlalchemy as sa
-from flask import request, url_for
+from flask import url_for
 from flask_login import current_user
 from werkzeug.utils import secure_filename
 
@@ -16,6 +16,7 @@ from lims.api.routing import (
     Resource,
     check_unique,
     equals,
+    form_values,
     load_reference,
     load_visible,
     route,
@@ -50,6 +51,15 @@ def _create_only(name: str, type: str, description: str = "", **options) -> Fiel
 
 LATITUDE = Field("latitude", "number", "Decimal degrees.", minimum=-90, maximum=90)
 LONGITUDE = Field("longitude", "number", "Decimal degrees.", minimum=-180, maximum=180)
+BARCODE = _create_only(
+    "barcode",
+    "string",
+    "Unique barcode.",
+    required=True,
+    nullable=False,
+    max_length=64,
+    identifier=True,
+)
 CONSUMED = Field(
     "consumed", "boolean", "Used up or destroyed; once true it stays true.", nullable=False
 )
@@ -69,6 +79,7 @@ SEIZURE = Schema(
             required=True,
             nullable=False,
             max_length=64,
+            identifier=True,
         ),
         Field("seized_on", "date"),
         Field("place", "string", max_length=200),
@@ -147,6 +158,7 @@ ITEM = Schema(
             required=True,
             nullable=False,
             max_length=64,
+            identifier=True,
         ),
         Field("kind", "string", required=True, nullable=False, choices=ITEM_KINDS),
         Field("length_cm", "number", positive=True),
@@ -246,6 +258,7 @@ SOURCE_ANIMAL = Schema(
             required=True,
             nullable=False,
             max_length=64,
+            identifier=True,
         ),
         Field("kind", "string", required=True, nullable=False, choices=SOURCE_ANIMAL_KINDS),
         Field("species", "string", max_length=100),
@@ -360,9 +373,7 @@ SAMPLE = Schema(
     "sample",
     (
         ID,
-        _create_only(
-            "barcode", "string", "Unique barcode.", required=True, nullable=False, max_length=64
-        ),
+        BARCODE,
         read_only("case_id", "integer", "The case of the sample's origin.", nullable=False),
         Field("sample_type", "string", required=True, nullable=False, choices=SAMPLE_TYPES),
         _create_only("item_id", "integer", "The seized item it was taken from."),
@@ -480,9 +491,7 @@ EXTRACT = Schema(
     "extract",
     (
         ID,
-        _create_only(
-            "barcode", "string", "Unique barcode.", required=True, nullable=False, max_length=64
-        ),
+        BARCODE,
         _create_only("sample_id", "integer", required=True, nullable=False),
         Field("method", "string", "Extraction method or kit.", max_length=200),
         Field("extracted_at", "date-time"),
@@ -574,21 +583,10 @@ Resource(
     response_status=201,
 )
 def create_attachment():
-    problems = []
-    upload = request.files.get("file")
-    if upload is None:
-        problems.append({"field": "file", "message": "is required"})
-    subject_type = request.form.get("subject_type")
-    if subject_type not in SUBJECTS:
-        problems.append(
-            {"field": "subject_type", "message": f"must be one of {', '.join(SUBJECTS)}"}
-        )
-    try:
-        subject_id = int(request.form.get("subject_id", ""))
-    except ValueError:
-        problems.append({"field": "subject_id", "message": "must be an integer"})
-    if problems:
-        raise ApiError(422, "invalid attachment", {"problems": problems})
+    values = form_values(ATTACHMENT_UPLOAD)
+    upload, subject_type, subject_id = (
+        values[name] for name in ("file", "subject_type", "subject_id")
+    )
     load_reference(SUBJECTS[subject_type], subject_id, "subject_id", subject_type)
     content = upload.read()
     attachment = Attachment(
@@ -597,7 +595,7 @@ def create_attachment():
         size_bytes=len(content),
         sha256=hashlib.sha256(content).hexdigest(),
         content=content,
-        description=request.form.get("description") or None,
+        description=values.get("description") or None,
         uploaded_by_id=current_user.id,
         **{f"{subject_type}_id": subject_id},
     )

@@ -282,6 +282,7 @@ Resource(
     request_form=GENOTYPE_UPLOAD,
     response=GENOTYPE_IMPORT,
     response_status=201,
+    idempotent=True,
     description="A refused import answers 422 with details.problems: one entry per problem, "
     "with the file line, field, sample barcode and message. Retry-safe with an "
     "Idempotency-Key header (per user, 1-255 visible ASCII characters): a retry with the same "

@@ -12,7 +12,7 @@ from flask import Flask, current_app
 
 from dnatrack import __version__
 from lims.api.routing import PAGINATION, Operation, QueryParam, route
-from lims.api.schema import Schema
+from lims.api.schema import INTEGER_MAX, INTEGER_MIN, Schema
 from lims.errors import ERROR_CODES
 
 _RULE_VARIABLE = re.compile(r"<(?:(?P<converter>\w+)(?:\([^)]*\))?:)?(?P<name>\w+)>")
@@ -35,10 +35,11 @@ def _openapi_path(rule: str) -> tuple[str, list[dict]]:
     """``/x/<int:id>`` as ``/x/{id}`` plus its path parameters."""
     parameters = []
     for match in _RULE_VARIABLE.finditer(rule):
-        kind = "integer" if match["converter"] == "int" else "string"
-        parameters.append(
-            {"name": match["name"], "in": "path", "required": True, "schema": {"type": kind}}
-        )
+        schema = {"type": "string"}
+        if match["converter"] == "int":
+            # The app's int converter takes record ids only (lims.api.routing.RecordIdConverter).
+            schema = {"type": "integer", "minimum": 0, "maximum": INTEGER_MAX}
+        parameters.append({"name": match["name"], "in": "path", "required": True, "schema": schema})
     return _RULE_VARIABLE.sub(lambda match: "{" + match["name"] + "}", rule), parameters
 
 
@@ -46,6 +47,8 @@ def _query_parameter(param: QueryParam) -> dict:
     schema = {"type": param.type}
     if param.type in ("date", "date-time"):
         schema = {"type": "string", "format": param.type}
+    if param.type == "integer":
+        schema.update(minimum=INTEGER_MIN, maximum=INTEGER_MAX)
     if param.choices:
         schema["enum"] = list(param.choices)
     return {
@@ -71,14 +74,23 @@ class _Components:
 def _error_statuses(spec: Operation, has_path_parameters: bool) -> list[int]:
     statuses = [400] if spec.query or spec.paginated or spec.request or spec.request_form else []
     if not spec.public:
-        statuses.append(401)
-    if spec.permission or spec.method != "GET":
-        statuses.append(403)
+        # 403 also without a declared permission: need-to-know, read-only shares, own records.
+        statuses += [401, 403]
     if has_path_parameters:
         statuses.append(404)
     if spec.method != "GET":
         statuses += [409, 422]
-    return [*statuses, 500]
+    return sorted({*statuses, *spec.error_statuses, 500})
+
+
+IDEMPOTENCY_KEY_PARAMETER = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "description": "Retry key, per user: a retry with the same key and body gets the first "
+                   "answer and writes nothing; the same key with another body is refused.",
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[\\x21-\\x7E]+$"},
+}
 
 
 def _operation(spec: Operation, endpoint: str, path_parameters: list[dict], parts: _Components):
@@ -91,6 +103,8 @@ def _operation(spec: Operation, endpoint: str, path_parameters: list[dict], part
             *(_query_parameter(p) for p in (*(PAGINATION if spec.paginated else ()), *spec.query)),
         ],
     }
+    if spec.idempotent:
+        operation["parameters"].append(IDEMPOTENCY_KEY_PARAMETER)
     description = spec.description
     if spec.permission:
         description = f"Needs the permission {' or '.join(spec.permission)}. {description}"
@@ -125,7 +139,7 @@ def _operation(spec: Operation, endpoint: str, path_parameters: list[dict], part
         success["content"] = content
     error = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
     operation["responses"] = {
-        str(spec.response_status): success,
+        **{str(status): success for status in (spec.response_status, *spec.other_statuses)},
         **{
             str(status): {"description": ERROR_CODES[status].replace("_", " "), "content": error}
             for status in _error_statuses(spec, bool(path_parameters))

@@ -5,9 +5,18 @@ A request is created ``queued`` and run by a worker (:mod:`lims.jobs`); its ``st
 ``/match-requests/{id}/result`` its results once ``done``. Reports are drafted from a done
 request by an analyst, signed by a reviewer (evidential reports) and then issued; an issued
 report's HTML and PDF never change, and changes to it are refused (409): amend it instead.
+
+Results and draft reports are shown as the reader may see them now
+(:func:`lims.reports.access.result_for_reader`). An issued document is served only after its
+stored file has been checked against the chain of issued reports
+(:func:`lims.reports.issue.issued_document_problem`; a forged one is refused with a 500 and
+logged) and only to readers who may still see every record it names in full (otherwise 403,
+logged; see :mod:`lims.reports.access` for why it is not redacted instead).
 """
 
 from __future__ import annotations
+
+import logging
 
 import sqlalchemy as sa
 from flask import Response, current_app, url_for
@@ -29,7 +38,13 @@ from lims.models import (
     Report,
     Seizure,
 )
-from lims.reports.access import report_scope, request_scope
+from lims.reports.access import (
+    body_for_reader,
+    records_withdrawn_from,
+    report_scope,
+    request_scope,
+    result_for_reader,
+)
 from lims.reports.analysis import (
     AnalysisError,
     AnalysisSettings,
@@ -41,13 +56,17 @@ from lims.reports.analysis import (
 from lims.reports.issue import (
     ReportError,
     amend,
+    body_sha256,
     draft_report,
+    issued_document_problem,
     report_number,
     revise_draft,
     sign_as_reviewer,
     withdraw_draft,
 )
 from lims.reports.render import render_html, render_pdf
+
+logger = logging.getLogger(__name__)
 
 
 def _report_ids(request: MatchRequest) -> list[int]:
@@ -276,14 +295,14 @@ def rerun_match_request(record_id: int):
     tag="reports",
     permission="record.read",
     description="Pairs, links, assignment, mixture and geographic results, with the "
-    "parameters, versions and hashes used; records of other agencies are reduced to their "
-    "reference and holding agency.",
+    "parameters, versions and hashes used; records you may not read now (another agency's, or "
+    "a share withdrawn since the run) are reduced to their reference and holding agency.",
 )
 def match_request_result(record_id: int):
     request = load_visible(MatchRequest, record_id, "match request", scope=request_scope)
     if request.status != "done":
         raise ApiError(409, f"match request {record_id} is {request.status}; no result yet")
-    return request.result
+    return result_for_reader(db.session, request.result, current_user)
 
 
 @route(
@@ -396,16 +415,45 @@ def amend_report(record_id: int):
                                                            record_id=amended.id)}
 
 
+def _check_issued_document(report: Report, kind: str) -> None:
+    """Refuse to serve an issued document that was altered, or that names records the
+    reader may no longer see in full."""
+    number = report_number(report)
+    problem = issued_document_problem(db.session, report)
+    if problem is not None:
+        logger.error("report %s (id %s): %s withheld, its integrity check failed: %s",
+                     number, report.id, kind.upper(), problem)
+        raise ApiError(
+            500,
+            f"report {number} is withheld: its stored documents do not match what was issued "
+            f"({problem}). This has been logged; the laboratory should run 'dnatrack verify'.",
+            {"report_id": report.id, "integrity": problem}, error="document_altered")
+    withdrawn = records_withdrawn_from(db.session, report.body.get("result"), current_user)
+    if withdrawn:
+        logger.warning("report %s (id %s): %s withheld from user %s: %d record(s) it names "
+                       "are no longer shared with them", number, report.id, kind.upper(),
+                       current_user.id, len(withdrawn))
+        agencies = sorted({report.body["result"]["nodes"][key]["agency"] for key in withdrawn})
+        raise ApiError(
+            403,
+            f"issued report {number} names {len(withdrawn)} seizure(s) or animal(s) of "
+            f"{', '.join(agencies)} that are no longer shared with you; an issued report is "
+            "never redacted, so it is withheld. Its metadata and hashes remain readable; an "
+            "amended version drafted from the results as you may see them now can be issued.",
+            {"report_id": report.id, "withheld_records": len(withdrawn)})
+
+
 def report_document(report: Report, kind: str) -> Response:
-    """The issued file as stored, or for a draft a preview rendered now (marked DRAFT)."""
-    if kind == "html":
-        content = report.html if report.status == "issued" else render_html(
-            report.body, body_sha256=report.body_sha256).encode("utf-8")
-        media = "text/html; charset=utf-8"
+    """The issued file as stored (checked first, see :func:`_check_issued_document`), or for
+    a draft a preview rendered now (marked DRAFT) as the reader may see it."""
+    if report.status == "issued":
+        _check_issued_document(report, kind)
+        content = report.html if kind == "html" else report.pdf
     else:
-        content = report.pdf if report.status == "issued" else render_pdf(
-            report.body, body_sha256=report.body_sha256)
-        media = "application/pdf"
+        body = body_for_reader(db.session, report.body, current_user)
+        content = render_html(body, body_sha256=body_sha256(body)).encode("utf-8") \
+            if kind == "html" else render_pdf(body, body_sha256=body_sha256(body))
+    media = "text/html; charset=utf-8" if kind == "html" else "application/pdf"
     name = f"{report_number(report)}{'' if report.status == 'issued' else '-DRAFT'}.{kind}"
     response = Response(content, mimetype=media)
     disposition = "inline" if kind == "html" else "attachment"

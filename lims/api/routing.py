@@ -13,9 +13,10 @@ from typing import Any
 import sqlalchemy as sa
 from flask import Blueprint, current_app, request, url_for
 from flask_login import current_user
+from werkzeug.routing import IntegerConverter
 
 from lims.access import visible
-from lims.api.schema import FieldError, Schema, check_value, invalid
+from lims.api.schema import FILE_TYPE, INTEGER_MAX, FieldError, Schema, check_value, invalid
 from lims.errors import ApiError
 from lims.extensions import db
 from lims.permissions import permissions_of
@@ -23,6 +24,36 @@ from lims.permissions import permissions_of
 bp = Blueprint("api", __name__)
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def at_most_regex(limit: int) -> str:
+    r"""A regular expression matching the decimal numbers 0..``limit`` (leading zeros allowed)
+    and no others.
+
+    Examples
+    --------
+    >>> at_most_regex(250)
+    '\\d{1,2}|[0-1]\\d{2}|2[0-4]\\d|250'
+    """
+    digits = str(limit)
+    branches = [rf"\d{{1,{len(digits) - 1}}}"] if len(digits) > 1 else []
+    for position, digit in enumerate(digits):
+        if digit != "0":
+            below = "0" if digit == "1" else f"[0-{int(digit) - 1}]"
+            rest = len(digits) - position - 1
+            tail = "" if rest == 0 else r"\d" if rest == 1 else rf"\d{{{rest}}}"
+            branches.append(digits[:position] + below + tail)
+    branches.append(digits)
+    return "|".join(branches)
+
+
+class RecordIdConverter(IntegerConverter):
+    """``<int:…>`` in the app's URLs: a record id, so at most :data:`INTEGER_MAX` (the
+    database would refuse to compare a larger one with an INTEGER column). A larger number
+    matches no route, so it is a 404 whatever the method (a bound checked after matching
+    would answer 405 to a PATCH)."""
+
+    regex = at_most_regex(INTEGER_MAX)
 
 
 @dataclass(frozen=True)
@@ -70,11 +101,17 @@ class Operation:
     request_form: Schema | None = None
     response: Schema | None = None
     response_status: int = 200
+    # Other success statuses answered with the same body (a PUT's 201 when it created).
+    other_statuses: tuple[int, ...] = ()
+    # Error statuses beyond those the rest of the declaration implies.
+    error_statuses: tuple[int, ...] = ()
     response_media_type: str = "application/json"
     paginated: bool = False
     response_list: bool = False
     query: tuple[QueryParam, ...] = ()
     description: str = ""
+    # Retry-safe with an Idempotency-Key header (lims/idempotency.py); declared in the document.
+    idempotent: bool = False
 
 
 def require_permission(*permissions: str) -> None:
@@ -127,6 +164,35 @@ def json_body() -> Any:
     if data is None:
         raise ApiError(400, "the request body must be JSON (Content-Type: application/json)")
     return data
+
+
+def form_values(schema: Schema) -> dict:
+    """The fields of a multipart form request checked against ``schema`` (files as
+    :class:`~werkzeug.datastructures.FileStorage`, integers converted from their text); 422
+    naming every problem, as for JSON input."""
+    data: dict[str, Any] = {}
+    problems = []
+    for declared in schema.fields:
+        name = declared.name
+        if declared.type == FILE_TYPE:
+            if name in request.files:
+                data[name] = request.files[name]
+        elif name in request.form and declared.type == "integer":
+            try:
+                data[name] = int(request.form[name])
+            except ValueError:
+                problems.append({"field": name, "message": "must be an integer"})
+        elif name in request.form:
+            data[name] = request.form[name]
+    unreadable = {problem["field"] for problem in problems}
+    try:
+        values = schema.load(data, mode="create")
+    except ApiError as error:
+        # A field whose text was no integer is not "required" on top of that.
+        problems += [p for p in error.details["problems"] if p["field"] not in unreadable]
+    if problems:
+        raise ApiError(422, f"invalid {schema.name}", {"problems": problems})
+    return values
 
 
 def query_values(params: Sequence[QueryParam]) -> dict:

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from dnatrack.formats import FORMULA_LEADS
+from lims.database import unstorable_text_problem
 from lims.errors import ApiError
 
 JSON_TYPES = ("string", "integer", "number", "boolean", "date", "date-time", "array", "object")
@@ -21,8 +24,51 @@ JSON_TYPES = ("string", "integer", "number", "boolean", "date", "date-time", "ar
 FILE_TYPE = "binary"
 
 
+# Every integer the API takes (ids, counts) is stored in an INTEGER column, 32-bit on
+# PostgreSQL: a larger value can name no record and could not be stored.
+INTEGER_MIN = -(2**31)
+INTEGER_MAX = 2**31 - 1
+
+# Identifiers (barcodes, references, labels) are printed on labels and written into the
+# genotype files researchers open in spreadsheets and in STRUCTURE or GENEPOP: no whitespace
+# (a field separator there), no control characters, and no first character a spreadsheet
+# reads as the start of a formula (OWASP CSV injection).
+_WHITESPACE_OR_CONTROL = r"\s\x00-\x1f\x7f-\x9f"
+_FORMULA_SIGNS = re.escape("".join(lead for lead in FORMULA_LEADS if not lead.isspace()))
+IDENTIFIER_PATTERN = rf"^[^{_WHITESPACE_OR_CONTROL}{_FORMULA_SIGNS}][^{_WHITESPACE_OR_CONTROL}]*$"
+
+
 class FieldError(ValueError):
     """One value that does not fit its field."""
+
+
+def identifier_problem(text: str) -> str | None:
+    """Why ``text`` cannot be an identifier (see :data:`IDENTIFIER_PATTERN`), or ``None``."""
+    if re.match(IDENTIFIER_PATTERN, text):
+        return None
+    if re.search(r"\s", text):
+        return "must not contain spaces or other whitespace"
+    if re.search(rf"[{_WHITESPACE_OR_CONTROL}]", text):
+        return "must not contain control characters"
+    return (
+        "must not start with =, +, - or @ (a spreadsheet would run it as a formula)"
+        if text
+        else "must not be empty"
+    )
+
+
+def _check_storable_text(value: Any) -> None:
+    """:class:`FieldError` when a string in ``value`` (a string, or the keys and values of a
+    JSON object or array at any depth) is text the database cannot store."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _check_storable_text(key)
+            _check_storable_text(item)
+    elif isinstance(value, list):
+        for item in value:
+            _check_storable_text(item)
+    elif isinstance(value, str) and (problem := unstorable_text_problem(value)):
+        raise FieldError(problem)
 
 
 def check_value(kind: str, value: Any, choices: tuple[str, ...] | None) -> Any:
@@ -30,9 +76,12 @@ def check_value(kind: str, value: Any, choices: tuple[str, ...] | None) -> Any:
     if kind == "string":
         if not isinstance(value, str):
             raise FieldError("must be a string")
+        _check_storable_text(value)
     elif kind == "integer":
         if isinstance(value, bool) or not isinstance(value, int):
             raise FieldError("must be an integer")
+        if not INTEGER_MIN <= value <= INTEGER_MAX:
+            raise FieldError(f"must be between {INTEGER_MIN} and {INTEGER_MAX}")
     elif kind == "number":
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise FieldError("must be a number")
@@ -54,9 +103,14 @@ def check_value(kind: str, value: Any, choices: tuple[str, ...] | None) -> Any:
             raise FieldError("must be an ISO 8601 date and time") from None
         if value.tzinfo is None:
             raise FieldError("must include a time zone (e.g. Z or +02:00)")
+        try:
+            value.astimezone(dt.UTC)  # times are stored in UTC
+        except OverflowError:
+            raise FieldError("is out of range once taken to UTC") from None
     elif kind == "object":
         if not isinstance(value, dict):
             raise FieldError("must be an object")
+        _check_storable_text(value)
     if choices is not None and value not in choices:
         raise FieldError(f"must be one of {', '.join(choices)}")
     return value
@@ -91,6 +145,7 @@ class Field:
     minimum: float | None = None
     maximum: float | None = None
     positive: bool = False
+    identifier: bool = False
     items: str | None = None
     getter: Callable[[Any], Any] | None = None
 
@@ -120,6 +175,8 @@ class Field:
                 raise FieldError("must not be empty")
             if self.max_length is not None and len(value) > self.max_length:
                 raise FieldError(f"must be at most {self.max_length} characters")
+            if self.identifier and (problem := identifier_problem(value)):
+                raise FieldError(problem)
         if isinstance(value, int | float) and not isinstance(value, bool):
             if self.positive and value <= 0:
                 raise FieldError("must be positive")
@@ -145,12 +202,16 @@ class Field:
             schema["enum"] = list(self.choices)
         if self.max_length is not None:
             schema["maxLength"] = self.max_length
+        if self.identifier:
+            schema["pattern"] = IDENTIFIER_PATTERN
         if self.minimum is not None:
             schema["minimum"] = self.minimum
         if self.maximum is not None:
             schema["maximum"] = self.maximum
         if self.positive:
-            schema["exclusiveMinimum"] = 0
+            # OpenAPI 3.0 (JSON Schema draft 4): a boolean qualifying "minimum".
+            schema["minimum"] = 0
+            schema["exclusiveMinimum"] = True
         if self.nullable:
             schema["nullable"] = True
         if self.read_only:
@@ -169,6 +230,8 @@ def _openapi_type(kind: str) -> dict:
         return {"type": "string", "format": "date-time"}
     if kind == FILE_TYPE:
         return {"type": "string", "format": "binary"}
+    if kind == "integer":
+        return {"type": "integer", "minimum": INTEGER_MIN, "maximum": INTEGER_MAX}
     return {"type": kind}
 
 

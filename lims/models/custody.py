@@ -81,7 +81,8 @@ class CustodyEvent(Base):
 
 
 class CustodyAppendLock(Base):
-    """A single row every append to the ledger updates first, so appends take turns.
+    """A single row every append to a hash chain (the custody ledger, the audit trail, the
+    issued reports) updates first, so appends take turns; it holds each chain's append count.
 
     The update holds a row lock on PostgreSQL and the write lock on SQLite until the
     appending transaction ends; the next writer waits and then reads the new head.
@@ -91,7 +92,10 @@ class CustodyAppendLock(Base):
     __table_args__ = (sa.CheckConstraint("id = 1", name="single_row"),)
 
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    # One counter per chain: custody events, audit records, issued reports.
     appends: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    audit_appends: Mapped[int] = mapped_column(sa.BigInteger, default=0, server_default="0")
+    report_appends: Mapped[int] = mapped_column(sa.BigInteger, default=0, server_default="0")
 
 
 class AuditRecord(Base):
@@ -99,7 +103,10 @@ class AuditRecord(Base):
 
     ``changes`` maps each field to ``{"old": ..., "new": ...}`` (JSON values; secrets and file
     contents are replaced by a marker). ``actor_id`` is not a foreign key on purpose: the
-    trail must outlive anything it describes.
+    trail must outlive anything it describes. The records are hash-chained like the custody
+    ledger: ``seq`` numbers them 1, 2, 3… in the order they were appended (``id`` may have
+    gaps on PostgreSQL), ``hash`` covers ``prev_hash`` and the record (see
+    :data:`lims.audit.AUDIT_TRAIL`).
     """
 
     __tablename__ = "audit_record"
@@ -111,6 +118,9 @@ class AuditRecord(Base):
     record_id: Mapped[str] = mapped_column(sa.String(200))
     action: Mapped[str] = mapped_column(sa.String(8))
     changes: Mapped[dict] = mapped_column(sa.JSON)
+    seq: Mapped[int] = mapped_column(sa.BigInteger, index=True, unique=True)
+    prev_hash: Mapped[str] = mapped_column(sa.String(64))
+    hash: Mapped[str] = mapped_column(sa.String(64), index=True, unique=True)
 
     __table_args__ = (
         one_of("action", ("insert", "update", "delete")),

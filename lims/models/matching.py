@@ -77,7 +77,9 @@ class Report(Base):
 
     ``body`` is everything the document shows (results, propositions, versions, signatures,
     ledger head); ``body_sha256`` is over its canonical JSON. Issuing renders ``html`` and
-    ``pdf`` from it and stores their SHA-256; from then on the row is immutable.
+    ``pdf`` from it and stores their SHA-256; from then on the row is immutable. Issued
+    reports are hash-chained in the order of issue (``issue_seq``, ``issue_prev_hash``,
+    ``issue_hash``), the hash covering the row, its file hashes and its signatures.
     """
 
     __tablename__ = "report"
@@ -113,6 +115,10 @@ class Report(Base):
     created_by_id: Mapped[int] = mapped_column(sa.ForeignKey("user_account.id"))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     issued_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    # The chain of issued reports (see lims.reports.issue.ISSUED_REPORTS); null on drafts.
+    issue_seq: Mapped[int | None] = mapped_column(index=True, unique=True)
+    issue_prev_hash: Mapped[str | None] = mapped_column(sa.String(64))
+    issue_hash: Mapped[str | None] = mapped_column(sa.String(64), index=True, unique=True)
 
     match_request: Mapped[MatchRequest] = relationship()
     replaces: Mapped[Report | None] = relationship(remote_side=[id])

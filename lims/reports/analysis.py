@@ -67,6 +67,7 @@ from lims.reports.wording import (
     verbal_equivalent,
 )
 from matching.assignment import AssignmentModel
+from matching.calibration import DEFAULT_EXPECTED_FALSE_PAIRS
 from matching.geo import DEFAULT_CELLS, GeographicModel
 from matching.identity import STRINGENCIES, IdentityCriteria
 from matching.kinship import DEFAULT_CUTOFFS, KinshipSearch
@@ -75,10 +76,13 @@ from matching.match_probability import match_probabilities
 from matching.mixture import estimate_mixture
 from matching.pair_search import (
     FoundPairs,
+    Scoring,
     find_pairs,
     identical_loci,
     locus_log10_lrs,
+    low_power_warning,
     pairs_compared,
+    power_summary,
     search_calibration,
     theta_for,
 )
@@ -682,24 +686,25 @@ def _search_pairs(
     prepared = []
     for group in groups:
         reference_table = group.reference.table.select_loci(loci)
+        scoring = Scoring.for_reference(reference_table, group.theta.value, errors)
         calibration = None
         if kinship:
             group_notes: list[str] = []
             calibration = search_calibration(
-                group.reference, reference_table, theta=group.theta.value, errors=errors,
+                group.reference, reference_table, scoring=scoring,
                 relationships=settings.relationships, pairs_compared=n_pairs,
                 folder=reference_set_path(group.reference.name), notes=group_notes,
             )
             notes.extend(note if len(groups) == 1 else f"{group.reference.name}: {note}"
                          for note in group_notes)
-        prepared.append((group, reference_table, calibration))
+        prepared.append((group, reference_table, scoring, calibration))
     steps.enter("kinship and identity search")
     progress = steps.counter("kinship and identity search", len(subject), 0.8)
     searches = []
-    for group, reference_table, calibration in prepared:
+    for group, reference_table, scoring, calibration in prepared:
         search = KinshipSearch.from_reference(
             reference_table, subject, *([others] if len(others) else []),
-            theta=group.theta.value, errors=errors, relationships=settings.relationships,
+            **scoring.search_options(), relationships=settings.relationships,
             cutoffs={r: DEFAULT_CUTOFFS[r] for r in settings.relationships},
             min_loci=settings.min_loci, calibration=calibration,
         )
@@ -859,6 +864,10 @@ def run_analysis(
                 "conservative choice)")
         parameters["kinship"] = {searched.group.reference.name: searched.search.parameters()
                                  for searched in searches} if "kinship" in analyses else None
+        if "kinship" in analyses:
+            result["kinship_power"] = {
+                searched.group.reference.name: power_summary(searched.search, len(loci))
+                for searched in searches}
         parameters["identity"] = None if criteria is None else {
             **criteria.as_dict(), "guaranteed_bad_loci": guarantee}
         rows = [row for row, _ in chosen]
@@ -1003,7 +1012,7 @@ def _pair_records(chosen: Sequence[tuple[dict, int]], searches: Sequence[_GroupS
             "relationship_label": RELATIONSHIP_LABELS[relationship],
             "evidence": row["evidence"],
             "frequency_reference": reference.name,
-            "theta": search.theta,
+            "theta": search.table_theta,
             "loci_compared": int(row["loci_compared"]),
             "log10_lr": log10_lr,
             "lr_text": None if log10_lr is None else format_likelihood_ratio(log10_lr),
@@ -1186,6 +1195,19 @@ def _caveats(references: Sequence[ReferenceSet], panel: Panel, errors: ErrorMode
                 f"Which reference set profile(s) {listed} come from is uncertain: their match "
                 "statistics use the frequencies of the more likely set and could differ with "
                 "another set's. A species identification of these items would settle it.")
+    for reference_name, power in (result.get("kinship_power") or {}).items():
+        if not power:
+            continue
+        loci = next(iter(power.values()))["loci"]
+        caveats.append(
+            f"Kinship cutoffs ({reference_name}) keep the expected number of unrelated pairs "
+            f"reported to at most {DEFAULT_EXPECTED_FALSE_PAIRS:g} for this search; at {loci} "
+            "loci compared they find, of true pairs: " + ", ".join(
+                f"{name.replace('_', ' ')} {row['power']:.0%}" for name, row in power.items())
+            + ". A relative who is not reported is not thereby excluded.")
+        warning = low_power_warning(power)
+        if warning:
+            caveats.append(f"{reference_name}: {warning[0].upper()}{warning[1:]}.")
     hidden = [node for node in result.get("nodes", {}).values() if not node["visible"]]
     if hidden:
         caveats.append(

@@ -1,5 +1,6 @@
 """Report figures drawn offline with matplotlib: the network of linked seizures and the map of
-a seizure's geographic origin over the outline of Africa.
+a seizure's geographic origin over the outline of Africa (and, from that outline, the country
+holding a point, for the words beside the map).
 
 Figures are drawn from a stored result (never recomputed), with matplotlib's object API only
 (no pyplot and no global state), so worker threads can draw at once. Each figure is a PNG
@@ -19,7 +20,9 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Polygon
+from matplotlib.path import Path as MplPath
 
+from matching.geo_plots import africa_outline
 from reference_data import data_path
 
 OUTLINE_FILE = ("maps", "africa_countries.geo.json")
@@ -47,17 +50,30 @@ def _png(figure: Figure) -> bytes:
 
 
 @functools.cache
-def africa_outline() -> tuple[tuple[np.ndarray, ...], ...]:
-    """Country outlines as rings of ``(lon, lat)`` (float64 arrays, shape (n, 2)): one tuple of
-    rings per country, outer rings first."""
-    collection = json.loads(data_path(*OUTLINE_FILE).read_text())
-    countries = []
-    for feature in collection["features"]:
-        rings = []
-        for polygon in feature["geometry"]["coordinates"]:
-            rings.extend(np.asarray(ring, dtype=np.float64) for ring in polygon)
-        countries.append(tuple(rings))
-    return tuple(countries)
+def _outline_features() -> tuple[dict, ...]:
+    return tuple(json.loads(data_path(*OUTLINE_FILE).read_text())["features"])
+
+
+@functools.cache
+@functools.cache
+def _country_areas() -> tuple[tuple[str, tuple[tuple[MplPath, tuple[MplPath, ...]], ...]], ...]:
+    """``(name, ((outer ring, holes), …))`` of each country of the outline."""
+    return tuple(
+        (feature["properties"]["name"],
+         tuple((MplPath(polygon[0]), tuple(MplPath(hole) for hole in polygon[1:]))
+               for polygon in feature["geometry"]["coordinates"]))
+        for feature in _outline_features())
+
+
+def country_at(lat: float, lon: float) -> str | None:
+    """The name of the outline's country holding the point, or ``None`` (at sea, or outside
+    the map). A hole of a polygon (Lesotho in South Africa) is not part of that country."""
+    point = (lon, lat)
+    for name, polygons in _country_areas():
+        for outer, holes in polygons:
+            if outer.contains_point(point) and not any(h.contains_point(point) for h in holes):
+                return name
+    return None
 
 
 # ----------------------------------------------------------------------------- network

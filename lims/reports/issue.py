@@ -7,7 +7,12 @@
   hold — signs an evidential draft, which issues it.
 - :func:`issue`: the body is completed (signatures, custody-ledger head, time of issue,
   rendering software), hashed, rendered as HTML and PDF from one template, and stored with the
-  SHA-256 of each file. The database refuses any later change (migration 0002).
+  SHA-256 of each file. The database refuses any later change (migration 0002) and any
+  ``INSERT OR REPLACE`` or ``TRUNCATE`` (migration 0005). The issued report is appended to the
+  chain of issued reports (:data:`ISSUED_REPORTS`, the custody ledger's machinery): its hash
+  covers the previous issued report's hash, the row, its file and body hashes and its
+  signatures, so a forged file, row or signature breaks the chain.
+  :func:`issued_document_problem` checks one report against it before its file is served.
 - :func:`amend`: an issued report is replaced by a new draft version naming it and the reason;
   the old version stays as it was.
 - :func:`revise_draft` and :func:`withdraw_draft`: a draft can be changed (the analyst signs the
@@ -22,13 +27,24 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import hashlib
+from collections.abc import Mapping, Sequence
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from lims.custody import canonical_json, ledger_head
+from lims.custody import (
+    HashChain,
+    canonical_json,
+    check_link,
+    count_appends,
+    ledger_head,
+    link_hash,
+    locked_head,
+)
+from lims.custody import format_time as chain_time
 from lims.database import utcnow
 from lims.models import REPORT_KINDS, MatchRequest, Report, ReportSignature, User
+from lims.reports.access import result_for_reader
 from lims.reports.analysis import RESULT_FORMAT
 from lims.reports.render import render_documents, renderer_versions
 
@@ -68,6 +84,95 @@ def body_sha256(body: dict) -> str:
     return hashlib.sha256(canonical_json(body)).hexdigest()
 
 
+#: The columns of an issued report that its chain hash covers (besides its signatures).
+ISSUE_COLUMNS = (
+    "id", "match_request_id", "version", "replaces_id", "amendment_reason", "kind", "status",
+    "remarks", "body_sha256", "ledger_head_hash", "html_sha256", "pdf_sha256",
+    "created_by_id", "created_at", "issued_at", "issue_seq",
+)
+SIGNATURE_COLUMNS = ("id", "user_id", "signer_name", "role", "meaning", "signed_at")
+
+
+def canonical_issued_report(row: Mapping, signatures: Sequence[Mapping]) -> dict:
+    """What the chain hash of an issued report covers: :data:`ISSUE_COLUMNS` of its row and
+    :data:`SIGNATURE_COLUMNS` of each signature, times as the custody ledger writes them."""
+    payload = {name: row[name] for name in ISSUE_COLUMNS}
+    payload["created_at"] = chain_time(row["created_at"])
+    payload["issued_at"] = chain_time(row["issued_at"])
+    payload["signatures"] = [
+        {**{name: signature[name] for name in SIGNATURE_COLUMNS},
+         "signed_at": chain_time(signature["signed_at"])}
+        for signature in sorted(signatures, key=lambda signature: signature["id"])
+    ]
+    return payload
+
+
+_SIGNATURES = ReportSignature.__table__
+
+
+def _stored_canonical(session: Session, row: Mapping) -> dict:
+    signatures = session.execute(
+        sa.select(_SIGNATURES).where(_SIGNATURES.c.report_id == row["id"])).mappings().all()
+    return canonical_issued_report(row, signatures)
+
+
+def _sha256(content: bytes | None) -> str | None:
+    return None if content is None else hashlib.sha256(content).hexdigest()
+
+
+def _document_problem(session: Session, row: Mapping) -> str | None:
+    """Whether the stored body, HTML and PDF still hash to the values the chain covers."""
+    for name, digest in (("HTML", _sha256(row["html"])), ("PDF", _sha256(row["pdf"]))):
+        if digest != row[f"{name.lower()}_sha256"]:
+            return f"the stored {name} does not match its recorded SHA-256 (altered after issue)"
+    if body_sha256(row["body"]) != row["body_sha256"]:
+        return "the stored body does not match its recorded SHA-256 (altered after issue)"
+    return None
+
+
+#: The chain of issued reports, in the order of issue.
+ISSUED_REPORTS = HashChain(
+    name="report chain",
+    entry="issued report",
+    table=Report.__table__,
+    seq="issue_seq",
+    prev_hash="issue_prev_hash",
+    hash="issue_hash",
+    counter="report_appends",
+    canonical=_stored_canonical,
+    members=Report.__table__.c.status == "issued",
+    check_row=_document_problem,
+    # Each row carries its HTML and PDF.
+    batch_size=50,
+)
+
+
+def _link_into_chain(session: Session, report: Report) -> None:
+    """Append the issued, flushed-signature ``report`` to :data:`ISSUED_REPORTS`."""
+    head = locked_head(session, ISSUED_REPORTS)
+    report.issue_seq = head.seq + 1
+    report.issue_prev_hash = head.hash
+    row = {name: getattr(report, name) for name in ISSUE_COLUMNS}
+    signatures = [{name: getattr(signature, name) for name in SIGNATURE_COLUMNS}
+                  for signature in report.signatures]
+    report.issue_hash = link_hash(head.hash, canonical_issued_report(row, signatures))
+    count_appends(session, ISSUED_REPORTS)
+
+
+def issued_document_problem(session: Session, report: Report) -> str | None:
+    """Why the stored documents of the issued ``report`` must not be served, or ``None``.
+
+    The report's link in the chain of issued reports is checked against its neighbours
+    (:func:`lims.custody.check_link`: its hash over its row and signatures, the previous
+    report's hash, the next report's ``issue_prev_hash``) and its stored body, HTML and PDF
+    against the hashes that link covers. ``dnatrack verify`` replays the whole chain.
+    """
+    if report.issue_seq is None:
+        return "it is not in the chain of issued reports (added outside the application)"
+    broken = check_link(session, ISSUED_REPORTS, report.issue_seq)
+    return None if broken is None else str(broken)
+
+
 def _awaited(report: Report) -> list[str]:
     signed = {signature.role for signature in report.signatures}
     needed = ["analyst"] if report.kind == "lead" else ["analyst", "reviewer"]
@@ -101,7 +206,8 @@ def build_body(session: Session, report: Report) -> dict:
             "remarks": report.remarks,
             "signatures_awaited": _awaited(report),
         },
-        "result": copy.deepcopy(request.result),
+        # As its requester may see it now (a share may have been withdrawn since the run).
+        "result": copy.deepcopy(result_for_reader(session, request.result, request.requested_by)),
         "run": {
             "worker": request.worker,
             "started_at": format_time(request.started_at) if request.started_at else None,
@@ -227,6 +333,8 @@ def issue(session: Session, report: Report) -> None:
     awaited = _awaited(report)
     if awaited:
         raise ReportError(409, f"the report still needs the {' and '.join(awaited)} signature")
+    # The signatures get their ids, which the chain hash covers.
+    session.flush()
     # The row is written once, complete: the database refuses an issued row without its files.
     with session.no_autoflush:
         report.status = "issued"
@@ -234,9 +342,10 @@ def issue(session: Session, report: Report) -> None:
         _refresh_body(session, report)
         html, pdf = render_documents(report.body, body_sha256=report.body_sha256)
         report.html = html
-        report.html_sha256 = hashlib.sha256(html).hexdigest()
+        report.html_sha256 = _sha256(html)
         report.pdf = pdf
-        report.pdf_sha256 = hashlib.sha256(pdf).hexdigest()
+        report.pdf_sha256 = _sha256(pdf)
+        _link_into_chain(session, report)
     session.flush()
 
 

@@ -21,7 +21,7 @@ from flask import current_app
 from xhtml2pdf import pisa
 
 from lims.reports.figures import data_uri, network_png, origin_map_png
-from lims.reports.wording import RELATIONSHIP_LABELS, format_decimal, power_parts
+from lims.reports.wording import RELATIONSHIP_LABELS, format_decimal, origin_text, power_parts
 
 TEMPLATES = {"evidential": "reports/evidential.html", "lead": "reports/lead.html"}
 # DejaVu Sans has every glyph the report uses (θ, ×, ≥, –); matplotlib ships it.
@@ -75,6 +75,7 @@ def _context(body: dict, *, pdf: bool, body_sha256: str | None, figures: dict | 
         "power": power_parts,
         "decimal": format_decimal,
         "percent": _percent,
+        "origin_text": origin_text,
         "relationship_labels": RELATIONSHIP_LABELS,
     }
 

@@ -45,7 +45,12 @@ from lims.models import (
     Sample,
     Seizure,
 )
-from lims.reports.access import report_scope, request_scope
+from lims.reports.access import (
+    records_withdrawn_from,
+    report_scope,
+    request_scope,
+    result_for_reader,
+)
 from lims.reports.analysis import seizure_barcodes
 from lims.reports.issue import (
     ReportError,
@@ -259,7 +264,8 @@ def match_request(request_id: int):
     return render_template(
         "reports/request.html",
         record=record,
-        result=record.result if record.status == "done" else None,
+        result=result_for_reader(db.session, record.result, current_user)
+        if record.status == "done" else None,
         reports=reports,
         number=report_number,
         analysis_labels=ANALYSIS_LABELS,
@@ -325,9 +331,12 @@ def report(report_id: int):
                                 Report.kind == record.kind).order_by(Report.version)
     ).all()
     draft_open = record.status == "draft"
+    withheld = record.status == "issued" and bool(
+        records_withdrawn_from(db.session, record.body.get("result"), current_user))
     return render_template(
         "reports/report.html",
         record=record,
+        withheld=withheld,
         number=report_number,
         versions=versions,
         may_sign=may_write and draft_open and record.kind == "evidential"

@@ -1,4 +1,5 @@
-"""How reports put numbers into words: the ENFSI verbal scale, propositions, number formats.
+"""How reports put numbers into words: the ENFSI verbal scale, propositions, number formats,
+places.
 
 The verbal scale is the one of the ENFSI Guideline for Evaluative Reporting in Forensic
 Science (2015) as DESIGN 6 gives it. Likelihood ratios are handled as ``log10 LR`` throughout,
@@ -9,6 +10,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+
+import numpy as np
+
+from lims.reports.figures import country_at
+from matching.geo import great_circle_km
+
+#: A most likely point at most this far from a reference site is said to be near it.
+NEAR_SITE_KM = 50.0
 
 #: ``(lowest log10 LR, words)`` of each step of the ENFSI scale, from the top. A value on a
 #: boundary belongs to the higher step (LR = 10 is moderate support).
@@ -154,3 +163,40 @@ def genotype_text(alleles: list[int] | tuple[int, int] | None) -> str:
     if not alleles or min(alleles) < 0:
         return "–"
     return f"{alleles[0]}/{alleles[1]}"
+
+
+def format_coordinates(lat: float, lon: float) -> str:
+    """``"2.35° S, 37.12° E"``: degrees with the hemisphere, as a map reader expects."""
+    return (f"{abs(lat):.2f}° {'N' if lat >= 0 else 'S'}, "
+            f"{abs(lon):.2f}° {'E' if lon >= 0 else 'W'}")
+
+
+def origin_text(geographic: dict, surface: dict) -> str:
+    """The most likely origin of a surface in words: its coordinates, the country of the map
+    outline holding it and the nearest reference site, e.g. ``"2.65° S, 37.26° E, near
+    Amboseli (Kenya)"`` or ``"1.20° S, 35.10° E, in Kenya, 140 km from Amboseli"``.
+
+    Parameters
+    ----------
+    geographic : dict
+        The ``geographic`` record of a result (its ``sites``: name, lat, lon).
+    surface : dict
+        One of its ``surfaces`` (``best_lat``, ``best_lon``).
+    """
+    lat, lon = surface["best_lat"], surface["best_lon"]
+    words = [format_coordinates(lat, lon)]
+    country = country_at(lat, lon)
+    sites = geographic.get("sites") or []
+    if sites:
+        distance = great_circle_km(lat, lon, np.array([s["lat"] for s in sites]),
+                                   np.array([s["lon"] for s in sites]))
+        nearest = int(np.argmin(distance))
+        site = sites[nearest]["name"].replace("_", " ")
+        if distance[nearest] <= NEAR_SITE_KM:
+            words.append(f"near {site}" + (f" ({country})" if country else ""))
+        else:
+            words.extend(([f"in {country}"] if country else [])
+                         + [f"{distance[nearest]:,.0f} km from {site}"])
+    elif country:
+        words.append(f"in {country}")
+    return ", ".join(words)

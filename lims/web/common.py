@@ -26,6 +26,7 @@ from lims.errors import ApiError
 from lims.extensions import db
 from lims.models import StorageLocation, User
 from lims.permissions import permissions_of
+from lims.reports.wording import origin_text
 
 bp = Blueprint("web", __name__)
 
@@ -68,6 +69,10 @@ def format_utc(moment: dt.datetime | dt.date | None) -> str:
 @bp.app_template_filter("utc")
 def _utc_filter(moment) -> str:
     return format_utc(moment)
+
+
+# The request page words a seizure's most likely origin as its report does.
+bp.add_app_template_global(origin_text, "origin_text")
 
 
 @bp.app_context_processor

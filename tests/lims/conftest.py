@@ -68,7 +68,7 @@ class PostgresqlTestSchema:
         self.engine = create_database_engine(self.url)
 
     def empty(self) -> None:
-        """Remove every row but the ledger's append lock, whose count goes back to zero.
+        """Remove every row but the chains' append lock, whose counts go back to zero.
         The replica role switches off triggers, so the ledger's refusal and foreign-key
         checks stand aside; DELETE is much faster than TRUNCATE on tiny tables. Ids keep
         counting up; no test relies on them."""
@@ -78,7 +78,7 @@ class PostgresqlTestSchema:
             for table in reversed(Base.metadata.sorted_tables):
                 if table is not lock:
                     connection.execute(table.delete())
-            connection.execute(lock.update().values(appends=0))
+            connection.execute(lock.update().values(appends=0, audit_appends=0, report_appends=0))
 
     def drop(self) -> None:
         self.engine.dispose()

@@ -130,18 +130,23 @@ def test_the_database_refuses_to_change_ledger_rows(
     assert verify_ledger(session).ok
 
 
-def tamper(database_url: str, *statements: str) -> None:
-    """Run SQL on the ledger behind the application's back, past its triggers."""
+def tamper(database_url: str, *statements: str | tuple[str, dict]) -> None:
+    """Run SQL (text, or text and parameters) behind the application's back, past every
+    trigger, as the owner of the database could."""
     engine = create_database_engine(database_url)
     with engine.begin() as connection:
         if engine.dialect.name == "postgresql":
             # A superuser's way round triggers; the test schema is emptied afterwards.
             connection.execute(sa.text("SET LOCAL session_replication_role = replica"))
         else:
-            connection.execute(sa.text("DROP TRIGGER custody_event_no_update"))
-            connection.execute(sa.text("DROP TRIGGER custody_event_no_delete"))
+            triggers = connection.execute(
+                sa.text("SELECT name FROM sqlite_master WHERE type = 'trigger'")
+            ).scalars()
+            for name in list(triggers):
+                connection.execute(sa.text(f"DROP TRIGGER {name}"))
         for statement in statements:
-            connection.execute(sa.text(statement))
+            text, parameters = (statement, {}) if isinstance(statement, str) else statement
+            connection.execute(sa.text(text), parameters)
     engine.dispose()
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import os
 import stat
@@ -14,12 +15,16 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
 
 from lims import create_app
+from lims.audit import AUDIT_TRAIL
+from lims.custody import canonical_json, verify_chain
 from lims.database import Base, UTCDateTime, create_database_engine
 from lims.extensions import db
 from lims.migrate import alembic_config, current_revision, head_revision, upgrade
-from lims.models import APPEND_ONLY_TABLES, Agency, Case
+from lims.models import APPEND_ONLY_TABLES, Agency, Case, Report
+from lims.reports.issue import ISSUED_REPORTS, issued_document_problem
 from tests.lims.conftest import BACKENDS, POSTGRESQL_URL
 
 
@@ -102,26 +107,41 @@ def test_foreign_keys_are_enforced(session):
         session.commit()
 
 
-@pytest.mark.parametrize("table", APPEND_ONLY_TABLES)
+#: The triggers guarding each table with append-only rows, per database.
+GUARD_TRIGGERS = {
+    "postgresql": {
+        "custody_event": {"custody_event_append_only", "custody_event_no_truncate"},
+        "audit_record": {"audit_record_append_only", "audit_record_no_truncate"},
+        "report": {"report_issued_immutable", "report_no_truncate"},
+        "report_signature": {"report_signature_immutable", "report_signature_no_truncate"},
+    },
+    "sqlite": {
+        "custody_event": {"custody_event_no_update", "custody_event_no_delete",
+                          "custody_event_no_replace"},
+        "audit_record": {"audit_record_no_update", "audit_record_no_delete",
+                         "audit_record_no_replace"},
+        "report": {"report_issued_no_update", "report_issued_no_delete", "report_no_replace",
+                   "report_no_replace_on_update"},
+        "report_signature": {"report_signature_no_update", "report_signature_no_delete",
+                             "report_signature_no_replace"},
+    },
+}
+
+
+def trigger_names(connection, table: str) -> set[str]:
+    if connection.dialect.name == "postgresql":
+        statement = ("SELECT tgname FROM pg_trigger WHERE tgrelid = CAST(:t AS regclass) "
+                     "AND NOT tgisinternal")
+    else:
+        statement = "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = :t"
+    return set(connection.execute(sa.text(statement), {"t": table}).scalars())
+
+
+@pytest.mark.parametrize("table", [*APPEND_ONLY_TABLES, "report", "report_signature"])
 def test_append_only_tables_have_their_triggers(database_url, table):
     engine = create_database_engine(database_url)
     with engine.connect() as connection:
-        if engine.dialect.name == "postgresql":
-            names = connection.execute(
-                sa.text(
-                    "SELECT tgname FROM pg_trigger WHERE tgrelid = CAST(:t AS regclass) "
-                    "AND NOT tgisinternal"
-                ),
-                {"t": table},
-            ).scalars()
-            expected = {f"{table}_append_only", f"{table}_no_truncate"}
-        else:
-            names = connection.execute(
-                sa.text("SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = :t"),
-                {"t": table},
-            ).scalars()
-            expected = {f"{table}_no_update", f"{table}_no_delete"}
-        assert set(names) == expected
+        assert trigger_names(connection, table) == GUARD_TRIGGERS[engine.dialect.name][table]
     engine.dispose()
 
 
@@ -414,12 +434,10 @@ def migrated_to_0003_with_animals(url: str) -> None:
 
 def test_0004_upgrades_a_filled_0003_database(empty_database_url):
     migrated_to_0003_with_animals(empty_database_url)
-    upgrade(empty_database_url)
+    upgrade(empty_database_url, revision="0004")
     engine = create_database_engine(empty_database_url)
     with engine.connect() as connection:
-        assert current_revision(connection) == head_revision()
-        context = MigrationContext.configure(connection, opts={"compare_type": True})
-        assert compare_metadata(context, Base.metadata) == []
+        assert current_revision(connection) == "0004"
         # Source animals got their case's agency; the sample still points at its carcass.
         assert connection.execute(
             sa.text("SELECT id, agency_id, identifier FROM source_animal ORDER BY id")
@@ -501,4 +519,111 @@ def test_0007_upgrades_a_filled_0004_database_and_downgrades(empty_database_url)
         assert "attempts" not in columns
         assert connection.execute(sa.text("SELECT id, status FROM match_request")).all() == [
             (1, "done")]
+
+
+# --------------------------------------------------------------------------- migration 0005
+HTML, PDF = b"<html>issued</html>", b"%PDF-1.4 issued"
+
+
+def sha256(content: bytes) -> str:
+    return hashlib.sha256(content).hexdigest()
+
+
+def issued_report_rows(report_id: int, version: int, issued_at: dt.datetime) -> dict:
+    """An issued report of match request 1 (the files and body consistent with their hashes)
+    and its two signatures, as rows of the 0004 schema."""
+    return {
+        "report": [{
+            "id": report_id, "match_request_id": 1, "version": version, "kind": "evidential",
+            "status": "issued", "body": {"n": version},
+            "body_sha256": sha256(canonical_json({"n": version})), "ledger_head_hash": "0" * 64,
+            "html": HTML, "html_sha256": sha256(HTML), "pdf": PDF, "pdf_sha256": sha256(PDF),
+            "created_by_id": 1, "created_at": WHEN, "issued_at": issued_at,
+        }],
+        "report_signature": [
+            {"id": 2 * report_id + k, "report_id": report_id, "user_id": user, "role": role,
+             "signer_name": name, "meaning": "signed", "signed_at": issued_at}
+            for k, (user, role, name) in enumerate(((1, "analyst", "Ana"), (2, "reviewer", "Rev")))
+        ],
+    }
+
+
+def migrated_to_0004_with_reports(url: str) -> None:
+    """The rows of 0003 (with its audit record), a done match request with two issued reports
+    (the later one issued first) and a draft, at 0004."""
+    migrated_to_0003_with_animals(url)
+    upgrade(url, revision="0004")
+    engine = create_database_engine(url)
+    with engine.begin() as connection:
+        insert_rows(connection, "match_request", [{
+            "id": 1, "case_id": 1, "analyses": ["identity"], "reference_sets": ["R"],
+            "parameters": {}, "status": "done", "progress": 1.0, "result": {"format": 1},
+            "requested_by_id": 1, "created_at": WHEN}])
+        later, earlier = WHEN + dt.timedelta(hours=2), WHEN + dt.timedelta(hours=1)
+        for rows in (issued_report_rows(1, 1, later), issued_report_rows(2, 2, earlier)):
+            for table, table_rows in rows.items():
+                insert_rows(connection, table, table_rows)
+        insert_rows(connection, "report", [{
+            "id": 3, "match_request_id": 1, "version": 1, "kind": "lead", "status": "draft",
+            "body": {}, "body_sha256": "", "ledger_head_hash": "", "created_by_id": 1,
+            "created_at": WHEN}])
+        insert_rows(connection, "audit_record", [{
+            "occurred_at": WHEN, "actor_id": 1, "table_name": "case_file", "record_id": "1",
+            "action": "update", "changes": {"title": {"old": "One", "new": "Uno"}}}])
+    engine.dispose()
+
+
+def test_0005_chains_the_audit_trail_and_issued_reports_of_a_filled_0004_database(
+        empty_database_url):
+    migrated_to_0004_with_reports(empty_database_url)
+    upgrade(empty_database_url)
+    engine = create_database_engine(empty_database_url)
+    with engine.connect() as connection:
+        assert current_revision(connection) == "0005"
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        assert compare_metadata(context, Base.metadata) == []
+        # Issued reports in the order of issue; the draft stays out of the chain.
+        assert connection.execute(sa.text(
+            "SELECT id, issue_seq FROM report ORDER BY id")).all() == [(1, 2), (2, 1), (3, None)]
+        assert connection.execute(sa.text(
+            "SELECT seq FROM audit_record ORDER BY id")).scalars().all() == [1, 2]
+        assert connection.execute(sa.text(
+            "SELECT appends, audit_appends, report_appends FROM custody_append_lock")
+        ).one() == (0, 2, 2)
+    with Session(engine) as session:
+        for chain in (AUDIT_TRAIL, ISSUED_REPORTS):
+            verified = verify_chain(session, chain)
+            assert verified.ok, verified.first_break
+            assert verified.n_events == 2
+        # The chain covers the signatures the reports had.
+        report = session.get(Report, 1)
+        assert issued_document_problem(session, report) is None
+    # The guards are in place on the migrated tables, the rebuilt audit trail's included.
+    with engine.connect() as connection:
+        for table in ("audit_record", "report", "report_signature"):
+            assert trigger_names(connection, table) == GUARD_TRIGGERS[engine.dialect.name][table]
+    engine.dispose()
+
+
+def test_0005_downgrades_keeping_the_rows(empty_database_url):
+    migrated_to_0004_with_reports(empty_database_url)
+    upgrade(empty_database_url)
+    command.downgrade(alembic_config(empty_database_url), "0004")
+    engine = create_database_engine(empty_database_url)
+    with engine.connect() as connection:
+        assert current_revision(connection) == "0004"
+        inspector = sa.inspect(connection)
+        for table, gone in (("audit_record", "seq"), ("report", "issue_seq"),
+                            ("custody_append_lock", "audit_appends")):
+            assert gone not in {column["name"] for column in inspector.get_columns(table)}
+        assert connection.execute(sa.text("SELECT COUNT(*) FROM audit_record")).scalar() == 2
+        assert connection.execute(sa.text("SELECT COUNT(*) FROM report_signature")).scalar() == 4
+        expected = {"sqlite": {"custody_event_no_update", "custody_event_no_delete"},
+                    "postgresql": {"custody_event_append_only", "custody_event_no_truncate"}}
+        assert trigger_names(connection, "custody_event") == expected[engine.dialect.name]
+    engine.dispose()
+    upgrade(empty_database_url)
+    engine = create_database_engine(empty_database_url)
+    with Session(engine) as session:
+        assert verify_chain(session, ISSUED_REPORTS).ok
     engine.dispose()

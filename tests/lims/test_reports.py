@@ -37,17 +37,20 @@ from lims.permissions import ROLES, permissions_of
 from lims.release import released_genotypes
 from lims.reports.analysis import FrequencyGroup, _chosen_pairs, _frequencies_record
 from lims.reports.wording import (
+    format_coordinates,
     format_decimal,
     format_likelihood_ratio,
+    origin_text,
     propositions,
     verbal_equivalent,
 )
 from matching.assignment import AssignmentModel
 from matching.frequencies import allele_counts, point_frequencies
 from matching.geo import GeographicModel
-from matching.kinship import KinshipSearch
+from matching.kinship import DEFAULT_WITHIN_THETA, KinshipSearch
 from matching.match_probability import match_probabilities
 from matching.mixture import estimate_mixture
+from matching.pair_search import locus_log10_lrs
 from matching.relationships import RELATIONSHIPS
 from matching.theta import ThetaChoice
 from tests.lims.test_match_requests import (
@@ -125,11 +128,13 @@ def identical_loci(observed: GenotypeTable, i: int, j: int) -> list[int]:
 def scored_as_engine(pair: dict, observed: GenotypeTable, reference_name: str,
                      theta: float) -> None:
     """The pair's LRs and match probability are the engine's with ``reference_name``'s
-    frequencies and ``theta``, computed here."""
-    assert (pair["frequency_reference"], pair["theta"]) == (reference_name, theta)
+    population frequencies (shrunk with ``theta``, the within-population θ for the LR) and
+    ``theta`` for the match probability, computed here."""
+    assert (pair["frequency_reference"], pair["theta"]) == (reference_name,
+                                                            DEFAULT_WITHIN_THETA)
     i, j = observed.index_of(pair["sample1"]), observed.index_of(pair["sample2"])
     search = KinshipSearch.from_reference(load_reference_set(reference_name).table, observed,
-                                          theta=theta)
+                                          theta=theta, frequencies="population")
     log10_lr, compared = search.score_pairs(observed, [i], [j])
     assert pair["log10_lr_by_relationship"] == pytest.approx(
         dict(zip(RELATIONSHIPS, log10_lr[0], strict=True)), abs=1e-6)
@@ -171,15 +176,17 @@ def test_the_reports_numbers_are_the_engines(app, world, staff):
     i, j = observed.index_of(pair["sample1"]), observed.index_of(pair["sample2"])
     assert pair["log10_lr"] == pair["log10_lr_by_relationship"]["same_animal"]
     assert pair["verbal"] == "extremely strong support" and pair["log10_lr"] > 6
+    # per-locus terms of the population that gives the pair the smaller LR; they add up to it
+    search = KinshipSearch.from_reference(reference.table, observed, theta=THETA,
+                                          frequencies="population")
+    terms = locus_log10_lrs(search, observed, [i], [j])[0, :, 0]
+    assert sum(e["log10_lr"] or 0.0 for e in pair["loci"]) == pytest.approx(pair["log10_lr"],
+                                                                            abs=1e-6)
     for k, locus in enumerate(reference.table.loci):
         entry = pair["loci"][k]
         assert entry["locus"] == locus
-        single = observed.select_loci([locus])
-        one_locus = KinshipSearch.from_reference(reference.table.select_loci([locus]), single,
-                                                 theta=THETA, min_loci=1)
-        expected, typed = one_locus.score_pairs(single, [i], [j])
-        if typed[0]:
-            assert entry["log10_lr"] == pytest.approx(expected[0, 0], abs=1e-9)
+        if observed.typed[i, k] and observed.typed[j, k]:
+            assert entry["log10_lr"] == pytest.approx(terms[k], abs=1e-9)
         else:
             assert entry["log10_lr"] is None and not entry["compared"]
         assert entry["genotype1"] == ("–" if observed.alleles[i, k, 0] < 0 else
@@ -260,7 +267,8 @@ def test_the_pdf_opens_and_shows_what_the_html_shows(app, world, staff):
         "SZ-A", "SZ-B", "SZ-C", "AgencyB", report["number"], report["ledger_head_hash"],
         report["body_sha256"], result["reference_sets"][0]["content_hash"],
         result["parameters_sha256"], result["panel"]["content_hash"],
-        *(f"{surface['best_lat']:.2f}" for surface in result["geographic"]["surfaces"]),
+        *(f"{abs(surface['best_lat']):.2f}° {'S' if surface['best_lat'] < 0 else 'N'}"
+          for surface in result["geographic"]["surfaces"]),
         *(f"{100 * row['posterior']:.1f}%" for row in result["assignment"]["rows"]),
     ]
     in_html, in_pdf = plain_text(html.data.decode()), pdf_text(pdf.data)
@@ -661,6 +669,24 @@ def test_conclusions_and_numbers_read_as_a_court_expects():
     assert format_decimal(0.5) == "0.500" and format_decimal(140740.2) == "141,000"
     with pytest.raises(ValueError, match="must be a number"):
         verbal_equivalent(math.nan)
+
+
+def test_the_most_likely_origin_is_worded_with_hemispheres_and_a_place():
+    sites = [{"name": "Amboseli", "lat": -2.65, "lon": 37.26},
+             {"name": "Equator_site", "lat": 0.0, "lon": 30.0}]
+    geographic = {"sites": sites}
+    assert format_coordinates(-2.345, 37.123) == "2.35° S, 37.12° E"
+    assert format_coordinates(7.5, -5.5) == "7.50° N, 5.50° W"
+    # At a reference site in Kenya, and one degree of longitude (111.2 km on the equator)
+    # east of a site, in Uganda.
+    assert origin_text(geographic, {"best_lat": -2.6, "best_lon": 37.2}) == (
+        "2.60° S, 37.20° E, near Amboseli (Kenya)")
+    assert origin_text(geographic, {"best_lat": 0.0, "best_lon": 31.0}) == (
+        "0.00° N, 31.00° E, in Uganda, 111 km from Equator site")
+    # Lesotho is a hole in South Africa's outline; the Atlantic is no country.
+    assert "in Lesotho" in origin_text(geographic, {"best_lat": -29.5, "best_lon": 28.2})
+    assert origin_text({"sites": []}, {"best_lat": 0.0, "best_lon": -10.0}) == (
+        "0.00° N, 10.00° W")
 
 
 def test_the_json_result_has_no_values_json_cannot_hold(app, world, staff):
