@@ -20,12 +20,13 @@ from dnatrack.cli import (
     panel_stats,
     simulate,
     species,
+    warmup,
     worker,
 )
 
 SUBCOMMANDS = (
     convert, simulate, panel_stats, match, assign, species, lims_commands, demo,
-    worker,
+    worker, warmup,
 )
 
 

@@ -66,6 +66,9 @@ def _demo(args: argparse.Namespace) -> int:
             print(f"  {user.username:<{width}}  {', '.join(user.roles):<20} {user.agency}")
         if args.no_serve:
             return 0
+        from matching.warmup import ENGINE
+
+        ENGINE.start_in_background()
         print(f"\nOpen http://127.0.0.1:{args.port}/ in a browser; Ctrl+C stops the server.\n")
         app.run(host="127.0.0.1", port=args.port)
     finally:

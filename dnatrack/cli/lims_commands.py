@@ -151,7 +151,10 @@ def _masked(url: str) -> str:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from matching.warmup import ENGINE
+
     with _app(args) as app:
+        ENGINE.start_in_background()
         app.run(host=args.host, port=args.port, debug=args.debug)
     return 0
 

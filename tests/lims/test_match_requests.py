@@ -473,7 +473,7 @@ def test_a_killed_worker_process_gives_its_request_back_to_the_queue(app, world,
     timing = {"DNATRACK_JOB_POLL_SECONDS": "0.1", "DNATRACK_JOB_HEARTBEAT_SECONDS": "0.2",
               "DNATRACK_JOB_STALE_SECONDS": "1"}
     environment = {**os.environ, **timing, "DNATRACK_DATABASE_URL": database_url,
-                   "DNATRACK_SECRET_KEY": "test secret",
+                   "DNATRACK_SECRET_KEY": CLI_SECRET_KEY,
                    "DNATRACK_INSTANCE_PATH": str(tmp_path / "worker")}
     command = [str(Path(sys.executable).with_name("dnatrack")), "worker"]
     worker = subprocess.Popen(command, env=environment, stdout=subprocess.DEVNULL,
