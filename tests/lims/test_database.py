@@ -576,12 +576,10 @@ def migrated_to_0004_with_reports(url: str) -> None:
 def test_0005_chains_the_audit_trail_and_issued_reports_of_a_filled_0004_database(
         empty_database_url):
     migrated_to_0004_with_reports(empty_database_url)
-    upgrade(empty_database_url)
+    upgrade(empty_database_url, revision="0005")
     engine = create_database_engine(empty_database_url)
     with engine.connect() as connection:
         assert current_revision(connection) == "0005"
-        context = MigrationContext.configure(connection, opts={"compare_type": True})
-        assert compare_metadata(context, Base.metadata) == []
         # Issued reports in the order of issue; the draft stays out of the chain.
         assert connection.execute(sa.text(
             "SELECT id, issue_seq FROM report ORDER BY id")).all() == [(1, 2), (2, 1), (3, None)]

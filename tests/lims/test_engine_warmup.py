@@ -31,7 +31,7 @@ MATCH_REQUEST_KERNELS = {
     "_assignment_kernels.leave_one_out_pools", "_assignment_kernels.locus_log_moments",
     "_assignment_kernels.log_tables", "_assignment_kernels.population_log_likelihoods",
     "_assignment_kernels.resample_population", "_assignment_kernels.sample_log_moments",
-    "_assignment_kernels.tie_limit", "_assignment_kernels.typed_sums",
+    "_assignment_kernels.shared_exclusion_p_values",
     "_identity_kernels.candidate_groups", "_identity_kernels.gather_rows",
     "_identity_kernels.genotype_codes", "_identity_kernels.hash_set",
     "_identity_kernels.packed_keys", "_identity_kernels.share_a_key",
