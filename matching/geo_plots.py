@@ -39,6 +39,15 @@ def africa_outline() -> tuple[tuple[np.ndarray, ...], ...]:
     return tuple(countries)
 
 
+def draw_africa(axes) -> None:
+    """The outline of Africa's countries under whatever ``axes`` will show, on a sea colour."""
+    axes.set_facecolor("#e9f1f7")
+    for country in africa_outline():
+        for ring in country:
+            axes.add_patch(Polygon(ring, closed=True, facecolor="#f7f5ef", edgecolor="#8a8f99",
+                                   linewidth=0.5, zorder=1))
+
+
 def leave_one_out_error_figure(validation: GeoValidation, model: SiteMixtureModel) -> Figure:
     """The error map of ``validation`` (a :meth:`SiteMixtureModel.leave_one_out` result)."""
     geo = model.geo
@@ -53,11 +62,7 @@ def leave_one_out_error_figure(validation: GeoValidation, model: SiteMixtureMode
     height = min(width * (lat_hi - lat_lo) / ((lon_hi - lon_lo) * math.cos(mid_lat)), 7.5)
     figure = Figure(figsize=(width, max(height, 3.0) + 1.2))
     axes = figure.add_axes((0.1, 0.1, 0.72, 0.72))
-    axes.set_facecolor("#e9f1f7")
-    for country in africa_outline():
-        for ring in country:
-            axes.add_patch(Polygon(ring, closed=True, facecolor="#f7f5ef", edgecolor="#8a8f99",
-                                   linewidth=0.5, zorder=1))
+    draw_africa(axes)
     site = validation.site
     segments = np.stack([np.c_[site_lon[site], site_lat[site]], np.c_[points_lon, points_lat]],
                         axis=1)

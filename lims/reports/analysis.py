@@ -30,6 +30,7 @@ import dataclasses
 import hashlib
 import math
 import platform
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -326,31 +327,35 @@ def panel_of(references: Sequence[ReferenceSet], panel_directory: str | None) ->
 
 
 # ----------------------------------------------------------------------------- references
+def combined_population_names(references: Sequence[ReferenceSet]) -> list[dict[str, str]]:
+    """Per set, each population's name in the combined set: its own name, or ``"name (set)"``
+    where another chosen set has a population of that name (the black and white rhino sets
+    both sample Hluhluwe-iMfolozi), so that the two stay two populations."""
+    counts = Counter(p.name for reference in references for p in reference.populations)
+    return [{p.name: f"{p.name} ({reference.name})" if counts[p.name] > 1 else p.name
+             for p in reference.populations} for reference in references]
+
+
 def combine_references(references: Sequence[ReferenceSet], loci: Sequence[str]) -> ReferenceSet:
     """One reference set of several (at ``loci``) for population and geographic assignment.
 
-    Populations must have distinct names across the sets; animal ids are prefixed with their
-    set's name when more than one set is combined, so they stay unique.
+    A population name that two sets share is qualified with each set's name
+    (:func:`combined_population_names`); animal ids are prefixed with their set's name when
+    more than one set is combined, so they stay unique.
     """
     if len(references) == 1:
         reference = references[0]
         return dataclasses.replace(reference, table=reference.table.select_loci(loci))
+    names = combined_population_names(references)
     tables = []
-    for reference in references:
+    populations: list[PopulationInfo] = []
+    for reference, renamed in zip(references, names, strict=True):
         table = reference.table.select_loci(loci)
         tables.append(table.replace(
-            profile_ids=[f"{reference.name}:{pid}" for pid in table.profile_ids]))
-    populations: list[PopulationInfo] = []
-    seen: dict[str, str] = {}
-    for reference in references:
-        for population in reference.populations:
-            if population.name in seen:
-                raise AnalysisError(
-                    f"population {population.name!r} is in reference sets "
-                    f"{seen[population.name]!r} and {reference.name!r}; they cannot be "
-                    "combined")
-            seen[population.name] = reference.name
-            populations.append(population)
+            profile_ids=[f"{reference.name}:{pid}" for pid in table.profile_ids],
+            population=[renamed[population] for population in table.population]))
+        populations.extend(dataclasses.replace(population, name=renamed[population.name])
+                           for population in reference.populations)
     levels = [set(reference.repunit_levels) for reference in references]
     first_level = references[0].default_repunit_level
     return ReferenceSet(
@@ -439,7 +444,8 @@ def reference_set_posterior(references: Sequence[ReferenceSet], loci: Sequence[s
     not favoured for that alone.
     """
     combined = combine_references(references, loci)
-    set_of = {p.name: k for k, reference in enumerate(references) for p in reference.populations}
+    set_of = {name: k for k, renamed in enumerate(combined_population_names(references))
+              for name in renamed.values()}
     model = AssignmentModel.from_table(
         combined.table, {population: references[k].name for population, k in set_of.items()},
         name=combined.name)

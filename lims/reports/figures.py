@@ -19,10 +19,10 @@ import math
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
-from matplotlib.patches import Patch, Polygon
+from matplotlib.patches import Patch
 from matplotlib.path import Path as MplPath
 
-from matching.geo_plots import africa_outline
+from matching.geo_plots import draw_africa
 from reference_data import data_path
 
 OUTLINE_FILE = ("maps", "africa_countries.geo.json")
@@ -177,11 +177,7 @@ def origin_map_png(geographic: dict, surface: dict) -> bytes:
     height = min(width * (lat_hi - lat_lo) / ((lon_hi - lon_lo) * math.cos(mid_lat)), 7.0)
     figure = Figure(figsize=(width, max(height, 3.0) + 0.6))
     axes = figure.add_axes((0.09, 0.17, 0.72, 0.8))
-    axes.set_facecolor("#e9f1f7")
-    for country in africa_outline():
-        for ring in country:
-            axes.add_patch(Polygon(ring, closed=True, facecolor="#f7f5ef", edgecolor="#8a8f99",
-                                   linewidth=0.5, zorder=1))
+    draw_africa(axes)
     mesh = axes.pcolormesh(lon_edges, lat_edges, np.ma.masked_invalid(posterior),
                            cmap="Greens", alpha=0.75, zorder=2, shading="flat")
     centre_lon = (lon_edges[:-1] + lon_edges[1:]) / 2

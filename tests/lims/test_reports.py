@@ -35,7 +35,13 @@ from lims.extensions import db
 from lims.models import GenotypeProfile, MatchRequest, Report, Sample, Seizure, SourceAnimal, User
 from lims.permissions import ROLES, permissions_of
 from lims.release import released_genotypes
-from lims.reports.analysis import FrequencyGroup, _chosen_pairs, _frequencies_record
+from lims.reports.analysis import (
+    FrequencyGroup,
+    _chosen_pairs,
+    _frequencies_record,
+    combine_references,
+    reference_set_posterior,
+)
 from lims.reports.wording import (
     format_coordinates,
     format_decimal,
@@ -887,3 +893,52 @@ def test_profiles_assigned_to_their_reference_set_with_doubt_are_named():
         f"Allele frequencies and θ of reference set {REFERENCE} (African savanna elephant): all "
         f"3 profiles of the subject are assigned to it rather than to {FOREST} (lowest posterior "
         "probability above 99.99%, equal priors for the sets).")
+
+
+# --------------------------------------------------------------------------- combined sets
+def test_sets_sharing_a_population_name_combine_with_qualified_names():
+    """The black and white rhino sets both sample Hluhluwe-iMfolozi: combined, the two stay
+    two populations, each named with its set, and every animal keeps its own set's one."""
+    black, white = (load_reference_set(name) for name in
+                    ("black_rhino_simulated", "white_rhino_simulated"))
+    shared = {p.name for p in black.populations} & {p.name for p in white.populations}
+    assert shared, "the bundled rhino sets no longer share a population name"
+    loci = [locus for locus in black.table.loci if locus in white.table.loci]
+    combined = combine_references([black, white], loci)
+    names = [p.name for p in combined.populations]
+    assert len(names) == len(set(names)) == len(black.populations) + len(white.populations)
+    for name in shared:
+        assert f"{name} (black_rhino_simulated)" in names
+        assert f"{name} (white_rhino_simulated)" in names
+        assert name not in names
+    for reference in (black, white):
+        rows = [k for k, pid in enumerate(combined.table.profile_ids)
+                if pid.startswith(f"{reference.name}:")]
+        expected = [f"{p} ({reference.name})" if p in shared else p
+                    for p in reference.table.population]
+        assert [combined.table.population[k] for k in rows] == expected
+    # The sets' posteriors still sum each set's own populations.
+    posterior = reference_set_posterior([black, white], loci, black.table.select_loci(loci))
+    assert posterior.shape == (len(black.table), 2)
+    assert np.mean(posterior[:, 0] > 0.5) > 0.9
+
+
+def test_the_demo_rhino_seizure_runs_with_the_sets_the_form_preselects(app):
+    with app.app_context():
+        load_demo(db.session)
+        db.session.commit()
+        seizure_id = db.session.scalar(sa.select(Seizure.id).where(
+            Seizure.reference == "ZA-JNB-2405"))
+    investigator = demo_browser(app, "investigator")
+    form = investigator.get(f"/match-requests/new?seizure_id={seizure_id}").get_data(
+        as_text=True)
+    chosen = re.findall(r'<input checked [^>]*name="reference_sets"[^>]*value="([^"]+)"', form)
+    assert sorted(chosen) == ["black_rhino_simulated", "white_rhino_simulated"]
+    created = investigator.post("/match-requests/new", {
+        "subject": f"seizure:{seizure_id}", "analyses": ["identity", "assignment", "mixture"],
+        "reference_sets": chosen, "stringency": "moderate"})
+    assert created.status_code == 302
+    jobs.run_queued(app)
+    request_id = int(created.headers["Location"].rsplit("/", 1)[1])
+    request = investigator.get(f"/api/v1/match-requests/{request_id}").json
+    assert (request["status"], request["error"]) == ("done", None)
