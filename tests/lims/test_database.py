@@ -519,6 +519,7 @@ def test_0007_upgrades_a_filled_0004_database_and_downgrades(empty_database_url)
         assert "attempts" not in columns
         assert connection.execute(sa.text("SELECT id, status FROM match_request")).all() == [
             (1, "done")]
+    engine.dispose()
 
 
 # --------------------------------------------------------------------------- migration 0005
