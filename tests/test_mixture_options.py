@@ -16,6 +16,7 @@ from matching.mixture import (
     estimate_mixture,
 )
 from tests.simulated_populations import SimulatedPopulations
+from tests.test_mixture import seizure as seizure_with_sources
 
 
 class Interrupted(Exception):
@@ -33,11 +34,8 @@ def scenario():
 
 
 def seizure(sim, rng, n, proportions, name):
-    sources = rng.choice(len(proportions), size=n, p=proportions)
-    parts = [sim.sample(k, int((sources == k).sum()), rng, 0.05, prefix=f"{name}-{k}-",
-                        label=False) for k in range(len(proportions)) if (sources == k).any()]
-    table = GenotypeTable.concat(parts)
-    return table.replace(group=[name] * len(table))
+    """A seizure of ``n`` samples drawn with ``proportions`` (its true sources left out)."""
+    return seizure_with_sources(sim, rng, n, proportions, name)[0]
 
 
 # ---------------------------------------------------------------------- prior
