@@ -37,11 +37,15 @@ The grid is regular in degrees and does not wrap across the antimeridian.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import math
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
+from pathlib import Path
 
 import numpy as np
 
@@ -948,6 +952,7 @@ class SiteMixtureModel:
     region_levels: dict[float, float]
     chosen_by: str
     region_kernel_km: float
+    grid_options: dict = field(default_factory=dict)
     _candidates: dict[str, _Candidates] = field(default_factory=dict, repr=False)
     _log_likelihoods: dict[tuple[str, float], np.ndarray] = field(default_factory=dict,
                                                                   repr=False)
@@ -967,7 +972,83 @@ class SiteMixtureModel:
         cross-validated error under ``leave_out`` unless given."""
         geo = GeographicModel.from_reference(reference, bandwidth_km=1.0, n_cells=n_cells,
                                              margin_degrees=margin_degrees, range_km=range_km)
-        return cls.fit(geo, leave_out=leave_out, settings=settings)
+        model = cls.fit(geo, leave_out=leave_out, settings=settings)
+        model.grid_options = _grid_options(n_cells, margin_degrees, range_km)
+        return model
+
+    # ------------------------------------------------------------------ fitted models
+    def to_dict(self, reference: ReferenceSet) -> dict:
+        """The fitted model as JSON-ready data (:data:`FITTED_FORMAT`): what the
+        cross-validation chose, keyed by ``reference``'s content hash. The counts are not
+        stored; :meth:`from_dict` rebuilds them from the same reference."""
+        return {
+            "format": FITTED_FORMAT,
+            "reference": reference.name,
+            "reference_content_hash": reference.content_hash,
+            "grid": dict(self.grid_options),
+            "chosen_by": self.chosen_by,
+            "settings": self.settings.to_dict(),
+            "region_levels": {str(k): v for k, v in self.region_levels.items()},
+            "region_kernel_km": self.region_kernel_km,
+        }
+
+    @classmethod
+    def from_dict(cls, reference: ReferenceSet, data: dict) -> SiteMixtureModel:
+        """The model :meth:`to_dict` stored, on the reference set it was fitted to (a
+        different set, by content hash, is refused)."""
+        if not isinstance(data, dict) or data.get("format") != FITTED_FORMAT:
+            raise ValueError(f"not a fitted geographic model of format {FITTED_FORMAT!r}")
+        if data.get("reference_content_hash") != reference.content_hash:
+            raise ValueError(
+                f"fitted geographic model is of reference content hash "
+                f"{data.get('reference_content_hash')!r}, not of {reference.name!r} "
+                f"({reference.content_hash})")
+        try:
+            grid = _grid_options(**data["grid"])
+            levels = {float(k): float(v) for k, v in data["region_levels"].items()}
+            settings = SiteMixtureSettings.from_dict(data["settings"])
+            chosen_by, kernel_km = str(data["chosen_by"]), float(data["region_kernel_km"])
+        except (KeyError, TypeError, AttributeError, ValueError) as error:
+            raise ValueError(f"fitted geographic model: malformed field ({error})") from None
+        geo = GeographicModel.from_reference(reference, bandwidth_km=1.0, **grid)
+        return cls(geo, settings, levels, chosen_by, kernel_km, grid)
+
+    @classmethod
+    def fit_cached(
+        cls,
+        reference: ReferenceSet,
+        cache_dir: str | os.PathLike,
+        *,
+        leave_out: str = "animal",
+        n_cells: int = DEFAULT_CELLS,
+        margin_degrees: float | None = None,
+        range_km: float | None = None,
+    ) -> SiteMixtureModel:
+        """:meth:`from_reference` through a cache of fitted models in ``cache_dir``: one
+        JSON file per reference content hash, leave-out and grid (:func:`fitted_model_path`).
+        A stored fit is loaded (milliseconds instead of the cross-validation's seconds); a
+        missing or unreadable one is fitted and written (atomically, so concurrent fits of
+        the same set never leave a half-written file)."""
+        _check_leave_out(leave_out)
+        grid = _grid_options(n_cells, margin_degrees, range_km)
+        path = fitted_model_path(cache_dir, reference, leave_out, **grid)
+        if path.is_file():
+            try:
+                model = cls.from_dict(reference, json.loads(path.read_text()))
+            except (ValueError, OSError) as error:
+                logger.warning("fitted geographic model %s unusable (%s); fitting again",
+                               path, error)
+            else:
+                if model.chosen_by == leave_out:
+                    logger.info("geographic model of %s loaded from %s", reference.name, path)
+                    return model
+        model = cls.from_reference(reference, leave_out=leave_out, **grid)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_suffix(f".{os.getpid()}.tmp")
+        temporary.write_text(json.dumps(model.to_dict(reference), indent=1) + "\n")
+        os.replace(temporary, path)
+        logger.info("geographic model of %s fitted and stored in %s", reference.name, path)
+        return model
 
     @classmethod
     def fit(cls, geo: GeographicModel, *, leave_out: str = "animal",
@@ -1214,6 +1295,27 @@ class SiteMixtureModel:
             "region_kernel_km": self.region_kernel_km,
             "region_levels": {str(k): v for k, v in self.region_levels.items()},
         }
+
+
+FITTED_FORMAT = "dnatrack-geo-site-mixture/1"
+
+
+def _grid_options(n_cells: int = DEFAULT_CELLS, margin_degrees: float | None = None,
+                  range_km: float | None = None) -> dict:
+    return {"n_cells": int(n_cells),
+            "margin_degrees": None if margin_degrees is None else float(margin_degrees),
+            "range_km": None if range_km is None else float(range_km)}
+
+
+def fitted_model_path(cache_dir: str | os.PathLike, reference: ReferenceSet, leave_out: str,
+                      n_cells: int = DEFAULT_CELLS, margin_degrees: float | None = None,
+                      range_km: float | None = None) -> Path:
+    """File of :meth:`SiteMixtureModel.fit_cached`'s fit of ``reference``: named by the
+    reference's content hash and a digest of the format, leave-out and grid."""
+    key = json.dumps([FITTED_FORMAT, leave_out, _grid_options(n_cells, margin_degrees,
+                                                              range_km)])
+    digest = hashlib.sha256(key.encode()).hexdigest()[:12]
+    return Path(cache_dir) / f"geo-{reference.content_hash}-{leave_out}-{digest}.json"
 
 
 def _animal_folds(n: int) -> np.ndarray:
