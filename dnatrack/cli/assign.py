@@ -151,6 +151,7 @@ def register(subparsers) -> None:
                                   "the 90%% region")
     self_assign.add_argument("--geo-cells", type=int, default=DEFAULT_CELLS,
                              help=f"grid cells along the longer side (default {DEFAULT_CELLS})")
+    _add_geo_cache_option(self_assign)
     _add_run_options(self_assign, DEFAULT_CHUNK_SIZE)
     _add_plots_option(self_assign, "confusion matrices and the z-score histogram, and with "
                                    "--geo the leave-one-out error map")
@@ -321,6 +322,21 @@ def _add_geo_options(parser, default_cells: int) -> None:
                              "reference); adds geo_* columns and writes TABLE.geojson")
     parser.add_argument("--geo-cells", type=int, default=default_cells,
                         help=f"grid cells along the longer side (default {default_cells})")
+    _add_geo_cache_option(parser)
+
+
+def _add_geo_cache_option(parser) -> None:
+    parser.add_argument("--geo-cache", metavar="DIR",
+                        help="keep fitted geographic models in DIR, one JSON file per "
+                             "reference content hash, and reuse them instead of fitting "
+                             "again")
+
+
+def _geo_model(model_class, reference, args, leave_out: str):
+    if args.geo_cache:
+        return model_class.fit_cached(reference, args.geo_cache, leave_out=leave_out,
+                                      n_cells=args.geo_cells)
+    return model_class.from_reference(reference, leave_out=leave_out, n_cells=args.geo_cells)
 
 
 def _add_run_options(parser, default_chunk: int) -> None:
@@ -353,7 +369,7 @@ def run_assign(args: argparse.Namespace) -> int:
     mixture_settings = _mixture_settings(args, model, samples) if args.mixture else None
     geo = None
     if args.geo:
-        geo = SiteMixtureModel.from_reference(reference, n_cells=args.geo_cells)
+        geo = _geo_model(SiteMixtureModel, reference, args, "animal")
     with progress_bar(reference.table.n_profiles, "calibrating on the reference",
                       unit="animal") as update:
         model.flag_calibration(args.exclusion_sims, args.seed, args.alpha,
@@ -455,8 +471,7 @@ def run_self_assign(args: argparse.Namespace) -> int:
     n = reference.table.n_profiles
     geo = None
     if args.geo:
-        geo = SiteMixtureModel.from_reference(reference, leave_out=args.geo,
-                                              n_cells=args.geo_cells)
+        geo = _geo_model(SiteMixtureModel, reference, args, args.geo)
     with progress_bar(n, "self-assigning", unit="sample") as update:
         result = self_assign(
             reference, repunit_level=args.repunit_level,
