@@ -1,11 +1,12 @@
 """Calibrating kinship cutoffs by simulation (DESIGN 5.3, 8).
 
-For each relationship ``R`` and number of loci compared ``m``, the cutoff is the smallest
-``log10 LR_R`` whose false-positive rate per unrelated pair is at most ``α / n_relationships``,
-so that an unrelated pair passes *any* of the relationships tested with probability at most
-``α``. A search states its operating point as the expected number of false pairs it may report,
-``E`` (default :data:`DEFAULT_EXPECTED_FALSE_PAIRS`): ``α = E / pairs compared``. The power is
-the share of true ``R`` pairs reaching the cutoff.
+For each number of loci compared ``m``, the cutoff is the smallest log10 LR at which an
+unrelated pair passes *any* of the relationships tested with probability at most ``α`` (the
+sum of the relationships' false-positive rates): one cutoff for all relationships, the split
+of ``α`` that finds the most related pairs (:func:`_common_cutoff`). A search states its
+operating point as the expected number of false pairs it may report, ``E`` (default
+:data:`DEFAULT_EXPECTED_FALSE_PAIRS`): ``α = E / pairs compared``. The power is the share of
+true ``R`` pairs reaching the cutoff.
 
 Genotype pairs are drawn exactly from the model the search scores them with — per-locus joint
 distributions of observed genotypes under each relationship, with θ and the error model, from
@@ -15,7 +16,8 @@ allows importance sampling of the far tail: for pairs drawn under ``R``,
 ``P(LR_R ≥ t | unrelated) = E_R[1{LR_R ≥ t} / LR_R]``, which estimates false-positive rates far
 below ``1 / n_simulations``; the cutoff is chosen where the estimate plus two standard errors
 stays below the target, so simulation noise errs on the safe side. The cutoff never exceeds
-``log10(1/α)``, which bounds the rate for any model (``E[LR | unrelated] = 1``, Markov).
+``log10(n_relationships / α)``, which bounds the rate for any model (``E[LR | unrelated] = 1``,
+Markov).
 Directly simulated unrelated pairs give an empirical check at rates simulation can reach.
 
 Every rate comes with its Monte-Carlo standard error: the importance-sampling estimate of the
@@ -325,36 +327,40 @@ def calibrate(
         raise ValueError("population frequencies need between_theta")
     rng = np.random.default_rng(seed)
     freq_sets = scoring_frequencies(reference, frequencies, between_theta or 0.0)
+    n_sets = len(freq_sets)
     n_alleles = allele_counts(reference.replace(population=None)).coding.n_alleles
-    n_per_set = max(1, -(-n_simulations // len(freq_sets)))
+    n_per_set = max(1, -(-n_simulations // n_sets))
     related, unrelated = _simulate_pairs(freq_sets, n_alleles, theta, errors, relationships,
                                          n_per_set, rng)
     n_pairs = related.shape[1]
     # Each simulated pair is compared at a random subset of m loci: the first m of a random
     # order of the loci.
     order = np.argsort(rng.random((n_pairs, n_loci)), axis=1)
-
     tables = {key: {} for key in ("cutoffs", "power", "power_se", "estimate", "se", "exceeding")}
-    per_relationship = alpha / len(relationships)
-    markov = float(np.log10(1.0 / per_relationship))
-    for r, name in enumerate(relationships):
-        for table in tables.values():
+    for table in tables.values():
+        for name in relationships:
             table[name] = {}
-        related_sums = np.cumsum(np.take_along_axis(related[r], order, axis=1), axis=1,
-                                 dtype=np.float64)
-        unrelated_sums = np.cumsum(np.take_along_axis(unrelated[:, :, r], order, axis=1),
-                                   axis=1, dtype=np.float64)
-        for m in loci_counts:
-            x = related_sums[:, m - 1]
-            cutoff = max(min(_importance_cutoff(x, per_relationship), markov), minimum_cutoff)
-            power = float(np.mean(x >= cutoff))
-            estimate, standard_error = _importance_rate(x, cutoff)
+    # Any one relationship passing makes a false pair, so the cutoff bounds the sum of the
+    # rates; E[LR | unrelated] = 1 (Markov) caps it at log10(n_relationships / α).
+    markov = float(np.log10(len(relationships) / alpha))
+    related_sums, unrelated_sums = [], []
+    for r in range(len(relationships)):
+        related_sums.append(np.cumsum(np.take_along_axis(related[r], order, axis=1), axis=1,
+                                      dtype=np.float64))
+        unrelated_sums.append(np.cumsum(np.take_along_axis(unrelated[:, :, r], order, axis=1),
+                                        axis=1, dtype=np.float64))
+    for m in loci_counts:
+        x = [sums[:, m - 1] for sums in related_sums]
+        cutoff = max(min(_common_cutoff(x, alpha, minimum_cutoff), markov), minimum_cutoff)
+        for r, name in enumerate(relationships):
+            power = float(np.mean(x[r] >= cutoff))
+            estimate, standard_error = _importance_rate(x[r], cutoff)
             tables["cutoffs"][name][m] = cutoff
             tables["power"][name][m] = power
             tables["power_se"][name][m] = float(np.sqrt(power * (1.0 - power) / n_pairs))
             tables["estimate"][name][m] = estimate
             tables["se"][name][m] = standard_error
-            tables["exceeding"][name][m] = int(np.sum(unrelated_sums[:, m - 1] >= cutoff))
+            tables["exceeding"][name][m] = int(np.sum(unrelated_sums[r][:, m - 1] >= cutoff))
     logger.info("calibrated %s for %d loci (%s frequencies, theta %g, rate per pair %.3g, "
                 "%d simulated pairs per relationship)", ", ".join(relationships), n_loci,
                 frequencies, theta, alpha, n_pairs)
@@ -392,22 +398,39 @@ def _importance_rate(related_log10_lr: np.ndarray, cutoff: float) -> tuple[float
     return float(weights.mean()), float(weights.std() / np.sqrt(len(weights)))
 
 
-def _importance_cutoff(related_log10_lr: np.ndarray, alpha: float) -> float:
-    """Smallest observed ``t`` whose importance-sampling estimate of the false-positive rate,
-    ``mean(1{x ≥ t} · 10^−x)`` over pairs simulated under the relationship, plus two standard
-    errors, is at most ``α`` (``inf`` when no observed value qualifies)."""
-    n = len(related_log10_lr)
-    x = np.sort(related_log10_lr)[::-1]
-    x = x[np.isfinite(x)]
-    weights = 10.0 ** -x
-    mean = np.cumsum(weights) / n
-    second = np.cumsum(weights**2) / n
-    standard_error = np.sqrt(np.maximum(second - mean**2, 0.0) / n)
-    ok = np.flatnonzero(mean + 2.0 * standard_error <= alpha)
-    if ok.size == 0:
+def _common_cutoff(related_log10_lr: list[np.ndarray], alpha: float,
+                   lowest: float = -np.inf) -> float:
+    """Smallest observed ``t ≥ lowest`` from which on the importance-sampling estimate of the
+    rate at which an unrelated pair passes any relationship's cutoff ``t`` — the sum over the
+    relationships of ``mean(1{x_R ≥ t} · 10^−x_R)`` over pairs simulated under ``R`` — plus two
+    standard errors is at most ``α`` (``inf`` when no observed value qualifies, ``-inf`` when
+    every one from ``lowest`` on does).
+
+    One cutoff for every relationship is the allocation of ``α`` that finds the most related
+    pairs: at cutoff ``t`` a relationship gains true pairs at ``10^t`` times the rate it gains
+    false ones (the LR is the ratio of the two densities), so any other split would trade
+    power where it is cheap for power where it is dear.
+    """
+    candidates = np.unique(np.concatenate(
+        [x[np.isfinite(x) & (x >= lowest)] for x in related_log10_lr]))
+    if candidates.size == 0:
         return float("inf")
-    k = ok[-1]
-    # Ties: every pair at the cutoff value passes, so the rate must hold at the tie's end.
-    while k >= 0 and k + 1 < len(x) and x[k + 1] == x[k]:
-        k -= 1
-    return float(x[k]) if k >= 0 else float("inf")
+    mean = np.zeros(candidates.size)
+    variance = np.zeros(candidates.size)
+    for x in related_log10_lr:
+        n = len(x)
+        base = np.where(np.isfinite(x), 10.0 ** -np.where(np.isfinite(x), x, 0.0), 0.0)
+        sort = np.argsort(x)
+        tail = np.cumsum(base[sort][::-1])[::-1] / n  # mean of 1{x ≥ x_(i)} · w
+        tail_second = np.cumsum(base[sort][::-1] ** 2)[::-1] / n
+        first = np.searchsorted(x[sort], candidates, side="left")  # first x ≥ t
+        inside = first < n
+        m1 = np.where(inside, tail[np.minimum(first, n - 1)], 0.0)
+        m2 = np.where(inside, tail_second[np.minimum(first, n - 1)], 0.0)
+        mean += m1
+        variance += np.maximum(m2 - m1**2, 0.0) / n
+    bad = np.flatnonzero(mean + 2.0 * np.sqrt(variance) > alpha)
+    if bad.size == 0:
+        return -float("inf")
+    start = bad[-1] + 1
+    return float(candidates[start]) if start < candidates.size else float("inf")
