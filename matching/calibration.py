@@ -1,11 +1,12 @@
 """Calibrating kinship cutoffs by simulation (DESIGN 5.3, 8).
 
-For each relationship ``R`` and number of loci compared ``m``, the cutoff is the smallest
-``log10 LR_R`` whose false-positive rate per unrelated pair is at most ``α / n_relationships``,
-so that an unrelated pair passes *any* of the relationships tested with probability at most
-``α``. A search states its operating point as the expected number of false pairs it may report,
-``E`` (default :data:`DEFAULT_EXPECTED_FALSE_PAIRS`): ``α = E / pairs compared``. The power is
-the share of true ``R`` pairs reaching the cutoff.
+For each number of loci compared ``m``, the cutoff is the smallest log10 LR at which an
+unrelated pair passes *any* of the relationships tested with probability at most ``α`` (the
+sum of the relationships' false-positive rates): one cutoff for all relationships, the split
+of ``α`` that finds the most related pairs (:func:`_common_cutoff`). A search states its
+operating point as the expected number of false pairs it may report, ``E`` (default
+:data:`DEFAULT_EXPECTED_FALSE_PAIRS`): ``α = E / pairs compared``. The power is the share of
+true ``R`` pairs reaching the cutoff.
 
 Genotype pairs are drawn exactly from the model the search scores them with — per-locus joint
 distributions of observed genotypes under each relationship, with θ and the error model, from
@@ -15,7 +16,8 @@ allows importance sampling of the far tail: for pairs drawn under ``R``,
 ``P(LR_R ≥ t | unrelated) = E_R[1{LR_R ≥ t} / LR_R]``, which estimates false-positive rates far
 below ``1 / n_simulations``; the cutoff is chosen where the estimate plus two standard errors
 stays below the target, so simulation noise errs on the safe side. The cutoff never exceeds
-``log10(1/α)``, which bounds the rate for any model (``E[LR | unrelated] = 1``, Markov).
+``log10(n_relationships / α)``, which bounds the rate for any model (``E[LR | unrelated] = 1``,
+Markov).
 Directly simulated unrelated pairs give an empirical check at rates simulation can reach.
 
 Every rate comes with its Monte-Carlo standard error: the importance-sampling estimate of the
@@ -206,7 +208,7 @@ def _rounded(value: float | None, digits: int = 6) -> float | None:
 
 def _simulate_pairs(freq_sets: np.ndarray, n_alleles: np.ndarray, theta: float,
                     errors: ErrorModel, relationships: tuple[str, ...], n_per_set: int,
-                    rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+                    rng: np.random.Generator, keep: dict | None = None):
     """Per-locus log10 LRs of pairs simulated from each frequency set in turn.
 
     Returns
@@ -215,12 +217,24 @@ def _simulate_pairs(freq_sets: np.ndarray, n_alleles: np.ndarray, theta: float,
         Pairs simulated under each relationship, scored for that relationship.
     unrelated : ndarray of float32, shape (n_pairs, n_loci, n_relationships)
         Unrelated pairs, scored for every relationship.
+
+    With ``keep`` (a dict), it also receives what weighing the related pairs as pairs across
+    sets needs (:func:`_mix_rates`): ``first`` and ``second`` (int32, like ``related``), the
+    genotype codes of each pair; ``gap`` (float32, like ``related``),
+    ``log10 P_s(g₁) − log10 P_U,s(g₁, g₂)``; ``tables[s][locus]`` (float32, G × G ×
+    n_relationships), the LR tables, and ``marginals[s][locus]``, the log10 probability of each
+    observed genotype, of every set.
     """
     n_sets, n_loci = freq_sets.shape[:2]
     n_rel = len(relationships)
     coefficients = np.vstack([relationship_coefficients(relationships), [UNRELATED]])
     related = np.empty((n_rel, n_sets * n_per_set, n_loci), dtype=np.float32)
     unrelated = np.empty((n_sets * n_per_set, n_loci, n_rel), dtype=np.float32)
+    if keep is not None:
+        for key, dtype in (("first", np.int32), ("second", np.int32), ("gap", np.float32)):
+            keep[key] = np.empty(related.shape, dtype=dtype)
+        keep["tables"] = [[None] * n_loci for _ in range(n_sets)]
+        keep["marginals"] = [[None] * n_loci for _ in range(n_sets)]
     for s, freqs in enumerate(freq_sets):
         rows = slice(s * n_per_set, (s + 1) * n_per_set)
         for locus in range(n_loci):
@@ -228,12 +242,23 @@ def _simulate_pairs(freq_sets: np.ndarray, n_alleles: np.ndarray, theta: float,
             q = observed_pair_probabilities(f, theta, errors)
             table = locus_log10_lr(f, theta, relationships, errors)
             g = q.shape[1]
+            if keep is not None:
+                null = np.einsum("k,kgh->gh", np.asarray(UNRELATED), q)
+                marginal = np.log10(null.sum(axis=1))
+                keep["tables"][s][locus] = table.astype(np.float32)
+                keep["marginals"][s][locus] = marginal
             for h, k in enumerate(coefficients):
                 joint = np.einsum("k,kgh->gh", k, q).ravel()
                 draws = rng.choice(g * g, size=n_per_set, p=joint / joint.sum())
                 values = table[draws // g, draws % g]
                 if h < n_rel:
                     related[h, rows, locus] = values[:, h]
+                    if keep is not None:
+                        first, second = draws // g, draws % g
+                        keep["first"][h, rows, locus] = first
+                        keep["second"][h, rows, locus] = second
+                        keep["gap"][h, rows, locus] = (marginal[first]
+                                                       - np.log10(null[first, second]))
                 else:
                     unrelated[rows, locus] = values
     return related, unrelated
@@ -272,6 +297,7 @@ def calibrate(
     minimum_cutoff: float = -np.inf,
     reference_name: str = "",
     reference_hash: str = "",
+    pair_mix: np.ndarray | None = None,
 ) -> Calibration:
     """Simulate pairs from ``reference``'s frequencies and derive cutoffs.
 
@@ -305,6 +331,18 @@ def calibrate(
         population's frequencies towards the pooled ones.
     minimum_cutoff : float
         No cutoff is set below this log10 LR (a search's floor on the support it calls).
+    pair_mix : ndarray, optional
+        With ``frequencies="population"``: the share of the search's pairs whose profiles come
+        from reference populations ``(a, b)``, float (n_populations, n_populations), symmetric,
+        summing to 1 (:func:`matching.pair_search.population_pair_mix`). The false-positive
+        rates are then those of this mix — a pair across populations, scored as the search
+        scores it with the smaller LR of its two populations' frequencies, passes far less
+        often than a pair within one — and the power that of related pairs drawn with the
+        mix's population shares (:func:`_mix_rates`). Cutoffs are then on a grid of
+        :data:`MIX_GRID_STEP` from ``minimum_cutoff`` (0 when unbounded). References too
+        large for it (more than :data:`MIX_MAX_CELLS` populations × loci) are calibrated
+        as without a mix, every pair within a population, which errs on the safe side.
+        Default: every pair within a population, the populations equally often.
     """
     errors = ErrorModel() if errors is None else errors
     relationships = tuple(relationships)
@@ -325,36 +363,63 @@ def calibrate(
         raise ValueError("population frequencies need between_theta")
     rng = np.random.default_rng(seed)
     freq_sets = scoring_frequencies(reference, frequencies, between_theta or 0.0)
+    n_sets = len(freq_sets)
+    mix = _checked_mix(pair_mix, frequencies, n_sets, n_loci)
     n_alleles = allele_counts(reference.replace(population=None)).coding.n_alleles
-    n_per_set = max(1, -(-n_simulations // len(freq_sets)))
+    n_per_set = max(1, -(-n_simulations // n_sets))
+    kept = {} if mix is not None else None
     related, unrelated = _simulate_pairs(freq_sets, n_alleles, theta, errors, relationships,
-                                         n_per_set, rng)
+                                         n_per_set, rng, kept)
     n_pairs = related.shape[1]
+    pair_set = np.repeat(np.arange(n_sets), n_per_set)
     # Each simulated pair is compared at a random subset of m loci: the first m of a random
     # order of the loci.
     order = np.argsort(rng.random((n_pairs, n_loci)), axis=1)
-
+    # Power: related pairs of each population, weighed by its share of the searched profiles.
+    share = np.full(n_sets, 1.0 / n_sets) if mix is None else mix.sum(axis=1)
+    power_weight = share[pair_set] * n_sets
     tables = {key: {} for key in ("cutoffs", "power", "power_se", "estimate", "se", "exceeding")}
-    per_relationship = alpha / len(relationships)
-    markov = float(np.log10(1.0 / per_relationship))
-    for r, name in enumerate(relationships):
-        for table in tables.values():
+    for table in tables.values():
+        for name in relationships:
             table[name] = {}
-        related_sums = np.cumsum(np.take_along_axis(related[r], order, axis=1), axis=1,
-                                 dtype=np.float64)
-        unrelated_sums = np.cumsum(np.take_along_axis(unrelated[:, :, r], order, axis=1),
-                                   axis=1, dtype=np.float64)
-        for m in loci_counts:
-            x = related_sums[:, m - 1]
-            cutoff = max(min(_importance_cutoff(x, per_relationship), markov), minimum_cutoff)
-            power = float(np.mean(x >= cutoff))
-            estimate, standard_error = _importance_rate(x, cutoff)
+    # Any one relationship passing makes a false pair, so the cutoff bounds the sum of the
+    # rates; E[LR | unrelated] = 1 (Markov) caps it at log10(n_relationships / α).
+    markov = float(np.log10(len(relationships) / alpha))
+    related_sums, unrelated_sums = [], []
+    for r in range(len(relationships)):
+        related_sums.append(np.cumsum(np.take_along_axis(related[r], order, axis=1), axis=1,
+                                      dtype=np.float64))
+        unrelated_sums.append(np.cumsum(np.take_along_axis(unrelated[:, :, r], order, axis=1),
+                                        axis=1, dtype=np.float64))
+    if mix is not None:
+        lowest = minimum_cutoff if np.isfinite(minimum_cutoff) else 0.0
+        grid = np.arange(lowest, max(markov, lowest) + MIX_GRID_STEP, MIX_GRID_STEP)
+        rates = [_mix_rates(related_sums[r], kept, r, order, pair_set, mix, grid,
+                            tuple(loci_counts)) for r in range(len(relationships))]
+    for i, m in enumerate(loci_counts):
+        x = [sums[:, m - 1] for sums in related_sums]
+        if mix is None:
+            cutoff = max(min(_common_cutoff(x, alpha, minimum_cutoff), markov), minimum_cutoff)
+        else:
+            mean = sum(rate[0][i] for rate in rates)
+            spread = 2.0 * np.sqrt(sum(rate[1][i] for rate in rates) / n_pairs)
+            bad = np.flatnonzero(mean + spread > alpha)
+            start = 0 if bad.size == 0 else bad[-1] + 1
+            cutoff = float(grid[start]) if start < grid.size else markov
+        for r, name in enumerate(relationships):
+            passed = x[r] >= cutoff
+            if mix is None:
+                estimate, standard_error = _importance_rate(x[r], cutoff)
+            else:
+                at = min(int(np.searchsorted(grid, cutoff - 1e-12)), grid.size - 1)
+                estimate = float(rates[r][0][i][at])
+                standard_error = float(np.sqrt(rates[r][1][i][at] / n_pairs))
             tables["cutoffs"][name][m] = cutoff
-            tables["power"][name][m] = power
-            tables["power_se"][name][m] = float(np.sqrt(power * (1.0 - power) / n_pairs))
+            tables["power"][name][m] = float(np.mean(passed * power_weight))
+            tables["power_se"][name][m] = _power_se(passed, pair_set, share)
             tables["estimate"][name][m] = estimate
             tables["se"][name][m] = standard_error
-            tables["exceeding"][name][m] = int(np.sum(unrelated_sums[:, m - 1] >= cutoff))
+            tables["exceeding"][name][m] = int(np.sum(unrelated_sums[r][:, m - 1] >= cutoff))
     logger.info("calibrated %s for %d loci (%s frequencies, theta %g, rate per pair %.3g, "
                 "%d simulated pairs per relationship)", ", ".join(relationships), n_loci,
                 frequencies, theta, alpha, n_pairs)
@@ -380,7 +445,113 @@ def calibrate(
         expected_false_pairs=None if false_positive_rate is not None
         else float(expected_false_pairs),
         pairs_compared=float(pairs_compared),
+        notes={} if mix is None else {
+            "pair_mix": "false-positive rates and power for the searched profiles' mix of "
+                        "population pairs",
+            "pairs_within_a_population": round(float(np.trace(mix)), 6)},
     )
+
+
+#: Cutoffs calibrated for a mix of population pairs lie on a grid of this step (log10 LR).
+MIX_GRID_STEP = 0.01
+#: Populations × loci beyond which a mix is not weighed (the weights grow with their square).
+MIX_MAX_CELLS = 1000
+
+
+def _checked_mix(pair_mix, frequencies: str, n_sets: int, n_loci: int) -> np.ndarray | None:
+    """``pair_mix`` as a float64 array once checked; ``None`` without one or for a reference
+    too large to weigh it for."""
+    if pair_mix is None:
+        return None
+    if frequencies != "population":
+        raise ValueError("a mix of population pairs needs population frequencies")
+    mix = np.asarray(pair_mix, dtype=np.float64)
+    if (mix.shape != (n_sets, n_sets) or not np.all(np.isfinite(mix)) or np.any(mix < 0)
+            or abs(mix.sum() - 1.0) > 1e-6 or not np.allclose(mix, mix.T)):
+        raise ValueError(f"pair_mix must be a symmetric non-negative {n_sets} x {n_sets} "
+                         "matrix summing to 1")
+    if n_sets * n_loci > MIX_MAX_CELLS:
+        logger.info("%d populations x %d loci: the pair mix is not weighed (every pair counts "
+                    "as within a population)", n_sets, n_loci)
+        return None
+    return mix
+
+
+def _mix_rates(related_sums: np.ndarray, kept: dict, r: int, order: np.ndarray,
+               pair_set: np.ndarray, mix: np.ndarray, grid: np.ndarray,
+               loci_counts: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Importance-sampling estimate of the rate at which an unrelated pair of the mix passes
+    each cutoff of ``grid`` for relationship ``r``, and the variance of one draw: two float64
+    arrays (len(loci_counts), len(grid)); the rate's standard error is
+    ``sqrt(variance / n_pairs)``.
+
+    A pair simulated under ``r`` in population ``a`` (genotypes ``g₁, g₂``) stands for an
+    unrelated pair of populations ``(a, b)`` with weight ``P_a(g₁) P_b(g₂) / P_r,a(g₁, g₂)``
+    (within ``a``: ``P_U,a(g₁, g₂) / P_r,a = 10^−x``), and passes a cutoff when the search's
+    score does: the smaller of its LRs under ``a``'s and ``b``'s frequencies. Each simulated
+    pair's draw is the sum of its ``n_sets · mix[a, b]``-weighted terms over ``b``, so the mean
+    over all simulated pairs estimates the mix's rate (the pairs with ``b`` first are the
+    pairs simulated in ``b``).
+    """
+    n_sets = mix.shape[0]
+    n_pairs, n_loci = related_sums.shape
+    n_grid = grid.size
+    columns = np.asarray(loci_counts) - 1
+    # flat views of every set's tables (relationship r) and genotype marginals
+    sizes = np.array([len(m) for m in kept["marginals"][0]])
+    marginal_offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    table_offsets = np.concatenate([[0], np.cumsum(sizes**2)[:-1]])
+    marginals = np.array([np.concatenate(per_locus) for per_locus in kept["marginals"]])
+    tables = np.array([np.concatenate([t[:, :, r].ravel() for t in per_locus])
+                       for per_locus in kept["tables"]])
+    first = np.take_along_axis(kept["first"][r], order, axis=1)
+    second = np.take_along_axis(kept["second"][r], order, axis=1)
+    table_index = table_offsets[order] + first * sizes[order] + second
+    marginal_index = marginal_offsets[order] + second
+    gap = np.take_along_axis(kept["gap"][r].astype(np.float64), order, axis=1)
+    total = np.zeros((len(columns), n_grid))
+    total_square = np.zeros((len(columns), n_grid))
+    for a in range(n_sets):
+        rows = np.flatnonzero(pair_set == a)
+        if rows.size == 0 or mix[a].sum() == 0.0:
+            continue
+        x = related_sums[rows][:, columns]
+        terms = [(x, n_sets * mix[a, a] * 10.0 ** -x)] if mix[a, a] > 0 else []
+        for b in np.flatnonzero(mix[a] > 0):
+            if b == a:
+                continue
+            score_b = np.cumsum(tables[b][table_index[rows]], axis=1)[:, columns]
+            log_weight = np.cumsum(gap[rows] + marginals[b][marginal_index[rows]],
+                                   axis=1)[:, columns] - x
+            terms.append((np.minimum(x, score_b), n_sets * mix[a, b] * 10.0 ** log_weight))
+        # each draw's value at every cutoff: the weights of its terms whose score reaches it
+        draws = np.zeros((rows.size, len(columns), n_grid + 1))
+        flat = draws.reshape(-1)
+        base = (np.arange(rows.size)[:, None] * len(columns) + np.arange(len(columns))) * (
+            n_grid + 1)
+        for score, weight in terms:
+            passed = np.searchsorted(grid, score, side="right")  # cutoffs the score reaches
+            flat += np.bincount((base + passed).ravel(), weights=weight.ravel(),
+                                minlength=flat.size)
+        at_cutoff = np.cumsum(draws[:, :, ::-1], axis=2)[:, :, ::-1][:, :, 1:]
+        total += at_cutoff.sum(axis=0)
+        total_square += (at_cutoff**2).sum(axis=0)
+    mean = total / n_pairs
+    return mean, np.maximum(total_square / n_pairs - mean**2, 0.0)
+
+
+def _power_se(passed: np.ndarray, pair_set: np.ndarray, share: np.ndarray) -> float:
+    """Monte-Carlo standard error of the share-weighted power: binomial within each
+    population's simulated pairs, combined with the population shares."""
+    variance = 0.0
+    for a, weight in enumerate(share):
+        rows = pair_set == a
+        n = int(rows.sum())
+        if weight == 0.0 or n == 0:
+            continue
+        p = float(passed[rows].mean())
+        variance += weight**2 * p * (1.0 - p) / n
+    return float(np.sqrt(variance))
 
 
 def _importance_rate(related_log10_lr: np.ndarray, cutoff: float) -> tuple[float, float]:
@@ -392,22 +563,39 @@ def _importance_rate(related_log10_lr: np.ndarray, cutoff: float) -> tuple[float
     return float(weights.mean()), float(weights.std() / np.sqrt(len(weights)))
 
 
-def _importance_cutoff(related_log10_lr: np.ndarray, alpha: float) -> float:
-    """Smallest observed ``t`` whose importance-sampling estimate of the false-positive rate,
-    ``mean(1{x ≥ t} · 10^−x)`` over pairs simulated under the relationship, plus two standard
-    errors, is at most ``α`` (``inf`` when no observed value qualifies)."""
-    n = len(related_log10_lr)
-    x = np.sort(related_log10_lr)[::-1]
-    x = x[np.isfinite(x)]
-    weights = 10.0 ** -x
-    mean = np.cumsum(weights) / n
-    second = np.cumsum(weights**2) / n
-    standard_error = np.sqrt(np.maximum(second - mean**2, 0.0) / n)
-    ok = np.flatnonzero(mean + 2.0 * standard_error <= alpha)
-    if ok.size == 0:
+def _common_cutoff(related_log10_lr: list[np.ndarray], alpha: float,
+                   lowest: float = -np.inf) -> float:
+    """Smallest observed ``t ≥ lowest`` from which on the importance-sampling estimate of the
+    rate at which an unrelated pair passes any relationship's cutoff ``t`` — the sum over the
+    relationships of ``mean(1{x_R ≥ t} · 10^−x_R)`` over pairs simulated under ``R`` — plus two
+    standard errors is at most ``α`` (``inf`` when no observed value qualifies, ``-inf`` when
+    every one from ``lowest`` on does).
+
+    One cutoff for every relationship is the allocation of ``α`` that finds the most related
+    pairs: at cutoff ``t`` a relationship gains true pairs at ``10^t`` times the rate it gains
+    false ones (the LR is the ratio of the two densities), so any other split would trade
+    power where it is cheap for power where it is dear.
+    """
+    candidates = np.unique(np.concatenate(
+        [x[np.isfinite(x) & (x >= lowest)] for x in related_log10_lr]))
+    if candidates.size == 0:
         return float("inf")
-    k = ok[-1]
-    # Ties: every pair at the cutoff value passes, so the rate must hold at the tie's end.
-    while k >= 0 and k + 1 < len(x) and x[k + 1] == x[k]:
-        k -= 1
-    return float(x[k]) if k >= 0 else float("inf")
+    mean = np.zeros(candidates.size)
+    variance = np.zeros(candidates.size)
+    for x in related_log10_lr:
+        n = len(x)
+        base = np.where(np.isfinite(x), 10.0 ** -np.where(np.isfinite(x), x, 0.0), 0.0)
+        sort = np.argsort(x)
+        tail = np.cumsum(base[sort][::-1])[::-1] / n  # mean of 1{x ≥ x_(i)} · w
+        tail_second = np.cumsum(base[sort][::-1] ** 2)[::-1] / n
+        first = np.searchsorted(x[sort], candidates, side="left")  # first x ≥ t
+        inside = first < n
+        m1 = np.where(inside, tail[np.minimum(first, n - 1)], 0.0)
+        m2 = np.where(inside, tail_second[np.minimum(first, n - 1)], 0.0)
+        mean += m1
+        variance += np.maximum(m2 - m1**2, 0.0) / n
+    bad = np.flatnonzero(mean + 2.0 * np.sqrt(variance) > alpha)
+    if bad.size == 0:
+        return -float("inf")
+    start = bad[-1] + 1
+    return float(candidates[start]) if start < candidates.size else float("inf")

@@ -354,6 +354,17 @@ class KinshipSearch:
     def assign_populations(self, codes: np.ndarray) -> np.ndarray:
         """Most likely reference population of each profile (int64, n_profiles), from the
         Hardy–Weinberg likelihood of its genotypes under each population's frequencies."""
+        return np.argmax(self._population_log_likelihoods(codes), axis=1)
+
+    def population_posteriors(self, codes: np.ndarray) -> np.ndarray:
+        """Posterior probability of each reference population for each profile, float64
+        (n_profiles, n_populations), from the same likelihoods with equal priors."""
+        log_likelihood = self._population_log_likelihoods(codes)
+        log_likelihood -= log_likelihood.max(axis=1, keepdims=True)
+        posterior = np.exp(log_likelihood)
+        return posterior / posterior.sum(axis=1, keepdims=True)
+
+    def _population_log_likelihoods(self, codes: np.ndarray) -> np.ndarray:
         freqs = population_frequencies(self.population_counts, self.theta)
         n_alleles = self.counts.coding.n_alleles
         log_likelihood = np.zeros((codes.shape[0], len(freqs)))
@@ -364,7 +375,7 @@ class KinshipSearch:
             # an untyped locus (code G_l) adds nothing
             per_code = np.concatenate([np.log(genotype), np.zeros((len(freqs), 1))], axis=1)
             log_likelihood += per_code[:, codes[:, locus]].T
-        return np.argmax(log_likelihood, axis=1)
+        return log_likelihood
 
     def parameters(self) -> dict:
         """Everything that determines the result, for reports and output headers."""

@@ -147,9 +147,13 @@ def search_calibration(
     folder: Path | None,
     notes: list[str],
     expected_false_pairs: float = DEFAULT_EXPECTED_FALSE_PAIRS,
+    new: GenotypeTable | None = None,
+    existing: GenotypeTable | None = None,
 ) -> Calibration:
     """The reference folder's standing calibration when it fits, else one made now for this
-    search's number of pairs; each choice is explained in ``notes``.
+    search's number of pairs (and, with population frequencies and the searched profiles
+    ``new`` and ``existing``, for their mix of population pairs: :func:`population_pair_mix`);
+    each choice is explained in ``notes``.
 
     Parameters
     ----------
@@ -180,11 +184,16 @@ def search_calibration(
             return standing
         notes.append(f"the reference set's calibration was not used: {problem}")
     pairs_compared = max(float(pairs_compared), 1.0)
+    mix = None
+    if scoring.frequencies == "population" and new is not None and len(new):
+        loci = reference_table.loci
+        mix = population_pair_mix(reference_table, scoring.theta, new.select_loci(loci),
+                                  None if existing is None else existing.select_loci(loci))
     calibration = calibrate(
         reference_table, relationships=tuple(relationships), pairs_compared=pairs_compared,
         expected_false_pairs=expected_false_pairs, minimum_cutoff=MINIMUM_CUTOFF,
         seed=CALIBRATION_SEED, reference_name=reference.name,
-        reference_hash=reference.content_hash, **scoring.calibration_options(),
+        reference_hash=reference.content_hash, pair_mix=mix, **scoring.calibration_options(),
     )
     notes.append(
         f"cutoffs calibrated for this search: at most {expected_false_pairs:g} expected false "
@@ -192,8 +201,39 @@ def search_calibration(
         f"{calibration.false_positive_rate:.2g}), log10 LR at least {MINIMUM_CUTOFF:g}; "
         f"{scoring.describe()}; {calibration.n_simulations} simulated pairs per relationship, "
         f"seed {CALIBRATION_SEED}"
+        + (f"; rates for the searched profiles' mix of populations "
+           f"({calibration.notes['pairs_within_a_population']:.0%} of pairs within one, by "
+           "assignment posterior)" if "pair_mix" in calibration.notes else "")
     )
     return calibration
+
+
+def population_pair_mix(reference: GenotypeTable, between_theta: float, new: GenotypeTable,
+                        existing: GenotypeTable | None = None) -> np.ndarray:
+    """Share of a search's pairs by the reference populations of their two profiles, float64
+    (n_populations, n_populations), symmetric, summing to 1: each profile is spread over the
+    populations by its assignment posterior (equal priors, the population frequencies the
+    search scores with), and the search compares every pair of ``new`` and every ``new`` ×
+    ``existing`` pair.
+
+    Soft assignment keeps the profiles of one unsampled population together: they share a
+    similar spread, so their pairs count largely as pairs within one population, as they are.
+    """
+    tables = [t for t in (new, existing) if t is not None and len(t)]
+    search = KinshipSearch.from_reference(reference, *tables, frequencies="population",
+                                          theta=between_theta,
+                                          relationships=("parent_offspring",))
+    new_p = search.population_posteriors(search.codes(new))
+    s_new = new_p.sum(axis=0)
+    mix = (np.outer(s_new, s_new) - new_p.T @ new_p) / 2
+    if existing is not None and len(existing):
+        s_existing = search.population_posteriors(search.codes(existing)).sum(axis=0)
+        mix += (np.outer(s_new, s_existing) + np.outer(s_existing, s_new)) / 2
+    mix = np.clip((mix + mix.T) / 2, 0.0, None)
+    total = mix.sum()
+    if total <= 0:  # fewer than two profiles: no pairs, any mix will do
+        return np.full(mix.shape, 1.0 / mix.size)
+    return mix / total
 
 
 def power_summary(search: KinshipSearch, loci_compared: int) -> dict[str, dict]:

@@ -1,7 +1,5 @@
 """Calibration checked against exact enumeration of every genotype-pair combination."""
 
-import itertools
-
 import numpy as np
 import pytest
 
@@ -42,7 +40,7 @@ def exact_tail(reference, relationship, cutoff):
     total_lr = sum(np.ix_(*lrs))  # broadcast to every combination of loci
     unrelated = p_unrelated[0]
     related = p_related[0]
-    for a, b in zip(p_unrelated[1:], p_related[1:]):
+    for a, b in zip(p_unrelated[1:], p_related[1:], strict=True):
         unrelated = np.multiply.outer(unrelated, a)
         related = np.multiply.outer(related, b)
     passing = total_lr >= cutoff
@@ -81,17 +79,22 @@ def test_unreachable_rates_fall_back_to_the_markov_bound():
 
 
 def test_the_rate_is_shared_among_the_relationships_tested():
+    """One cutoff for all relationships, at which the exact rates of passing each one sum to
+    at most α (up to the estimate's noise); more relationships tested raise it."""
     reference = small_reference(n=300, seed=6)
     options = dict(theta=THETA, errors=ERRORS, false_positive_rate=1e-3, loci_counts=(3,),
                    n_simulations=60_000, seed=7)
     alone = calibrate(reference, relationships=("parent_offspring",), **options)
     together = calibrate(reference, **options)
     po_alone = alone.cutoffs["parent_offspring"][3]
-    po_together = together.cutoffs["parent_offspring"][3]
-    assert po_together > po_alone
+    common = together.cutoffs["parent_offspring"][3]
+    assert {together.cutoffs[name][3] for name in RELATIONSHIPS} == {common}
+    assert common > po_alone
+    exact = {name: exact_tail(reference, name, common)[0] for name in RELATIONSHIPS}
+    assert sum(exact.values()) <= 1e-3 * 1.3
+    # not needlessly high: a little lower, the exact rates sum to more than α
+    assert sum(exact_tail(reference, name, common - 0.25)[0] for name in RELATIONSHIPS) > 7e-4
     _, power_alone = exact_tail(reference, "parent_offspring", po_alone)
-    fpr_together, _ = exact_tail(reference, "parent_offspring", po_together)
-    assert fpr_together <= 1e-3 / 4 * 1.3
     assert together.power["parent_offspring"][3] <= power_alone
 
 
@@ -131,15 +134,28 @@ def test_reported_standard_errors_cover_the_exact_rates():
     reference = small_reference(seed=8)
     result = calibrate(reference, theta=THETA, errors=ERRORS, false_positive_rate=4e-3,
                        loci_counts=(3,), n_simulations=40_000, seed=9)
+    estimates, variances = [], []
     for relationship in ("parent_offspring", "full_sibling", "half_sibling"):
         cutoff = result.cutoffs[relationship][3]
         exact_fpr, exact_power = exact_tail(reference, relationship, cutoff)
         estimate = result.false_positive_estimate[relationship][3]
         se = result.false_positive_se[relationship][3]
-        assert 0 < se and abs(estimate - exact_fpr) <= 4 * se
-        assert estimate + 2 * se <= 1e-3 * (1 + 1e-9)  # the rule that chose the cutoff
+        if se > 0:
+            assert abs(estimate - exact_fpr) <= 4 * se
+        else:  # no simulated pair reached the common cutoff: the exact rate is negligible
+            assert estimate == 0 and exact_fpr < 4e-3 / 100
+        estimates.append(estimate)
+        variances.append(se**2)
         power_se = result.power_se[relationship][3]
-        assert 0 < power_se and abs(result.power[relationship][3] - exact_power) <= 4 * power_se
+        if power_se > 0:
+            assert abs(result.power[relationship][3] - exact_power) <= 4 * power_se
+        else:
+            assert result.power[relationship][3] == 0 and exact_power < 1e-3
+    same = result.false_positive_estimate["same_animal"][3]
+    same_se = result.false_positive_se["same_animal"][3]
+    # the rule that chose the cutoff: the summed estimate plus two standard errors is within α
+    total = sum(estimates) + same + 2 * np.sqrt(sum(variances) + same_se**2)
+    assert total <= 4e-3 * (1 + 1e-6)
 
 
 def test_kinship_cutoffs_are_monotone_in_loci_compared():
@@ -153,3 +169,94 @@ def test_kinship_cutoffs_are_monotone_in_loci_compared():
     rows = result.rows()
     assert all(row["false_positive_rate_se"] is not None and row["power_se"] is not None
                for row in rows)
+
+
+
+def two_population_reference(n_loci=3, n=150, seed=11):
+    """Two populations with different allele frequencies at every locus."""
+    rng = np.random.default_rng(seed)
+    first = rng.choice(4, size=(n, n_loci, 2), p=[0.55, 0.25, 0.15, 0.05]) + 1
+    second = rng.choice(4, size=(n, n_loci, 2), p=[0.05, 0.15, 0.25, 0.55]) + 1
+    return GenotypeTable(np.concatenate([first, second]), [f"r{i}" for i in range(2 * n)],
+                         [f"L{k}" for k in range(n_loci)],
+                         population=np.array(["A"] * n + ["B"] * n))
+
+
+def exact_search_rates(reference, between_theta, relationship, cutoff):
+    """Exact rates at which an unrelated pair reaches ``cutoff`` as a search scores it with
+    population frequencies, enumerating every combination of genotype pairs: within A, within
+    B (each population's own frequencies), and across (one profile from each, the smaller LR of
+    the two populations' frequencies)."""
+    from matching.calibration import scoring_frequencies
+
+    freq_sets = scoring_frequencies(reference, "population", between_theta)
+    n_alleles = allele_counts(reference.replace(population=None)).coding.n_alleles
+    r = list(RELATIONSHIPS).index(relationship)
+    lr, within, marginal = {0: [], 1: []}, {0: [], 1: []}, {0: [], 1: []}
+    for locus, count in enumerate(n_alleles):
+        for s in (0, 1):
+            f = freq_sets[s, locus, :count]
+            q = observed_pair_probabilities(f, THETA, ERRORS)
+            within[s].append(q[0].ravel())
+            marginal[s].append(q[0].sum(axis=1))
+            lr[s].append(locus_log10_lr(f, THETA, errors=ERRORS)[:, :, r].ravel())
+    total = {s: sum(np.ix_(*lr[s])) for s in (0, 1)}
+
+    def product(parts):
+        out = parts[0]
+        for part in parts[1:]:
+            out = np.multiply.outer(out, part)
+        return out
+
+    across = product([np.outer(a, b).ravel() for a, b in zip(marginal[0], marginal[1],
+                                                              strict=True)])
+    smaller = np.minimum(total[0], total[1]) >= cutoff
+    return (float(product(within[0])[total[0] >= cutoff].sum()),
+            float(product(within[1])[total[1] >= cutoff].sum()),
+            float(across[smaller].sum()))
+
+
+def test_a_mix_of_population_pairs_is_calibrated_at_its_exact_rate():
+    """Calibrated for a mix of pairs within and across two populations, the estimated rate at
+    the cutoff is the exact rate of that mix as the search scores it (the smaller LR of the two
+    populations' for a pair across them); the cutoff is lower than for pairs all within one."""
+    reference = two_population_reference()
+    between = 0.05
+    options = dict(theta=THETA, errors=ERRORS, relationships=("parent_offspring",),
+                   false_positive_rate=2e-3, loci_counts=(3,), n_simulations=80_000, seed=12,
+                   frequencies="population", between_theta=between)
+    mix = np.array([[0.1, 0.4], [0.4, 0.1]])
+    mixed = calibrate(reference, pair_mix=mix, **options)
+    within = calibrate(reference, **options)
+    cutoff = mixed.cutoffs["parent_offspring"][3]
+    assert cutoff < within.cutoffs["parent_offspring"][3]
+    in_a, in_b, across = exact_search_rates(reference, between, "parent_offspring", cutoff)
+    exact = 0.1 * in_a + 0.1 * in_b + 0.8 * across
+    estimate = mixed.false_positive_estimate["parent_offspring"][3]
+    se = mixed.false_positive_se["parent_offspring"][3]
+    assert se > 0 and abs(estimate - exact) <= 4 * se
+    assert exact <= 2e-3 * 1.3
+    # not needlessly high: a little lower, the exact rate of the mix exceeds the target
+    lower = exact_search_rates(reference, between, "parent_offspring", cutoff - 0.25)
+    assert 0.1 * lower[0] + 0.1 * lower[1] + 0.8 * lower[2] > 2e-3 * 0.7
+    assert mixed.notes["pairs_within_a_population"] == pytest.approx(0.2)
+    with pytest.raises(ValueError, match="pair_mix must be"):
+        calibrate(reference, pair_mix=np.array([[0.5, 0.1], [0.3, 0.1]]), **options)
+
+
+def test_population_pair_mix_follows_the_searched_profiles():
+    from matching.pair_search import population_pair_mix
+
+    reference = two_population_reference(n_loci=12, n=150)
+    a_rows, b_rows = np.arange(10), 150 + np.arange(10)
+    only_a = reference.take(a_rows).replace(population=None)
+    mix = population_pair_mix(reference, 0.05, only_a)
+    assert mix.shape == (2, 2) and mix.sum() == pytest.approx(1.0) and mix[0, 0] > 0.99
+    half = reference.take(np.concatenate([a_rows[:5], b_rows[:5]])).replace(population=None)
+    mix = population_pair_mix(reference, 0.05, half)
+    # 2 × C(5, 2) of the C(10, 2) = 45 pairs are within a population
+    assert np.trace(mix) == pytest.approx(20 / 45, abs=0.02) and np.allclose(mix, mix.T)
+    # 5 new of A against 10 existing of B: C(5, 2) = 10 of the 60 pairs within one
+    mix = population_pair_mix(reference, 0.05, only_a.take(np.arange(5)),
+                              reference.take(b_rows).replace(population=None))
+    assert np.trace(mix) == pytest.approx(10 / 60, abs=0.02)

@@ -199,10 +199,12 @@ def _shared_loci(reference: ReferenceSet, tables: list[GenotypeTable], min_loci:
 
 
 def _calibration(args, reference: ReferenceSet, scoring, notes: list[str],
-                 ref_table: GenotypeTable, relationships: tuple[str, ...], n_pairs: float):
+                 ref_table: GenotypeTable, relationships: tuple[str, ...], n_pairs: float,
+                 tables: list[GenotypeTable]):
     """The calibration to use: ``--calibration`` (which must fit), else the reference
     folder's standing calibration when it fits, else one made now for this search's number of
-    pairs — each choice explained in ``notes``."""
+    pairs and its profiles' mix of populations (``tables``: new, then existing) — each choice
+    explained in ``notes``."""
     from matching.calibration import Calibration
     from matching.pair_search import calibration_mismatch, search_calibration
 
@@ -224,7 +226,8 @@ def _calibration(args, reference: ReferenceSet, scoring, notes: list[str],
     return search_calibration(
         reference, ref_table, scoring=scoring, relationships=relationships,
         pairs_compared=n_pairs, folder=folder if folder.is_dir() else None, notes=notes,
-        expected_false_pairs=args.expected_false_pairs,
+        expected_false_pairs=args.expected_false_pairs, new=tables[0],
+        existing=tables[1] if len(tables) > 1 else None,
     )
 
 
@@ -268,7 +271,7 @@ def run_match(args: argparse.Namespace) -> int:
     notes: list[str] = []
     n_pairs = pairs_compared(n_new, len(combined) - n_new)
     calibration = _calibration(args, reference, scoring, notes, ref_table, relationships,
-                               n_pairs)
+                               n_pairs, tables)
     search = KinshipSearch.from_reference(
         ref_table, *tables, **scoring.search_options(), relationships=relationships,
         cutoffs=cutoffs, min_loci=args.min_loci, calibration=calibration,
