@@ -22,8 +22,8 @@ Packages
 
 Search
     A partner's search names profiles and a reference set; each is searched against the released
-    profiles this instance shares with that partner, with the reference set's allele frequencies,
-    its species' θ, the default error model and the fixed cutoffs of
+    profiles this instance shares with that partner, with the reference set's pooled allele
+    frequencies, its species' θ, the default error model and the fixed cutoffs of
     :data:`matching.kinship.DEFAULT_CUTOFFS` (same animal also by identity search at moderate
     stringency; see :func:`matching.pair_search.find_pairs`). The answer per profile is
     ``hit`` and, for each match, the relationship, its log10 LR and our opaque reference —
@@ -560,12 +560,15 @@ class Match:
 def search_matches(panel: Panel, reference: ReferenceSet, queries: GenotypeTable,
                    targets: GenotypeTable) -> list[Match]:
     """Pairs between ``queries`` and ``targets`` (not within either) that are the same animal or
-    related, scored by :func:`matching.pair_search.find_pairs` with ``reference``'s frequencies
-    and θ, the default error model and the fixed default cutoffs."""
+    related, scored by :func:`matching.pair_search.find_pairs` with ``reference``'s pooled
+    frequencies and its species' θ, the default error model and the fixed default cutoffs."""
     if not len(queries) or not len(targets):
         return []
     reference_table = reference.table.select_loci(panel.locus_names)
-    scoring = Scoring.for_reference(reference_table, theta_for(reference).value, ErrorModel())
+    # Pooled frequencies with the species' θ: the searching laboratory does not know which
+    # population a partner's profile comes from (NRC II 4.10), and one table set per search.
+    scoring = Scoring.for_reference(reference_table, theta_for(reference).value, ErrorModel(),
+                                    frequencies="pooled")
     relationships = tuple(RELATIONSHIPS)
     search = KinshipSearch.from_reference(
         reference_table, queries, targets, **scoring.search_options(),
