@@ -316,9 +316,9 @@ def calling_partner() -> ExchangePartner:
        "alleles}}]}}. Each profile is searched against the released profiles shared with the "
        "caller; the answer is {results: [{reference, hit, matches: [{relationship, log10_lr, "
        "partner_reference}]}]} and nothing else. LRs use the reference set's pooled "
-       "frequencies and its species' θ, the default error model and fixed cutoffs (log10 LR same animal 6, parent-offspring "
-       "4, full siblings 4, half siblings 3; at least 8 loci compared). Rate-limited per "
-       "partner (429).")
+       "frequencies and its species' θ, the default error model and fixed cutoffs (log10 "
+       "LR same animal 6, parent-offspring 4, full siblings 4, half siblings 3; at least 8 "
+       "loci compared). Rate-limited per partner (429).")
 def partner_search():
     partner = calling_partner()
     body = json_body()

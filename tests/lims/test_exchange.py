@@ -281,45 +281,54 @@ def _resigned(content: bytes, key: Ed25519PrivateKey, **changes) -> bytes:
     return exchange.sign_payload(payload, key)
 
 
-@pytest.mark.parametrize("attack", ["tampered", "replayed", "unknown_key", "expired",
-                                    "wrong_recipient", "bad_allele"])
-def test_refused_packages_give_their_reason_and_import_nothing(world, partners, attack):
-    a, b = world["A"], world["B"]
-    content = _package(a, partners["A"])
-    a_key = exchange.app_signing_key(a.app)
+def _attack(attack: str, content: bytes, a_key: Ed25519PrivateKey) -> bytes:
+    """``content`` altered as ``attack`` says (a replay is the package as it is)."""
     if attack == "tampered":
         # One byte: the first allele digit of the first profile, one higher.
         position = content.index(b'"alleles"')
         while not chr(content[position]).isdigit():
             position += 1
         changed = bytes([(content[position] - 48 + 1) % 10 + 48])
-        content = content[:position] + changed + content[position + 1:]
-        expected = ("bad_signature", 422)
-    elif attack == "replayed":
-        assert b.call("POST", "/exchange/packages", raw=content)[0] == 201
-        expected = ("replayed", 409)
-    elif attack == "unknown_key":
+        return content[:position] + changed + content[position + 1:]
+    if attack == "unknown_key":
         stranger = Ed25519PrivateKey.generate()
-        content = _resigned(content, stranger, sender_key=exchange.public_key_text(stranger))
-        expected = ("unknown_signer", 422)
-    elif attack == "expired":
+        return _resigned(content, stranger, sender_key=exchange.public_key_text(stranger))
+    if attack == "expired":
         past = dt.datetime.now(dt.UTC) - dt.timedelta(days=2)
-        content = _resigned(content, a_key, created_at=format_time(past - dt.timedelta(days=1)),
-                            expires_at=format_time(past))
-        expected = ("expired", 422)
-    elif attack == "wrong_recipient":
+        return _resigned(content, a_key, created_at=format_time(past - dt.timedelta(days=1)),
+                         expires_at=format_time(past))
+    if attack == "wrong_recipient":
         other = exchange.public_key_text(Ed25519PrivateKey.generate())
-        content = _resigned(content, a_key, recipient_key=other)
-        expected = ("wrong_recipient", 422)
-    else:
+        return _resigned(content, a_key, recipient_key=other)
+    if attack == "bad_allele":
         payload = json.loads(content)["payload"]
         payload["profiles"][-1]["alleles"]["FH67"] = [1, 2]
-        content = exchange.sign_payload(payload, a_key)
-        expected = ("invalid_profile", 422)
+        return exchange.sign_payload(payload, a_key)
+    if attack == "not_json":
+        return content[: len(content) // 2]
+    return content
+
+
+def test_refused_packages_give_their_reason_and_import_nothing(world, partners):
+    a, b = world["A"], world["B"]
+    a_key = exchange.app_signing_key(a.app)
+    content = _package(a, partners["A"])
+    expected = {"tampered": ("bad_signature", 422), "unknown_key": ("unknown_signer", 422),
+                "expired": ("expired", 422), "wrong_recipient": ("wrong_recipient", 422),
+                "bad_allele": ("invalid_profile", 422), "not_json": ("malformed", 422)}
+    for attack, (code, status) in expected.items():
+        before = (b.count(ExchangePackage), b.count(ExchangeProfile), b.count(AuditRecord))
+        answer_status, answer = b.json("POST", "/exchange/packages",
+                                       raw=_attack(attack, content, a_key))
+        assert (answer["error"], answer_status) == (code, status), (attack, answer)
+        assert answer["message"]
+        after = (b.count(ExchangePackage), b.count(ExchangeProfile), b.count(AuditRecord))
+        assert after == before, attack
+    # The package itself imports once; a replay is refused and changes nothing.
+    assert b.call("POST", "/exchange/packages", raw=content)[0] == 201
     before = (b.count(ExchangePackage), b.count(ExchangeProfile), b.count(AuditRecord))
     status, answer = b.json("POST", "/exchange/packages", raw=content)
-    assert (answer["error"], status) == expected, answer
-    assert answer["message"]
+    assert (answer["error"], status) == ("replayed", 409)
     assert (b.count(ExchangePackage), b.count(ExchangeProfile), b.count(AuditRecord)) == before
 
 
@@ -437,18 +446,37 @@ def test_searches_are_rate_limited_per_partner(world, partners):
 
 
 @pytest.mark.parametrize("role", ROLES)
-def test_only_admins_manage_partners(world, role):
-    a = world["A"]
-    allowed = "exchange.manage" in permissions_of({role})
-    assert allowed == (role == "admin")
-    status, _ = a.call("POST", "/exchange/partners", {
+def test_only_admins_manage_partners(login, role):
+    caller = login(role)
+    allowed = role == "admin"
+    assert ("exchange.manage" in permissions_of({role})) == allowed
+    response = caller.post("/api/v1/exchange/partners", json={
         "name": f"p-{role}", "base_url": "http://127.0.0.1:9",
-        "public_key": exchange.public_key_text(Ed25519PrivateKey.generate())}, role=role)
-    assert status == (201 if allowed else 403)
+        "public_key": exchange.public_key_text(Ed25519PrivateKey.generate())})
+    assert response.status_code == (201 if allowed else 403)
     for method, path in (("GET", "/exchange/partners"), ("GET", "/exchange/follow-ups"),
-                         ("POST", "/exchange/packages")):
-        status, _ = a.call(method, path, raw=b"{}", role=role)
-        assert (status != 403) == allowed, (method, path)
+                         ("POST", "/exchange/packages"), ("POST", "/exchange/partners/1/packages"),
+                         ("POST", "/exchange/follow-ups/1/decision")):
+        response = caller.client.open("/api/v1" + path, method=method, data=b"{}",
+                                      headers=caller.headers, content_type="application/json")
+        assert (response.status_code != 403) == allowed, (method, path, response.status_code)
+    for method, path in (("POST", "/exchange/partner-search"),
+                         ("POST", "/exchange/partner-requests"),
+                         ("GET", "/exchange/imported-matches")):
+        response = caller.client.open("/api/v1" + path, method=method, data=b"{}",
+                                      headers=caller.headers, content_type="application/json")
+        may = "match.request" in permissions_of({role})
+        assert (response.status_code != 403) == may, (method, path, response.status_code)
+
+
+def test_partner_endpoints_need_a_partner_token(client, login):
+    user = login("admin")
+    for method, path in (("POST", "/exchange/search"), ("POST", "/exchange/requests"),
+                         ("GET", "/exchange/requests/1")):
+        for headers in ({}, user.headers, {"Authorization": "Bearer dtx_unknown"}):
+            response = client.open("/api/v1" + path, method=method, json={}, headers=headers)
+            assert response.status_code == 401, (path, headers)
+            assert response.get_json()["error"] == "unauthorized"
 
 
 def test_partner_records_follow_need_to_know_and_input_is_checked(world, partners):
