@@ -559,3 +559,40 @@ def test_signing_key_is_created_once_with_owner_only_permissions(tmp_path):
     signature = key.sign(canonical_json({"a": 1}))
     key.public_key().verify(signature, b'{"a":1}')
     assert np.frombuffer(raw, dtype=np.uint8).any()
+
+
+def test_the_command_line_exports_and_imports_packages(app, agencies, runner, tmp_path,
+                                                       monkeypatch, scenario):
+    """Two instance folders (two signing keys) on one database: A exports for its partner
+    "peer", B (the peer) imports from its partner "origin"; a second import is a replay."""
+    rows = [i for i, g in enumerate(scenario.observed.group) if g == "SZ-A"]
+    load_profiles(app, {"A": agencies["A"]}, scenario.observed.take(rows), {"SZ-A": "A"})
+    folders = {name: tmp_path / f"cli-{name}" for name in ("a", "b")}
+    keys = {name: exchange.public_key_text(exchange.load_signing_key(
+        folder / exchange.SIGNING_KEY_FILE)) for name, folder in folders.items()}
+    with app.app_context():
+        for name, key, agency in (("peer", keys["b"], "A"), ("origin", keys["a"], "B")):
+            db.session.add(exchange.ExchangePartner(
+                agency_id=agencies[agency], name=name, base_url="http://127.0.0.1:9",
+                public_key=key, inbound_token_hash=hash_token(name), shared_panels=[PANEL],
+                share_all_cases=True))
+        db.session.commit()
+    package = tmp_path / "package.json"
+    monkeypatch.setenv("DNATRACK_INSTANCE_PATH", str(folders["a"]))
+    assert runner("exchange", "key").out.strip() == keys["a"]
+    result = runner("exchange", "export", "--partner", "peer", "--panel", PANEL, "-o",
+                    str(package))
+    assert result.status == 0, result.err
+    monkeypatch.setenv("DNATRACK_INSTANCE_PATH", str(folders["b"]))
+    result = runner("exchange", "import", str(package))
+    assert result.status == 0, result.err
+    assert f"{len(rows)} profiles on {PANEL} imported" in result.out
+    result = runner("exchange", "import", str(package))
+    assert result.status == 1
+    assert "replayed: package" in result.err and "already imported" in result.err
+    # The app's log line of the refusal, then the command's one-line error, no traceback.
+    assert result.err.strip().splitlines()[-1].startswith("dnatrack exchange: error: ")
+    assert "Traceback" not in result.err
+    result = runner("exchange", "export", "--partner", "nobody", "--panel", PANEL, "-o",
+                    str(package))
+    assert result.status == 1 and "no partner 'nobody'" in result.err
