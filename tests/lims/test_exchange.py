@@ -596,3 +596,47 @@ def test_the_command_line_exports_and_imports_packages(app, agencies, runner, tm
     result = runner("exchange", "export", "--partner", "nobody", "--panel", PANEL, "-o",
                     str(package))
     assert result.status == 1 and "no partner 'nobody'" in result.err
+
+
+def test_the_queue_page_lets_an_admin_approve_or_refuse_follow_ups(app, agencies):
+    from lims.models import ExchangeFollowUp, ExchangePartner
+    from tests.lims.web_support import make_browser
+
+    with app.app_context():
+        partner = ExchangePartner(
+            agency_id=agencies["A"], name="peer", base_url="http://127.0.0.1:9",
+            public_key=exchange.public_key_text(Ed25519PrivateKey.generate()),
+            inbound_token_hash=hash_token("peer"), shared_panels=[PANEL])
+        db.session.add(partner)
+        db.session.flush()
+        ids = []
+        for reference in ("xaaa", "xbbb"):
+            follow_up = ExchangeFollowUp(partner_id=partner.id, reference=reference,
+                                         panel=PANEL, reason="seizure SZ-9 at Haiphong")
+            db.session.add(follow_up)
+            db.session.flush()
+            ids.append(follow_up.id)
+        db.session.commit()
+    admin = make_browser(app, agencies, "admin")
+    page = admin.get("/exchange").get_data(as_text=True)
+    assert "seizure SZ-9 at Haiphong" in page and "xaaa" in page and "peer" in page
+    assert admin.post(f"/exchange/follow-ups/{ids[0]}/decide", {f"f{ids[0]}-approve": "Approve"},
+                      csrf=False).status_code == 400
+    response = admin.post(f"/exchange/follow-ups/{ids[0]}/decide",
+                          {f"f{ids[0]}-approve": "Approve", f"f{ids[0]}-note": "MoU 2026"})
+    assert response.status_code == 302
+    admin.post(f"/exchange/follow-ups/{ids[1]}/decide", {f"f{ids[1]}-refuse": "Refuse"})
+    with app.app_context():
+        decided = {f.reference: (f.status, f.decision_note, f.decided_by_id)
+                   for f in db.session.scalars(sa.select(ExchangeFollowUp))}
+    assert decided == {"xaaa": ("approved", "MoU 2026", admin.user_id),
+                       "xbbb": ("refused", None, admin.user_id)}
+    # Decided once; other roles and other agencies' admins see nothing.
+    admin.post(f"/exchange/follow-ups/{ids[1]}/decide", {f"f{ids[1]}-approve": "Approve"})
+    with app.app_context():
+        assert db.session.get(ExchangeFollowUp, ids[1]).status == "refused"
+    assert make_browser(app, agencies, "reviewer").get("/exchange").status_code == 403
+    other = make_browser(app, agencies, "admin", agency="B")
+    assert "xaaa" not in other.get("/exchange").get_data(as_text=True)
+    assert other.post(f"/exchange/follow-ups/{ids[0]}/decide",
+                      {f"f{ids[0]}-refuse": "Refuse"}).status_code == 404
