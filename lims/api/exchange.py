@@ -95,6 +95,30 @@ EXPORT = Schema(
      Field("valid_days", "number", "Days the package is valid (default 30).", positive=True,
            maximum=365)),
 )
+PACKAGE = Schema(
+    "exchange_package",
+    (Field("payload", "object", "What was signed: format, version, package_id, sender_key, "
+           "recipient_key, created_at, expires_at, panel, species, reference_sets, profiles.",
+           required=True, nullable=False),
+     Field("signature", "string", "Ed25519 signature of the payload's canonical JSON, base64.",
+           required=True, nullable=False)),
+)
+SEARCH = Schema(
+    "exchange_search",
+    (Field("panel", "string", "A panel shared with the caller.", required=True, nullable=False,
+           max_length=100),
+     Field("reference_set", "string", "Reference set for the LRs (needed when the panel has "
+           "several).", max_length=100),
+     Field("profiles", "array", "[{reference (the caller's own, at most 64 characters), "
+           "alleles: {locus: [a, b]}}]", required=True, nullable=False, items="object")),
+)
+REQUEST = Schema(
+    "exchange_request",
+    (Field("reference", "string", "Our opaque reference from a search answer.", required=True,
+           nullable=False, max_length=64),
+     Field("panel", "string", required=True, nullable=False, max_length=100),
+     Field("reason", "string", required=True, nullable=False, max_length=2000)),
+)
 PARTNER_SEARCH = Schema(
     "exchange_partner_search",
     (Field("panel", "string", required=True, nullable=False, max_length=100),
@@ -237,7 +261,7 @@ def export_package(record_id: int):
 
 
 @route("/exchange/packages", "POST", summary="Import a signed package from a partner",
-       tag="exchange", permission="exchange.manage", error_statuses=(409,),
+       tag="exchange", permission="exchange.manage", request=PACKAGE, response_status=201,
        description="The body is the package file as exported. It is refused, importing "
        "nothing, when malformed, signed by no registered partner (unknown_signer), altered "
        "(bad_signature), made for another instance (wrong_recipient), expired, already imported "
@@ -311,7 +335,7 @@ def calling_partner() -> ExchangePartner:
 
 
 @route("/exchange/search", "POST", summary="Hit/no-hit search by a partner", tag="exchange",
-       public=True, error_statuses=(401, 429),
+       public=True, request=SEARCH, error_statuses=(401, 429),
        description=f"{PARTNER_AUTH} Body {{panel, reference_set?, profiles: [{{reference, "
        "alleles}}]}}. Each profile is searched against the released profiles shared with the "
        "caller; the answer is {results: [{reference, hit, matches: [{relationship, log10_lr, "
@@ -321,9 +345,7 @@ def calling_partner() -> ExchangePartner:
        "loci compared). Rate-limited per partner (429).")
 def partner_search():
     partner = calling_partner()
-    body = json_body()
-    if not isinstance(body, dict):
-        raise ApiError(422, "the request body must be a JSON object")
+    body = SEARCH.load(json_body(), mode="create")
     try:
         answer = exchange.answer_search(
             db.session, partner, body, panels, signing_key(),
@@ -335,14 +357,13 @@ def partner_search():
 
 
 @route("/exchange/requests", "POST", summary="A partner's follow-up request for details",
-       tag="exchange", public=True, error_statuses=(401,), response_status=201,
+       tag="exchange", public=True, request=REQUEST, error_statuses=(401, 404),
+       response_status=201,
        description=f"{PARTNER_AUTH} Body {{reference, panel, reason}}; queued for an admin of "
        "the holding agency to approve or refuse.")
 def partner_follow_up():
     partner = calling_partner()
-    body = json_body()
-    if not isinstance(body, dict):
-        raise ApiError(422, "the request body must be a JSON object")
+    body = REQUEST.load(json_body(), mode="create")
     try:
         follow_up = exchange.receive_follow_up(db.session, partner, body, signing_key())
     except exchange.ExchangeError as error:
