@@ -248,12 +248,11 @@ def shared_profiles(session: Session, partner: ExchangePartner, panel: str,
             sa.select(Item.id, Seizure.country, Seizure.seized_on)
             .join(Seizure, Seizure.id == Item.seizure_id).where(Item.id.in_(item_ids)))
     }
-    secret_key = key
     shared = []
     for row in rows:
         country, seized_on = seizures.get(origins[row.sample_id][0], (None, None))
         shared.append(SharedProfile(
-            row.sample_id, opaque_reference(secret_key, partner.id, row.sample_id, panel),
+            row.sample_id, opaque_reference(key, partner.id, row.sample_id, panel),
             row.alleles, row.sample_type, country, seized_on.year if seized_on else None))
     return shared
 

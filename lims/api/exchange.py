@@ -392,10 +392,11 @@ def partner_follow_up_answer(record_id: int):
 @route("/exchange/partner-search", "POST", summary="Search partner instances (hit/no-hit)",
        tag="exchange", permission="match.request", request=PARTNER_SEARCH,
        description="Sends the released profiles of the named samples (need-to-know applies) to "
-       "each partner the panel is shared with; a sample outside a partner's shared scope is "
-       "refused. Each partner's answer: answered (per sample: hit, matches with relationship, "
-       "log10 LR and the partner's reference), refused (its error) or unreachable (no answer "
-       "within EXCHANGE_TIMEOUT_SECONDS); one partner down does not hold up the others.")
+       "each partner of the caller's agency the panel is shared with; a sample outside a "
+       "partner's shared scope is refused. Each partner's answer: answered (per sample: hit, "
+       "matches with relationship, log10 LR and the partner's reference), refused (its "
+       "error) or unreachable (no answer within EXCHANGE_TIMEOUT_SECONDS); one partner down "
+       "does not hold up the others.")
 def search_partners():
     values = PARTNER_SEARCH.load(json_body(), mode="create")
     try:
@@ -403,6 +404,7 @@ def search_partners():
     except ValueError as error:
         raise invalid("panel", str(error)) from None
     statement = sa.select(ExchangePartner).where(
+        ExchangePartner.agency_id == current_user.agency_id,
         ExchangePartner.active.is_(True), ExchangePartner.outbound_token.is_not(None))
     if values.get("partner_ids"):
         statement = statement.where(ExchangePartner.id.in_(values["partner_ids"]))
@@ -452,7 +454,7 @@ def search_partners():
 def send_follow_up():
     values = PARTNER_REQUEST.load(json_body(), mode="create")
     partner = db.session.get(ExchangePartner, values.pop("partner_id"))
-    if partner is None or not partner.active:
+    if partner is None or not partner.active or partner.agency_id != current_user.agency_id:
         raise invalid("partner_id", "names no active partner")
     answer = _forward(partner, "POST", "/exchange/requests", values)
     exchange.record_event(db.session, "follow_up_sent", partner, _actor(),
@@ -466,7 +468,7 @@ def send_follow_up():
        permission="match.request")
 def read_follow_up(partner_id: int, remote_id: int):
     partner = db.session.get(ExchangePartner, partner_id)
-    if partner is None:
+    if partner is None or partner.agency_id != current_user.agency_id:
         raise ApiError(404, f"no partner {partner_id}")
     return _forward(partner, "GET", f"/exchange/requests/{remote_id}", None)
 
