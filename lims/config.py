@@ -71,6 +71,12 @@ class Config:
     JOB_MAX_ATTEMPTS = 3
     # How long the answer to a write sent with an Idempotency-Key header is kept for retries.
     IDEMPOTENCY_KEY_SECONDS = 24 * 3600
+    # Exchange with partner instances (lims.exchange): the instance's Ed25519 signing key
+    # (None: exchange_signing_key.pem in the instance folder, created on first use), how long a
+    # partner may take to answer (seconds), and the most profiles one partner search may send.
+    EXCHANGE_SIGNING_KEY_FILE: str | None = None
+    EXCHANGE_TIMEOUT_SECONDS = 10.0
+    EXCHANGE_MAX_SEARCH_PROFILES = 10_000
 
 
 def instance_secret_key(instance_path: str | os.PathLike) -> str:

@@ -30,11 +30,20 @@ PERMISSIONS = {
     "report.review": "review reports of other analysts and sign them, which issues them",
     "released.read": "read released genotype profiles for matching and research",
     "audit.read": "read the audit trail",
+    "exchange.manage": "register exchange partners, export and import signed packages, decide "
+    "partners' follow-up requests",
 }
 
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     "admin": frozenset(
-        {"agency.manage", "user.manage", "record.read", "storage.write", "audit.read"}
+        {
+            "agency.manage",
+            "user.manage",
+            "record.read",
+            "storage.write",
+            "audit.read",
+            "exchange.manage",
+        }
     ),
     "custodian": frozenset(
         {"record.read", "case.write", "evidence.write", "storage.write", "custody.record"}

@@ -15,6 +15,7 @@ from dnatrack.cli import (
     assign,
     convert,
     demo,
+    exchange,
     lims_commands,
     match,
     panel_stats,
@@ -26,7 +27,7 @@ from dnatrack.cli import (
 
 SUBCOMMANDS = (
     convert, simulate, panel_stats, match, assign, species, lims_commands, demo,
-    worker, warmup,
+    worker, warmup, exchange,
 )
 
 

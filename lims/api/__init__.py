@@ -16,6 +16,7 @@ from lims.api import (  # noqa: F401  (modules register their routes)
     cases,
     custody,
     evidence,
+    exchange,
     genotypes,
     openapi,
     people,

@@ -26,6 +26,15 @@ from lims.models.evidence import (
     SourceAnimal,
     StorageLocation,
 )
+from lims.models.exchange import (
+    EXCHANGE_EVENT_KINDS,
+    FOLLOW_UP_STATUSES,
+    ExchangeEvent,
+    ExchangeFollowUp,
+    ExchangePackage,
+    ExchangePartner,
+    ExchangeProfile,
+)
 from lims.models.genetics import PROFILE_STATES, GenotypeImport, GenotypeProfile
 from lims.models.idempotency import IdempotencyKey
 from lims.models.matching import (
@@ -58,6 +67,8 @@ __all__ = [
     "CASE_KINDS",
     "CASE_STATUSES",
     "EVENT_TYPES",
+    "EXCHANGE_EVENT_KINDS",
+    "FOLLOW_UP_STATUSES",
     "ITEM_KINDS",
     "MATCH_STATUSES",
     "PROFILE_STATES",
@@ -78,6 +89,11 @@ __all__ = [
     "CaseShare",
     "CustodyAppendLock",
     "CustodyEvent",
+    "ExchangeEvent",
+    "ExchangeFollowUp",
+    "ExchangePackage",
+    "ExchangePartner",
+    "ExchangeProfile",
     "Extract",
     "GenotypeImport",
     "GenotypeProfile",

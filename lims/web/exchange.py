@@ -1,0 +1,63 @@
+"""Exchange pages for admins: the partners of their agency and the queue of partners'
+follow-up requests, each approved or refused with an optional note (:mod:`lims.exchange`)."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from flask import flash, redirect, render_template, url_for
+from flask_login import current_user
+from flask_wtf import FlaskForm
+from wtforms import StringField, SubmitField
+from wtforms.validators import Length
+
+from lims import exchange
+from lims.api.exchange import load_follow_up
+from lims.extensions import db
+from lims.models import ExchangeFollowUp, ExchangePartner
+from lims.web.common import NavLink, add_nav_link, bp, page, user_names
+
+add_nav_link(NavLink("web.exchange_queue", "Exchange", ("exchange.manage",)))
+
+
+class DecisionForm(FlaskForm):
+    note = StringField("Note to the partner", validators=[Length(max=2000)])
+    approve = SubmitField("Approve")
+    refuse = SubmitField("Refuse")
+
+
+@bp.route("/exchange")
+@page("exchange.manage")
+def exchange_queue():
+    partners = db.session.scalars(
+        sa.select(ExchangePartner).where(ExchangePartner.agency_id == current_user.agency_id)
+        .order_by(ExchangePartner.name)).all()
+    follow_ups = db.session.scalars(
+        sa.select(ExchangeFollowUp).join(ExchangePartner)
+        .where(ExchangePartner.agency_id == current_user.agency_id)
+        .order_by(ExchangeFollowUp.status != "pending", ExchangeFollowUp.id.desc())
+        .limit(200)).all()
+    return render_template(
+        "exchange/queue.html", partners=partners, follow_ups=follow_ups,
+        forms={f.id: DecisionForm(formdata=None, prefix=f"f{f.id}") for f in follow_ups},
+        deciders=user_names(f.decided_by_id for f in follow_ups))
+
+
+@bp.route("/exchange/follow-ups/<int:follow_up_id>/decide", methods=["POST"])
+@page("exchange.manage")
+def decide_follow_up_page(follow_up_id: int):
+    follow_up = load_follow_up(follow_up_id)
+    form = DecisionForm(prefix=f"f{follow_up_id}")
+    if not form.validate_on_submit() or form.approve.data == form.refuse.data:
+        flash("Choose approve or refuse; a note has at most 2,000 characters.", "error")
+        return redirect(url_for("web.exchange_queue"))
+    try:
+        exchange.decide_follow_up(db.session, follow_up, current_user, bool(form.approve.data),
+                                  (form.note.data or "").strip() or None)
+    except exchange.ExchangeError as error:
+        db.session.rollback()
+        flash(str(error), "error")
+        return redirect(url_for("web.exchange_queue"))
+    db.session.commit()
+    flash(f"Follow-up request {follow_up.id} from {follow_up.partner.name} {follow_up.status}.",
+          "success")
+    return redirect(url_for("web.exchange_queue"))
