@@ -23,8 +23,9 @@ Packages
 Search
     A partner's search names profiles and a reference set; each is searched against the released
     profiles this instance shares with that partner, with the reference set's pooled allele
-    frequencies, its species' θ, the default error model and the fixed cutoffs of
-    :data:`matching.kinship.DEFAULT_CUTOFFS` (same animal also by identity search at moderate
+    frequencies, its species' θ, the default error model and the cutoff that bounds the expected
+    false matches of the whole search by one without simulating
+    (:func:`matching.pair_search.markov_cutoff`; same animal also by identity search at moderate
     stringency; see :func:`matching.pair_search.find_pairs`). The answer per profile is
     ``hit`` and, for each match, the relationship, its log10 LR and our opaque reference —
     nothing else.
@@ -84,8 +85,8 @@ from lims.models import (
 )
 from lims.release import _origins
 from matching.identity import IdentityCriteria
-from matching.kinship import DEFAULT_CUTOFFS, KinshipSearch
-from matching.pair_search import Scoring, find_pairs, theta_for
+from matching.kinship import KinshipSearch
+from matching.pair_search import Scoring, find_pairs, markov_cutoff, theta_for
 from matching.relationships import RELATIONSHIPS, ErrorModel
 from reference_data import list_reference_sets
 
@@ -560,7 +561,10 @@ def search_matches(panel: Panel, reference: ReferenceSet, queries: GenotypeTable
                    targets: GenotypeTable) -> list[Match]:
     """Pairs between ``queries`` and ``targets`` (not within either) that are the same animal or
     related, scored by :func:`matching.pair_search.find_pairs` with ``reference``'s pooled
-    frequencies and its species' θ, the default error model and the fixed default cutoffs."""
+    frequencies and its species' θ, the default error model and one cutoff for every
+    relationship that keeps the expected false matches of the search within one whatever the
+    frequencies (:func:`matching.pair_search.markov_cutoff`: a fixed cutoff would let hundreds
+    of unrelated pairs through a search of a million profiles)."""
     if not len(queries) or not len(targets):
         return []
     reference_table = reference.table.select_loci(panel.locus_names)
@@ -569,9 +573,10 @@ def search_matches(panel: Panel, reference: ReferenceSet, queries: GenotypeTable
     scoring = Scoring.for_reference(reference_table, theta_for(reference).value, ErrorModel(),
                                     frequencies="pooled")
     relationships = tuple(RELATIONSHIPS)
+    cutoff = markov_cutoff(len(queries) * len(targets), len(relationships))
     search = KinshipSearch.from_reference(
         reference_table, queries, targets, **scoring.search_options(),
-        relationships=relationships, cutoffs={r: DEFAULT_CUTOFFS[r] for r in relationships})
+        relationships=relationships, cutoffs=dict.fromkeys(relationships, cutoff))
     found = find_pairs(search, queries, targets, criteria=IdentityCriteria("moderate"))
     query_ids = {str(i) for i in queries.profile_ids}
     target_ids = {str(i) for i in targets.profile_ids}

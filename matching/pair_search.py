@@ -119,6 +119,19 @@ class Scoring:
         return f"pooled frequencies, theta {self.theta:.3g}"
 
 
+def markov_cutoff(pairs_compared: float, n_relationships: int,
+                  expected_false_pairs: float = DEFAULT_EXPECTED_FALSE_PAIRS) -> float:
+    """A cutoff that keeps a search within ``expected_false_pairs`` false pairs without
+    simulating: ``E[LR | unrelated] = 1`` for every relationship (Markov), so cutting at
+    ``log10(n_relationships · pairs / E)`` bounds the expected number of unrelated pairs passing
+    any relationship by ``E`` under any frequencies; never below :data:`MINIMUM_CUTOFF`. Less
+    power than a calibration (:func:`search_calibration`), for searches that cannot wait for
+    one."""
+    pairs_compared = max(float(pairs_compared), 1.0)
+    return max(MINIMUM_CUTOFF,
+               float(np.log10(n_relationships * pairs_compared / expected_false_pairs)))
+
+
 def calibration_mismatch(calibration: Calibration, reference: ReferenceSet,
                          scoring: Scoring) -> str:
     """Why ``calibration`` does not fit a search against ``reference`` scored with
