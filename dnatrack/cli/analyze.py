@@ -18,7 +18,8 @@ import socket
 import sys
 from pathlib import Path
 
-from dnatrack.cli._common import add_format_option, read_table, write_json, write_rows
+from dnatrack.cli._common import add_format_option, read_table, write_rows
+from dnatrack.files import replace_atomically
 
 PAIR_COLUMNS = ["sample1", "node1", "sample2", "node2", "relationship", "evidence",
                 "frequency_reference", "loci_compared", "log10_lr", "rmp"]
@@ -210,7 +211,9 @@ def run_analyze(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     stored = result.to_json()
-    write_json(out / "result.json", stored)
+    # One line: the C encoder (an indented file takes seconds for a large assignment).
+    with replace_atomically(out / "result.json") as handle:
+        json.dump(stored, handle, ensure_ascii=False)
     written = ["result.json", *_tables(out, stored)]
     if not args.no_report:
         from lims.reports.layout import present

@@ -65,6 +65,7 @@ from matching.analysis.result import (
     canonical_json,
     json_ready,
     load_as,
+    plain,
     thresholds_of,
 )
 from matching.analysis.settings import ANALYSES, AnalysisError, AnalysisSettings
@@ -553,23 +554,24 @@ def _assignment_record(assignment, model: AssignmentModel, reference: ReferenceS
     rows = []
     for record, posterior in zip(assignment.records(), assignment.posterior, strict=True):
         top = np.argsort(-posterior, kind="stable")[:3]
-        p_value = record["exclusion_p_value"]
+        record = json_ready(record)
         rows.append(AssignmentRow(
-            barcode=record["indiv"],
+            barcode=str(record["indiv"]),
             origin=origins[record["indiv"]].description,
             population=record["inferred_collection"],
             posterior=record["scaled_likelihood"],
             repunit=record["inferred_repunit"],
             repunit_posterior=record["repunit_scaled_likelihood"],
             z_score=record["z_score"],
-            exclusion_p_value=None if math.isnan(p_value) else p_value,
+            # json_ready made a NaN (no exclusion test) None.
+            exclusion_p_value=record["exclusion_p_value"],
             unsampled_source=record["unsampled_source"],
             loci_typed=record["n_non_miss_loci"],
             top=[{"population": model.populations[p], "posterior": float(posterior[p])}
                  for p in top],
         ))
     level = reference.default_repunit_level
-    return json_ready_dataclass(Assignment(
+    return Assignment(
         reference=reference.name,
         repunit_level=level or "population",
         populations=[
@@ -578,12 +580,12 @@ def _assignment_record(assignment, model: AssignmentModel, reference: ReferenceS
             for p in reference.populations
         ],
         rows=rows,
-    ))
+    )
 
 
 def json_ready_dataclass(record):
     """``record`` with its numpy numbers made Python's (through its JSON form)."""
-    return load_as(type(record), json_ready(dataclasses.asdict(record)))
+    return load_as(type(record), plain(record))
 
 
 def _mixture_record(mixture, labels: dict[str, str]) -> list[MixtureGroup]:

@@ -19,6 +19,7 @@ reads it and every earlier stored layout:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import math
@@ -65,6 +66,29 @@ def json_ready(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
+
+
+@functools.cache
+def _field_names(kind: type) -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(kind))
+
+
+@functools.cache
+def _field_kinds(kind: type) -> tuple[tuple[str, Any], ...]:
+    hints = typing.get_type_hints(kind)
+    return tuple((name, hints[name]) for name in _field_names(kind))
+
+
+def plain(value: Any) -> Any:
+    """``value`` as JSON-ready data: dataclasses as dicts (:func:`dataclasses.asdict` in one
+    pass with :func:`json_ready`, which a result of thousands of rows needs)."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {name: plain(getattr(value, name)) for name in _field_names(type(value))}
+    if isinstance(value, dict):
+        return {str(key): plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(item) for item in value]
+    return json_ready(value)
 
 
 # ----------------------------------------------------------------------------- records
@@ -333,14 +357,14 @@ class AnalysisResult:
     def to_json(self) -> dict:
         """The result as JSON-ready data (layout :data:`RESULT_FORMAT`), with the SHA-256 of
         its analytical content (``content_sha256``, :meth:`content_sha256`)."""
-        data = json_ready(dataclasses.asdict(self))
+        data = plain(self)
         data["content_sha256"] = _content_sha256(data)
         return data
 
     def content_sha256(self) -> str:
         """SHA-256 of the analytical content: everything but the provenance that differs
         between two runs of the same analysis (software versions, the ledger's head)."""
-        return _content_sha256(json_ready(dataclasses.asdict(self)))
+        return _content_sha256(plain(self))
 
     @classmethod
     def from_json(cls, data: dict) -> AnalysisResult:
@@ -378,9 +402,8 @@ def load_as(kind: Any, value: Any) -> Any:
     if value is None:
         return None
     if dataclasses.is_dataclass(kind):
-        hints = typing.get_type_hints(kind)
-        return kind(**{f.name: load_as(hints[f.name], value[f.name])
-                       for f in dataclasses.fields(kind) if f.name in value})
+        return kind(**{name: load_as(hint, value[name])
+                       for name, hint in _field_kinds(kind) if name in value})
     origin = typing.get_origin(kind)
     arguments = typing.get_args(kind)
     if origin in (typing.Union, types.UnionType):
