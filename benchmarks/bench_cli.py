@@ -16,7 +16,8 @@ The rubias figures are whole ``Rscript`` processes measured on this project's 2-
 mixture with 2,000 sweeps 8.2 s, ``self_assign`` of alewife 2.0 s. Targets (issue 14): at
 least 5x faster on the Chinook tasks and 3x on alewife with a warm cache. rubias runs no
 exclusion test; the mixture is timed with dnatrack's default exclusion test and without it
-(``--exclusion-sims 0``). ``match`` on alewife has no rubias counterpart and is timed alone.
+(``--exclusion-sims 0``). ``match`` on alewife has no rubias counterpart and is timed alone;
+``analyze`` (a match request's whole pipeline from files) is quoted against the mixture run.
 
     python -m benchmarks.bench_cli                 # needs ../shared/datasets or --datasets
     python -m benchmarks.bench_cli --repeats 1 --no-cold --json cli.json
@@ -67,6 +68,16 @@ def tasks(datasets: Path, out: Path, sweeps: int) -> list[Task]:
                                      str(out / "alewife_self.csv")), 2.0, 3.0),
         Task("alewife match", ("match", alewife, "--reference", alewife,
                                "--out", str(out / "alewife_pairs.csv"))),
+        # The whole pipeline of a match request (dnatrack analyze): result JSON and tables.
+        Task(f"chinook analyze assignment,mixture ({sweeps:,} sweeps, no exclusion test)",
+             ("analyze", mixture, "--reference", baseline, "--analyses", "assignment,mixture",
+              "--parameters", json.dumps({"mixture_sweeps": sweeps, "exclusion_simulations": 0}),
+              "--no-report", "--out", str(out / "chinook_analyze")), 8.2, 5.0),
+        Task("alewife analyze identity,kinship,assignment",
+             ("analyze", alewife, "--reference", alewife, "--analyses",
+              "identity,kinship,assignment", "--parameters",
+              json.dumps({"exclusion_simulations": 0}), "--no-report",
+              "--out", str(out / "alewife_analyze"))),
     ]
 
 

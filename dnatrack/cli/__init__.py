@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 from dnatrack import __version__
 from dnatrack.cli import (
+    analyze,
     assign,
     convert,
     demo,
@@ -26,7 +27,7 @@ from dnatrack.cli import (
 )
 
 SUBCOMMANDS = (
-    convert, simulate, panel_stats, match, assign, species, lims_commands, demo,
+    convert, simulate, panel_stats, match, assign, analyze, species, lims_commands, demo,
     worker, warmup, exchange,
 )
 

@@ -4,7 +4,8 @@ results as the reader may see them now.
 A match request belongs to a case; whoever may read the case (:func:`lims.access.case_ids`)
 sees its requests and their reports, and whoever may change the case's evidence (its agency,
 or an agency it is shared with for ``contribute``) may request, draft and sign. The results
-were filtered for the requester when the job assembled them (:mod:`lims.reports.analysis`);
+were filtered for the requester when the job assembled them (:mod:`lims.reports.analysis`,
+:func:`hold_back`);
 a share withdrawn since, or a reader who may see less than the requester, must not see more
 than need-to-know allows *now*, so stored results are filtered again whenever they are read
 (:func:`result_for_reader`): every seizure or animal a result shows in full is checked against
@@ -24,6 +25,7 @@ may see them now, which names the version it replaces.
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -68,23 +70,33 @@ def records_withdrawn_from(session: Session, result: dict | None, reader: User) 
     return [key for keys in shown.values() for key in keys.values() if key not in readable]
 
 
-def result_for_reader(session: Session, result: dict | None, reader: User) -> dict | None:
-    """``result`` (a stored match-request result) as ``reader`` may see it now.
+#: The caveat a result carries when it is assembled with records the requester may not read.
+HELD_CAVEAT = ("{n} linked seizure(s) or animal(s) are held by other agencies whose records you "
+               "may not read: only their reference and holding agency are shown. Ask the "
+               "holding agency for details.")
+#: The caveat a stored result read by someone who may no longer read some of its records gets.
+WITHDRAWN_CAVEAT = ("{n} linked seizure(s) or animal(s) shown in full when these results were "
+                    "computed are no longer shared with you: only their reference and holding "
+                    "agency are shown. Ask the holding agency for details.")
 
-    Nodes the reader may no longer read are reduced to the held form and keyed ``held:<n>``
-    after the held nodes already there (so their record ids go too); pairs and links touching
-    them lose what the held form does not show; a caveat says how many were withdrawn.
-    Returns ``result`` itself when nothing is withdrawn, otherwise a changed copy.
+
+def hold_back(result: dict, keys: Sequence[str], caveat: str) -> dict:
+    """``result`` with the nodes ``keys`` reduced to the held form, or ``result`` itself when
+    ``keys`` is empty.
+
+    The nodes are keyed ``held:<n>`` after the held nodes already there, in the order of
+    holding agency, reference and kind (so their record ids go too); pairs and links touching
+    them lose what the held form does not show; ``caveat`` (its ``{n}`` the number held back
+    here) is added.
     """
-    withdrawn = records_withdrawn_from(session, result, reader)
-    if not withdrawn:
+    if not keys:
         return result
     result = copy.deepcopy(result)
     nodes = result["nodes"]
     held = sum(1 for key in nodes if key.startswith("held:"))
     renamed = {}
-    for key in sorted(withdrawn, key=lambda key: (nodes[key]["agency"], nodes[key]["reference"],
-                                                  nodes[key]["kind"])):
+    for key in sorted(keys, key=lambda key: (nodes[key]["agency"] or "", nodes[key]["reference"],
+                                             nodes[key]["kind"])):
         held += 1
         renamed[key] = f"held:{held}"
 
@@ -101,7 +113,8 @@ def result_for_reader(session: Session, result: dict | None, reader: User) -> di
         hidden = pair["node1"] in renamed or pair["node2"] in renamed
         pair = {**pair, "node1": key_of(pair["node1"]), "node2": key_of(pair["node2"])}
         if hidden and pair["visible"]:
-            pair = {name: pair[name] for name in HELD_PAIR_FIELDS} | {"visible": False}
+            pair = {name: pair[name] for name in HELD_PAIR_FIELDS if name in pair} \
+                | {"visible": False}
         pairs.append(pair)
     result["pairs"] = pairs
     for link in result.get("links") or []:
@@ -111,16 +124,24 @@ def result_for_reader(session: Session, result: dict | None, reader: User) -> di
     result["networks"] = [[key_of(key) for key in component]
                           for component in result.get("networks") or []]
     # Subject groups are in the request's case, which the reader may read; renamed all the
-    # same, so no withdrawn record id is left anywhere.
+    # same, so no held record id is left anywhere.
     groups = [*(result.get("subject_profiles") or []), *(result.get("mixture") or []),
               *((result.get("geographic") or {}).get("surfaces") or [])]
     for group in groups:
         group["node"] = key_of(group["node"])
-    result["caveats"] = [*(result.get("caveats") or []), (
-        f"{len(renamed)} linked seizure(s) or animal(s) shown in full when these results were "
-        "computed are no longer shared with you: only their reference and holding agency are "
-        "shown. Ask the holding agency for details.")]
+    result["caveats"] = [*(result.get("caveats") or []), caveat.format(n=len(renamed))]
     return result
+
+
+def result_for_reader(session: Session, result: dict | None, reader: User) -> dict | None:
+    """``result`` (a stored match-request result) as ``reader`` may see it now.
+
+    Nodes the reader may no longer read are held back (:func:`hold_back`) and a caveat says
+    how many were withdrawn. Returns ``result`` itself when nothing is withdrawn, otherwise a
+    changed copy.
+    """
+    withdrawn = records_withdrawn_from(session, result, reader)
+    return hold_back(result, withdrawn, WITHDRAWN_CAVEAT) if withdrawn else result
 
 
 def body_for_reader(session: Session, body: dict, reader: User) -> dict:

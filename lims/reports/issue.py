@@ -45,8 +45,9 @@ from lims.custody import format_time as chain_time
 from lims.database import utcnow
 from lims.models import REPORT_KINDS, MatchRequest, Report, ReportSignature, User
 from lims.reports.access import result_for_reader
-from lims.reports.analysis import RESULT_FORMAT
+from lims.reports.layout import present
 from lims.reports.render import render_documents, renderer_versions
+from matching.analysis import READABLE_FORMATS
 
 TITLES = {"evidential": "Forensic DNA report", "lead": "Investigative lead (hit notification)"}
 #: What each signature attests.
@@ -207,7 +208,8 @@ def build_body(session: Session, report: Report) -> dict:
             "signatures_awaited": _awaited(report),
         },
         # As its requester may see it now (a share may have been withdrawn since the run).
-        "result": copy.deepcopy(result_for_reader(session, request.result, request.requested_by)),
+        "result": copy.deepcopy(present(
+            result_for_reader(session, request.result, request.requested_by))),
         "run": {
             "worker": request.worker,
             "started_at": format_time(request.started_at) if request.started_at else None,
@@ -260,7 +262,7 @@ def draft_report(
     if request.status != "done":
         raise ReportError(409, f"match request {request.id} is {request.status}; a report "
                                "needs a finished request")
-    if request.result.get("format") != RESULT_FORMAT:
+    if request.result.get("format") not in READABLE_FORMATS:
         raise ReportError(409, f"the results of match request {request.id} are in an older "
                                "layout that reports no longer show; run it again")
     open_draft = session.scalar(sa.select(Report.id).where(

@@ -118,3 +118,14 @@ def render_documents(body: dict, *, body_sha256: str) -> tuple[bytes, bytes]:
     figures = _figures(body)
     html = render_html(body, body_sha256=body_sha256, figures=figures)
     return html.encode("utf-8"), render_pdf(body, body_sha256=body_sha256, figures=figures)
+
+
+def render_without_app(body: dict) -> tuple[bytes, bytes]:
+    """:func:`render_documents` outside the LIMS (``dnatrack analyze``): the same templates,
+    from an application that holds nothing but them."""
+    from flask import Flask
+
+    app = Flask("lims", template_folder=os.path.join(os.path.dirname(os.path.dirname(
+        os.path.abspath(__file__))), "templates"))
+    with app.app_context():
+        return render_documents(body, body_sha256=None)

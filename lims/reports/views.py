@@ -61,6 +61,7 @@ from lims.reports.issue import (
     sign_as_reviewer,
     withdraw_draft,
 )
+from lims.reports.layout import present
 from lims.web.common import NavLink, add_nav_link, choice_list, holds, page, show_problems
 from matching.identity import STRINGENCIES
 from reference_data import list_reference_sets
@@ -264,7 +265,7 @@ def match_request(request_id: int):
     return render_template(
         "reports/request.html",
         record=record,
-        result=result_for_reader(db.session, record.result, current_user)
+        result=present(result_for_reader(db.session, record.result, current_user))
         if record.status == "done" else None,
         reports=reports,
         number=report_number,

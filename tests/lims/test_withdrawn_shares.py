@@ -72,8 +72,7 @@ def test_a_withdrawn_share_is_withdrawn_from_stored_results(shared_then_withdraw
     assert key.startswith("held:") and node == HELD_SZ_C
     [pair] = [p for p in result["pairs"] if p["relationship"] == "parent_offspring"]
     assert pair == {"visible": False, "sample1": pair["sample1"], "node1": pair["node1"],
-                    "node2": key, "relationship": "parent_offspring",
-                    "relationship_label": pair["relationship_label"]}
+                    "node2": key, "relationship": "parent_offspring"}
     [link] = [link for link in result["links"] if key in (link["node1"], link["node2"])]
     assert link["max_log10_lr"] is None and not link["visible"]
     assert all(seizure_key not in component for component in result["networks"])
