@@ -518,13 +518,12 @@ def test_the_in_process_runner_runs_requests_off_the_request_thread(database_url
         world = load_scenario(app, agencies)
         browser = make_browser(app, agencies, "investigator")
         token = browser.token()
-        started = time.monotonic()
         created = browser.client.post("/api/v1/match-requests", json=request_body(world),
                                       headers={"X-CSRFToken": token})
         assert created.status_code == 201
-        # The API answered before the analysis (seconds of work) could have finished.
+        # The API answered before the analysis ran: the request comes back queued and a job
+        # thread finishes it later (no wall-clock bound, which a loaded machine breaks).
         assert created.json["status"] == "queued"
-        assert time.monotonic() - started < 1.0
         statuses = []
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
