@@ -49,9 +49,6 @@ def read_csv(path):
         return list(csv.DictReader(handle))
 
 
-# The tests of the shared search run on one pytest-xdist worker (--dist loadgroup), which
-# makes it once.
-@pytest.mark.xdist_group("cli_match_search")
 def test_match_writes_pairs_and_seizure_links(files, searched):
     folder, sim = files
     status, out, printed, _ = searched
@@ -119,7 +116,6 @@ def test_bad_options_give_one_line_errors(files, capsys, extra, message):
     assert len(err.strip().splitlines()) == 1
 
 
-@pytest.mark.xdist_group("cli_match_search")
 def test_rows_are_consistent_and_the_run_is_recorded(files, searched):
     import numpy as np
 

@@ -51,14 +51,13 @@ def _missing() -> str | None:
 
 
 def pytest_collection_modifyitems(config, items) -> None:
-    """Skip the browser tests without a browser; with one, keep them on one pytest-xdist
-    worker (``--dist loadgroup``), which then serves one demo and runs one Chromium driver,
-    and whose first match request alone waits for the engine warm-up."""
     reason = _missing()
+    if reason is None:
+        return
     skip = pytest.mark.skip(reason=f"browser tests need a browser: {reason}")
     for item in items:
         if BROWSER_TESTS in Path(item.path).parents:
-            item.add_marker(pytest.mark.xdist_group("browser") if reason is None else skip)
+            item.add_marker(skip)
 
 
 @pytest.hookimpl(hookwrapper=True)
