@@ -30,11 +30,21 @@ PERMISSIONS = {
     "report.review": "review reports of other analysts and sign them, which issues them",
     "released.read": "read released genotype profiles for matching and research",
     "audit.read": "read the audit trail",
+    "intelligence.read": "read seizure-intelligence figures and AITR/ETIS tables (need-to-know "
+    "applies to every figure)",
+    "vocabulary.manage": "add, relabel and retire terms of the seizure-record vocabularies",
 }
 
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     "admin": frozenset(
-        {"agency.manage", "user.manage", "record.read", "storage.write", "audit.read"}
+        {
+            "agency.manage",
+            "user.manage",
+            "record.read",
+            "storage.write",
+            "audit.read",
+            "vocabulary.manage",
+        }
     ),
     "custodian": frozenset(
         {"record.read", "case.write", "evidence.write", "storage.write", "custody.record"}
@@ -48,12 +58,22 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
             "profile.write",
             "match.request",
             "report.prepare",
+            "intelligence.read",
         }
     ),
     "reviewer": frozenset(
-        {"record.read", "profile.review", "audit.read", "match.request", "report.review"}
+        {
+            "record.read",
+            "profile.review",
+            "audit.read",
+            "match.request",
+            "report.review",
+            "intelligence.read",
+        }
     ),
-    "investigator": frozenset({"record.read", "case.write", "match.request"}),
+    "investigator": frozenset(
+        {"record.read", "case.write", "match.request", "intelligence.read"}
+    ),
     "researcher": frozenset({"released.read"}),
 }
 

@@ -17,6 +17,7 @@ from lims.api import (  # noqa: F401  (modules register their routes)
     custody,
     evidence,
     genotypes,
+    intelligence,
     openapi,
     people,
     released,

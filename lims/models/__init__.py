@@ -28,6 +28,7 @@ from lims.models.evidence import (
 )
 from lims.models.genetics import PROFILE_STATES, GenotypeImport, GenotypeProfile
 from lims.models.idempotency import IdempotencyKey
+from lims.models.intelligence import SeizureRecord, VocabularyTerm
 from lims.models.matching import (
     ANALYSES,
     MATCH_STATUSES,
@@ -90,11 +91,13 @@ __all__ = [
     "ReportSignature",
     "Sample",
     "Seizure",
+    "SeizureRecord",
     "SourceAnimal",
     "StorageLocation",
     "User",
     "UserRole",
     "UserSession",
+    "VocabularyTerm",
     "hash_token",
 ]
 
