@@ -9,18 +9,20 @@ computed in :mod:`matching.intelligence`; this module only loads and shapes the 
 from __future__ import annotations
 
 import datetime as dt
+import io
 import logging
 from collections import defaultdict
+from dataclasses import dataclass
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from lims import aitr
 from lims.access import visible
-from lims.models import Seizure, SeizureRecord, User
+from lims.models import MatchRequest, Seizure, SeizureRecord, User
 from lims.trade_records import check_record, record_values, save_record
 from lims.vocabularies import Vocabularies
-from matching.intelligence import SeizureFacts
+from matching.intelligence import SeizureFacts, data_statement
 
 logger = logging.getLogger(__name__)
 
@@ -200,3 +202,212 @@ def _locate(field: str, first_row: int, species_rows: list[int]) -> tuple[int, s
         sub = rest.split("].", 1)[1] if "]." in rest else "name"
         return species_rows[index], aitr.FIELD_COLUMNS[f"species.{sub}"]
     return first_row, aitr.FIELD_COLUMNS.get(head, head)
+
+
+# --------------------------------------------------------------------------- the network
+#: Relationships from the strongest (as stored results label them) to the weakest.
+RELATIONSHIPS = ("same_animal", "parent_offspring", "full_sibling", "half_sibling")
+_RELATIONSHIP_OF_LABEL = {
+    "same animal": "same_animal",
+    "parent–offspring": "parent_offspring",
+    "full siblings": "full_sibling",
+    "half siblings": "half_sibling",
+}
+
+
+@dataclass(frozen=True)
+class StoredLink:
+    """A link between two seizures found in a stored match result."""
+
+    seizure1: int
+    seizure2: int
+    n_pairs: int
+    relationships: dict[str, int]
+    best_log10_lr: float | None
+
+
+def stored_links(result: dict) -> list[StoredLink]:
+    """The seizure-to-seizure links of one stored match result (links to source animals or
+    to records the requester could not see are left out).
+
+    This is the one place that reads the stored result's layout (``links`` of ``node1``,
+    ``node2``, ``n_pairs``, ``relationships`` by label, ``max_log10_lr``), so a new result
+    type needs only this adapter changed.
+    """
+    links = []
+    for link in result.get("links") or []:
+        ends = (link.get("node1", ""), link.get("node2", ""))
+        if not all(end.startswith("seizure:") for end in ends) or not link.get("visible"):
+            continue
+        first, second = sorted(int(end.split(":", 1)[1]) for end in ends)
+        links.append(StoredLink(
+            first, second, int(link["n_pairs"]),
+            {_RELATIONSHIP_OF_LABEL.get(label, label): int(count)
+             for label, count in (link.get("relationships") or {}).items()},
+            link.get("max_log10_lr"),
+        ))
+    return links
+
+
+def _latest_links(session: Session) -> dict[tuple[int, int], StoredLink]:
+    """Per pair of seizures, the link of the most recently finished match request."""
+    requests = session.execute(
+        sa.select(MatchRequest.result)
+        .where(MatchRequest.status == "done")
+        .order_by(MatchRequest.finished_at, MatchRequest.id)
+    ).scalars()
+    latest: dict[tuple[int, int], StoredLink] = {}
+    for result in requests:
+        for link in stored_links(result or {}):
+            latest[(link.seizure1, link.seizure2)] = link
+    return latest
+
+
+def seizure_network(
+    session: Session,
+    user: User,
+    *,
+    date_from: dt.date | None = None,
+    date_to: dt.date | None = None,
+    country: str | None = None,
+    relationships: tuple[str, ...] = RELATIONSHIPS,
+) -> dict:
+    """The network of linked seizures ``user`` may see: ``{"nodes", "edges", "data"}``.
+
+    An edge joins two seizures both visible to ``user`` and counts only the pairs of the
+    chosen ``relationships``; a node is kept when it is seized within the dates (an undated
+    seizure only without dates), in ``country`` (of discovery, by code, or by its free-text
+    country while uncoded) and has an edge left.
+    """
+    links = _latest_links(session)
+    ids = {seizure_id for pair in links for seizure_id in pair}
+    rows = session.execute(
+        sa.select(Seizure, SeizureRecord)
+        .outerjoin(SeizureRecord, SeizureRecord.seizure_id == Seizure.id)
+        .where(Seizure.id.in_(ids), visible(Seizure, user))
+    ).all() if ids else []
+    nodes = {}
+    for seizure, record in rows:
+        if date_from is not None or date_to is not None:
+            if seizure.seized_on is None:
+                continue
+            if date_from is not None and seizure.seized_on < date_from:
+                continue
+            if date_to is not None and seizure.seized_on > date_to:
+                continue
+        discovery = record.discovery_country if record else None
+        if country is not None and country not in (discovery, seizure.country):
+            continue
+        weight = record.quantity_kg if record and record.quantity_kg is not None \
+            else seizure.declared_weight_kg
+        nodes[seizure.id] = {
+            "id": f"seizure:{seizure.id}",
+            "seizure_id": seizure.id,
+            "reference": seizure.reference,
+            "agency_id": seizure.agency_id,
+            "seized_on": seizure.seized_on.isoformat() if seizure.seized_on else None,
+            "port": seizure.place,
+            "country": discovery or seizure.country,
+            "quantity_kg": weight,
+            "latitude": seizure.latitude,
+            "longitude": seizure.longitude,
+        }
+    edges = []
+    for (first, second), link in sorted(links.items()):
+        if first not in nodes or second not in nodes:
+            continue
+        counts = {r: n for r, n in link.relationships.items() if r in relationships and n}
+        if not counts:
+            continue
+        edges.append({
+            "source": f"seizure:{first}",
+            "target": f"seizure:{second}",
+            "n_pairs": sum(counts.values()),
+            "relationships": counts,
+            "strongest": next(r for r in RELATIONSHIPS if r in counts),
+            "best_log10_lr": link.best_log10_lr,
+        })
+    linked = {end for edge in edges for end in (edge["source"], edge["target"])}
+    kept = [node for node in nodes.values() if node["id"] in linked]
+    kept.sort(key=lambda node: (node["seized_on"] or "", node["reference"], node["seizure_id"]))
+    data = data_statement([
+        SeizureFacts(node["seizure_id"], dt.date.fromisoformat(node["seized_on"])
+                     if node["seized_on"] else None, node["country"], None, node["quantity_kg"])
+        for node in kept
+    ])
+    return {"nodes": kept, "edges": edges, "data": data}
+
+
+NETWORK_COLUMNS = (
+    "seizure1", "seizure1_date", "seizure1_port", "seizure1_country", "seizure1_kg",
+    "seizure2", "seizure2_date", "seizure2_port", "seizure2_country", "seizure2_kg",
+    "n_pairs", *RELATIONSHIPS, "strongest", "best_log10_lr",
+)
+
+
+def network_csv(network: dict) -> bytes:
+    """One spreadsheet-safe row per edge, with both seizures' reference, date, port,
+    country and weight."""
+    nodes = {node["id"]: node for node in network["nodes"]}
+    rows = []
+    for edge in network["edges"]:
+        row = {}
+        for side, key in (("seizure1", edge["source"]), ("seizure2", edge["target"])):
+            node = nodes[key]
+            row.update({side: node["reference"], f"{side}_date": node["seized_on"],
+                        f"{side}_port": node["port"], f"{side}_country": node["country"],
+                        f"{side}_kg": node["quantity_kg"]})
+        row.update({r: edge["relationships"].get(r, 0) for r in RELATIONSHIPS})
+        row.update(n_pairs=edge["n_pairs"], strongest=edge["strongest"],
+                   best_log10_lr=edge["best_log10_lr"])
+        rows.append(row)
+    return aitr.write_csv(rows, NETWORK_COLUMNS)
+
+
+def _point(node: dict) -> list[float] | None:
+    if node["latitude"] is None or node["longitude"] is None:
+        return None
+    return [node["longitude"], node["latitude"]]
+
+
+def network_geojson(network: dict) -> dict:
+    """A GeoJSON FeatureCollection: a Point per seizure and a LineString per edge (geometry
+    null where a seizure has no coordinates), with the data statement as a member."""
+    nodes = {node["id"]: node for node in network["nodes"]}
+    features = []
+    for node in network["nodes"]:
+        point = _point(node)
+        features.append({
+            "type": "Feature",
+            "id": node["id"],
+            "geometry": {"type": "Point", "coordinates": point} if point else None,
+            "properties": {key: value for key, value in node.items()
+                           if key not in ("latitude", "longitude")} | {"kind": "seizure"},
+        })
+    for edge in network["edges"]:
+        ends = [_point(nodes[edge["source"]]), _point(nodes[edge["target"]])]
+        features.append({
+            "type": "Feature",
+            "geometry": {"type": "LineString", "coordinates": ends} if all(ends) else None,
+            "properties": {**edge, "kind": "link"},
+        })
+    return {"type": "FeatureCollection", "features": features, "data": network["data"]}
+
+
+def network_graphml(network: dict) -> bytes:
+    """The network as GraphML (networkx), attributes without values left out."""
+    import networkx as nx
+
+    graph = nx.Graph()
+    for node in network["nodes"]:
+        graph.add_node(node["id"], **{k: v for k, v in node.items() if v is not None and
+                                      k != "id"})
+    for edge in network["edges"]:
+        attributes = {f"n_{r}": edge["relationships"].get(r, 0) for r in RELATIONSHIPS}
+        attributes.update(n_pairs=edge["n_pairs"], strongest=edge["strongest"])
+        if edge["best_log10_lr"] is not None:
+            attributes["best_log10_lr"] = float(edge["best_log10_lr"])
+        graph.add_edge(edge["source"], edge["target"], **attributes)
+    buffer = io.BytesIO()
+    nx.write_graphml(graph, buffer)
+    return buffer.getvalue()

@@ -273,3 +273,76 @@ def get_country_roles():
                                                                             strict=True)],
         "data": data_statement(facts),
     }
+
+
+_COUNTRY_FILTER = QueryParam("country", "string", "Seizures made in this country (code, or "
+                             "the free-text country of an uncoded seizure).")
+_RELATIONSHIP = QueryParam("relationship", "string", "Only links of this relationship "
+                           "(default: all).", choices=intelligence.RELATIONSHIPS)
+
+_NETWORK_QUERY = (_FROM, _TO, _COUNTRY_FILTER, _RELATIONSHIP)
+
+
+def network_of_request(values: dict) -> dict:
+    """The network the query ``values`` ask for (the pages use it too)."""
+    if "from" in values and "to" in values and values["from"] > values["to"]:
+        raise ApiError(400, "invalid query parameters",
+                       {"problems": [{"field": "to", "message": "is before from"}]})
+    relationship = values.get("relationship")
+    return intelligence.seizure_network(
+        db.session, current_user, date_from=values.get("from"), date_to=values.get("to"),
+        country=values.get("country"),
+        relationships=(relationship,) if relationship else intelligence.RELATIONSHIPS,
+    )
+
+
+_NETWORK_NOTE = ("Nodes: seizures you may see with date, port, country and weight; edges: "
+                 "links between two of them from the latest finished match request that "
+                 "found them, with the number of pairs per relationship and the best log10 "
+                 "LR." + CAVEAT_NOTE)
+
+
+@route("/intelligence/network", "GET", summary="The network of linked seizures you may see",
+       tag="intelligence", permission="intelligence.read", query=_NETWORK_QUERY,
+       description=_NETWORK_NOTE)
+def get_network():
+    return network_of_request(query_values(_NETWORK_QUERY))
+
+
+@route("/intelligence/network.csv", "GET", summary="The network of linked seizures as CSV "
+       "(one row per link)", tag="intelligence", permission="intelligence.read",
+       query=_NETWORK_QUERY, response_media_type="text/csv", description=_NETWORK_NOTE)
+def get_network_csv():
+    network = network_of_request(query_values(_NETWORK_QUERY))
+    return _download(intelligence.network_csv(network), "seizure-network.csv", "text/csv")
+
+
+@route("/intelligence/network.geojson", "GET", summary="The network of linked seizures as "
+       "GeoJSON", tag="intelligence", permission="intelligence.read", query=_NETWORK_QUERY,
+       response_media_type="application/geo+json", description=_NETWORK_NOTE)
+def get_network_geojson():
+    import json
+
+    network = network_of_request(query_values(_NETWORK_QUERY))
+    content = json.dumps(intelligence.network_geojson(network), ensure_ascii=False)
+    return _download(content.encode("utf-8"), "seizure-network.geojson",
+                     "application/geo+json")
+
+
+@route("/intelligence/network.graphml", "GET", summary="The network of linked seizures as "
+       "GraphML", tag="intelligence", permission="intelligence.read", query=_NETWORK_QUERY,
+       response_media_type="application/graphml+xml", description=_NETWORK_NOTE)
+def get_network_graphml():
+    network = network_of_request(query_values(_NETWORK_QUERY))
+    return _download(intelligence.network_graphml(network), "seizure-network.graphml",
+                     "application/graphml+xml")
+
+
+@route("/intelligence/network.svg", "GET", summary="The network of linked seizures drawn as "
+       "SVG", tag="intelligence", permission="intelligence.read", query=_NETWORK_QUERY,
+       response_media_type="image/svg+xml", description=_NETWORK_NOTE)
+def get_network_svg():
+    from lims.intelligence_figures import network_svg
+
+    network = network_of_request(query_values(_NETWORK_QUERY))
+    return Response(network_svg(network), mimetype="image/svg+xml")

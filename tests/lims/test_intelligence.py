@@ -360,6 +360,11 @@ ENDPOINTS = [
     ("GET", "/api/v1/intelligence/etis", "intelligence.read"),
     ("GET", "/api/v1/intelligence/trends", "intelligence.read"),
     ("GET", "/api/v1/intelligence/country-roles", "intelligence.read"),
+    ("GET", "/api/v1/intelligence/network", "intelligence.read"),
+    ("GET", "/api/v1/intelligence/network.csv", "intelligence.read"),
+    ("GET", "/api/v1/intelligence/network.geojson", "intelligence.read"),
+    ("GET", "/api/v1/intelligence/network.graphml", "intelligence.read"),
+    ("GET", "/api/v1/intelligence/network.svg", "intelligence.read"),
 ]
 ALLOWED = {
     "record.read": {"admin", "custodian", "analyst", "reviewer", "investigator"},
@@ -372,7 +377,7 @@ ALLOWED = {
 
 @pytest.mark.parametrize("role", ["admin", "custodian", "analyst", "reviewer", "investigator",
                                   "researcher"])
-def test_permission_matrix(login, trees, client, role):
+def test_permission_matrix(app, login, trees, client, role):
     caller = login(role)
     for method, template, permission in ENDPOINTS:
         url = template.format(a1=trees["a1"].seizure_id)
@@ -389,6 +394,20 @@ def test_permission_matrix(login, trees, client, role):
     assert client.get("/api/v1/intelligence/trends").status_code == 401
 
 
+def test_the_matrix_covers_every_intelligence_endpoint(app):
+    declared = {
+        (method, rule.rule)
+        for rule in app.url_map.iter_rules()
+        if rule.endpoint.startswith("api.") and ("/intelligence" in rule.rule
+                                                 or rule.rule.endswith("/record"))
+        for method in rule.methods - {"HEAD", "OPTIONS"}
+    }
+    tested = {(method, template.replace("{a1}", "<int:record_id>")
+               .replace("disposals/burnt", "<vocabulary>/<path:code>"))
+              for method, template, _ in ENDPOINTS}
+    assert declared == tested
+
+
 
 @pytest.mark.parametrize("table_format", ["csv", "xlsx"])
 def test_text_cells_come_back_exactly_after_neutralisation(table_format):
@@ -398,3 +417,110 @@ def test_text_cells_come_back_exactly_after_neutralisation(table_format):
     write = aitr.write_xlsx if table_format == "xlsx" else aitr.write_csv
     back = aitr.read_table(write(rows), f"t.{table_format}")
     assert [row["Law under which charges were made"] for _, row in back] == texts
+
+
+# --------------------------------------------------------------------------- the network
+def _link(first, second, relationships, lr, visible=True):
+    return {"node1": f"seizure:{first}", "node2": f"seizure:{second}",
+            "n_pairs": sum(relationships.values()), "same_animal": "same animal" in relationships,
+            "relationships": relationships, "max_log10_lr": lr, "visible": visible}
+
+
+def _done_request(session, case_id, user_id, links, finished):
+    from lims.models import MatchRequest
+
+    session.add(MatchRequest(case_id=case_id, analyses=["kinship"], reference_sets=[],
+                             status="done", result={"links": links, "nodes": {}},
+                             requested_by_id=user_id, finished_at=finished))
+    session.commit()
+
+
+@pytest.fixture
+def linked(trees, session, login):
+    """Links a1–a2 (same animal 2, PO 1), a1–b (full siblings), a2–animal (left out), and an
+    older, superseded a1–a2 link."""
+    analyst = login("analyst")
+    a1, a2, b = (trees[key].seizure_id for key in ("a1", "a2", "b"))
+    session.get(Seizure, a1).latitude, session.get(Seizure, a1).longitude = -4.05, 39.67
+    session.commit()
+    older = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
+    newer = dt.datetime(2025, 2, 1, tzinfo=dt.UTC)
+    _done_request(session, trees["a1"].case_id, analyst.user_id,
+                  [_link(a1, a2, {"half siblings": 1}, 1.0)], older)
+    _done_request(session, trees["a1"].case_id, analyst.user_id, [
+        _link(a2, a1, {"same animal": 2, "parent–offspring": 1}, 12.5),
+        _link(a1, b, {"full siblings": 1}, 4.2),
+        {"node1": f"seizure:{a2}", "node2": "animal:7", "n_pairs": 1,
+         "relationships": {"same animal": 1}, "max_log10_lr": 9.0, "visible": True},
+        _link(a1, b, {"same animal": 1}, 8.0, visible=False),
+    ], newer)
+    return analyst
+
+
+def test_the_network_holds_exactly_the_visible_links(login, trees, linked, session):
+    a1, a2, b = (f"seizure:{trees[key].seizure_id}" for key in ("a1", "a2", "b"))
+    investigator = login("investigator")
+    network = investigator.get("/api/v1/intelligence/network").get_json()
+    assert [node["id"] for node in network["nodes"]] == [a1, a2]
+    (edge,) = network["edges"]
+    assert (edge["source"], edge["target"]) == tuple(sorted((a1, a2), key=lambda k: int(
+        k.split(":")[1])))
+    assert edge["relationships"] == {"same_animal": 2, "parent_offspring": 1}
+    assert edge["n_pairs"] == 3 and edge["strongest"] == "same_animal"
+    assert edge["best_log10_lr"] == 12.5
+    assert network["data"]["seizures"] == 2 and network["data"]["years"] == [2024, 2025]
+
+    session.add(CaseShare(case_id=trees["b"].case_id, agency_id=investigator.agency_id))
+    session.commit()
+    shared = investigator.get("/api/v1/intelligence/network").get_json()
+    assert {(e["source"], e["target"]) for e in shared["edges"]} == {
+        tuple(sorted(pair, key=lambda k: int(k.split(":")[1]))) for pair in ((a1, a2), (a1, b))}
+
+    def ids(query):
+        answer = investigator.get(f"/api/v1/intelligence/network?{query}")
+        assert answer.status_code == 200, answer.get_json()
+        return {node["id"] for node in answer.get_json()["nodes"]}
+
+    assert ids("relationship=full_sibling") == {a1, b}
+    assert ids("from=2024-01-01&to=2024-12-31") == {a1, b}
+    assert ids("from=2025-01-01") == set()
+    assert ids("country=Kenya") == {a1, a2, b}  # the factory's free-text country
+    assert investigator.get("/api/v1/intelligence/network?relationship=cousin").status_code \
+        == 400
+
+
+def test_the_network_downloads_carry_the_same_data(login, trees, linked):
+    import json
+    import xml.etree.ElementTree as ElementTree
+
+    import networkx as nx
+
+    investigator = login("investigator")
+    network = investigator.get("/api/v1/intelligence/network").get_json()
+    rows = list(csv.DictReader(io.StringIO(
+        investigator.get("/api/v1/intelligence/network.csv").data.decode("utf-8-sig"))))
+    assert [(r["seizure1"], r["seizure2"], r["same_animal"], r["parent_offspring"],
+             r["best_log10_lr"]) for r in rows] == [("KE-SZ", "KE2-SZ", "2", "1", "12.5")]
+    assert rows[0]["seizure1_date"] == "2024-03-01"
+
+    geo = json.loads(investigator.get("/api/v1/intelligence/network.geojson").data)
+    points = {f["id"]: f["geometry"] for f in geo["features"] if f["properties"]["kind"] ==
+              "seizure"}
+    assert points[f"seizure:{trees['a1'].seizure_id}"] == {"type": "Point",
+                                                            "coordinates": [39.67, -4.05]}
+    assert points[f"seizure:{trees['a2'].seizure_id}"] is None
+    assert geo["data"] == network["data"]
+
+    graphml = investigator.get("/api/v1/intelligence/network.graphml").data
+    graph = nx.read_graphml(io.BytesIO(graphml))
+    assert set(graph.nodes) == {node["id"] for node in network["nodes"]}
+    (edge,) = graph.edges(data=True)
+    assert edge[2]["n_same_animal"] == 2 and edge[2]["best_log10_lr"] == 12.5
+
+    svg = investigator.get("/api/v1/intelligence/network.svg")
+    assert svg.mimetype == "image/svg+xml"
+    root = ElementTree.fromstring(svg.data)
+    assert root.tag.endswith("svg")
+    description = "".join(root.find(".//{http://purl.org/dc/elements/1.1/}description").itertext())
+    assert description.startswith("2 seizures you may see, 2024–2025.")
+    assert "not trends in trafficking" in description
