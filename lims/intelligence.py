@@ -15,11 +15,12 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from lims import aitr
 from lims.access import visible
-from lims.models import MatchRequest, Seizure, SeizureRecord, User
+from lims.models import MatchRequest, Seizure, SeizureLink, SeizureRecord, User
 from lims.trade_records import check_record, record_values, save_record
 from lims.vocabularies import Vocabularies
 from matching.intelligence import SeizureFacts, data_statement
@@ -249,18 +250,90 @@ def stored_links(result: dict) -> list[StoredLink]:
     return links
 
 
-def _latest_links(session: Session) -> dict[tuple[int, int], StoredLink]:
-    """Per pair of seizures, the link of the most recently finished match request."""
+_LINK = SeizureLink.__table__
+
+
+def fold_links(session: Session, request_id: int, found_at: dt.datetime, result: dict) -> int:
+    """Fold the seizure links of one finished match request into ``seizure_link`` (not
+    committed): a pair's row is replaced when this request finished later than the one it
+    came from (ties broken by request id), so folding requests in any order gives what
+    folding them in the order they finished gives. Returns the links folded."""
+    links = stored_links(result or {})
+    if not links:
+        return 0
+    key = (found_at, request_id)
+    existing = {
+        (row.seizure1_id, row.seizure2_id): (row.found_at, row.match_request_id)
+        for row in session.execute(
+            sa.select(_LINK.c.seizure1_id, _LINK.c.seizure2_id, _LINK.c.found_at,
+                      _LINK.c.match_request_id)
+            .where(sa.tuple_(_LINK.c.seizure1_id, _LINK.c.seizure2_id).in_(
+                [(link.seizure1, link.seizure2) for link in links]))
+        )
+    }
+    present = set(session.scalars(sa.select(Seizure.id).where(
+        Seizure.id.in_({i for link in links for i in (link.seizure1, link.seizure2)}))))
+    folded = 0
+    for link in links:
+        pair = (link.seizure1, link.seizure2)
+        if not set(pair) <= present:
+            continue  # a seizure deleted since the request ran
+        values = {r: link.relationships.get(r, 0) for r in RELATIONSHIPS}
+        values.update(best_log10_lr=link.best_log10_lr, match_request_id=request_id,
+                      found_at=found_at)
+        if pair in existing and _naive(existing[pair]) > _naive(key):
+            continue
+        if pair not in existing:
+            try:
+                with session.begin_nested():
+                    session.execute(_LINK.insert().values(
+                        seizure1_id=pair[0], seizure2_id=pair[1], **values))
+                folded += 1
+                continue
+            except IntegrityError:
+                pass  # another request's job inserted it meanwhile: the later one wins
+        folded += session.execute(
+            _LINK.update().where(
+                _LINK.c.seizure1_id == pair[0], _LINK.c.seizure2_id == pair[1],
+                sa.or_(_LINK.c.found_at < found_at, sa.and_(
+                    _LINK.c.found_at == found_at, _LINK.c.match_request_id <= request_id)),
+            ).values(**values)
+        ).rowcount
+    logger.info("match request %s: %d seizure links folded into the network", request_id, folded)
+    return folded
+
+
+def _naive(key: tuple[dt.datetime, int]) -> tuple[dt.datetime, int]:
+    moment, request_id = key
+    return (moment.replace(tzinfo=None) if moment.tzinfo else moment), request_id
+
+
+def rebuild_links(session: Session) -> int:
+    """Empty ``seizure_link`` and fold every finished match request again (a full rerun,
+    used by the migration and to check the incremental folding); committed."""
+    session.execute(_LINK.delete())
     requests = session.execute(
-        sa.select(MatchRequest.result)
+        sa.select(MatchRequest.id, MatchRequest.finished_at, MatchRequest.result)
         .where(MatchRequest.status == "done")
         .order_by(MatchRequest.finished_at, MatchRequest.id)
-    ).scalars()
-    latest: dict[tuple[int, int], StoredLink] = {}
-    for result in requests:
-        for link in stored_links(result or {}):
-            latest[(link.seizure1, link.seizure2)] = link
-    return latest
+    ).all()
+    unknown = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)  # a finished request without a time
+    total = sum(fold_links(session, row.id, row.finished_at or unknown, row.result)
+                for row in requests)
+    session.commit()
+    return total
+
+
+def _links(session: Session) -> dict[tuple[int, int], StoredLink]:
+    return {
+        (row.seizure1_id, row.seizure2_id): StoredLink(
+            row.seizure1_id, row.seizure2_id,
+            sum(getattr(row, r) for r in RELATIONSHIPS),
+            {r: getattr(row, r) for r in RELATIONSHIPS if getattr(row, r)},
+            row.best_log10_lr,
+        )
+        for row in session.execute(sa.select(_LINK))
+    }
 
 
 def seizure_network(
@@ -279,7 +352,7 @@ def seizure_network(
     seizure only without dates), in ``country`` (of discovery, by code, or by its free-text
     country while uncoded) and has an edge left.
     """
-    links = _latest_links(session)
+    links = _links(session)
     ids = {seizure_id for pair in links for seizure_id in pair}
     rows = session.execute(
         sa.select(Seizure, SeizureRecord)

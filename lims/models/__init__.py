@@ -28,7 +28,7 @@ from lims.models.evidence import (
 )
 from lims.models.genetics import PROFILE_STATES, GenotypeImport, GenotypeProfile
 from lims.models.idempotency import IdempotencyKey
-from lims.models.intelligence import SeizureRecord, VocabularyTerm
+from lims.models.intelligence import SeizureLink, SeizureRecord, VocabularyTerm
 from lims.models.matching import (
     ANALYSES,
     MATCH_STATUSES,
@@ -91,6 +91,7 @@ __all__ = [
     "ReportSignature",
     "Sample",
     "Seizure",
+    "SeizureLink",
     "SeizureRecord",
     "SourceAnimal",
     "StorageLocation",

@@ -93,3 +93,30 @@ class VocabularyTerm(Base):
     retired: Mapped[bool] = mapped_column(default=False)
     changed_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("user_account.id"))
     changed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class SeizureLink(Base):
+    """Two seizures linked by DNA, as the latest finished match request that found them
+    says: pairs per relationship and the best log10 LR. Kept up to date as each request
+    finishes (:func:`lims.intelligence.fold_links`), so the network is read, never rerun.
+    ``seizure1_id < seizure2_id``."""
+
+    __tablename__ = "seizure_link"
+    __table_args__ = (
+        sa.CheckConstraint("seizure1_id < seizure2_id", name="ordered"),
+        sa.Index("ix_seizure_link_seizure2_id", "seizure2_id"),
+    )
+
+    seizure1_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("seizure.id", ondelete="CASCADE"), primary_key=True
+    )
+    seizure2_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("seizure.id", ondelete="CASCADE"), primary_key=True
+    )
+    same_animal: Mapped[int] = mapped_column(default=0)
+    parent_offspring: Mapped[int] = mapped_column(default=0)
+    full_sibling: Mapped[int] = mapped_column(default=0)
+    half_sibling: Mapped[int] = mapped_column(default=0)
+    best_log10_lr: Mapped[float | None]
+    match_request_id: Mapped[int] = mapped_column(sa.ForeignKey("match_request.id"))
+    found_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)

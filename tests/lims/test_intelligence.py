@@ -426,13 +426,21 @@ def _link(first, second, relationships, lr, visible=True):
             "relationships": relationships, "max_log10_lr": lr, "visible": visible}
 
 
-def _done_request(session, case_id, user_id, links, finished):
+def _done_request(session, case_id, user_id, links, finished, *, fold=True):
+    """A finished match request with ``links`` in its result, folded into the network as
+    the job does when it stores a result."""
+    from lims.intelligence import fold_links
     from lims.models import MatchRequest
 
-    session.add(MatchRequest(case_id=case_id, analyses=["kinship"], reference_sets=[],
-                             status="done", result={"links": links, "nodes": {}},
-                             requested_by_id=user_id, finished_at=finished))
+    request = MatchRequest(case_id=case_id, analyses=["kinship"], reference_sets=[],
+                           status="done", result={"links": links, "nodes": {}},
+                           requested_by_id=user_id, finished_at=finished)
+    session.add(request)
+    session.flush()
+    if fold:
+        fold_links(session, request.id, finished, request.result)
     session.commit()
+    return request.id
 
 
 @pytest.fixture
@@ -524,3 +532,58 @@ def test_the_network_downloads_carry_the_same_data(login, trees, linked):
     description = "".join(root.find(".//{http://purl.org/dc/elements/1.1/}description").itertext())
     assert description.startswith("2 seizures you may see, 2024–2025.")
     assert "not trends in trafficking" in description
+
+
+def _link_rows(session):
+    import sqlalchemy as sa
+
+    from lims.models import SeizureLink
+
+    session.expire_all()
+    return sorted(tuple(row) for row in session.execute(sa.select(SeizureLink.__table__)))
+
+
+def test_links_folded_as_requests_finish_equal_a_full_rerun_in_any_order(
+    trees, session, login
+):
+    """Requests folded one by one (in the order they finish, and shuffled) keep exactly the
+    links that a rebuild from every stored result gives."""
+    import random
+
+    import sqlalchemy as sa
+
+    from lims.intelligence import fold_links, rebuild_links
+    from lims.models import MatchRequest, SeizureLink
+
+    analyst = login("analyst")
+    a1, a2, b = (trees[key].seizure_id for key in ("a1", "a2", "b"))
+    base = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
+    batches = [
+        [_link(a1, a2, {"half siblings": 1}, 1.0)],
+        [_link(a1, b, {"full siblings": 2}, 3.0)],
+        [_link(a2, a1, {"same animal": 2}, 11.0), _link(a2, b, {"half siblings": 1}, 0.5)],
+        [_link(a1, b, {"parent–offspring": 1}, 6.0, visible=False)],
+        [_link(b, a1, {"parent–offspring": 1, "full siblings": 1}, 6.5)],
+    ]
+    # Two requests finish at the same moment: the later id wins the tie.
+    times = [base, base + dt.timedelta(days=1), base + dt.timedelta(days=2),
+             base + dt.timedelta(days=3), base + dt.timedelta(days=2)]
+    ids = [_done_request(session, trees["a1"].case_id, analyst.user_id, links, when)
+           for links, when in zip(batches, times, strict=True)]
+    incremental = _link_rows(session)
+    by_pair = {(row[0], row[1]): row for row in incremental}
+    first, second = sorted((a1, b))
+    assert by_pair[(first, second)][2:7] == (0, 1, 1, 0, 6.5)  # the last request of the tie
+    assert by_pair[(first, second)][7] == ids[4]
+    assert by_pair[tuple(sorted((a1, a2)))][2:7] == (2, 0, 0, 0, 11.0)
+
+    rebuild_links(session)
+    assert _link_rows(session) == incremental
+    order = list(zip(ids, times, strict=True))
+    for seed in range(3):
+        random.Random(seed).shuffle(order)
+        session.execute(sa.delete(SeizureLink))
+        for request_id, when in order:
+            fold_links(session, request_id, when, session.get(MatchRequest, request_id).result)
+        session.commit()
+        assert _link_rows(session) == incremental, seed

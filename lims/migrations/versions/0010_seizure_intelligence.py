@@ -84,7 +84,48 @@ def upgrade() -> None:
     )
 
 
+    op.create_table(
+        "seizure_link",
+        sa.Column("seizure1_id", sa.Integer(), nullable=False),
+        sa.Column("seizure2_id", sa.Integer(), nullable=False),
+        sa.Column("same_animal", sa.Integer(), nullable=False),
+        sa.Column("parent_offspring", sa.Integer(), nullable=False),
+        sa.Column("full_sibling", sa.Integer(), nullable=False),
+        sa.Column("half_sibling", sa.Integer(), nullable=False),
+        sa.Column("best_log10_lr", sa.Double(), nullable=True),
+        sa.Column("match_request_id", sa.Integer(), nullable=False),
+        sa.Column("found_at", sa.DateTime(), nullable=False),
+        sa.CheckConstraint("seizure1_id < seizure2_id", name=op.f("ck_seizure_link_ordered")),
+        sa.ForeignKeyConstraint(
+            ["seizure1_id"], ["seizure.id"], name=op.f("fk_seizure_link_seizure1_id_seizure"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["seizure2_id"], ["seizure.id"], name=op.f("fk_seizure_link_seizure2_id_seizure"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["match_request_id"], ["match_request.id"],
+            name=op.f("fk_seizure_link_match_request_id_match_request"),
+        ),
+        sa.PrimaryKeyConstraint("seizure1_id", "seizure2_id", name=op.f("pk_seizure_link")),
+    )
+    op.create_index("ix_seizure_link_seizure2_id", "seizure_link", ["seizure2_id"])
+    _links_of_stored_results()
+
+
+def _links_of_stored_results() -> None:
+    """Fold the links of the match requests finished before this revision."""
+    from sqlalchemy.orm import Session
+
+    from lims.intelligence import rebuild_links
+
+    rebuild_links(Session(bind=op.get_bind()))
+
+
 def downgrade() -> None:
+    op.drop_index("ix_seizure_link_seizure2_id", table_name="seizure_link")
+    op.drop_table("seizure_link")
     op.drop_table("vocabulary_term")
     op.drop_index(op.f("ix_seizure_record_discovery_country"), table_name="seizure_record")
     op.drop_table("seizure_record")
