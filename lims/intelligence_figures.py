@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from lims.reports.figures import RELATIONSHIP_COLOURS
 from matching.intelligence import COUNTS_CAVEAT, UNKNOWN_WEIGHT, WEIGHT_CLASSES
@@ -56,6 +57,7 @@ def trends_svg(trends: dict) -> str:
                      edgecolor="black", linewidth=0.4, label=klass)
             bottoms = [b + h for b, h in zip(bottoms, heights, strict=True)]
     axes.set_ylabel("Seizures recorded")
+    axes.yaxis.set_major_locator(MaxNLocator(integer=True))
     axes.set_title("Recorded seizures per year by weight class", fontsize=10)
     if years:
         axes.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8, frameon=False)
@@ -77,7 +79,7 @@ def network_svg(network: dict) -> str:
     for edge in network["edges"]:
         graph.add_edge(edge["source"], edge["target"])
     figure = Figure(figsize=(8, 6))
-    axes = figure.add_axes((0.02, 0.1, 0.96, 0.86))
+    axes = figure.add_axes((0.02, 0.16, 0.96, 0.78))
     axes.set_axis_off()
     axes.set_title("Seizures linked by DNA (same animal, parent–offspring, siblings)",
                    fontsize=10)
@@ -85,6 +87,8 @@ def network_svg(network: dict) -> str:
         axes.text(0.5, 0.5, "No linked seizures", ha="center", transform=axes.transAxes)
     else:
         positions = nx.spring_layout(graph, seed=1)
+        # Room for the labels under the outermost nodes.
+        axes.margins(0.22)
         nodes = {node["id"]: node for node in network["nodes"]}
         for edge in network["edges"]:
             (x1, y1), (x2, y2) = positions[edge["source"]], positions[edge["target"]]
@@ -105,7 +109,7 @@ def network_svg(network: dict) -> str:
             axes.text(x, y - 0.07, label, fontsize=7, ha="center", va="top", zorder=4)
     legend = [f"{name}" for name in RELATIONSHIP_COLOURS]
     for index, name in enumerate(legend):
-        figure.text(0.02 + index * 0.2, 0.06, "━ " + name, color=RELATIONSHIP_COLOURS[name],
-                    fontsize=8)
+        figure.text(0.02 + index * 0.22, 0.085, "━ " + name,
+                    color=RELATIONSHIP_COLOURS[name], fontsize=8)
     _footer(figure, network["data"])
     return _svg(figure, "Seizures linked by DNA", network["data"])
