@@ -338,7 +338,14 @@ def rebuild_links(session: Session) -> int:
     return total
 
 
-def _links(session: Session) -> dict[tuple[int, int], StoredLink]:
+def _links(session: Session, kept: sa.Select, relationships: tuple[str, ...]
+           ) -> dict[tuple[int, int], StoredLink]:
+    """The stored links between two seizures of ``kept`` (a SELECT of seizure ids) with a
+    pair of one of ``relationships``."""
+    statement = sa.select(_LINK).where(
+        _LINK.c.seizure1_id.in_(kept), _LINK.c.seizure2_id.in_(kept),
+        sa.or_(*(_LINK.c[r] > 0 for r in relationships)),
+    )
     return {
         (row.seizure1_id, row.seizure2_id): StoredLink(
             row.seizure1_id, row.seizure2_id,
@@ -346,7 +353,7 @@ def _links(session: Session) -> dict[tuple[int, int], StoredLink]:
             {r: getattr(row, r) for r in RELATIONSHIPS if getattr(row, r)},
             row.best_log10_lr,
         )
-        for row in session.execute(sa.select(_LINK))
+        for row in session.execute(statement)
     }
 
 
@@ -366,7 +373,6 @@ def seizure_network(
     seizure only without dates), in ``country`` (of discovery, by code, or by its free-text
     country while uncoded) and has an edge left.
     """
-    links = _links(session)
     linked_ids = sa.union(sa.select(_LINK.c.seizure1_id), sa.select(_LINK.c.seizure2_id))
     statement = (
         sa.select(Seizure.id, Seizure.reference, Seizure.agency_id, Seizure.seized_on,
@@ -383,8 +389,14 @@ def seizure_network(
     if country is not None:
         statement = statement.where(sa.or_(SeizureRecord.discovery_country == country,
                                            Seizure.country == country))
+    if not relationships:
+        return {"nodes": [], "edges": [], "data": data_statement([])}
+    links = _links(session, statement.with_only_columns(Seizure.id), relationships)
     nodes = {}
-    for row in session.execute(statement) if links else ():
+    ends = {seizure_id for pair in links for seizure_id in pair}
+    for row in session.execute(statement) if ends else ():
+        if row.id not in ends:
+            continue
         weight = _total(row.species, "quantity_kg")
         nodes[row.id] = {
             "id": f"seizure:{row.id}",

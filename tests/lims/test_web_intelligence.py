@@ -119,3 +119,26 @@ def test_an_admin_changes_a_vocabulary_on_its_page(app, agencies, session):
     assert "two capital letters" in field_errors(refused.get_data(as_text=True), "code")[0]
     analyst = make_browser(app, agencies, "analyst")
     assert analyst.get("/intelligence/vocabularies").status_code == 403
+
+
+def test_the_seizure_page_shows_its_network_neighbourhood(app, agencies, seizures, session,
+                                                          login):
+    from lims.models import CaseShare
+    from tests.lims.test_intelligence import _done_request, _link
+
+    other = make_case_tree(session, agencies["A"], "KE9")
+    analyst = login("analyst")
+    a, b, c = seizures["a"].seizure_id, seizures["b"].seizure_id, other.seizure_id
+    _done_request(session, seizures["a"].case_id, analyst.user_id,
+                  [_link(a, c, {"same animal": 1, "half siblings": 2}, 9.5),
+                   _link(a, b, {"full siblings": 1}, 3.0)],
+                  dt.datetime(2025, 1, 1, tzinfo=dt.UTC))
+    investigator = make_browser(app, agencies, "investigator")
+    page = investigator.get(f"/seizures/{a}/record").get_data(as_text=True)
+    table = page.split('<table class="stack neighbourhood">')[1].split("</table>")[0]
+    assert "KE9-SZ" in table and "same animal 1, half sibling 2" in table and "9.5" in table
+    assert "UG-SZ" not in table  # agency B's, not shared
+    session.add(CaseShare(case_id=seizures["b"].case_id, agency_id=agencies["A"]))
+    session.commit()
+    page = investigator.get(f"/seizures/{a}/record").get_data(as_text=True)
+    assert "UG-SZ" in page.split('<table class="stack neighbourhood">')[1].split("</table>")[0]
