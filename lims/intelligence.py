@@ -365,8 +365,10 @@ def seizure_network(
     date_to: dt.date | None = None,
     country: str | None = None,
     relationships: tuple[str, ...] = RELATIONSHIPS,
+    around: int | None = None,
 ) -> dict:
-    """The network of linked seizures ``user`` may see: ``{"nodes", "edges", "data"}``.
+    """The network of linked seizures ``user`` may see: ``{"nodes", "edges", "data"}``
+    (``around``: only seizure ``around`` and the seizures linked to it, its neighbourhood).
 
     An edge joins two seizures both visible to ``user`` and counts only the pairs of the
     chosen ``relationships``; a node is kept when it is seized within the dates (an undated
@@ -389,6 +391,12 @@ def seizure_network(
     if country is not None:
         statement = statement.where(sa.or_(SeizureRecord.discovery_country == country,
                                            Seizure.country == country))
+    if around is not None:
+        statement = statement.where(Seizure.id.in_(sa.union(
+            sa.select(sa.literal(around)),
+            sa.select(_LINK.c.seizure2_id).where(_LINK.c.seizure1_id == around),
+            sa.select(_LINK.c.seizure1_id).where(_LINK.c.seizure2_id == around),
+        )))
     if not relationships:
         return {"nodes": [], "edges": [], "data": data_statement([])}
     links = _links(session, statement.with_only_columns(Seizure.id), relationships)

@@ -171,7 +171,7 @@ def seizure_record(seizure_id: int):
 def _neighbourhood(seizure: Seizure) -> dict | None:
     if not holds("intelligence.read"):
         return None
-    network = intelligence.seizure_network(db.session, current_user)
+    network = intelligence.seizure_network(db.session, current_user, around=seizure.id)
     me = f"seizure:{seizure.id}"
     nodes = {node["id"]: node for node in network["nodes"]}
     edges = [edge for edge in network["edges"] if me in (edge["source"], edge["target"])]
