@@ -144,6 +144,11 @@ def put_vocabulary_term(vocabulary: str, code: str):
 
 
 def _agency_filter(values: dict) -> int | None:
+    """The agency the query names (400 when it names none); checks the year too."""
+    year = values.get("year")
+    if year is not None and not 1 <= year <= 9999:
+        raise ApiError(400, "invalid query parameters",
+                       {"problems": [{"field": "year", "message": "must be 1 to 9999"}]})
     agency_id = values.get("agency_id")
     if agency_id is not None and db.session.get(Agency, agency_id) is None:
         raise ApiError(400, "invalid query parameters",
@@ -317,9 +322,21 @@ def get_network_csv():
     return _download(intelligence.network_csv(network), "seizure-network.csv", "text/csv")
 
 
+NETWORK_GEOJSON = Schema(
+    "network_geojson",
+    (
+        Field("type", "string", "FeatureCollection."),
+        Field("features", "array", "A Point per seizure (null geometry without coordinates) "
+              "and a LineString per link.", items="object"),
+        Field("data", "object", "How many seizures and which years the network rests on."),
+    ),
+)
+
+
 @route("/intelligence/network.geojson", "GET", summary="The network of linked seizures as "
        "GeoJSON", tag="intelligence", permission="intelligence.read", query=_NETWORK_QUERY,
-       response_media_type="application/geo+json", description=_NETWORK_NOTE)
+       response=NETWORK_GEOJSON, response_media_type="application/geo+json",
+       description=_NETWORK_NOTE)
 def get_network_geojson():
     import json
 

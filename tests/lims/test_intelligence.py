@@ -235,6 +235,9 @@ def test_the_aitr_export_takes_a_year_and_an_agency(login, trees, agencies):
     assert references(f"agency_id={agencies['B']}") == []
     assert analyst.get("/api/v1/intelligence/aitr.csv?agency_id=999999").status_code == 400
     assert analyst.get("/api/v1/intelligence/aitr.csv?year=abc").status_code == 400
+    for year in ("-180", "0", "10000"):
+        assert analyst.get(f"/api/v1/intelligence/aitr.xlsx?year={year}").status_code == 400
+        assert analyst.get(f"/api/v1/intelligence/etis?year={year}").status_code == 400
 
 
 def test_a_malformed_table_changes_nothing_and_lists_every_problem(login, trees, session):
