@@ -517,3 +517,94 @@ def network_graphml(network: dict) -> bytes:
     buffer = io.BytesIO()
     nx.write_graphml(graph, buffer)
     return buffer.getvalue()
+
+
+# --------------------------------------------------------------------------- origins
+@dataclass(frozen=True)
+class StoredOrigin:
+    """A seizure's assigned origin in a stored match result: the most likely point and the
+    grid cells of the 90% credible region, each as ``(lat_lo, lat_hi, lon_lo, lon_hi)``."""
+
+    seizure_id: int
+    best_lat: float
+    best_lon: float
+    area90_km2: float
+    region90: tuple[tuple[float, float, float, float], ...]
+
+
+def stored_origins(result: dict) -> list[StoredOrigin]:
+    """The seizure origins of one stored match result (its ``geographic`` surfaces keyed by
+    ``seizure:<id>``; like :func:`stored_links`, the one reader of that layout)."""
+    geographic = (result or {}).get("geographic") or {}
+    grid = geographic.get("grid")
+    if not grid:
+        return []
+    lat_edges, lon_edges = grid["lat_edges"], grid["lon_edges"]
+    n_lon = len(lon_edges) - 1
+    in_range = grid["in_range"]
+    origins = []
+    for surface in geographic.get("surfaces") or []:
+        node = str(surface.get("node", ""))
+        if not node.startswith("seizure:"):
+            continue
+        cells = []
+        for k in surface.get("region90") or []:
+            row, col = divmod(in_range[k], n_lon)
+            cells.append((lat_edges[row], lat_edges[row + 1], lon_edges[col], lon_edges[col + 1]))
+        origins.append(StoredOrigin(int(node.split(":", 1)[1]), surface["best_lat"],
+                                    surface["best_lon"], surface["area90_km2"], tuple(cells)))
+    return origins
+
+
+def seizure_origins(session: Session, user: User, *, date_from: dt.date | None = None,
+                    date_to: dt.date | None = None) -> dict:
+    """Per seizure ``user`` may see, its location and its origin as the latest finished match
+    request assigned it: ``{"seizures": [...], "data": ...}``."""
+    latest: dict[int, StoredOrigin] = {}
+    for result in session.scalars(
+        sa.select(MatchRequest.result).where(MatchRequest.status == "done")
+        .order_by(MatchRequest.finished_at, MatchRequest.id)
+    ):
+        for origin in stored_origins(result):
+            latest[origin.seizure_id] = origin
+    statement = sa.select(Seizure).where(Seizure.id.in_(list(latest)), visible(Seizure, user))
+    if date_from is not None:
+        statement = statement.where(Seizure.seized_on >= date_from)
+    if date_to is not None:
+        statement = statement.where(Seizure.seized_on <= date_to)
+    seizures = sorted(session.scalars(statement) if latest else [],
+                      key=lambda s: (s.seized_on or dt.date.max, s.id))
+    rows = [{
+        "seizure_id": seizure.id, "reference": seizure.reference,
+        "seized_on": seizure.seized_on.isoformat() if seizure.seized_on else None,
+        "latitude": seizure.latitude, "longitude": seizure.longitude,
+        "origin_lat": latest[seizure.id].best_lat, "origin_lon": latest[seizure.id].best_lon,
+        "area90_km2": latest[seizure.id].area90_km2,
+        "region90": [list(cell) for cell in latest[seizure.id].region90],
+    } for seizure in seizures]
+    facts = [SeizureFacts(s.id, s.seized_on, None, None, None) for s in seizures]
+    return {"seizures": rows, "data": data_statement(facts)}
+
+
+def origins_geojson(origins: dict) -> dict:
+    """Per seizure: its location (Point, null without coordinates), its most likely origin
+    (Point) and its 90% credible region (MultiPolygon of grid cells)."""
+    features = []
+    for row in origins["seizures"]:
+        common = {"seizure_id": row["seizure_id"], "reference": row["reference"],
+                  "seized_on": row["seized_on"]}
+        location = ([row["longitude"], row["latitude"]]
+                    if row["latitude"] is not None and row["longitude"] is not None else None)
+        features.append({"type": "Feature", "properties": {**common, "kind": "seizure"},
+                         "geometry": {"type": "Point", "coordinates": location}
+                         if location else None})
+        features.append({"type": "Feature",
+                         "properties": {**common, "kind": "most_likely_origin",
+                                        "area90_km2": row["area90_km2"]},
+                         "geometry": {"type": "Point",
+                                      "coordinates": [row["origin_lon"], row["origin_lat"]]}})
+        polygons = [[[[lon0, lat0], [lon1, lat0], [lon1, lat1], [lon0, lat1], [lon0, lat0]]]
+                    for lat0, lat1, lon0, lon1 in row["region90"]]
+        features.append({"type": "Feature", "properties": {**common, "kind": "region90"},
+                         "geometry": {"type": "MultiPolygon", "coordinates": polygons}})
+    return {"type": "FeatureCollection", "features": features, "data": origins["data"]}

@@ -113,3 +113,36 @@ def network_svg(network: dict) -> str:
                     color=RELATIONSHIP_COLOURS[name], fontsize=8)
     _footer(figure, network["data"])
     return _svg(figure, "Seizures linked by DNA", network["data"])
+
+
+def origins_svg(origins: dict) -> str:
+    """Seizure locations (squares) joined to their most likely origins (dots) with the 90%
+    credible regions shaded, over the outline of Africa (and east to 125° E when seizures lie
+    beyond it)."""
+    from matplotlib.patches import Rectangle
+
+    from matching.geo_plots import draw_africa
+
+    figure = Figure(figsize=(7.5, 6))
+    axes = figure.add_axes((0.06, 0.14, 0.9, 0.8))
+    draw_africa(axes)
+    east = max([55.0] + [row["longitude"] + 5 for row in origins["seizures"]
+                         if row["longitude"] is not None])
+    axes.set_xlim(-20, min(east, 125.0))
+    axes.set_ylim(-36, 38)
+    axes.set_aspect("equal")
+    for row in origins["seizures"]:
+        for lat0, lat1, lon0, lon1 in row["region90"]:
+            axes.add_patch(Rectangle((lon0, lat0), lon1 - lon0, lat1 - lat0, color="#0072B2",
+                                     alpha=0.25, linewidth=0, zorder=2))
+        axes.plot([row["origin_lon"]], [row["origin_lat"]], "o", color="#D55E00", zorder=4)
+        if row["latitude"] is not None and row["longitude"] is not None:
+            axes.plot([row["longitude"]], [row["latitude"]], "s", color="#222222", zorder=4)
+            axes.plot([row["longitude"], row["origin_lon"]], [row["latitude"], row["origin_lat"]],
+                      color="#555555", linewidth=0.8, linestyle="--", zorder=3)
+            axes.annotate(row["reference"], (row["longitude"], row["latitude"]), fontsize=7,
+                          xytext=(4, 4), textcoords="offset points", zorder=5)
+    axes.set_title("Seizure locations (■) and most likely origins (●, 90% region shaded)",
+                   fontsize=10)
+    _footer(figure, origins["data"])
+    return _svg(figure, "Seizure locations and assigned origins", origins["data"])

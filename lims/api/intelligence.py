@@ -363,3 +363,29 @@ def get_network_svg():
 
     network = network_of_request(query_values(_NETWORK_QUERY))
     return Response(network_svg(network), mimetype="image/svg+xml")
+
+
+@route("/intelligence/origins.geojson", "GET", summary="Seizure locations and assigned "
+       "origins (most likely point, 90% region) from stored match results, as GeoJSON",
+       tag="intelligence", permission="intelligence.read", query=(_FROM, _TO),
+       response=NETWORK_GEOJSON, response_media_type="application/geo+json",
+       description="Per seizure you may see that a finished match request assigned: its "
+                   "location, its most likely origin and the grid cells of its 90% credible "
+                   "region, from the latest such request." + CAVEAT_NOTE)
+def get_origins_geojson():
+    import json
+
+    values = _window_dates()
+    origins = intelligence.seizure_origins(db.session, current_user,
+                                           date_from=values.get("from"),
+                                           date_to=values.get("to"))
+    content = json.dumps(intelligence.origins_geojson(origins), ensure_ascii=False)
+    return _download(content.encode("utf-8"), "seizure-origins.geojson", "application/geo+json")
+
+
+def _window_dates() -> dict:
+    values = query_values((_FROM, _TO))
+    if "from" in values and "to" in values and values["from"] > values["to"]:
+        raise ApiError(400, "invalid query parameters",
+                       {"problems": [{"field": "to", "message": "is before from"}]})
+    return values

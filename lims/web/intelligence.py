@@ -20,7 +20,7 @@ from lims import aitr, intelligence
 from lims.api.routing import load_visible
 from lims.errors import ApiError
 from lims.extensions import db
-from lims.intelligence_figures import network_svg, statement, trends_svg
+from lims.intelligence_figures import network_svg, origins_svg, statement, trends_svg
 from lims.models import Seizure, SeizureRecord
 from lims.trade_records import CODED_FIELDS, check_record, record_values, save_record
 from lims.vocabularies import VOCABULARIES, Vocabularies, set_term
@@ -218,6 +218,7 @@ def intelligence_overview():
         db.session, current_user, **window,
         relationships=(relationship,) if relationship else intelligence.RELATIONSHIPS,
     )
+    origins = intelligence.seizure_origins(db.session, current_user, **window)
     query = {key: value for key, value in (
         ("from", window["date_from"] and window["date_from"].isoformat()),
         ("to", window["date_to"] and window["date_to"].isoformat()),
@@ -227,8 +228,11 @@ def intelligence_overview():
         trend=trend, trend_figure=_data_uri(trends_svg(trend)),
         roles=list(zip(roles, clusters, strict=True)), roles_data=data_statement(facts),
         network=network, network_figure=_data_uri(network_svg(network)),
+        origins=origins, origins_figure=_data_uri(origins_svg(origins)),
         statement=statement, from_year=first, to_year=last, relationship=relationship,
-        relationships=intelligence.RELATIONSHIPS, query=query, year=last or first,
+        relationships=intelligence.RELATIONSHIPS, query=query,
+        query_dates={key: value for key, value in query.items() if key != "relationship"},
+        year=last or first,
     )
 
 

@@ -71,8 +71,8 @@ def test_an_investigator_filters_by_year_and_downloads_the_network(page, log_in,
     expect(page.locator("table.trends")).to_contain_text("500 to < 1,000 kg")
     # Both figures are drawn and shown at a readable size, inside the window.
     figures = page.locator("img.figure")
-    assert figures.count() == 2
-    for k in range(2):
+    assert figures.count() == 3
+    for k in range(3):
         box = figures.nth(k).bounding_box()
         assert box["width"] >= min(600, width - 80) and box["x"] + box["width"] <= width
         assert figures.nth(k).evaluate("img => img.complete && img.naturalWidth > 0")

@@ -368,6 +368,7 @@ ENDPOINTS = [
     ("GET", "/api/v1/intelligence/network.geojson", "intelligence.read"),
     ("GET", "/api/v1/intelligence/network.graphml", "intelligence.read"),
     ("GET", "/api/v1/intelligence/network.svg", "intelligence.read"),
+    ("GET", "/api/v1/intelligence/origins.geojson", "intelligence.read"),
 ]
 ALLOWED = {
     "record.read": {"admin", "custodian", "analyst", "reviewer", "investigator"},
@@ -590,3 +591,52 @@ def test_links_folded_as_requests_finish_equal_a_full_rerun_in_any_order(
             fold_links(session, request_id, when, session.get(MatchRequest, request_id).result)
         session.commit()
         assert _link_rows(session) == incremental, seed
+
+
+def _surface(seizure_id, lat, lon, region):
+    return {"node": f"seizure:{seizure_id}", "group": "x", "best_lat": lat, "best_lon": lon,
+            "max_posterior": 0.2, "area50_km2": 1.0, "area90_km2": 5000.0, "posterior": [],
+            "region50": [], "region90": region}
+
+
+def test_origins_come_from_the_latest_result_and_only_for_visible_seizures(
+    login, trees, session
+):
+    """A 2 x 3 grid (lat -10..0..10, lon 30..35..40..45) with in-range cells 1, 3 and 5
+    (row-major): region90 [0, 2] are cells 1 and 5, i.e. lat -10..0 lon 35..40 and lat 0..10
+    lon 40..45."""
+    import json
+
+    from lims.models import MatchRequest
+
+    analyst = login("analyst")
+    a1, b = trees["a1"].seizure_id, trees["b"].seizure_id
+    session.get(Seizure, a1).latitude, session.get(Seizure, a1).longitude = -4.0, 39.7
+    grid = {"lat_edges": [-10.0, 0.0, 10.0], "lon_edges": [30.0, 35.0, 40.0, 45.0],
+            "in_range": [1, 3, 5]}
+    for when, surfaces in ((1, [_surface(a1, 1.0, 31.0, [1])]),
+                           (2, [_surface(a1, -2.5, 36.0, [0, 2]), _surface(b, 3.0, 33.0, [1]),
+                                {**_surface(0, 0, 0, []), "node": "held:1"}])):
+        session.add(MatchRequest(
+            case_id=trees["a1"].case_id, analyses=["geographic"], reference_sets=[],
+            status="done", result={"geographic": {"grid": grid, "surfaces": surfaces}},
+            requested_by_id=analyst.user_id,
+            finished_at=dt.datetime(2025, 1, when, tzinfo=dt.UTC)))
+    session.commit()
+    investigator = login("investigator")
+    geo = json.loads(investigator.get("/api/v1/intelligence/origins.geojson").data)
+    assert {f["properties"]["reference"] for f in geo["features"]} == {"KE-SZ"}
+    kinds = {f["properties"]["kind"]: f["geometry"] for f in geo["features"]}
+    assert kinds["seizure"] == {"type": "Point", "coordinates": [39.7, -4.0]}
+    assert kinds["most_likely_origin"] == {"type": "Point", "coordinates": [36.0, -2.5]}
+    assert kinds["region90"]["coordinates"] == [
+        [[[35.0, -10.0], [40.0, -10.0], [40.0, 0.0], [35.0, 0.0], [35.0, -10.0]]],
+        [[[40.0, 0.0], [45.0, 0.0], [45.0, 10.0], [40.0, 10.0], [40.0, 0.0]]],
+    ]
+    assert geo["data"]["seizures"] == 1
+    session.add(CaseShare(case_id=trees["b"].case_id, agency_id=investigator.agency_id))
+    session.commit()
+    geo = json.loads(investigator.get("/api/v1/intelligence/origins.geojson").data)
+    assert {f["properties"]["reference"] for f in geo["features"]} == {"KE-SZ", "UG-SZ"}
+    assert investigator.get("/api/v1/intelligence/origins.geojson?from=2030-01-01&to=2020-01-01"
+                            ).status_code == 400

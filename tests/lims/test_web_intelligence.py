@@ -95,7 +95,7 @@ def test_the_overview_states_its_data_and_links_the_downloads(app, agencies, sei
     page = analyst.get("/intelligence?from_year=2024&to_year=2024").get_data(as_text=True)
     assert "1 seizures you may see, 2024–2024." in page
     assert "not trends in trafficking" in page
-    assert page.count('src="data:image/svg+xml;base64,') == 2
+    assert page.count('src="data:image/svg+xml;base64,') == 3
     assert "/api/v1/intelligence/network.graphml?from=2024-01-01&amp;to=2024-12-31" in page
     assert "/api/v1/intelligence/aitr.xlsx?year=2024" in page
     download = analyst.get("/api/v1/intelligence/aitr.xlsx?year=2024")
