@@ -217,6 +217,7 @@ def run_claimed(app: Flask, request_id: int, worker: str, attempt: int) -> str:
     heartbeat.start()
     started = time.monotonic()
     try:
+        from lims.intelligence import fold_links
         from lims.reports.analysis import run_analysis
         from matching.warmup import ENGINE
 
@@ -231,11 +232,14 @@ def run_claimed(app: Flask, request_id: int, worker: str, attempt: int) -> str:
                     progress=progress,
                 )
                 session.rollback()  # the analysis only read; the result is one write
+                finished = utcnow()
                 stored = session.execute(
                     sa.update(_table).where(*_claimed_by(request_id, worker, attempt))
                     .values(result=result, status="done", progress=1.0, stage=None,
-                            finished_at=utcnow())
+                            finished_at=finished)
                 ).rowcount
+                if stored:  # the network of seizures grows with each finished request
+                    fold_links(session, request_id, finished, result)
                 session.commit()
             except Exception as error:  # every failure is stored, whatever its kind
                 session.rollback()

@@ -32,6 +32,9 @@ PERMISSIONS = {
     "audit.read": "read the audit trail",
     "exchange.manage": "register exchange partners, export and import signed packages, decide "
     "partners' follow-up requests",
+    "intelligence.read": "read seizure-intelligence figures and AITR/ETIS tables (need-to-know "
+    "applies to every figure)",
+    "vocabulary.manage": "add, relabel and retire terms of the seizure-record vocabularies",
 }
 
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
@@ -43,6 +46,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
             "storage.write",
             "audit.read",
             "exchange.manage",
+            "vocabulary.manage",
         }
     ),
     "custodian": frozenset(
@@ -57,12 +61,22 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
             "profile.write",
             "match.request",
             "report.prepare",
+            "intelligence.read",
         }
     ),
     "reviewer": frozenset(
-        {"record.read", "profile.review", "audit.read", "match.request", "report.review"}
+        {
+            "record.read",
+            "profile.review",
+            "audit.read",
+            "match.request",
+            "report.review",
+            "intelligence.read",
+        }
     ),
-    "investigator": frozenset({"record.read", "case.write", "match.request"}),
+    "investigator": frozenset(
+        {"record.read", "case.write", "match.request", "intelligence.read"}
+    ),
     "researcher": frozenset({"released.read"}),
 }
 

@@ -18,6 +18,7 @@ from lims.api import (  # noqa: F401  (modules register their routes)
     evidence,
     exchange,
     genotypes,
+    intelligence,
     openapi,
     people,
     released,

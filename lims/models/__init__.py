@@ -37,6 +37,7 @@ from lims.models.exchange import (
 )
 from lims.models.genetics import PROFILE_STATES, GenotypeImport, GenotypeProfile
 from lims.models.idempotency import IdempotencyKey
+from lims.models.intelligence import SeizureLink, SeizureRecord, VocabularyTerm
 from lims.models.matching import (
     ANALYSES,
     MATCH_STATUSES,
@@ -106,11 +107,14 @@ __all__ = [
     "ReportSignature",
     "Sample",
     "Seizure",
+    "SeizureLink",
+    "SeizureRecord",
     "SourceAnimal",
     "StorageLocation",
     "User",
     "UserRole",
     "UserSession",
+    "VocabularyTerm",
     "hash_token",
 ]
 

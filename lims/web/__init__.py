@@ -14,7 +14,15 @@ API's own builders, so a form can do nothing the API would refuse.
 from __future__ import annotations
 
 # The area modules add their routes to ``bp`` when imported.
-from lims.web import custody, evidence, exchange, genotypes, printing, start  # noqa: F401
+from lims.web import (  # noqa: F401
+    custody,
+    evidence,
+    exchange,
+    genotypes,
+    intelligence,
+    printing,
+    start,
+)
 from lims.web.common import NavLink, add_nav_link, bp
 
 __all__ = ["NavLink", "add_nav_link", "bp"]
