@@ -112,8 +112,9 @@ def point_frequencies(counts: AlleleCounts, floor: bool = True) -> np.ndarray:
     minimum ``5 / (2N)``, N being the number of animals typed at that locus in that population.
     The alleles seen anywhere in the counts are then renormalised to sum to one; alleles seen
     nowhere (present in the coding only because a query carries them) keep the floor, capped at
-    ``1 / (alleles seen + 1)`` for tiny samples, and are *not* renormalised, so the frequencies of known alleles — and the statistics of profiles
-    made of them — do not depend on which other queries are in the batch. Padding entries stay
+    ``1 / (alleles seen + 1)`` for tiny samples, and are *not* renormalised, so the frequencies
+    of known alleles — and the statistics of profiles made of them — do not depend on which
+    other queries are in the batch. Padding entries stay
     zero. A population with no typed animal at a locus gets equal frequencies.
 
     Returns

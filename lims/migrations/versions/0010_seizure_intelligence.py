@@ -7,7 +7,7 @@ the seizure's free-text place, country and route are left as they are. ``vocabul
 holds additions, relabellings and retirements of the packaged vocabularies.
 
 Revision ID: 0010
-Revises: 0007
+Revises: 0009
 Create Date: 2026-12-03
 """
 
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0010"
-down_revision = "0007"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
