@@ -19,6 +19,7 @@ from lims.api import (  # noqa: F401  (modules register their routes)
     genotypes,
     openapi,
     people,
+    quality,
     released,
     requests,
 )
