@@ -53,10 +53,20 @@ def post_run(caller, content: bytes, *, name: str = "RUN-1", plate_map: bytes | 
                               content_type="multipart/form-data")
 
 
-def confirm_hits(session, result: dict, user_id: int) -> int:
+def confirm_hits(app, request_id: int, user_id: int) -> int:
     """Record a concordant re-typing of the subject sample of every same-animal hit in a
-    finished request's result, straight into the database (for tests of other things).
-    Returns how many were recorded."""
+    finished request's result, straight into the database (for tests of other things than
+    the confirmation, which an evidential report needs). Returns how many were recorded."""
+    from sqlalchemy.orm import Session
+
+    from lims.extensions import db
+    from lims.models import MatchRequest
+
+    with Session(db.engine_for(app)) as session:
+        return _confirm(session, session.get(MatchRequest, request_id).result, user_id)
+
+
+def _confirm(session, result: dict, user_id: int) -> int:
     panel = result["panel"]["name"]
     recorded = 0
     for pair in result["pairs"]:

@@ -59,6 +59,7 @@ from matching.mixture import estimate_mixture
 from matching.pair_search import locus_log10_lrs
 from matching.relationships import RELATIONSHIPS
 from matching.theta import ThetaChoice
+from tests.lims.quality_support import confirm_hits
 from tests.lims.test_match_requests import (
     FAST,
     PANEL,
@@ -92,6 +93,8 @@ def staff(login):
 def finished_request(app, world, staff, **changes) -> dict:
     request = run_to_end(app, staff["investigator"], request_body(world, **changes))
     assert request["status"] == "done", request["error"]
+    # An evidential report needs its same-animal hits confirmed (tests/lims/test_quality*.py).
+    confirm_hits(app, request["id"], staff["analyst"].user_id)
     return request
 
 
