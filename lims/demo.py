@@ -57,6 +57,7 @@ from lims.models import (
     StorageLocation,
     User,
 )
+from lims.quality.demo import load_quality
 
 DEMO_SEED = 20240685
 DEMO_PASSWORD = "dnatrack-demo"
@@ -540,6 +541,9 @@ def load_demo(session: Session, *, seed: int = DEMO_SEED) -> DemoContents:
     loader.genotypes(_rows(ivory.true_genotypes, list(REPLICATED_ITEMS)),
                      [aliquot.barcode for aliquot in aliquots], "DEMO-LAB",
                      ivory_reference.panel, "RUN-REPLICATES", release=False)
+    # A run with controls, and one flagged contamination on it (lims.quality.demo).
+    load_quality(session, reference=ivory_reference, analyst=loader._staff("DEMO-LAB", "analyst"),
+                 parent=aliquots[0].parent, run_on=dt.date(2024, 10, 1))
     session.flush()
     counts = {
         name: session.scalar(sa.select(sa.func.count()).select_from(model))

@@ -14,7 +14,7 @@ API's own builders, so a form can do nothing the API would refuse.
 from __future__ import annotations
 
 # The area modules add their routes to ``bp`` when imported.
-from lims.web import custody, evidence, genotypes, printing, start  # noqa: F401
+from lims.web import custody, evidence, genotypes, printing, quality, start  # noqa: F401
 from lims.web.common import NavLink, add_nav_link, bp
 
 __all__ = ["NavLink", "add_nav_link", "bp"]

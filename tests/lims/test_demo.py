@@ -52,7 +52,7 @@ def test_the_demo_holds_the_scenario(demo):
     # 2 more for each carcass sample.
     assert contents.counts == {
         "agencies": 4, "users": 8, "cases": 4, "seizures": 5, "items": 52,
-        "source_animals": 5, "samples": 59, "profiles": 59,
+        "source_animals": 5, "samples": 60, "profiles": 60,
         "custody_events": 5 * 5 + 5 * 52 + 7 * 5 + 5 * 2, "storage_locations": 13,
     }
     with app.app_context():
@@ -210,7 +210,7 @@ def test_a_demo_folder_is_reused_or_rebuilt(tmp_path):
     assert contents is None  # reused, not loaded twice
     app, _, contents = open_demo(folder, reset=True, config=TEST_CONFIG)
     with app.app_context():
-        assert db.session.scalar(sa.select(sa.func.count()).select_from(Sample)) == 59
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(Sample)) == 60
     db.engine_for(app).dispose()
     assert contents is not None
 
