@@ -542,8 +542,12 @@ def load_demo(session: Session, *, seed: int = DEMO_SEED) -> DemoContents:
                      [aliquot.barcode for aliquot in aliquots], "DEMO-LAB",
                      ivory_reference.panel, "RUN-REPLICATES", release=False)
     # A run with controls, and one flagged contamination on it (lims.quality.demo).
-    load_quality(session, reference=ivory_reference, analyst=loader._staff("DEMO-LAB", "analyst"),
-                 parent=aliquots[0].parent, run_on=dt.date(2024, 10, 1))
+    lab_analyst, day = loader._staff("DEMO-LAB", "analyst"), dt.date(2024, 10, 1)
+    load_quality(session, reference=ivory_reference, analyst=lab_analyst,
+                 parent=aliquots[0].parent, run_on=day,
+                 custody=lambda sample: loader._sample_custody(
+                     sample, "DEMO-LAB", loader._staff("DEMO-LAB", "custodian"), lab_analyst,
+                     sample.parent.collected_at.date() + dt.timedelta(days=12), 30))
     session.flush()
     counts = {
         name: session.scalar(sa.select(sa.func.count()).select_from(model))

@@ -5,6 +5,7 @@ plate typed as the positive control's genotype (the control's DNA got into its w
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 
 from sqlalchemy.orm import Session
 
@@ -34,7 +35,8 @@ def _export(wells: list[tuple[str, str, str, dict]], loci: list[str], run: str) 
 
 
 def load_quality(session: Session, *, reference: ReferenceSet, analyst: User,
-                 parent: Sample, run_on: dt.date) -> None:
+                 parent: Sample, run_on: dt.date,
+                 custody: Callable[[Sample], None]) -> None:
     """Add the demo's quality records (see the module docstring) to ``session``."""
     panel = resolve_panel(reference.panel)
     control = _genotype(reference, 0)
@@ -49,6 +51,7 @@ def load_quality(session: Session, *, reference: ReferenceSet, analyst: User,
                           description="Second replicate aliquot (typed on the QC demo run).")
     session.add(contaminated)
     session.flush()
+    custody(contaminated)
     content = _export([("A01", DEMO_CONTROL, "Positive Control", control),
                        ("A02", "NTC-1", "Negative Control", {}),
                        ("B01", contaminated.barcode, "Sample", control)],

@@ -791,6 +791,9 @@ def test_a_savanna_seizure_is_scored_with_savanna_frequencies_when_forest_is_cho
     assert (forest_lr[:, forest.relationships.index("half_sibling")] >= cutoff).sum() > 5
 
     # The issued report names the savanna set as the source of the frequencies.
+    with app.app_context():
+        analyst_id = db.session.scalar(sa.select(User.id).where(User.username == "analyst"))
+    confirm_hits(app, request_id, analyst_id)
     analyst = demo_browser(app, "analyst")
     drafted = analyst.post(f"/match-requests/{request_id}/reports", {"kind": "evidential"})
     report_url = drafted.headers["Location"]
