@@ -57,7 +57,7 @@ from lims.models import (
     StorageLocation,
     User,
 )
-from lims.quality.demo import load_quality
+from lims.quality.demo import confirm_tusk_pairs, load_quality
 
 DEMO_SEED = 20240685
 DEMO_PASSWORD = "dnatrack-demo"
@@ -548,6 +548,7 @@ def load_demo(session: Session, *, seed: int = DEMO_SEED) -> DemoContents:
                  custody=lambda sample: loader._sample_custody(
                      sample, "DEMO-LAB", loader._staff("DEMO-LAB", "custodian"), lab_analyst,
                      sample.parent.collected_at.date() + dt.timedelta(days=12), 30))
+    confirm_tusk_pairs(session, ivory, loader.barcodes, lab_analyst)
     session.flush()
     counts = {
         name: session.scalar(sa.select(sa.func.count()).select_from(model))

@@ -791,9 +791,6 @@ def test_a_savanna_seizure_is_scored_with_savanna_frequencies_when_forest_is_cho
     assert (forest_lr[:, forest.relationships.index("half_sibling")] >= cutoff).sum() > 5
 
     # The issued report names the savanna set as the source of the frequencies.
-    with app.app_context():
-        analyst_id = db.session.scalar(sa.select(User.id).where(User.username == "analyst"))
-    confirm_hits(app, request_id, analyst_id)
     analyst = demo_browser(app, "analyst")
     drafted = analyst.post(f"/match-requests/{request_id}/reports", {"kind": "evidential"})
     report_url = drafted.headers["Location"]
@@ -854,6 +851,7 @@ def test_a_mixed_seizure_scores_each_tusk_with_its_own_species_frequencies(app, 
         scored_as_engine(pair, observed, pair["frequency_reference"],
                          thetas[pair["frequency_reference"]])
 
+    confirm_hits(app, request["id"], staff["analyst"].user_id)
     draft = staff["analyst"].post(f"/api/v1/match-requests/{request['id']}/reports",
                                   json={"kind": "evidential"}).json
     html = plain_text(staff["analyst"].get(f"/api/v1/reports/{draft['id']}/html").text)
