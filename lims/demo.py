@@ -57,6 +57,7 @@ from lims.models import (
     StorageLocation,
     User,
 )
+from lims.quality.demo import confirm_tusk_pairs, load_quality
 
 DEMO_SEED = 20240685
 DEMO_PASSWORD = "dnatrack-demo"
@@ -540,6 +541,14 @@ def load_demo(session: Session, *, seed: int = DEMO_SEED) -> DemoContents:
     loader.genotypes(_rows(ivory.true_genotypes, list(REPLICATED_ITEMS)),
                      [aliquot.barcode for aliquot in aliquots], "DEMO-LAB",
                      ivory_reference.panel, "RUN-REPLICATES", release=False)
+    # A run with controls, and one flagged contamination on it (lims.quality.demo).
+    lab_analyst, day = loader._staff("DEMO-LAB", "analyst"), dt.date(2024, 10, 1)
+    load_quality(session, reference=ivory_reference, analyst=lab_analyst,
+                 parent=aliquots[0].parent, run_on=day,
+                 custody=lambda sample: loader._sample_custody(
+                     sample, "DEMO-LAB", loader._staff("DEMO-LAB", "custodian"), lab_analyst,
+                     sample.parent.collected_at.date() + dt.timedelta(days=12), 30))
+    confirm_tusk_pairs(session, ivory, loader.barcodes, lab_analyst)
     session.flush()
     counts = {
         name: session.scalar(sa.select(sa.func.count()).select_from(model))

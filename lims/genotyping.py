@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from dnatrack.panels import Panel, load_panel
 from lims.database import utcnow
@@ -148,7 +148,17 @@ def create_profile(
         superseded=False,
     )
     session.add(profile)
+    _screen(session, profile)
     return profile
+
+
+def _screen(session: Session, profile: GenotypeProfile) -> None:
+    """Screen a new profile for contamination and duplicates before review
+    (:func:`lims.quality.checks.screen_profile`)."""
+    from lims.quality.checks import screen_profile
+
+    session.flush()
+    screen_profile(session, profile)
 
 
 def _not_the_analyst(profile: GenotypeProfile, user: User, action: str) -> None:
@@ -169,6 +179,15 @@ def review_profile(profile: GenotypeProfile, reviewer: User) -> None:
     """pending → reviewed, by someone other than the analyst."""
     _require_state(profile, ("pending",), "review")
     _not_the_analyst(profile, reviewer, "review")
+    from lims.quality.checks import review_blockers
+
+    blockers = review_blockers(object_session(profile), profile)
+    if blockers:
+        raise ProfileError(
+            409,
+            f"profile {profile.id} cannot be reviewed: {'; '.join(blockers)}",
+            [{"field": "state", "message": reason} for reason in blockers],
+        )
     profile.state = "reviewed"
     profile.reviewer_id = reviewer.id
     profile.reviewed_at = utcnow()
@@ -235,4 +254,5 @@ def correct_profile(
         superseded=False,
     )
     session.add(corrected)
+    _screen(session, corrected)
     return corrected

@@ -21,6 +21,7 @@ from lims.api import (  # noqa: F401  (modules register their routes)
     intelligence,
     openapi,
     people,
+    quality,
     released,
     requests,
 )

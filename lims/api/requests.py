@@ -134,6 +134,10 @@ REPORT = Schema(
         read_only("amendment_reason", "string"),
         read_only("signatures", "array", "E-signatures: role, user, name, meaning, time.",
                   items="object", nullable=False, getter=_signatures),
+        read_only("warnings", "array", "Proficiency warnings of its signers (lims.quality).",
+                  items="string", nullable=False,
+                  getter=lambda report: ((report.body or {}).get("quality") or {}).get(
+                      "proficiency_warnings", [])),
         read_only("body_sha256", "string", "SHA-256 of the body's canonical JSON.",
                   nullable=False),
         read_only("ledger_head_hash", "string", "Custody-ledger head printed on the report.",

@@ -60,6 +60,19 @@ from lims.models.people import (
     UserSession,
     hash_token,
 )
+from lims.models.quality import (
+    ContaminationFlag,
+    EliminationProfile,
+    ExtractionBatch,
+    ExtractionBatchExtract,
+    GenotypingRun,
+    HitConfirmation,
+    PlateWell,
+    PositiveControl,
+    ProfileScreen,
+    QualityRecord,
+    SpeciesTest,
+)
 
 __all__ = [
     "AGENCY_KINDS",
@@ -116,6 +129,18 @@ __all__ = [
     "UserSession",
     "VocabularyTerm",
     "hash_token",
+    # the quality system (lims/models/quality.py)
+    "ContaminationFlag",
+    "EliminationProfile",
+    "ExtractionBatch",
+    "ExtractionBatchExtract",
+    "GenotypingRun",
+    "HitConfirmation",
+    "PlateWell",
+    "PositiveControl",
+    "ProfileScreen",
+    "QualityRecord",
+    "SpeciesTest",
 ]
 
 # Every session that writes these models keeps the audit trail.

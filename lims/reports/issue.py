@@ -44,6 +44,7 @@ from lims.custody import (
 from lims.custody import format_time as chain_time
 from lims.database import utcnow
 from lims.models import REPORT_KINDS, MatchRequest, Report, ReportSignature, User
+from lims.quality.checks import report_section, unconfirmed_hits
 from lims.reports.access import result_for_reader
 from lims.reports.layout import present
 from lims.reports.render import render_documents, renderer_versions
@@ -222,6 +223,8 @@ def build_body(session: Session, report: Report) -> dict:
         ],
         "ledger_head": {"seq": (head := ledger_head(session)).seq, "hash": head.hash},
         "software": renderer_versions(),
+        # Species tests, panel validation, hit confirmations, proficiency (lims.quality).
+        "quality": report_section(session, report),
     }
 
 
@@ -237,6 +240,14 @@ def _sign(report: Report, user: User, role: str) -> None:
         user_id=user.id, signer_name=user.full_name, role=role,
         meaning=SIGNATURE_MEANINGS[role], signed_at=utcnow(),
     ))
+
+
+def _refuse_unconfirmed_hits(session: Session, request: MatchRequest) -> None:
+    """An evidential report states no same-animal hit that the lab has not confirmed."""
+    reasons = unconfirmed_hits(session, request.result or {})
+    if reasons:
+        raise ReportError(409, "an evidential report cannot be issued before its hits are "
+                               "confirmed: " + "; ".join(reasons))
 
 
 def _check_draft(report: Report) -> None:
@@ -270,6 +281,8 @@ def draft_report(
     if open_draft is not None:
         raise ReportError(409, f"report {open_draft} is already an open {kind} draft of this "
                                "request; revise, issue or withdraw it first")
+    if kind == "evidential":
+        _refuse_unconfirmed_hits(session, request)
     latest = session.scalar(sa.select(sa.func.max(Report.version)).where(
         Report.match_request_id == request.id, Report.kind == kind)) or 0
     report = Report(
@@ -335,6 +348,8 @@ def issue(session: Session, report: Report) -> None:
     awaited = _awaited(report)
     if awaited:
         raise ReportError(409, f"the report still needs the {' and '.join(awaited)} signature")
+    if report.kind == "evidential":
+        _refuse_unconfirmed_hits(session, report.match_request)
     # The signatures get their ids, which the chain hash covers.
     session.flush()
     # The row is written once, complete: the database refuses an issued row without its files.

@@ -21,6 +21,7 @@ from lims.web import (  # noqa: F401
     genotypes,
     intelligence,
     printing,
+    quality,
     start,
 )
 from lims.web.common import NavLink, add_nav_link, bp

@@ -52,15 +52,15 @@ def test_the_demo_holds_the_scenario(demo):
     # 2 more for each carcass sample.
     assert contents.counts == {
         "agencies": 4, "users": 8, "cases": 4, "seizures": 5, "items": 52,
-        "source_animals": 5, "samples": 59, "profiles": 59,
-        "custody_events": 5 * 5 + 5 * 52 + 7 * 5 + 5 * 2, "storage_locations": 13,
+        "source_animals": 5, "samples": 60, "profiles": 60,
+        "custody_events": 5 * 5 + 5 * 52 + 7 * 5 + 5 * 3, "storage_locations": 13,
     }
     with app.app_context():
         session = db.session
         states = dict(session.execute(
             sa.select(GenotypeProfile.state, sa.func.count()).group_by(GenotypeProfile.state)
         ).all())
-        assert states == {"released": 57, "pending": 2}
+        assert states == {"released": 57, "pending": 3}  # the QC run's flagged replicate too
         for profile in session.scalars(sa.select(GenotypeProfile).where(
                 GenotypeProfile.state == "released")):
             assert profile.reviewer_id not in (None, profile.analyst_id)
@@ -210,7 +210,7 @@ def test_a_demo_folder_is_reused_or_rebuilt(tmp_path):
     assert contents is None  # reused, not loaded twice
     app, _, contents = open_demo(folder, reset=True, config=TEST_CONFIG)
     with app.app_context():
-        assert db.session.scalar(sa.select(sa.func.count()).select_from(Sample)) == 59
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(Sample)) == 60
     db.engine_for(app).dispose()
     assert contents is not None
 
@@ -220,7 +220,7 @@ def test_dnatrack_demo_prints_the_logins(tmp_path, capsys, monkeypatch):
     assert dnatrack_main(["demo", "--no-serve"]) == 0
     out = capsys.readouterr().out
     assert re.search(r"Demo created in .*dnatrack-demo in [\d.]+ s: 4 cases, 5 seizures, "
-                     r"59 samples, 59 genotype profiles, 330 custody events\.", out)
+                     r"60 samples, 60 genotype profiles, 335 custody events\.", out)
     assert f"every password: {DEMO_PASSWORD}" in out
     for user in USERS:
         assert re.search(rf"^  {re.escape(user.username)} +{re.escape(', '.join(user.roles))} ",

@@ -61,6 +61,7 @@ from matching.mixture import estimate_mixture
 from matching.pair_search import locus_log10_lrs
 from matching.relationships import RELATIONSHIPS
 from matching.theta import ThetaChoice
+from tests.lims.quality_support import confirm_hits
 from tests.lims.test_match_requests import (
     FAST,
     PANEL,
@@ -94,6 +95,8 @@ def staff(login):
 def finished_request(app, world, staff, **changes) -> dict:
     request = run_to_end(app, staff["investigator"], request_body(world, **changes))
     assert request["status"] == "done", request["error"]
+    # An evidential report needs its same-animal hits confirmed (tests/lims/test_quality*.py).
+    confirm_hits(app, request["id"], staff["analyst"].user_id)
     return request
 
 
@@ -852,6 +855,7 @@ def test_a_mixed_seizure_scores_each_tusk_with_its_own_species_frequencies(app, 
         scored_as_engine(pair, observed, pair["frequency_reference"],
                          thetas[pair["frequency_reference"]])
 
+    confirm_hits(app, request["id"], staff["analyst"].user_id)
     draft = staff["analyst"].post(f"/api/v1/match-requests/{request['id']}/reports",
                                   json={"kind": "evidential"}).json
     html = plain_text(staff["analyst"].get(f"/api/v1/reports/{draft['id']}/html").text)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import pytest
 
 from lims import jobs
+from tests.lims.quality_support import confirm_hits
 from tests.lims.test_match_requests import load_scenario, request_body
 from tests.lims.test_reports import pdf_text
 from tests.lims.web_support import make_browser
@@ -35,6 +36,7 @@ def shared_then_withdrawn(app, agencies, login):
     assert created.status_code == 201
     jobs.run_queued(app)
     request_id = created.json["id"]
+    confirm_hits(app, request_id, staff["analyst"].user_id)
     result_url = f"/api/v1/match-requests/{request_id}/result"
     shared = staff["investigator"].get(result_url)
     draft = staff["analyst"].post(f"/api/v1/match-requests/{request_id}/reports",

@@ -6,7 +6,7 @@ profiles it carried) are append-only: the database refuses UPDATE and DELETE on 
 TRUNCATE on PostgreSQL), as on the custody ledger, so an imported profile is never edited.
 
 Revision ID: 0009
-Revises: 0007
+Revises: 0008
 Create Date: 2026-12-03
 """
 
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0009"
-down_revision = "0007"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
