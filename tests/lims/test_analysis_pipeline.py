@@ -25,11 +25,12 @@ from dnatrack.cli import main
 from dnatrack.formats import write_genotypes
 from dnatrack.panels import load_panel
 from lims.extensions import db
-from lims.models import MatchRequest, Seizure
+from lims.models import MatchRequest, Seizure, User, UserRole
 from lims.release import released_genotypes
 from lims.reports.analysis import seizure_barcodes
 from lims.reports.layout import present
 from matching.analysis import RESULT_FORMAT, AnalysisResult, upgrade
+from tests.lims.quality_support import confirm_hits
 from tests.lims.test_match_requests import (
     FAST,
     PANEL,
@@ -178,6 +179,10 @@ def test_a_report_on_a_layout_3_result_is_drafted_issued_and_amended(app, world,
         record.status, record.result, record.progress = "done", old, 1.0
         record.started_at = record.finished_at = record.created_at
         db.session.commit()
+        analyst_id = db.session.scalar(sa.select(User.id).join(UserRole).where(
+            UserRole.role == "analyst").limit(1))
+    # the evidential report states only confirmed same-animal hits (lims.quality)
+    assert confirm_hits(app, created["id"], analyst_id) > 0
     draft = analyst.post(f"/api/v1/match-requests/{created['id']}/reports",
                          json={"kind": "evidential"})
     assert draft.status_code == 201, draft.json
