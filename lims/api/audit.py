@@ -25,22 +25,41 @@ from lims.models import (
     AuditRecord,
     Case,
     CaseShare,
+    ContaminationFlag,
+    EliminationProfile,
+    ExchangeEvent,
+    ExchangeFollowUp,
+    ExchangePackage,
+    ExchangePartner,
+    ExchangeProfile,
     Extract,
+    ExtractionBatch,
+    ExtractionBatchExtract,
     GenotypeImport,
     GenotypeProfile,
+    GenotypingRun,
+    HitConfirmation,
     Item,
     LoginFailure,
     LoginLockout,
     MatchRequest,
+    PlateWell,
+    PositiveControl,
+    ProfileScreen,
+    QualityRecord,
     Report,
     ReportSignature,
     Sample,
     Seizure,
+    SeizureLink,
+    SeizureRecord,
     SourceAnimal,
+    SpeciesTest,
     StorageLocation,
     User,
     UserRole,
     UserSession,
+    VocabularyTerm,
 )
 from lims.reports.access import report_scope, request_scope
 
@@ -71,6 +90,26 @@ def _colleague_names(user: User) -> sa.Select:
     return sa.select(User.username).where(visible(User, user))
 
 
+def _visible_ids(model, user: User) -> sa.Select:
+    return sa.select(model.id).where(visible(model, user))
+
+
+def _own_agency(model):
+    return lambda user: model.agency_id == user.agency_id
+
+
+def _partners(user: User) -> sa.Select:
+    return sa.select(ExchangePartner.id).where(ExchangePartner.agency_id == user.agency_id)
+
+
+def _runs(user: User) -> sa.Select:
+    return sa.select(GenotypingRun.id).where(GenotypingRun.agency_id == user.agency_id)
+
+
+def _batches(user: User) -> sa.Select:
+    return sa.select(ExtractionBatch.id).where(ExtractionBatch.agency_id == user.agency_id)
+
+
 def _reports(user: User) -> sa.Select:
     return sa.select(Report.id).where(report_scope(Report, user, False))
 
@@ -91,6 +130,35 @@ _OWN_RULES = {
     MatchRequest: lambda user: request_scope(MatchRequest, user, False),
     Report: lambda user: report_scope(Report, user, False),
     ReportSignature: lambda user: ReportSignature.report_id.in_(_reports(user)),
+    # The quality system: the agency's own runs, batches, controls and records; the checks
+    # and confirmations of profiles and samples the user may see.
+    GenotypingRun: _own_agency(GenotypingRun),
+    ExtractionBatch: _own_agency(ExtractionBatch),
+    PositiveControl: _own_agency(PositiveControl),
+    EliminationProfile: _own_agency(EliminationProfile),
+    QualityRecord: _own_agency(QualityRecord),
+    PlateWell: lambda user: PlateWell.run_id.in_(_runs(user)),
+    ExtractionBatchExtract: lambda user: ExtractionBatchExtract.batch_id.in_(_batches(user)),
+    ContaminationFlag: lambda user: ContaminationFlag.profile_id.in_(
+        _visible_ids(GenotypeProfile, user)),
+    ProfileScreen: lambda user: ProfileScreen.profile_id.in_(
+        _visible_ids(GenotypeProfile, user)),
+    HitConfirmation: lambda user: HitConfirmation.profile_id.in_(
+        _visible_ids(GenotypeProfile, user)),
+    SpeciesTest: lambda user: SpeciesTest.sample_id.in_(_visible_ids(Sample, user)),
+    # Exchange: the agency's own partners and what passed with them.
+    ExchangePartner: _own_agency(ExchangePartner),
+    ExchangeEvent: lambda user: ExchangeEvent.partner_id.in_(_partners(user)),
+    ExchangeFollowUp: lambda user: ExchangeFollowUp.partner_id.in_(_partners(user)),
+    ExchangePackage: lambda user: ExchangePackage.partner_id.in_(_partners(user)),
+    ExchangeProfile: lambda user: ExchangeProfile.partner_id.in_(_partners(user)),
+    # Intelligence: coded records and links of seizures the user may see (a link: both ends);
+    # the vocabularies are the whole instance's.
+    SeizureRecord: lambda user: SeizureRecord.seizure_id.in_(_visible_ids(Seizure, user)),
+    SeizureLink: lambda user: sa.and_(
+        SeizureLink.seizure1_id.in_(_visible_ids(Seizure, user)),
+        SeizureLink.seizure2_id.in_(_visible_ids(Seizure, user))),
+    VocabularyTerm: lambda user: sa.true(),
 }
 _ACCESS_RULES = (
     User,
