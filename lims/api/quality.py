@@ -233,7 +233,8 @@ RUN = Schema("genotyping_run", (
 RUN_UPLOAD = Schema("run_upload", (
     Field("file", FILE_TYPE, "The run's GeneMapper export (Sample Name, Marker, Allele n; "
           "Well, Sample Type and Run Name read when present).", required=True, nullable=False),
-    Field("plate_map", FILE_TYPE, "Plate map CSV: well, kind, name[, extract]."),
+    Field("plate_map", FILE_TYPE, "Plate map, CSV or XLSX (first sheet): well, kind, "
+          "name[, extract]."),
     Field("panel", "string", "Marker panel.", required=True, nullable=False),
     Field("name", "string", "Run name.", required=True, nullable=False, max_length=100),
     Field("instrument", "string", required=True, nullable=False, max_length=200),

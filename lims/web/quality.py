@@ -28,7 +28,7 @@ add_nav_link(NavLink("web.runs", "Runs", ("profile.write", "profile.review")))
 
 class RunForm(FlaskForm):
     file = FileField("GeneMapper export of the run")
-    plate_map = FileField("Plate map CSV (well, kind, name, extract), optional")
+    plate_map = FileField("Plate map, CSV or XLSX (well, kind, name, extract), optional")
     panel = SelectField("Marker panel")
     name = StringField("Run name")
     instrument = StringField("Instrument")

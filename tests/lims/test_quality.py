@@ -381,3 +381,64 @@ def test_quality_records_need_a_reviewer_and_name_an_analyst_of_the_agency(sessi
     import hashlib
     assert stored.json["sha256"] == hashlib.sha256(b"%PDF-1.4 report").hexdigest()
     assert session.scalar(sa.select(sa.func.count()).select_from(Item)) == 4
+
+
+def _xlsx(rows: list[list]) -> bytes:
+    """A workbook whose first sheet holds ``rows`` (cells as given: text or numbers)."""
+    from openpyxl import Workbook
+
+    workbook = Workbook()
+    for row in rows:
+        workbook.active.append(row)
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    return buffer.getvalue()
+
+
+def test_an_xlsx_plate_map_is_read_as_its_csv(session, lab):
+    staff, trees = lab
+    content = export([("", "PC-1", "", CONTROL), ("", "NTC-1", "", {}),
+                      ("", "KE-S1", "", genotype(1))])
+    rows = [["well", "kind", "name"], ["A1", "positive_control", "PC-1"],
+            ["A2", "negative_control", "NTC-1"], ["B1", "sample", "KE-S1"]]
+    workbook = _xlsx(rows)
+    answer = post_run(staff["analyst"], content, plate_map=workbook)
+    assert answer.status_code == 201, answer.json
+    run = answer.json
+    assert run["status"] == "in_control", run["hold_reason"]
+    assert [(w["well"], w["kind"]) for w in run["wells"]] == [
+        ("A01", "positive_control"), ("A02", "negative_control"), ("B01", "sample")]
+    import hashlib
+    assert run["plate_map_sha256"] == hashlib.sha256(workbook).hexdigest()
+
+
+def test_a_bad_xlsx_plate_map_gives_the_csv_problems_by_row_and_column_and_writes_nothing(
+        session, lab):
+    staff, trees = lab
+    content = export([("", "PC-1", "", CONTROL), ("", "NTC-1", "", {}),
+                      ("", "KE-S1", "", genotype(1))])
+    rows = [["well", "kind", "name"], ["A1", "positive_control", "PC-1"],
+            ["Q7", "negative_control", "NTC-1"], ["A1", "sampel", "KE-S1"]]
+    csv_map = "".join(",".join(row) + "\n" for row in rows).encode()
+    answers = [post_run(staff["analyst"], content, plate_map=plate_map).json
+               for plate_map in (csv_map, _xlsx(rows))]
+    problems = [answer["details"]["problems"] for answer in answers]
+    assert problems[0] == problems[1]
+    found = {(p["line"], p["field"], p["message"]) for p in problems[1]}
+    assert (3, "plate_map.well", "'Q7' is not a plate well (A01..P24)") in found
+    assert (4, "plate_map.well", "well A01 is already on line 2") in found
+    assert (4, "plate_map.kind", "kind must be one of sample, positive_control, "
+            "negative_control, extraction_blank") in found
+    for model in (GenotypingRun, PlateWell, GenotypeImport, GenotypeProfile):
+        assert session.scalar(sa.select(sa.func.count()).select_from(model)) == 0
+    # A well typed as a number in the workbook is read as its text (no well), and a file
+    # that is neither CSV nor a workbook is refused as such.
+    numeric = post_run(staff["analyst"], content, plate_map=_xlsx(
+        [["well", "kind", "name"], [11, "positive_control", "PC-1"]])).json
+    assert {(p["line"], p["field"], p["message"]) for p in numeric["details"]["problems"]} >= {
+        (2, "plate_map.well", "'11' is not a plate well (A01..P24)")}
+    broken = post_run(staff["analyst"], content, plate_map=b"PK\x03\x04 not a zip").json
+    assert {"field": "plate_map", "line": None, "sample": None,
+            "message": "not a readable XLSX workbook (BadZipFile)"} in broken["details"][
+        "problems"]
+    assert session.scalar(sa.select(sa.func.count()).select_from(GenotypingRun)) == 0
