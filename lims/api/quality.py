@@ -17,6 +17,7 @@ from lims.access import visible
 from lims.api.genotypes import PROFILE, _panel
 from lims.api.people import CREATED_AT, ID
 from lims.api.routing import (
+    QueryParam,
     Resource,
     check_unique,
     equals,
@@ -24,6 +25,7 @@ from lims.api.routing import (
     json_body,
     load_reference,
     load_visible,
+    query_values,
     route,
 )
 from lims.api.schema import FILE_TYPE, Field, Schema, invalid, read_only
@@ -56,7 +58,7 @@ from lims.models.quality import (
     RUN_STATUSES,
 )
 from lims.quality import QualityError
-from lims.quality.checks import record_confirmation, resolve_flag
+from lims.quality.checks import record_confirmation, replicate_consensus, resolve_flag
 from lims.quality.runs import dispose_run, import_run
 from lims.quality.species_tests import record_species_test
 
@@ -384,6 +386,38 @@ def confirm(record_id: int):
     db.session.commit()
     return (CONFIRMATION.dump(confirmation), 201,
             {"Location": url_for("api.get_hit_confirmation", record_id=confirmation.id)})
+
+
+# ----------------------------------------------------------------------------- consensus
+CONSENSUS = Schema("replicate_consensus", (
+    read_only("sample_id", "integer", nullable=False),
+    read_only("barcode", "string", nullable=False),
+    read_only("panel", "string", nullable=False),
+    read_only("n_replicates", "integer", nullable=False),
+    read_only("replicates", "array", "The typings compared (objects: kind — profile, "
+              "re-typing or re-extraction —, profile_id, confirmation_id, barcode, state).",
+              nullable=False, items="object"),
+    read_only("genotype", "object", "The consensus, {locus: [allele, allele]}; null with "
+              "fewer than two replicates."),
+    read_only("left_out", "object", "Loci left out of the consensus, {locus: why}.",
+              nullable=False),
+    read_only("reason", "string", "Why there is no consensus."),
+    read_only("rule", "string", "The consensus rule.", nullable=False),
+))
+CONSENSUS_PANEL = QueryParam("panel", "string", "Only this marker panel.")
+
+
+@route("/samples/<int:record_id>/consensus", "GET", summary="The replicate consensus "
+       "genotype of a sample, per panel", tag=TAG, permission="record.read",
+       query=(CONSENSUS_PANEL,), response=CONSENSUS, response_list=True,
+       description="Computed from the live profiles of the sample and its aliquots and the "
+       "re-typings recorded of them (matching.contamination.consensus; the rule is in each "
+       "answer); computed on request, not stored.")
+def get_consensus(record_id: int):
+    sample = load_visible(Sample, record_id, "sample")
+    panel = query_values((CONSENSUS_PANEL,)).get("panel")
+    return {"items": [CONSENSUS.dump(found)
+                      for found in replicate_consensus(db.session, sample, panel)]}
 
 
 # ----------------------------------------------------------------------------- species tests
