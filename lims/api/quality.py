@@ -126,8 +126,9 @@ def _build_control(values: dict) -> PositiveControl:
                            created_by_id=current_user.id)
 
 
-Resource("/positive-controls", "positive control", PositiveControl, POSITIVE_CONTROL, TAG,
-         PROFILE_WRITE, build=_build_control, scope=_own_agency).register()
+POSITIVE_CONTROLS = Resource(
+    "/positive-controls", "positive control", PositiveControl, POSITIVE_CONTROL, TAG,
+    PROFILE_WRITE, build=_build_control, scope=_own_agency).register()
 
 ELIMINATION_PROFILE = Schema("elimination_profile", (
     *_genotype_fields("elimination profile"),
@@ -150,9 +151,9 @@ def _build_elimination(values: dict) -> EliminationProfile:
                               created_by_id=current_user.id)
 
 
-Resource("/elimination-profiles", "elimination profile", EliminationProfile,
-         ELIMINATION_PROFILE, TAG, PROFILE_WRITE, build=_build_elimination,
-         scope=_own_agency).register()
+ELIMINATION_PROFILES = Resource(
+    "/elimination-profiles", "elimination profile", EliminationProfile, ELIMINATION_PROFILE,
+    TAG, PROFILE_WRITE, build=_build_elimination, scope=_own_agency).register()
 
 EXTRACTION_BATCH = Schema("extraction_batch", (
     ID,
@@ -193,8 +194,9 @@ def _build_batch(values: dict) -> ExtractionBatch:
     return batch
 
 
-Resource("/extraction-batches", "extraction batch", ExtractionBatch, EXTRACTION_BATCH, TAG,
-         ("extract.write",), build=_build_batch, scope=_own_agency).register()
+EXTRACTION_BATCHES = Resource(
+    "/extraction-batches", "extraction batch", ExtractionBatch, EXTRACTION_BATCH, TAG,
+    ("extract.write",), build=_build_batch, scope=_own_agency).register()
 
 # ----------------------------------------------------------------------------- runs
 WELL = Schema("plate_well", (
@@ -507,7 +509,17 @@ Resource("/quality-records", "quality record", QualityRecord, QUALITY_RECORD, TA
        tag=TAG, permission="profile.review", request_form=QUALITY_UPLOAD,
        response=QUALITY_RECORD, response_status=201)
 def create_quality_record():
-    values = form_values(QUALITY_UPLOAD)
+    record = add_quality_record(form_values(QUALITY_UPLOAD))
+    db.session.commit()
+    return (QUALITY_RECORD.dump(record), 201,
+            {"Location": url_for("api.get_quality_record", record_id=record.id)})
+
+
+def add_quality_record(values: dict) -> QualityRecord:
+    """Check a validation study or proficiency test (``QUALITY_UPLOAD``'s fields, parsed;
+    ``file`` a :class:`~werkzeug.datastructures.FileStorage` or absent) and add it to the
+    session (flushed, not committed); the API and the page both record through here.
+    Raises :class:`~lims.errors.ApiError` naming the field."""
     analyst_id = values.get("analyst_id")
     if values["kind"] == "proficiency" and analyst_id is None:
         raise invalid("analyst_id", "is required for a proficiency test")
@@ -526,11 +538,10 @@ def create_quality_record():
         sha256=hashlib.sha256(content).hexdigest() if content is not None else None,
         content=content, recorded_by_id=current_user.id)
     db.session.add(record)
-    db.session.commit()
+    db.session.flush()
     logger.info("quality record %s (%s %s, %s) by user %s", record.id, record.kind,
                 record.method, record.outcome, current_user.id)
-    return (QUALITY_RECORD.dump(record), 201,
-            {"Location": url_for("api.get_quality_record", record_id=record.id)})
+    return record
 
 
 __all__ = ["PROFILE"]

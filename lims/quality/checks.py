@@ -366,7 +366,7 @@ class ReplicateConsensus:
         return len(self.replicates)
 
 
-def _descendants(session: Session, sample: Sample) -> list[Sample]:
+def descendants(session: Session, sample: Sample) -> list[Sample]:
     """The sample and every aliquot taken from it (aliquots of aliquots included)."""
     found, frontier = [sample], [sample.id]
     while frontier:
@@ -387,7 +387,7 @@ def replicate_consensus(session: Session, sample: Sample,
     is a typing of its own). It is computed, not stored: it is a function of those rows, which
     the audit trail keeps, and a stored copy would go stale, unseen, whenever a replicate is
     corrected, rejected or added."""
-    tubes = {tube.id: tube for tube in _descendants(session, sample)}
+    tubes = {tube.id: tube for tube in descendants(session, sample)}
     statement = _live(sa.select(GenotypeProfile).where(
         GenotypeProfile.sample_id.in_(list(tubes)))).order_by(GenotypeProfile.panel,
                                                              GenotypeProfile.id)
