@@ -178,8 +178,14 @@ def run(run_id: int):
             db.session.commit()
             flash(f"Run {record.name}: disposition recorded ({record.status}).", "success")
             return redirect(url_for("web.run", run_id=record.id))
+    # The flags of the plate's profiles (elimination, batch and replicate findings too), and
+    # those raised by this plate.
+    plate_profiles = sa.select(PlateWell.profile_id).where(PlateWell.run_id == record.id,
+                                                           PlateWell.profile_id.is_not(None))
     flags = db.session.scalars(
-        sa.select(ContaminationFlag).where(ContaminationFlag.run_id == record.id)
+        sa.select(ContaminationFlag).where(sa.or_(
+            ContaminationFlag.run_id == record.id,
+            ContaminationFlag.profile_id.in_(plate_profiles)))
         .order_by(ContaminationFlag.id)).all()
     return render_form("quality/run.html", form, status, run=record, flags=flags,
                        can_review=holds("profile.review"))
