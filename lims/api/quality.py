@@ -373,7 +373,9 @@ Resource("/hit-confirmations", "hit confirmation", HitConfirmation, CONFIRMATION
        "confirmation (re-extraction or re-typing) of a profile", tag=TAG,
        permission="profile.write", request=CONFIRMATION, response=CONFIRMATION,
        response_status=201, description="Concordant when no locus differs over enough loci; "
-       "a discordant one is recorded and confirms nothing.")
+       "a discordant one is recorded and confirms nothing. An evidential report needs both "
+       "samples of each same-animal hit confirmed (the other side where its sample is in "
+       "the LIMS).")
 def confirm(record_id: int):
     values = CONFIRMATION.load(json_body(), mode="create")
     profile = load_visible(GenotypeProfile, record_id, "profile", for_writing=True)
