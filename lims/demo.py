@@ -548,7 +548,10 @@ def load_demo(session: Session, *, seed: int = DEMO_SEED) -> DemoContents:
                  custody=lambda sample: loader._sample_custody(
                      sample, "DEMO-LAB", loader._staff("DEMO-LAB", "custodian"), lab_analyst,
                      sample.parent.collected_at.date() + dt.timedelta(days=12), 30))
+    # Both sides of every same-animal hit across seizures (or a horn and its carcass) are
+    # confirmed, as an evidential report needs.
     confirm_tusk_pairs(session, ivory, loader.barcodes, lab_analyst)
+    confirm_tusk_pairs(session, rhino, loader.barcodes, lab_analyst)
     session.flush()
     counts = {
         name: session.scalar(sa.select(sa.func.count()).select_from(model))

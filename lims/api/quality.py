@@ -17,6 +17,7 @@ from lims.access import visible
 from lims.api.genotypes import PROFILE, _panel
 from lims.api.people import CREATED_AT, ID
 from lims.api.routing import (
+    QueryParam,
     Resource,
     check_unique,
     equals,
@@ -24,6 +25,7 @@ from lims.api.routing import (
     json_body,
     load_reference,
     load_visible,
+    query_values,
     route,
 )
 from lims.api.schema import FILE_TYPE, Field, Schema, invalid, read_only
@@ -56,7 +58,7 @@ from lims.models.quality import (
     RUN_STATUSES,
 )
 from lims.quality import QualityError
-from lims.quality.checks import record_confirmation, resolve_flag
+from lims.quality.checks import record_confirmation, replicate_consensus, resolve_flag
 from lims.quality.runs import dispose_run, import_run
 from lims.quality.species_tests import record_species_test
 
@@ -124,8 +126,9 @@ def _build_control(values: dict) -> PositiveControl:
                            created_by_id=current_user.id)
 
 
-Resource("/positive-controls", "positive control", PositiveControl, POSITIVE_CONTROL, TAG,
-         PROFILE_WRITE, build=_build_control, scope=_own_agency).register()
+POSITIVE_CONTROLS = Resource(
+    "/positive-controls", "positive control", PositiveControl, POSITIVE_CONTROL, TAG,
+    PROFILE_WRITE, build=_build_control, scope=_own_agency).register()
 
 ELIMINATION_PROFILE = Schema("elimination_profile", (
     *_genotype_fields("elimination profile"),
@@ -148,9 +151,9 @@ def _build_elimination(values: dict) -> EliminationProfile:
                               created_by_id=current_user.id)
 
 
-Resource("/elimination-profiles", "elimination profile", EliminationProfile,
-         ELIMINATION_PROFILE, TAG, PROFILE_WRITE, build=_build_elimination,
-         scope=_own_agency).register()
+ELIMINATION_PROFILES = Resource(
+    "/elimination-profiles", "elimination profile", EliminationProfile, ELIMINATION_PROFILE,
+    TAG, PROFILE_WRITE, build=_build_elimination, scope=_own_agency).register()
 
 EXTRACTION_BATCH = Schema("extraction_batch", (
     ID,
@@ -191,8 +194,9 @@ def _build_batch(values: dict) -> ExtractionBatch:
     return batch
 
 
-Resource("/extraction-batches", "extraction batch", ExtractionBatch, EXTRACTION_BATCH, TAG,
-         ("extract.write",), build=_build_batch, scope=_own_agency).register()
+EXTRACTION_BATCHES = Resource(
+    "/extraction-batches", "extraction batch", ExtractionBatch, EXTRACTION_BATCH, TAG,
+    ("extract.write",), build=_build_batch, scope=_own_agency).register()
 
 # ----------------------------------------------------------------------------- runs
 WELL = Schema("plate_well", (
@@ -233,7 +237,8 @@ RUN = Schema("genotyping_run", (
 RUN_UPLOAD = Schema("run_upload", (
     Field("file", FILE_TYPE, "The run's GeneMapper export (Sample Name, Marker, Allele n; "
           "Well, Sample Type and Run Name read when present).", required=True, nullable=False),
-    Field("plate_map", FILE_TYPE, "Plate map CSV: well, kind, name[, extract]."),
+    Field("plate_map", FILE_TYPE, "Plate map, CSV or XLSX (first sheet): well, kind, "
+          "name[, extract]."),
     Field("panel", "string", "Marker panel.", required=True, nullable=False),
     Field("name", "string", "Run name.", required=True, nullable=False, max_length=100),
     Field("instrument", "string", required=True, nullable=False, max_length=200),
@@ -368,7 +373,9 @@ Resource("/hit-confirmations", "hit confirmation", HitConfirmation, CONFIRMATION
        "confirmation (re-extraction or re-typing) of a profile", tag=TAG,
        permission="profile.write", request=CONFIRMATION, response=CONFIRMATION,
        response_status=201, description="Concordant when no locus differs over enough loci; "
-       "a discordant one is recorded and confirms nothing.")
+       "a discordant one is recorded and confirms nothing. An evidential report needs both "
+       "samples of each same-animal hit confirmed (the other side where its sample is in "
+       "the LIMS).")
 def confirm(record_id: int):
     values = CONFIRMATION.load(json_body(), mode="create")
     profile = load_visible(GenotypeProfile, record_id, "profile", for_writing=True)
@@ -383,6 +390,38 @@ def confirm(record_id: int):
     db.session.commit()
     return (CONFIRMATION.dump(confirmation), 201,
             {"Location": url_for("api.get_hit_confirmation", record_id=confirmation.id)})
+
+
+# ----------------------------------------------------------------------------- consensus
+CONSENSUS = Schema("replicate_consensus", (
+    read_only("sample_id", "integer", nullable=False),
+    read_only("barcode", "string", nullable=False),
+    read_only("panel", "string", nullable=False),
+    read_only("n_replicates", "integer", nullable=False),
+    read_only("replicates", "array", "The typings compared (objects: kind — profile, "
+              "re-typing or re-extraction —, profile_id, confirmation_id, barcode, state).",
+              nullable=False, items="object"),
+    read_only("genotype", "object", "The consensus, {locus: [allele, allele]}; null with "
+              "fewer than two replicates."),
+    read_only("left_out", "object", "Loci left out of the consensus, {locus: why}.",
+              nullable=False),
+    read_only("reason", "string", "Why there is no consensus."),
+    read_only("rule", "string", "The consensus rule.", nullable=False),
+))
+CONSENSUS_PANEL = QueryParam("panel", "string", "Only this marker panel.")
+
+
+@route("/samples/<int:record_id>/consensus", "GET", summary="The replicate consensus "
+       "genotype of a sample, per panel", tag=TAG, permission="record.read",
+       query=(CONSENSUS_PANEL,), response=CONSENSUS, response_list=True,
+       description="Computed from the live profiles of the sample and its aliquots and the "
+       "re-typings recorded of them (matching.contamination.consensus; the rule is in each "
+       "answer); computed on request, not stored.")
+def get_consensus(record_id: int):
+    sample = load_visible(Sample, record_id, "sample")
+    panel = query_values((CONSENSUS_PANEL,)).get("panel")
+    return {"items": [CONSENSUS.dump(found)
+                      for found in replicate_consensus(db.session, sample, panel)]}
 
 
 # ----------------------------------------------------------------------------- species tests
@@ -472,7 +511,17 @@ Resource("/quality-records", "quality record", QualityRecord, QUALITY_RECORD, TA
        tag=TAG, permission="profile.review", request_form=QUALITY_UPLOAD,
        response=QUALITY_RECORD, response_status=201)
 def create_quality_record():
-    values = form_values(QUALITY_UPLOAD)
+    record = add_quality_record(form_values(QUALITY_UPLOAD))
+    db.session.commit()
+    return (QUALITY_RECORD.dump(record), 201,
+            {"Location": url_for("api.get_quality_record", record_id=record.id)})
+
+
+def add_quality_record(values: dict) -> QualityRecord:
+    """Check a validation study or proficiency test (``QUALITY_UPLOAD``'s fields, parsed;
+    ``file`` a :class:`~werkzeug.datastructures.FileStorage` or absent) and add it to the
+    session (flushed, not committed); the API and the page both record through here.
+    Raises :class:`~lims.errors.ApiError` naming the field."""
     analyst_id = values.get("analyst_id")
     if values["kind"] == "proficiency" and analyst_id is None:
         raise invalid("analyst_id", "is required for a proficiency test")
@@ -491,11 +540,10 @@ def create_quality_record():
         sha256=hashlib.sha256(content).hexdigest() if content is not None else None,
         content=content, recorded_by_id=current_user.id)
     db.session.add(record)
-    db.session.commit()
+    db.session.flush()
     logger.info("quality record %s (%s %s, %s) by user %s", record.id, record.kind,
                 record.method, record.outcome, current_user.id)
-    return (QUALITY_RECORD.dump(record), 201,
-            {"Location": url_for("api.get_quality_record", record_id=record.id)})
+    return record
 
 
 __all__ = ["PROFILE"]

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from dataclasses import dataclass
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -42,7 +43,7 @@ from lims.models import (
     User,
 )
 from lims.quality import QualityError
-from matching.contamination import compare, same_source, screen_loci
+from matching.contamination import CONSENSUS_RULE, compare, consensus, same_source, screen_loci
 
 logger = logging.getLogger(__name__)
 
@@ -299,29 +300,126 @@ def record_confirmation(
     return confirmation
 
 
+def is_confirmed(session: Session, barcode: str, panel: str | None) -> bool:
+    """Whether the current (live) profile of sample ``barcode`` on ``panel`` has a concordant
+    confirmation (a confirmation of a superseded or rejected version counts for nothing)."""
+    return session.scalar(
+        sa.select(HitConfirmation.id)
+        .join(GenotypeProfile, GenotypeProfile.id == HitConfirmation.profile_id)
+        .join(Sample, Sample.id == GenotypeProfile.sample_id)
+        .where(Sample.barcode == barcode, GenotypeProfile.panel == panel,
+               GenotypeProfile.superseded.is_(False), GenotypeProfile.state != "rejected",
+               HitConfirmation.concordant.is_(True)).limit(1)) is not None
+
+
+def _confirmation_needed(barcode: str) -> str:
+    return f"record a concordant re-extraction or re-typing of {barcode}"
+
+
 def unconfirmed_hits(session: Session, result: dict) -> list[str]:
-    """Why an evidential report of ``result`` (a match request's results) cannot be issued:
-    each same-animal hit to another seizure or source animal whose subject sample has no
-    concordant confirmation of its current profile on the panel."""
+    """Why an evidential report of ``result`` (a match request's results) cannot be issued.
+
+    A same-animal hit to another seizure or source animal joins two samples; the lab states it
+    as evidence only when **both** profiles were confirmed (a concordant re-extraction or
+    re-typing of each sample's current profile on the panel): either side could be the one
+    mixed up or contaminated, and a reported identification is only as good as the weaker of
+    its two results. The other side is checked when its sample is in this LIMS (any agency's:
+    barcodes are unique); for a hit to a profile the LIMS does not hold (another
+    laboratory's) only the own side can be confirmed here; the other laboratory answers for
+    its own."""
     panel = (result.get("panel") or {}).get("name")
     reasons = []
     for pair in result.get("pairs", []):
         if pair.get("relationship") != "same_animal" or pair.get("node1") == pair.get("node2"):
             continue
         barcode = pair["sample1"]
-        other = pair.get("sample2") or "a sample of another agency"
-        confirmed = session.scalar(
-            sa.select(HitConfirmation.id)
-            .join(GenotypeProfile, GenotypeProfile.id == HitConfirmation.profile_id)
-            .join(Sample, Sample.id == GenotypeProfile.sample_id)
-            .where(Sample.barcode == barcode, GenotypeProfile.panel == panel,
-                   GenotypeProfile.superseded.is_(False), GenotypeProfile.state != "rejected",
-                   HitConfirmation.concordant.is_(True)).limit(1))
-        if confirmed is None:
-            reasons.append(f"the same-animal hit of {barcode} to {other} is not confirmed "
-                           "(record a concordant re-extraction or re-typing of "
-                           f"{barcode})")
-    return reasons
+        other = pair.get("sample2")
+        shown = other or "a sample of another agency"
+        if not is_confirmed(session, barcode, panel):
+            reasons.append(f"the same-animal hit of {barcode} to {shown} is not confirmed "
+                           f"({_confirmation_needed(barcode)})")
+        if other and session.scalar(sa.select(Sample.id).where(Sample.barcode == other)) \
+                is not None and not is_confirmed(session, other, panel):
+            reasons.append(f"the same-animal hit of {barcode} to {other} is not confirmed on "
+                           f"the side of {other} ({_confirmation_needed(other)})")
+    return list(dict.fromkeys(reasons))
+
+
+# ----------------------------------------------------------------------------- consensus
+@dataclass(frozen=True)
+class ReplicateConsensus:
+    """The consensus of one sample's replicate typings on one panel
+    (:func:`matching.contamination.consensus`), with what went into it. ``genotype`` is
+    ``None`` when fewer than two replicates exist (``reason`` says so)."""
+
+    sample_id: int
+    barcode: str
+    panel: str
+    replicates: list[dict]
+    genotype: dict[str, list[int]] | None
+    left_out: dict[str, str]
+    reason: str | None
+    rule: str = CONSENSUS_RULE
+
+    @property
+    def n_replicates(self) -> int:
+        return len(self.replicates)
+
+
+def descendants(session: Session, sample: Sample) -> list[Sample]:
+    """The sample and every aliquot taken from it (aliquots of aliquots included)."""
+    found, frontier = [sample], [sample.id]
+    while frontier:
+        children = session.scalars(sa.select(Sample).where(Sample.parent_id.in_(frontier))
+                                   .order_by(Sample.id)).all()
+        found += children
+        frontier = [child.id for child in children]
+    return found
+
+
+def replicate_consensus(session: Session, sample: Sample,
+                        panel: str | None = None) -> list[ReplicateConsensus]:
+    """The consensus genotype of ``sample`` per panel (only ``panel`` when given), computed
+    from its replicates when asked and not stored.
+
+    The replicates are the live profiles (neither superseded nor rejected) of the sample and
+    of its aliquots, and the re-typings recorded as hit confirmations of those profiles (each
+    is a typing of its own). It is computed, not stored: it is a function of those rows, which
+    the audit trail keeps, and a stored copy would go stale, unseen, whenever a replicate is
+    corrected, rejected or added."""
+    tubes = {tube.id: tube for tube in descendants(session, sample)}
+    statement = _live(sa.select(GenotypeProfile).where(
+        GenotypeProfile.sample_id.in_(list(tubes)))).order_by(GenotypeProfile.panel,
+                                                             GenotypeProfile.id)
+    if panel is not None:
+        statement = statement.where(GenotypeProfile.panel == panel)
+    by_panel: dict[str, list[dict]] = {}
+    genotypes: dict[str, list[dict]] = {}
+    for profile in session.scalars(statement):
+        by_panel.setdefault(profile.panel, []).append({
+            "kind": "profile", "profile_id": profile.id, "confirmation_id": None,
+            "barcode": tubes[profile.sample_id].barcode, "state": profile.state})
+        genotypes.setdefault(profile.panel, []).append(profile.alleles)
+        for retyping in session.scalars(sa.select(HitConfirmation).where(
+                HitConfirmation.profile_id == profile.id,
+                HitConfirmation.confirming_profile_id.is_(None))
+                .order_by(HitConfirmation.id)):
+            by_panel[profile.panel].append({
+                "kind": retyping.method, "profile_id": profile.id,
+                "confirmation_id": retyping.id, "barcode": tubes[profile.sample_id].barcode,
+                "state": "concordant" if retyping.concordant else "discordant"})
+            genotypes[profile.panel].append(retyping.alleles)
+    results = []
+    for name, replicates in by_panel.items():
+        if len(replicates) < 2:
+            results.append(ReplicateConsensus(
+                sample.id, sample.barcode, name, replicates, None, {},
+                "one typing only: a consensus needs at least two replicates"))
+            continue
+        found = consensus(genotypes[name])
+        results.append(ReplicateConsensus(sample.id, sample.barcode, name, replicates,
+                                          found.genotype, found.left_out, None))
+    return results
 
 
 # ----------------------------------------------------------------------------- records
@@ -363,13 +461,17 @@ def report_section(session: Session, report) -> dict:
     result = report.match_request.result or {}
     panel = (result.get("panel") or {}).get("name")
     barcodes = [profile["barcode"] for profile in result.get("subject_profiles", [])]
+    hit_samples = [pair.get("sample2") for pair in result.get("pairs", [])
+                   if pair.get("relationship") == "same_animal"
+                   and pair.get("node1") != pair.get("node2") and pair.get("sample2")]
+    confirmed_samples = list(dict.fromkeys(barcodes + hit_samples))
     tests = session.execute(
         sa.select(SpeciesTest, Sample.barcode).join(Sample, Sample.id == SpeciesTest.sample_id)
         .where(Sample.barcode.in_(barcodes)).order_by(Sample.barcode, SpeciesTest.id)).all()
     confirmations = session.execute(
         sa.select(HitConfirmation, Sample.barcode).join(Sample,
                                                         Sample.id == HitConfirmation.sample_id)
-        .where(Sample.barcode.in_(barcodes), HitConfirmation.concordant.is_(True))
+        .where(Sample.barcode.in_(confirmed_samples), HitConfirmation.concordant.is_(True))
         .order_by(Sample.barcode, HitConfirmation.id)).all()
     drafter = session.get(User, report.created_by_id)
     validation = validation_of(session, drafter.agency_id, panel) if panel else None

@@ -64,9 +64,11 @@ def load_quality(session: Session, *, reference: ReferenceSet, analyst: User,
 
 def confirm_tusk_pairs(session: Session, scenario, barcodes: dict[str, str],
                        analyst: User) -> int:
-    """Record a concordant re-typing of both tusks of every same-animal pair across two
-    seizures of the scenario (the lab confirmed its hits before the demo's evidential
-    reports). Returns how many profiles were confirmed."""
+    """Record a concordant re-typing of both samples (tusks, or a horn and its carcass) of
+    every same-animal pair across two seizures or a seizure and a carcass of the scenario: an
+    evidential report needs both sides of a hit confirmed
+    (:func:`lims.quality.checks.unconfirmed_hits`), and the lab confirmed them before the
+    demo's evidential reports. Returns how many profiles were confirmed."""
     import sqlalchemy as sa
 
     from lims.models import GenotypeProfile

@@ -4,9 +4,10 @@ A run is imported from the GeneMapper export of its plate. Each ``Sample Name`` 
 is a well of the plate: a sample (its name a sample barcode) or a control. What each name is
 and where it sat comes from, in this order,
 
-1. the plate map, a CSV with the columns ``well``, ``kind`` (``sample``, ``positive_control``,
-   ``negative_control``, ``extraction_blank``), ``name`` and, optionally, ``extract`` (the
-   barcode of the extract typed in a sample well);
+1. the plate map, a CSV or an XLSX workbook (its first sheet) with the columns ``well``,
+   ``kind`` (``sample``, ``positive_control``, ``negative_control``, ``extraction_blank``),
+   ``name`` and, optionally, ``extract`` (the barcode of the extract typed in a sample well);
+   a problem names its row (``line``) and column (``field``), alike for both;
 2. the export's own ``Well`` and ``Sample Type`` columns (GeneMapper's ``Positive Control``,
    ``Negative Control``, ``Sample``; ``Allelic Ladder`` rows are skipped);
 3. the names the laboratory registered: a positive control's name, an extraction batch's
@@ -96,16 +97,54 @@ def _problem(line, field, sample, message) -> ImportProblem:
     return ImportProblem(line, field, sample, message)
 
 
-def read_plate_map(content: bytes) -> tuple[dict[str, dict], list[ImportProblem]]:
-    """``{name: {"well", "kind", "extract", "line"}}`` from a plate-map CSV, and its problems
-    (field names prefixed ``plate_map.``)."""
-    problems: list[ImportProblem] = []
+#: The first bytes of an XLSX workbook (a ZIP archive).
+_XLSX_MAGIC = b"PK\x03\x04"
+
+
+def _cell_text(value) -> str:
+    """A workbook cell as the text a CSV would hold (``3.0`` → ``'3'``, empty → ``''``)."""
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _plate_map_rows(content: bytes) -> tuple[list[list[str]], ImportProblem | None]:
+    """The plate map's rows as text cells (row 1 the header), from a CSV or an XLSX
+    workbook (its first sheet); or the problem that keeps it from being read."""
+    if content.startswith(_XLSX_MAGIC):
+        from openpyxl import load_workbook
+
+        try:
+            workbook = load_workbook(io.BytesIO(content), read_only=True, data_only=True)
+        except Exception as error:  # openpyxl raises many types for a file that is not XLSX
+            return [], _problem(None, "plate_map", None,
+                                f"not a readable XLSX workbook ({type(error).__name__})")
+        try:
+            rows = [[_cell_text(value) for value in row]
+                    for row in workbook.worksheets[0].iter_rows(values_only=True)]
+        finally:
+            workbook.close()
+        return rows, None
     try:
         text = content.decode("utf-8-sig")
     except UnicodeDecodeError as error:
-        return {}, [_problem(None, "plate_map", None,
-                             f"not a UTF-8 text file (undecodable byte at offset {error.start})")]
-    rows = list(csv.reader(io.StringIO(text, newline="")))
+        return [], _problem(None, "plate_map", None,
+                            f"neither a UTF-8 CSV nor an XLSX workbook (undecodable byte at "
+                            f"offset {error.start})")
+    return list(csv.reader(io.StringIO(text, newline=""))), None
+
+
+def read_plate_map(content: bytes) -> tuple[dict[str, dict], list[ImportProblem]]:
+    """``{name: {"well", "kind", "extract", "line"}}`` from a plate map (CSV, or the first
+    sheet of an XLSX workbook; ``line`` is the row), and its problems (field names, which are
+    the columns, prefixed ``plate_map.``). A CSV and a workbook of the same cells give the
+    same entries and the same problems."""
+    problems: list[ImportProblem] = []
+    rows, unreadable = _plate_map_rows(content)
+    if unreadable is not None:
+        return {}, [unreadable]
     header = [normalise_header(cell) for cell in rows[0]] if rows else []
     missing = [name for name in ("well", "kind", "name") if name not in header]
     if missing:

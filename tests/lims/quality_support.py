@@ -54,8 +54,8 @@ def post_run(caller, content: bytes, *, name: str = "RUN-1", plate_map: bytes | 
 
 
 def confirm_hits(app, request_id: int, user_id: int) -> int:
-    """Record a concordant re-typing of the subject sample of every same-animal hit in a
-    finished request's result, straight into the database (for tests of other things than
+    """Record a concordant re-typing of both samples of every same-animal hit in a finished
+    request's result, straight into the database (for tests of other things than
     the confirmation, which an evidential report needs). Returns how many were recorded."""
     from sqlalchemy.orm import Session
 
@@ -69,18 +69,25 @@ def confirm_hits(app, request_id: int, user_id: int) -> int:
 def _confirm(session, result: dict, user_id: int) -> int:
     panel = result["panel"]["name"]
     recorded = 0
+    done: set[int] = set()
     for pair in result["pairs"]:
         if pair["relationship"] != "same_animal" or pair["node1"] == pair["node2"]:
             continue
-        profile = session.scalar(
-            sa.select(GenotypeProfile).join(Sample).where(
-                Sample.barcode == pair["sample1"], GenotypeProfile.panel == panel,
-                GenotypeProfile.superseded.is_(False), GenotypeProfile.state == "released"))
-        session.add(HitConfirmation(
-            sample_id=profile.sample_id, profile_id=profile.id, method="re-typing",
-            alleles=profile.alleles, concordant=True,
-            comparison=compare(profile.alleles, profile.alleles).as_dict(),
-            confirmed_by_id=user_id))
-        recorded += 1
+        # Both sides of the hit (the other one where its sample is in the LIMS).
+        for barcode in (pair["sample1"], pair.get("sample2")):
+            profile = barcode and session.scalar(
+                sa.select(GenotypeProfile).join(Sample).where(
+                    Sample.barcode == barcode, GenotypeProfile.panel == panel,
+                    GenotypeProfile.superseded.is_(False),
+                    GenotypeProfile.state != "rejected"))
+            if profile is None or profile.id in done:
+                continue
+            done.add(profile.id)
+            session.add(HitConfirmation(
+                sample_id=profile.sample_id, profile_id=profile.id, method="re-typing",
+                alleles=profile.alleles, concordant=True,
+                comparison=compare(profile.alleles, profile.alleles).as_dict(),
+                confirmed_by_id=user_id))
+            recorded += 1
     session.commit()
     return recorded

@@ -232,3 +232,81 @@ def test_dnatrack_demo_prints_the_logins(tmp_path, capsys, monkeypatch):
     assert dnatrack_main(["demo", "--folder", "elsewhere", "--no-serve"]) == 1
     assert "not a dnatrack demo folder" in capsys.readouterr().err
     assert dnatrack_main(["demo", "--port", "0", "--no-serve"]) == 1
+
+
+def _log_in(app, username: str):
+    client = app.test_client()
+    token = csrf_token(client.get("/login").get_data(as_text=True))
+    client.post("/login", data={"username": username, "password": DEMO_PASSWORD,
+                                "csrf_token": token})
+    return client
+
+
+def test_both_sides_of_the_demos_planted_hits_are_confirmed(demo):
+    """The demo's evidential walkthrough issues: every planted same-animal pair across seizures
+    (tusk pairs; horn and carcass) has both profiles confirmed; an unconfirmed side would be
+    named."""
+    from lims.quality.checks import unconfirmed_hits
+    from lims.quality.demo import DEMO_RUN
+
+    app, _, contents = demo
+    _, _, ivory_reference, rhino_reference = simulate_scenarios(DEMO_SEED)
+    with app.app_context():
+        for scenario, reference, n_pairs in ((contents.ivory, ivory_reference, 4),
+                                             (contents.rhino, rhino_reference, 3)):
+            pairs = [sorted(pair) for pair in _planted(scenario, contents.barcodes,
+                                                       ("same_animal",))]
+            assert len(pairs) == n_pairs
+            result = {"panel": {"name": resolve_panel(reference.panel).name},
+                      "pairs": [{"relationship": "same_animal", "node1": f"n-{a}",
+                                 "node2": f"n-{b}", "sample1": a, "sample2": b}
+                                for a, b in pairs]}
+            assert unconfirmed_hits(db.session, result) == []
+        # The QC run's replicate (never confirmed) as the other side of a hit is named.
+        replicate = db.session.scalar(
+            sa.select(Sample.barcode).join(GenotypeProfile).where(
+                GenotypeProfile.run == DEMO_RUN))
+        first = sorted(next(iter(_planted(contents.ivory, contents.barcodes,
+                                          ("same_animal",)))))[0]
+        result = {"panel": {"name": resolve_panel(ivory_reference.panel).name},
+                  "pairs": [{"relationship": "same_animal", "node1": "x", "node2": "y",
+                             "sample1": first, "sample2": replicate}]}
+        assert unconfirmed_hits(db.session, result) == [
+            f"the same-animal hit of {first} to {replicate} is not confirmed on the side of "
+            f"{replicate} (record a concordant re-extraction or re-typing of {replicate})"]
+
+
+def test_the_demo_shows_a_run_with_controls_and_a_flagged_contamination(demo):
+    from lims.models import ContaminationFlag, GenotypingRun
+    from lims.quality.demo import DEMO_CONTROL, DEMO_RUN
+
+    app, _, _ = demo
+    with app.app_context():
+        run = db.session.scalar(sa.select(GenotypingRun).where(GenotypingRun.name == DEMO_RUN))
+        flags = db.session.scalars(sa.select(ContaminationFlag)
+                                   .order_by(ContaminationFlag.id)).all()
+        # One contaminated profile: like the positive control (an elimination profile), and
+        # so unlike its two replicates.
+        assert len({f.profile_id for f in flags}) == 1
+        assert [(f.kind, f.status) for f in flags] == [
+            ("elimination", "open"), ("replicate", "open"), ("replicate", "open")]
+        flag = flags[0]
+        run_id, flag_id, replicate = run.id, flag.id, flag.profile.sample.barcode
+        assert run.status == "in_control"
+    analyst = _log_in(app, "analyst")
+    runs = analyst.get("/quality/runs").get_data(as_text=True)
+    assert f'href="/quality/runs/{run_id}"' in runs and DEMO_RUN in runs
+    page = analyst.get(f"/quality/runs/{run_id}").get_data(as_text=True)
+    assert "Controls in order." in page
+    wells = re.findall(r'<td data-label="Content">(.*?)</td>\s*<td data-label="Kind">(.*?)</td>'
+                       r'\s*<td data-label="Result">(.*?)</td>', page, re.S)
+    shown = [(re.sub(r"<[^>]+>", "", content), kind, result) for content, kind, result in wells]
+    assert shown == [(DEMO_CONTROL, "positive control", "passed"),
+                     ("NTC-1", "negative control", "passed"),
+                     (replicate, "sample", "pending")]
+    assert f'href="/quality/flags/{flag_id}"' in page  # the replicate's flag, on the run
+    flags = analyst.get("/quality/flags").get_data(as_text=True)
+    assert f'href="/quality/flags/{flag_id}"' in flags
+    reason = (f"same genotype as elimination profile {DEMO_CONTROL} (positive control)")
+    assert reason in flags
+    assert reason in analyst.get(f"/quality/flags/{flag_id}").get_data(as_text=True)

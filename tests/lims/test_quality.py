@@ -321,11 +321,14 @@ def test_need_to_know_and_permissions_of_every_quality_endpoint(session, lab, lo
         (login("researcher"), "GET", "/api/v1/positive-controls"),
         (login("researcher"), "GET", "/api/v1/elimination-profiles"),
         (login("researcher"), "GET", "/api/v1/extraction-batches"),
+        (login("researcher"), "GET", f"/api/v1/samples/{trees['KE'].sample_ids[0]}/consensus"),
     ]
     for caller, method, path in refused:
         answer = caller.client.open(path, method=method, headers=caller.headers, json={})
         assert answer.status_code == 403, (caller.username, method, path, answer.json)
-    # Writes into another agency's records are answered as not found.
+    # Another agency's records are answered as not found.
+    assert outsider.get(
+        f"/api/v1/samples/{trees['KE'].sample_ids[0]}/consensus").status_code == 404
     assert outsider.post(f"/api/v1/profiles/{profile_id}/confirmations",
                          json={"method": "re-typing", "alleles": genotype(1)}
                          ).status_code == 404
@@ -381,3 +384,107 @@ def test_quality_records_need_a_reviewer_and_name_an_analyst_of_the_agency(sessi
     import hashlib
     assert stored.json["sha256"] == hashlib.sha256(b"%PDF-1.4 report").hexdigest()
     assert session.scalar(sa.select(sa.func.count()).select_from(Item)) == 4
+
+
+def _xlsx(rows: list[list]) -> bytes:
+    """A workbook whose first sheet holds ``rows`` (cells as given: text or numbers)."""
+    from openpyxl import Workbook
+
+    workbook = Workbook()
+    for row in rows:
+        workbook.active.append(row)
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    return buffer.getvalue()
+
+
+def test_an_xlsx_plate_map_is_read_as_its_csv(session, lab):
+    staff, trees = lab
+    content = export([("", "PC-1", "", CONTROL), ("", "NTC-1", "", {}),
+                      ("", "KE-S1", "", genotype(1))])
+    rows = [["well", "kind", "name"], ["A1", "positive_control", "PC-1"],
+            ["A2", "negative_control", "NTC-1"], ["B1", "sample", "KE-S1"]]
+    workbook = _xlsx(rows)
+    answer = post_run(staff["analyst"], content, plate_map=workbook)
+    assert answer.status_code == 201, answer.json
+    run = answer.json
+    assert run["status"] == "in_control", run["hold_reason"]
+    assert [(w["well"], w["kind"]) for w in run["wells"]] == [
+        ("A01", "positive_control"), ("A02", "negative_control"), ("B01", "sample")]
+    import hashlib
+    assert run["plate_map_sha256"] == hashlib.sha256(workbook).hexdigest()
+
+
+def test_a_bad_xlsx_plate_map_gives_the_csv_problems_by_row_and_column_and_writes_nothing(
+        session, lab):
+    staff, trees = lab
+    content = export([("", "PC-1", "", CONTROL), ("", "NTC-1", "", {}),
+                      ("", "KE-S1", "", genotype(1))])
+    rows = [["well", "kind", "name"], ["A1", "positive_control", "PC-1"],
+            ["Q7", "negative_control", "NTC-1"], ["A1", "sampel", "KE-S1"]]
+    csv_map = "".join(",".join(row) + "\n" for row in rows).encode()
+    answers = [post_run(staff["analyst"], content, plate_map=plate_map).json
+               for plate_map in (csv_map, _xlsx(rows))]
+    problems = [answer["details"]["problems"] for answer in answers]
+    assert problems[0] == problems[1]
+    found = {(p["line"], p["field"], p["message"]) for p in problems[1]}
+    assert (3, "plate_map.well", "'Q7' is not a plate well (A01..P24)") in found
+    assert (4, "plate_map.well", "well A01 is already on line 2") in found
+    assert (4, "plate_map.kind", "kind must be one of sample, positive_control, "
+            "negative_control, extraction_blank") in found
+    for model in (GenotypingRun, PlateWell, GenotypeImport, GenotypeProfile):
+        assert session.scalar(sa.select(sa.func.count()).select_from(model)) == 0
+    # A well typed as a number in the workbook is read as its text (no well), and a file
+    # that is neither CSV nor a workbook is refused as such.
+    numeric = post_run(staff["analyst"], content, plate_map=_xlsx(
+        [["well", "kind", "name"], [11, "positive_control", "PC-1"]])).json
+    assert {(p["line"], p["field"], p["message"]) for p in numeric["details"]["problems"]} >= {
+        (2, "plate_map.well", "'11' is not a plate well (A01..P24)")}
+    broken = post_run(staff["analyst"], content, plate_map=b"PK\x03\x04 not a zip").json
+    assert {"field": "plate_map", "line": None, "sample": None,
+            "message": "not a readable XLSX workbook (BadZipFile)"} in broken["details"][
+        "problems"]
+    assert session.scalar(sa.select(sa.func.count()).select_from(GenotypingRun)) == 0
+
+
+def test_the_replicate_consensus_of_a_sample_is_computed_from_its_typings(session, lab, login):
+    staff, trees = lab
+    tusk = trees["KE"].sample_ids[0]
+    aliquot = Sample(barcode="KE-S1-A", case_id=trees["KE"].case_id, sample_type="powder",
+                     parent_id=tusk)
+    session.add(aliquot)
+    session.commit()
+    url = f"/api/v1/samples/{tusk}/consensus"
+    first = staff["analyst"].post("/api/v1/profiles", json={
+        "sample_id": tusk, "panel": PANEL, "alleles": genotype(1)}).json
+    alone = staff["investigator"].get(url).json["items"]
+    assert [(c["panel"], c["n_replicates"], c["genotype"]) for c in alone] == [(PANEL, 1, None)]
+    assert alone[0]["reason"] == "one typing only: a consensus needs at least two replicates"
+    # The aliquot typed LA5 differently; a re-typing of the tusk did not type LAT24.
+    second = staff["analyst"].post("/api/v1/profiles", json={
+        "sample_id": aliquot.id, "panel": PANEL,
+        "alleles": {**genotype(1), "LA5": [92, 96]}}).json
+    retyped = {locus: alleles for locus, alleles in genotype(1).items() if locus != "LAT24"}
+    retyping = staff["analyst"].post(f"/api/v1/profiles/{first['id']}/confirmations",
+                                     json={"method": "re-typing", "alleles": retyped}).json
+    answer = staff["investigator"].get(url)
+    assert answer.status_code == 200, answer.json
+    (found,) = answer.json["items"]
+    assert [(r["kind"], r["barcode"], r["profile_id"], r["confirmation_id"])
+            for r in found["replicates"]] == [
+        ("profile", "KE-S1", first["id"], None), ("re-typing", "KE-S1", first["id"],
+                                                  retyping["id"]),
+        ("profile", "KE-S1-A", second["id"], None)]
+    # FH67 and FH71 alike in all three, LAT24 alike in the two that typed it; LA5 differs.
+    g = genotype(1)
+    assert found["genotype"] == {"FH67": g["FH67"], "FH71": g["FH71"], "LAT24": g["LAT24"]}
+    assert found["left_out"] == {"LA5": "typed differently: 88/120, 92/96"}
+    assert found["rule"].startswith("a locus is in the consensus with a genotype typed "
+                                    "identically in at least two replicates")
+    # From the aliquot only its own typing counts (the parent is no aliquot of it).
+    of_aliquot = staff["investigator"].get(f"/api/v1/samples/{aliquot.id}/consensus").json
+    assert of_aliquot["items"][0]["n_replicates"] == 1
+    assert staff["investigator"].get(f"{url}?panel=other_panel").json["items"] == []
+    # Need-to-know and the permission matrix.
+    assert staff["other"].get(url).status_code == 404
+    assert login("researcher").get(url).status_code == 403

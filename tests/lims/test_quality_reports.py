@@ -85,6 +85,28 @@ def test_evidence_needs_confirmed_hits_and_prints_species_validation_and_warning
     confirmation = staff["analyst"].post(f"/api/v1/profiles/{profile.id}/confirmations",
                                          json={"method": "re-typing", "alleles": retyped})
     assert confirmation.json["concordant"] is True, confirmation.json
+    # One side confirmed is not enough: the other tusk's profile is unconfirmed.
+    one_sided = staff["analyst"].post(url, json={"kind": "evidential"})
+    assert one_sided.status_code == 409
+    assert one_sided.json["message"] == (
+        "an evidential report cannot be issued before its hits are confirmed: the same-animal "
+        f"hit of {first} to {second} is not confirmed on the side of {second} (record a "
+        f"concordant re-extraction or re-typing of {second})")
+    assert session.scalar(sa.select(sa.func.count()).select_from(Report)) == 1  # the lead
+    other = session.scalar(sa.select(GenotypeProfile).join(Sample).where(
+        Sample.barcode == second, GenotypeProfile.superseded.is_(False)))
+    # A re-typing of the other side that lost an allele (dropout) confirms nothing.
+    locus, (low, high) = next((locus, pair) for locus, pair in other.alleles.items()
+                              if pair[0] != pair[1])
+    discordant = {**other.alleles, locus: [low, low]}
+    answer = staff["analyst"].post(f"/api/v1/profiles/{other.id}/confirmations",
+                                   json={"method": "re-typing", "alleles": discordant})
+    assert answer.status_code == 201 and answer.json["concordant"] is False, answer.json
+    assert staff["analyst"].post(url, json={"kind": "evidential"}).status_code == 409
+    answer = staff["analyst"].post(f"/api/v1/profiles/{other.id}/confirmations",
+                                   json={"method": "re-extraction",
+                                         "alleles": dict(other.alleles)})
+    assert answer.json["concordant"] is True, answer.json
 
     # A species test from an AB1 trace of the full savanna elephant cytb read.
     savanna = default_barcode_set().reference(SAVANNA).sequence
@@ -120,7 +142,9 @@ def test_evidence_needs_confirmed_hits_and_prints_species_validation_and_warning
     for text in (plain_text(report.html.decode()), pdf_text(report.pdf)):
         assert plain_text("identified: Loxodonta africana (100.0% identical)") in text
         assert plain_text(default_barcode_set().content_hash) in text
-        assert plain_text("was confirmed by re-typing") in text
+        assert plain_text(f"The profile of sample {first} was confirmed by re-typing") in text
+        assert plain_text(f"The profile of sample {second} was confirmed by re-extraction") \
+            in text
         assert plain_text("Validation of the 16-STR panel VS-2025-3 (2025-03-01, passed)") in text
         assert plain_text(f"Warning: {name}'s latest proficiency test of {PANEL}") in text
     # The reviewer has no proficiency test either: warned when signing.
