@@ -360,7 +360,7 @@ def _load_reference(args: argparse.Namespace, path: str) -> ReferenceSet:
 
 
 def run_assign(args: argparse.Namespace) -> int:
-    from matching.analysis.pipeline import assignment_model
+    from matching.analysis.references import assignment_model
     from matching.assignment import RECORD_COLUMNS
     from matching.geo import GEO_COLUMNS, SiteMixtureModel
     from matching.mixture import MEMBERSHIP_COLUMNS, PROPORTION_COLUMNS, REPUNIT_COLUMNS
@@ -470,14 +470,15 @@ def _groups(samples, column: str) -> list[str]:
 
 
 def run_self_assign(args: argparse.Namespace) -> int:
-    from matching.analysis.pipeline import assignment_model
+    from matching.analysis.references import assignment_model
     from matching.assignment import RECORD_COLUMNS, self_assign
-    from matching.geo import SiteMixtureModel
 
     reference = _load_reference(args, args.reference)
     n = reference.table.n_profiles
     geo = None
     if args.geo:
+        from matching.geo import SiteMixtureModel
+
         geo = _geo_model(SiteMixtureModel, reference, args, args.geo)
     # The assignment stage of the analysis pipeline (matching.analysis.analyse).
     model, _ = assignment_model([reference], repunit_level=args.repunit_level)

@@ -34,6 +34,7 @@ from dnatrack.panels import Panel
 from dnatrack.reference import ReferenceSet
 from matching.analysis.references import (
     FrequencyGroup,
+    assignment_model,
     combine_references,
     frequencies_record,
     frequency_groups,
@@ -397,19 +398,6 @@ def chosen_pairs(searches: Sequence[GroupSearch], group_of: dict[str, int]
             -entry[0].get("rmp", 0.0))))
     chosen.sort(key=lambda entry: (entry[0]["sample1"], entry[0]["sample2"]))
     return chosen, dropped
-
-
-def assignment_model(references: Sequence[ReferenceSet], loci: Sequence[str] | None = None,
-                     repunit_level: str | None = None
-                     ) -> tuple[AssignmentModel, ReferenceSet]:
-    """The population-assignment model of :func:`analyse` (the stage ``dnatrack assign`` and
-    ``self-assign`` run): the reference sets combined at ``loci`` (default the loci they all
-    have; :func:`~matching.analysis.references.combine_references`), with their reporting
-    units at ``repunit_level`` (default the combined set's). Returns the model and the
-    combined set."""
-    combined = combine_references(references, shared_loci(references) if loci is None
-                                  else loci)
-    return AssignmentModel.from_reference(combined, repunit_level), combined
 
 
 # ----------------------------------------------------------------------------- the run
