@@ -50,6 +50,8 @@ from matching.analysis.result import (
     AssignmentRow,
     Frequencies,
     Geographic,
+    GeoSample,
+    Grid,
     Link,
     MixtureGroup,
     MixtureShare,
@@ -57,6 +59,8 @@ from matching.analysis.result import (
     Pair,
     PairIdentity,
     PairLocus,
+    Parameters,
+    Power,
     ProfileOrigin,
     Scope,
     Searched,
@@ -511,9 +515,9 @@ def analyse(
         parameters["kinship"] = {searched.group.reference.name: searched.search.parameters()
                                  for searched in searches} if "kinship" in analyses else None
         if "kinship" in analyses:
-            result.kinship_power = json_ready({
+            result.kinship_power = load_as(dict[str, dict[str, Power]], json_ready({
                 searched.group.reference.name: power_summary(searched.search, len(loci))
-                for searched in searches})
+                for searched in searches}))
         parameters["identity"] = None if criteria is None else {
             **criteria.as_dict(), "guaranteed_bad_loci": guarantee}
         parameters = json_ready(parameters)
@@ -581,8 +585,9 @@ def analyse(
         result.geographic = _geo_record(geo, subject_table, groups, labels)
 
     steps.enter("assembling the results")
-    result.parameters = json_ready(parameters)
-    result.parameters_sha256 = hashlib.sha256(canonical_json(result.parameters)).hexdigest()
+    result.parameters = load_as(Parameters, json_ready(parameters))
+    result.parameters_sha256 = hashlib.sha256(
+        canonical_json(plain(result.parameters))).hexdigest()
     result.notes = notes
     result.caveats = _caveats(references, panel, errors, result)
     return result
@@ -754,11 +759,11 @@ def _geo_record(geo: GeographicModel, samples: GenotypeTable, groups: list[str],
     return json_ready_dataclass(Geographic(
         method="pooled: the average of the seizure's samples' posterior surfaces "
                "(a seizure may hold animals of several origins)",
-        grid={
-            "lat_edges": grid.lat_edges.tolist(),
-            "lon_edges": grid.lon_edges.tolist(),
-            "in_range": np.flatnonzero(grid.in_range.ravel()).tolist(),
-        },
+        grid=Grid(
+            lat_edges=grid.lat_edges.tolist(),
+            lon_edges=grid.lon_edges.tolist(),
+            in_range=np.flatnonzero(grid.in_range.ravel()).tolist(),
+        ),
         sites=[{"name": name, "lat": float(lat), "lon": float(lon)}
                for name, lat, lon in zip(geo.sites.populations, geo.site_lat, geo.site_lon,
                                          strict=True)],
@@ -777,7 +782,8 @@ def _geo_record(geo: GeographicModel, samples: GenotypeTable, groups: list[str],
             )
             for k, name in enumerate(surfaces.names)
         ],
-        samples=geo.assign(samples).records(),
+        samples=[load_as(GeoSample, record) for record in json_ready(
+            geo.assign(samples).records())],
     ))
 
 
@@ -824,9 +830,10 @@ def _caveats(references: Sequence[ReferenceSet], panel: Panel | None, errors: Er
                 f"Which reference set profile(s) {listed} come from is uncertain: their match "
                 "statistics use the frequencies of the more likely set and could differ with "
                 "another set's. A species identification of these items would settle it.")
-    for reference_name, power in (result.kinship_power or {}).items():
-        if not power:
+    for reference_name, typed in (result.kinship_power or {}).items():
+        if not typed:
             continue
+        power = plain(typed)
         loci = next(iter(power.values()))["loci"]
         caveats.append(
             f"Kinship cutoffs ({reference_name}) keep the expected number of unrelated pairs "
