@@ -92,6 +92,8 @@ class _Components:
             for added, hint in getattr(kind, "json_added", {}).items():
                 schema["properties"][added] = self._type(hint)
                 schema["required"].append(added)
+            if not schema["required"]:  # OpenAPI 3.0 wants a required list to name one
+                del schema["required"]
             doc = inspect.getdoc(kind) or ""
             if doc and not doc.startswith(f"{kind.__name__}("):  # not dataclass's made-up one
                 schema["description"] = " ".join(doc.split("\n\n")[0].split())
