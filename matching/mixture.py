@@ -245,6 +245,14 @@ class MixtureEstimate:
     def membership_records(self, minimum: float = 0.0) -> list[dict]:
         """Long-form posterior membership (:data:`MEMBERSHIP_COLUMNS`); rows whose Gibbs and
         EM membership are both below ``minimum`` are left out."""
+        columns = self.membership_columns(minimum)
+        names = list(columns)
+        return [dict(zip(names, values, strict=True))
+                for values in zip(*columns.values(), strict=True)]
+
+    def membership_columns(self, minimum: float = 0.0) -> dict[str, list]:
+        """:meth:`membership_records` as columns (:data:`MEMBERSHIP_COLUMNS`, in order): a
+        mixture of thousands of samples has hundreds of thousands of rows."""
         gibbs, em = self.membership, self.em_membership
         # Python's max(gibbs, em), NaN included, for every entry at once
         larger = np.where(em > gibbs, em, gibbs)
@@ -263,9 +271,7 @@ class MixtureEstimate:
             "PofZ_em": em[sample, population].astype(np.float64).tolist(),
             "known_collection": known[sample].tolist(),
         }
-        names = list(columns)
-        return [dict(zip(names, values, strict=True))
-                for values in zip(*columns.values(), strict=True)]
+        return columns
 
     def trace_records(self) -> list[dict]:
         """The stored sweeps in wide form: ``mixture_collection, sweep`` and one column per

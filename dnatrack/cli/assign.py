@@ -11,7 +11,14 @@ import argparse
 import csv
 from pathlib import Path
 
-from dnatrack.cli._common import add_format_option, progress_bar, read_table, write_json, write_rows
+from dnatrack.cli._common import (
+    add_format_option,
+    progress_bar,
+    read_table,
+    write_columns,
+    write_json,
+    write_rows,
+)
 from dnatrack.reference import ReferenceSet, load_reference_set
 
 ASSIGN_COLUMNS = """\
@@ -402,7 +409,7 @@ def run_assign(args: argparse.Namespace) -> int:
         outputs["mixture_repunits"] = (_sibling(args.out, ".mixture_repunits.csv"),
                                        mixture.repunit_records(), REPUNIT_COLUMNS)
         outputs["membership"] = (_sibling(args.out, ".membership.csv"),
-                                 mixture.membership_records(), MEMBERSHIP_COLUMNS)
+                                 mixture.membership_columns(), MEMBERSHIP_COLUMNS)
         for row, group in zip(rows, groups, strict=True):
             row["mixture_collection"] = group
     geojson = None
@@ -420,7 +427,10 @@ def run_assign(args: argparse.Namespace) -> int:
     written = {"assignments": str(args.out)}
     write_rows(args.out, rows, columns)
     for key, (path, records, names) in outputs.items():
-        write_rows(path, records, names)
+        if isinstance(records, dict):  # columns
+            write_columns(path, {name: records[name] for name in names})
+        else:
+            write_rows(path, records, names)
         written[key] = str(path)
     if geojson is not None:
         path = _sibling(args.out, ".geojson")
