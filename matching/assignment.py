@@ -264,13 +264,25 @@ class AssignmentModel:
         )
 
     # ------------------------------------------------------------------ encoding
+    @cached_property
+    def _reference_codes(self) -> np.ndarray:
+        return self._encode(self.reference)
+
     def encode(self, table: GenotypeTable) -> np.ndarray:
         """Allele indices of ``table`` at the model's loci, int16 (n, L, 2), -1 untyped.
+
+        The reference's are encoded once (leave-one-out scores, flag calibration and
+        self-assignment all need them); callers must not write into the array.
 
         Loci of the model the table lacks are untyped; loci of the table the model lacks are
         ignored. Alleles absent from the reference go to the two zero-count slots past the
         reference's alleles (distinct alleles to distinct slots).
         """
+        if table is self.reference:
+            return self._reference_codes
+        return self._encode(table)
+
+    def _encode(self, table: GenotypeTable) -> np.ndarray:
         aligned = self._aligned(table)
         codes = self.counts.coding.extend(aligned).encode(aligned)
         limit = self.n_alleles.astype(np.int16)[None, :]
@@ -914,34 +926,41 @@ class Assignment:
 
     def records(self) -> list[dict]:
         """One row per sample with :data:`RECORD_COLUMNS` (rubias names where they exist)."""
-        rows = np.arange(len(self))
+        n = len(self)
+        rows = np.arange(n)
         best, unit, top_unit = self.best, self.inferred_repunit, self.max_posterior_repunit
-        scaled = self.posterior[rows, best]
-        unit_scaled = self.repunit_posterior[rows, unit]
-        top_unit_scaled = self.repunit_posterior[rows, top_unit]
-        log_likelihood = self.log_likelihood[rows, best]
-        out = []
-        for i in range(len(self)):
-            out.append({
-                "indiv": self.profile_ids[i],
-                "mixture_collection": self.group[i] if self.group is not None else "",
-                "collection": self.population[i] if self.population is not None else "",
-                "repunit": self.repunit[i] if self.repunit is not None else "",
-                "inferred_collection": self.populations[best[i]],
-                "inferred_repunit": self.repunit_names[unit[i]],
-                "scaled_likelihood": float(scaled[i]),
-                "repunit_scaled_likelihood": float(unit_scaled[i]),
-                "repunit_max_posterior": self.repunit_names[top_unit[i]],
-                "repunit_max_posterior_scaled_likelihood": float(top_unit_scaled[i]),
-                "log_likelihood": float(log_likelihood[i]),
-                "z_score": float(self.z_score[i]),
-                "z_score_exact": float(self.z_score_exact[i]),
-                "exclusion_p_value": float(self.exclusion_p_value[i]),
-                "unsampled_source": bool(self.unsampled[i]),
-                "n_non_miss_loci": int(self.n_typed[i]),
-                "n_miss_loci": int(self.n_loci - self.n_typed[i]),
-            })
-        return out
+        populations = np.array(self.populations, dtype=object)
+        repunits = np.array(self.repunit_names, dtype=object)
+
+        def labels(values) -> list:
+            return [""] * n if values is None else list(values)
+
+        # Whole columns made Python values at once (tolist: float, int and bool as float(),
+        # int() and bool() make them), then zipped into rows.
+        columns = {
+            "indiv": list(self.profile_ids),
+            "mixture_collection": labels(self.group),
+            "collection": labels(self.population),
+            "repunit": labels(self.repunit),
+            "inferred_collection": populations[best].tolist(),
+            "inferred_repunit": repunits[unit].tolist(),
+            "scaled_likelihood": self.posterior[rows, best].astype(np.float64).tolist(),
+            "repunit_scaled_likelihood":
+                self.repunit_posterior[rows, unit].astype(np.float64).tolist(),
+            "repunit_max_posterior": repunits[top_unit].tolist(),
+            "repunit_max_posterior_scaled_likelihood":
+                self.repunit_posterior[rows, top_unit].astype(np.float64).tolist(),
+            "log_likelihood": self.log_likelihood[rows, best].astype(np.float64).tolist(),
+            "z_score": np.asarray(self.z_score, dtype=np.float64).tolist(),
+            "z_score_exact": np.asarray(self.z_score_exact, dtype=np.float64).tolist(),
+            "exclusion_p_value": np.asarray(self.exclusion_p_value, dtype=np.float64).tolist(),
+            "unsampled_source": np.asarray(self.unsampled, dtype=bool).tolist(),
+            "n_non_miss_loci": np.asarray(self.n_typed, dtype=np.int64).tolist(),
+            "n_miss_loci": (self.n_loci - np.asarray(self.n_typed, dtype=np.int64)).tolist(),
+        }
+        names = list(columns)
+        return [dict(zip(names, values, strict=True))
+                for values in zip(*columns.values(), strict=True)]
 
     def parameters(self) -> dict:
         """Settings that determine the result, for reports and output headers."""

@@ -245,24 +245,33 @@ class MixtureEstimate:
     def membership_records(self, minimum: float = 0.0) -> list[dict]:
         """Long-form posterior membership (:data:`MEMBERSHIP_COLUMNS`); rows whose Gibbs and
         EM membership are both below ``minimum`` are left out."""
-        out = []
-        for i, pid in enumerate(self.profile_ids):
-            group = self.groups[self.group_index[i]]
-            known = self.populations[self.known[i]] if self.known[i] >= 0 else ""
-            for p, population in enumerate(self.populations):
-                gibbs, em = self.membership[i, p], self.em_membership[i, p]
-                if max(gibbs, em) < minimum:
-                    continue
-                out.append({
-                    "mixture_collection": group,
-                    "indiv": pid,
-                    "repunit": self.repunit_names[self.population_repunit[p]],
-                    "collection": population,
-                    "PofZ": float(gibbs),
-                    "PofZ_em": float(em),
-                    "known_collection": known,
-                })
-        return out
+        columns = self.membership_columns(minimum)
+        names = list(columns)
+        return [dict(zip(names, values, strict=True))
+                for values in zip(*columns.values(), strict=True)]
+
+    def membership_columns(self, minimum: float = 0.0) -> dict[str, list]:
+        """:meth:`membership_records` as columns (:data:`MEMBERSHIP_COLUMNS`, in order): a
+        mixture of thousands of samples has hundreds of thousands of rows."""
+        gibbs, em = self.membership, self.em_membership
+        # Python's max(gibbs, em), NaN included, for every entry at once
+        larger = np.where(em > gibbs, em, gibbs)
+        sample, population = np.nonzero(~(larger < minimum))  # in the order of the samples
+        groups = np.array(self.groups, dtype=object)[np.asarray(self.group_index)]
+        known = np.array([*self.populations, ""], dtype=object)[
+            np.where(np.asarray(self.known) >= 0, self.known, len(self.populations))]
+        populations = np.array(self.populations, dtype=object)
+        units = np.array(self.repunit_names, dtype=object)[np.asarray(self.population_repunit)]
+        columns = {
+            "mixture_collection": groups[sample].tolist(),
+            "indiv": np.asarray(self.profile_ids, dtype=object)[sample].tolist(),
+            "repunit": units[population].tolist(),
+            "collection": populations[population].tolist(),
+            "PofZ": gibbs[sample, population].astype(np.float64).tolist(),
+            "PofZ_em": em[sample, population].astype(np.float64).tolist(),
+            "known_collection": known[sample].tolist(),
+        }
+        return columns
 
     def trace_records(self) -> list[dict]:
         """The stored sweeps in wide form: ``mixture_collection, sweep`` and one column per

@@ -16,8 +16,7 @@ def _subcommand_modules() -> list[str]:
 
 
 def test_every_subcommand_module_is_registered():
-    registered = {module.__name__.rsplit(".", 1)[1] for module in dnatrack.cli.SUBCOMMANDS}
-    assert set(_subcommand_modules()) == registered
+    assert set(_subcommand_modules()) == set(dnatrack.cli.SUBCOMMANDS)
 
 
 @pytest.mark.parametrize(
@@ -35,3 +34,27 @@ def test_each_documented_command_has_help(command, capsys):
 def test_no_command_prints_usage_and_fails(capsys):
     assert main([]) == 2
     assert "COMMAND" in capsys.readouterr().out
+
+
+def test_each_command_is_registered_by_the_module_the_table_names():
+    import argparse
+
+    registered = {}
+    for name in dnatrack.cli.SUBCOMMANDS:
+        subparsers = argparse.ArgumentParser().add_subparsers()
+        dnatrack.cli.subcommand_module(name).register(subparsers)
+        registered.update(dict.fromkeys(subparsers.choices, name))
+    assert registered == dnatrack.cli.COMMAND_MODULES
+
+
+def test_a_command_line_builds_only_its_commands_parsers():
+    parser = build_parser(["self-assign", "x", "--out", "y.csv"])
+    commands = parser._subparsers._group_actions[0].choices
+    assert set(commands) == {"assign", "self-assign", "assess-reference"}
+    args = parser.parse_args(["self-assign", "x", "--out", "y.csv"])
+    assert (args.command, args.reference, args.out) == ("self-assign", "x", "y.csv")
+    # an option or an unknown word first: every command, so the usage lists them all
+    assert set(build_parser(["--version"])._subparsers._group_actions[0].choices) == set(
+        dnatrack.cli.COMMAND_MODULES)
+    assert set(build_parser(["nonsense"])._subparsers._group_actions[0].choices) == set(
+        dnatrack.cli.COMMAND_MODULES)

@@ -183,3 +183,48 @@ def test_a_calibration_for_other_genotypes_is_refused(files, tmp_path):
                    "--out", str(tmp_path / "p.csv"), "--theta", "0.03",
                    "--calibration", str(cal)])
     assert status == 1
+
+
+def test_match_with_two_reference_sets_finds_the_pairs_analyze_finds(tmp_path):
+    """``match`` runs the search stage of ``analyze``'s pipeline: with the black and the white
+    rhino sets, each profile is weighed with the set it comes from, and both commands report
+    the same pairs with the same numbers and frequency set."""
+    from dnatrack.genotypes import GenotypeTable
+    from dnatrack.reference import load_reference_set
+
+    names = ["black_rhino_simulated", "white_rhino_simulated"]
+    picked = []
+    for name in names:
+        # the first animal sampled twice: a same-animal pair within each species
+        table = load_reference_set(name).table
+        picked.append(GenotypeTable(
+            table.alleles[[0, 1, 2, 3, 0]], [f"{name[:5]}{k}" for k in range(5)], table.loci,
+            group=[name] * 5))
+    loci = [locus for locus in picked[0].loci if locus in picked[1].loci]
+    subject = GenotypeTable.concat([table.select_loci(loci) for table in picked])
+    genotypes = tmp_path / "rhinos.csv"
+    write_genotypes(subject, genotypes, format="wide")
+    references = [arg for name in names for arg in ("--reference", name)]
+    relationships = "same_animal,parent_offspring"
+    assert main(["match", str(genotypes), *references, "--relationships", relationships,
+                 "--out", str(tmp_path / "pairs.csv")]) == 0
+    assert main(["analyze", str(genotypes), *references, "--analyses", "identity,kinship",
+                 "--parameters", json.dumps({"relationships": relationships.split(",")}),
+                 "--no-report", "--out", str(tmp_path / "analyze")]) == 0
+    matched = {(r["sample1"], r["sample2"]): r for r in read_csv(tmp_path / "pairs.csv")}
+    analysed = {(r["sample1"], r["sample2"]): r
+                for r in read_csv(tmp_path / "analyze" / "pairs.csv")}
+    same = {key for key, row in matched.items() if row["relationship"] == "same_animal"}
+    assert {("black0", "black4"), ("white0", "white4")} <= same
+    assert matched.keys() == analysed.keys()
+    for key, row in matched.items():
+        other = analysed[key]
+        assert row["relationship"] == other["relationship"]
+        assert float(row["log10_lr"]) == pytest.approx(float(other["log10_lr"]), abs=1e-6)
+        assert row["frequency_reference"] == other["frequency_reference"] == (
+            names[0] if key[0].startswith("black") else names[1])
+    run = json.loads((tmp_path / "pairs.run.json").read_text())
+    assert [entry["name"] for entry in run["reference"]] == names
+    assert {entry["reference"]: sorted(entry["samples"])
+            for entry in run["frequencies"]["sets"]} == {
+        name: sorted(f"{name[:5]}{k}" for k in range(5)) for name in names}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import operator
 import os
 import sys
 from collections.abc import Iterable, Mapping
@@ -29,14 +30,35 @@ def read_table(path: str, input_format: str | None = None, **options) -> Genotyp
 
 def write_rows(path: str | os.PathLike, rows: Iterable[Mapping], columns: list[str]) -> int:
     """Write dict rows as CSV with a header (missing keys as empty cells); returns the count."""
+    pick = operator.itemgetter(*columns) if len(columns) > 1 else (
+        lambda row: (row[columns[0]],))
     count = 0
+
+    def values(row: Mapping):
+        nonlocal count
+        count += 1
+        try:
+            return pick(row)
+        except KeyError:
+            return [row.get(column, "") for column in columns]
+
+    # csv.writer's own loop over the rows (as DictWriter writes them: the same dialect, missing
+    # keys and None as empty cells, other keys ignored), several times faster for long tables.
     with replace_atomically(path, newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
-        writer.writeheader()
-        for row in rows:
-            writer.writerow(row)
-            count += 1
+        writer = csv.writer(handle)
+        writer.writerow(columns)
+        writer.writerows(map(values, rows))
     return count
+
+
+def write_columns(path: str | os.PathLike, columns: Mapping[str, list]) -> int:
+    """Write equal-length columns as CSV with a header, as :func:`write_rows` writes the same
+    rows; returns the number of rows."""
+    with replace_atomically(path, newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(list(columns))
+        writer.writerows(zip(*columns.values(), strict=True))
+    return len(next(iter(columns.values()), []))
 
 
 def write_json(path: str | os.PathLike, data) -> None:

@@ -11,7 +11,14 @@ import argparse
 import csv
 from pathlib import Path
 
-from dnatrack.cli._common import add_format_option, progress_bar, read_table, write_json, write_rows
+from dnatrack.cli._common import (
+    add_format_option,
+    progress_bar,
+    read_table,
+    write_columns,
+    write_json,
+    write_rows,
+)
 from dnatrack.reference import ReferenceSet, load_reference_set
 
 ASSIGN_COLUMNS = """\
@@ -79,9 +86,11 @@ def register(subparsers) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     assign.add_argument("samples", help="genotype file of the samples (any readable format)")
-    assign.add_argument("--reference", required=True, metavar="REF",
+    assign.add_argument("--reference", required=True, action="append", metavar="REF",
                         help="bundled reference set name, reference folder, or genotype file "
-                             "with populations (and optionally a repunit column)")
+                             "with populations (and optionally a repunit column); repeatable: "
+                             "the sets are combined as in 'dnatrack analyze' (a population "
+                             "name two sets share is qualified with its set's)")
     assign.add_argument("--out", required=True, metavar="TABLE.csv",
                         help="per-sample assignment table to write")
     add_format_option(assign)
@@ -358,13 +367,17 @@ def _load_reference(args: argparse.Namespace, path: str) -> ReferenceSet:
 
 
 def run_assign(args: argparse.Namespace) -> int:
-    from matching.assignment import RECORD_COLUMNS, AssignmentModel
+    from matching.analysis.references import assignment_model
+    from matching.assignment import RECORD_COLUMNS
     from matching.geo import GEO_COLUMNS, SiteMixtureModel
     from matching.mixture import MEMBERSHIP_COLUMNS, PROPORTION_COLUMNS, REPUNIT_COLUMNS
 
-    reference = _load_reference(args, args.reference)
+    if len(set(args.reference)) != len(args.reference):
+        raise ValueError("--reference names a reference set twice")
+    references = [_load_reference(args, path) for path in args.reference]
     samples = read_table(args.samples, args.input_format)
-    model = AssignmentModel.from_reference(reference, args.repunit_level)
+    # The assignment stage of the analysis pipeline (matching.analysis.analyse).
+    model, reference = assignment_model(references, repunit_level=args.repunit_level)
     # Everything that can fail on bad input runs before any file is written.
     mixture_settings = _mixture_settings(args, model, samples) if args.mixture else None
     geo = None
@@ -396,7 +409,7 @@ def run_assign(args: argparse.Namespace) -> int:
         outputs["mixture_repunits"] = (_sibling(args.out, ".mixture_repunits.csv"),
                                        mixture.repunit_records(), REPUNIT_COLUMNS)
         outputs["membership"] = (_sibling(args.out, ".membership.csv"),
-                                 mixture.membership_records(), MEMBERSHIP_COLUMNS)
+                                 mixture.membership_columns(), MEMBERSHIP_COLUMNS)
         for row, group in zip(rows, groups, strict=True):
             row["mixture_collection"] = group
     geojson = None
@@ -414,7 +427,10 @@ def run_assign(args: argparse.Namespace) -> int:
     written = {"assignments": str(args.out)}
     write_rows(args.out, rows, columns)
     for key, (path, records, names) in outputs.items():
-        write_rows(path, records, names)
+        if isinstance(records, dict):  # columns
+            write_columns(path, {name: records[name] for name in names})
+        else:
+            write_rows(path, records, names)
         written[key] = str(path)
     if geojson is not None:
         path = _sibling(args.out, ".geojson")
@@ -464,17 +480,21 @@ def _groups(samples, column: str) -> list[str]:
 
 
 def run_self_assign(args: argparse.Namespace) -> int:
+    from matching.analysis.references import assignment_model
     from matching.assignment import RECORD_COLUMNS, self_assign
-    from matching.geo import SiteMixtureModel
 
     reference = _load_reference(args, args.reference)
     n = reference.table.n_profiles
     geo = None
     if args.geo:
+        from matching.geo import SiteMixtureModel
+
         geo = _geo_model(SiteMixtureModel, reference, args, args.geo)
+    # The assignment stage of the analysis pipeline (matching.analysis.analyse).
+    model, _ = assignment_model([reference], repunit_level=args.repunit_level)
     with progress_bar(n, "self-assigning", unit="sample") as update:
         result = self_assign(
-            reference, repunit_level=args.repunit_level,
+            model,
             exclusion_simulations=args.exclusion_sims, seed=args.seed, alpha=args.alpha,
             exclusion_stop_early=not args.exclusion_full, chunk_size=args.chunk_size,
             dask_client=args.dask, progress=update,

@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from dnatrack.cli._common import (
     add_format_option,
     parse_assignments,
@@ -41,10 +43,11 @@ def register(subparsers) -> None:
     match.add_argument("--against", metavar="EXISTING",
                        help="search the genotypes against these existing profiles only "
                             "(new-vs-existing, plus pairs among the new ones)")
-    match.add_argument("--reference", metavar="REF",
+    match.add_argument("--reference", action="append", metavar="REF",
                        help="bundled reference set name, reference folder, or genotype file "
                             "with populations; its allele frequencies are used (required but "
-                            "for close matching)")
+                            "for close matching; repeatable: each profile is weighed with the "
+                            "set it is assigned to, as in 'dnatrack analyze')")
     match.add_argument("--out", required=True, metavar="PAIRS.csv", help="pairs CSV to write")
     match.add_argument("--links", metavar="LINKS", help="seizure links as .json or .csv "
                        "(default: PAIRS.links.json)")
@@ -188,61 +191,53 @@ def _seizures(table: GenotypeTable, groups_path: str | None) -> dict[str, str]:
     return dict(zip(ids, (str(x) for x in labels), strict=True))
 
 
-def _shared_loci(reference: ReferenceSet, tables: list[GenotypeTable], min_loci: int):
-    loci = [locus for locus in reference.table.loci if all(locus in t.loci for t in tables)]
+def _shared_loci(references: list[ReferenceSet], tables: list[GenotypeTable], min_loci: int):
+    from matching.analysis.references import shared_loci
+
+    loci = [locus for locus in shared_loci(references) if all(locus in t.loci for t in tables)]
     if len(loci) < min_loci:
+        what = "the reference" if len(references) == 1 else "the reference sets"
         raise ValueError(
-            f"only {len(loci)} loci are shared by the genotypes and the reference "
+            f"only {len(loci)} loci are shared by the genotypes and {what} "
             f"({', '.join(loci) or 'none'}); at least --min-loci {min_loci} are needed"
         )
     return loci
 
 
-def _calibration(args, reference: ReferenceSet, scoring, notes: list[str],
-                 ref_table: GenotypeTable, relationships: tuple[str, ...], n_pairs: float,
-                 tables: list[GenotypeTable]):
-    """The calibration to use: ``--calibration`` (which must fit), else the reference
-    folder's standing calibration when it fits, else one made now for this search's number of
-    pairs and its profiles' mix of populations (``tables``: new, then existing) — each choice
-    explained in ``notes``."""
+def _search_options(args, notes: list[str], kinship_progress, identity_progress, client):
+    """The pipeline's :class:`~matching.analysis.pipeline.SearchOptions` from the options:
+    ``--calibration`` (which must fit each set), else ``--cutoff`` as given, else cutoffs
+    calibrated now (or the reference folder's standing calibration when it fits)."""
+    from matching.analysis.pipeline import SearchOptions
     from matching.calibration import Calibration
-    from matching.pair_search import calibration_mismatch, search_calibration
 
+    calibration = None
+    cutoffs = parse_assignments(args.cutoff, "--cutoff") if args.cutoff else None
     if args.calibration:
         calibration = Calibration.load(args.calibration)
-        problem = calibration_mismatch(calibration, reference, scoring)
-        if problem:
-            raise ValueError(f"{args.calibration}: {problem}")
         notes.append(f"cutoffs from calibration {args.calibration}")
-        return calibration
-    if args.cutoff:
+    elif cutoffs:
         notes.append("cutoffs given on the command line (not calibrated)")
-        return None
-    from reference_data import list_reference_sets, reference_set_path
-
-    folder = Path(args.reference)
-    if not folder.is_dir() and args.reference in list_reference_sets():
-        folder = reference_set_path(args.reference)
-    return search_calibration(
-        reference, ref_table, scoring=scoring, relationships=relationships,
-        pairs_compared=n_pairs, folder=folder if folder.is_dir() else None, notes=notes,
-        expected_false_pairs=args.expected_false_pairs, new=tables[0],
-        existing=tables[1] if len(tables) > 1 else None,
+    return SearchOptions(
+        frequencies=args.frequencies, within_theta=args.within_theta, cutoffs=cutoffs,
+        calibration=calibration, calibration_name=str(args.calibration),
+        expected_false_pairs=args.expected_false_pairs, dask_client=client,
+        kinship_progress=kinship_progress, identity_progress=identity_progress,
     )
 
 
 # ---------------------------------------------------------------------------------- match
 def run_match(args: argparse.Namespace) -> int:
+    """The identity and kinship search of :func:`matching.analysis.analyse`
+    (:func:`~matching.analysis.pipeline.search_pairs`), each profile weighed with the
+    frequencies of the ``--reference`` set it is assigned to."""
     from dnatrack import __version__
-    from matching.identity import IdentityCriteria
-    from matching.kinship import DEFAULT_CUTOFFS, KinshipSearch
+    from dnatrack.cli.analyze import _reference_folder
+    from matching.analysis import AnalysisSettings
+    from matching.analysis.pipeline import search_pairs
+    from matching.analysis.references import frequencies_record, frequency_groups
     from matching.links import link_seizures
-    from matching.pair_search import (
-        find_pairs,
-        low_power_warning,
-        pairs_compared,
-        power_summary,
-    )
+    from matching.pair_search import low_power_warning, power_summary
 
     if args.min_fraction_matching is not None:
         return run_close_matching(args)
@@ -250,71 +245,77 @@ def run_match(args: argparse.Namespace) -> int:
         raise ValueError("--min-fraction-typed goes with --min-fraction-matching")
     if args.no_identity and args.no_kinship:
         raise ValueError("--no-identity and --no-kinship leave nothing to do")
-    if args.reference is None:
+    if not args.reference:
         raise ValueError("--reference is required (its allele frequencies score the pairs)")
-    reference = load_reference_set(args.reference)
+    if len(set(args.reference)) != len(args.reference):
+        raise ValueError("--reference names a reference set twice")
+    references = [load_reference_set(name) for name in args.reference]
+    folders = {reference.name: _reference_folder(argument)
+               for reference, argument in zip(references, args.reference, strict=True)}
     new = read_table(args.genotypes, args.input_format)
     existing = read_table(args.against, args.input_format) if args.against else None
     tables = [new] if existing is None else [new, existing]
-    loci = _shared_loci(reference, tables, args.min_loci)
+    loci = _shared_loci(references, tables, args.min_loci)
     tables = [t.select_loci(loci) for t in tables]
-    ref_table = reference.table.select_loci(loci)
     seizure_of = {}
     for table in tables:
         seizure_of.update(_seizures(table, args.groups))
     combined = _combined(tables, args)
     n_new = len(tables[0])
+    others = tables[1] if existing is not None else tables[0].take(np.array([], dtype=np.int64))
 
-    scoring = _scoring(args, reference, ref_table)
+    errors = _error_model(args)
     relationships = tuple(r.strip() for r in args.relationships.split(",") if r.strip())
-    cutoffs = {**DEFAULT_CUTOFFS, **parse_assignments(args.cutoff, "--cutoff")}
-    notes: list[str] = []
-    n_pairs = pairs_compared(n_new, len(combined) - n_new)
-    calibration = _calibration(args, reference, scoring, notes, ref_table, relationships,
-                               n_pairs, tables)
-    search = KinshipSearch.from_reference(
-        ref_table, *tables, **scoring.search_options(), relationships=relationships,
-        cutoffs=cutoffs, min_loci=args.min_loci, calibration=calibration,
-    )
-    power = power_summary(search, len(loci))
-
+    settings = AnalysisSettings(
+        theta=args.theta, dropout_rate=errors.dropout_rate, miscall_rate=errors.miscall_rate,
+        relationships=relationships, min_loci=args.min_loci, stringency=args.stringency,
+        max_mismatches=args.max_mismatches, max_dropouts=args.max_dropouts)
+    groups = frequency_groups(references, loci, tables[0], args.theta)
+    criteria = None if args.no_identity else settings.identity_criteria()
     client = None
     if args.dask and not args.no_kinship:
         from matching.distributed import connect
 
         client = connect(args.dask)
-    criteria = None
-    if not args.no_identity:
-        criteria = IdentityCriteria(args.stringency, max_mismatches=args.max_mismatches,
-                                    max_dropouts=args.max_dropouts, min_loci=args.min_loci)
+    notes: list[str] = []
     identity_blocks = None if criteria is None else criteria.n_blocks
     with progress_bar(n_new, "kinship search") as kinship_update, \
             progress_bar(identity_blocks, "identity search", unit="block") as identity_update:
-        found = find_pairs(
-            search, tables[0], None if existing is None else tables[1],
-            kinship=not args.no_kinship,
-            criteria=criteria, dask_client=client, kinship_progress=kinship_update,
-            identity_progress=identity_update,
-        )
+        options = _search_options(args, notes, kinship_update, identity_update, client)
+        found = search_pairs(groups, tables[0], others, loci, settings, criteria,
+                             kinship=not args.no_kinship, notes=notes,
+                             reference_folder=lambda reference: folders.get(reference.name),
+                             options=options)
+    powers = {searched.group.reference.name: power_summary(searched.search, len(loci))
+              for searched in found.searches}
+    not_called = found.candidates_not_called()
     lr_columns = [f"log10_lr_{r}" for r in relationships]
     if criteria is not None:
         notes.append(
             f"identity search: candidates with at most {found.identity_guarantee} loci not "
             "identical (mismatching, dropout-compatible or untyped) are always found; "
-            f"{len(found.candidates_not_called)} candidates were not called the same animal "
+            f"{len(not_called)} candidates were not called the same animal "
             "(their same-animal LR missed the cutoff or another relationship was as likely)"
         )
+    if found.dropped:
+        notes.append(
+            f"{found.dropped} pair(s) of profiles assigned to different reference sets passed "
+            "the cutoffs with one set's frequencies only and are not reported")
     if args.candidates:
-        for row in found.candidates_not_called:
+        for row in not_called:
             row["seizure1"] = seizure_of[row["sample1"]]
             row["seizure2"] = seizure_of[row["sample2"]]
-        write_rows(args.candidates, found.candidates_not_called, CANDIDATE_COLUMNS + lr_columns)
+        write_rows(args.candidates, not_called, CANDIDATE_COLUMNS + lr_columns)
     ordered = found.rows
-    for row in ordered:
+    several = len(references) > 1
+    for row, k in found.chosen:
         row["seizure1"], row["seizure2"] = seizure_of[row["sample1"]], seizure_of[row["sample2"]]
         if "rmp" in row:
             row["rmp"] = f"{row['rmp']:.3e}"
-    write_rows(args.out, ordered, PAIR_COLUMNS + lr_columns)
+        if several:
+            row["frequency_reference"] = found.searches[k].group.reference.name
+    write_rows(args.out, ordered, PAIR_COLUMNS + (["frequency_reference"] if several else [])
+               + lr_columns)
 
     graph = link_seizures(ordered, seizure_of)
     links_path = Path(args.links) if args.links else Path(args.out).with_suffix(".links.json")
@@ -323,38 +324,55 @@ def run_match(args: argparse.Namespace) -> int:
     else:
         write_json(links_path, graph.as_dict())
     run_path = Path(args.out).with_suffix(".run.json")
-    write_json(run_path, {
+
+    def kinship_record(searched) -> dict:
+        return {**searched.search.parameters(), "expected_false_pairs": args.expected_false_pairs,
+                "pairs_compared": found.pairs_compared,
+                "power": powers[searched.group.reference.name]}
+
+    def reference_record(reference) -> dict:
+        return {"name": reference.name, "version": reference.version,
+                "content_hash": reference.content_hash, "simulated": reference.simulated}
+
+    run = {
         "software": f"dnatrack {__version__}",
-        "reference": {"name": reference.name, "version": reference.version,
-                      "content_hash": reference.content_hash, "simulated": reference.simulated},
+        "reference": reference_record(references[0]) if not several
+        else [reference_record(reference) for reference in references],
         "inputs": {"genotypes": args.genotypes, "against": args.against,
                    "profiles": len(combined), "loci": list(loci)},
-        "kinship": None if args.no_kinship else {
-            **search.parameters(), "expected_false_pairs": args.expected_false_pairs,
-            "pairs_compared": n_pairs, "power": power},
+        "kinship": None if args.no_kinship else (
+            kinship_record(found.searches[0]) if not several else
+            {searched.group.reference.name: kinship_record(searched)
+             for searched in found.searches}),
         "identity": None if criteria is None else {
             **criteria.as_dict(), "guaranteed_bad_loci": found.identity_guarantee,
-            "candidates_not_called": len(found.candidates_not_called)},
+            "candidates_not_called": len(not_called)},
         "results": {"pairs": len(ordered), "seizure_links": len(graph.links),
                     "networks": len(graph.components)},
         "notes": notes,
-    })
+    }
+    if several:
+        run["frequencies"] = frequencies_record(groups, references, tables[0])
+    write_json(run_path, run)
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
-    warning = "" if args.no_kinship else low_power_warning(power)
-    if warning:
-        print(f"warning: {warning}", file=sys.stderr)
+    for name, power in powers.items():
+        warning = "" if args.no_kinship else low_power_warning(power)
+        if warning:
+            print(f"warning: {f'{name}: ' if several else ''}{warning}", file=sys.stderr)
     same = sum(1 for row in ordered if row.get("relationship") == "same_animal")
     print(
         f"{len(combined)} profiles at {len(loci)} loci: {len(ordered)} pairs "
         f"({same} same animal), {len(graph.links)} seizure links in "
         f"{len(graph.components)} networks -> {args.out}, {links_path}, {run_path}"
     )
-    if power and not args.no_kinship:
-        print(f"power at {next(iter(power.values()))['loci']} loci, at most "
-              f"{args.expected_false_pairs:g} expected false pair(s): " + ", ".join(
-                  f"{name.replace('_', ' ')} {row['power']:.0%}"
-                  for name, row in power.items()))
+    for name, power in powers.items():
+        if power and not args.no_kinship:
+            print(f"power{f' ({name})' if several else ''} at "
+                  f"{next(iter(power.values()))['loci']} loci, at most "
+                  f"{args.expected_false_pairs:g} expected false pair(s): " + ", ".join(
+                      f"{rel.replace('_', ' ')} {row['power']:.0%}"
+                      for rel, row in power.items()))
     return 0
 
 

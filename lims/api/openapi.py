@@ -6,7 +6,11 @@ undeclared one is a programming error and stops the document being built.
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import re
+import types
+import typing
 
 from flask import Flask, current_app
 
@@ -70,6 +74,51 @@ class _Components:
             self.schemas[name] = schema.openapi(mode)
         return {"$ref": f"#/components/schemas/{name}"}
 
+    def dataclass_ref(self, kind: type, name: str | None = None) -> dict:
+        """A component for the JSON form of dataclass ``kind`` (fields in order, those without
+        a default required), nested dataclasses as components of their own named
+        ``<top><Name>``."""
+        name = name or kind.__name__
+        if name not in self.schemas:
+            self.schemas[name] = {}  # taken, for a type that refers to itself
+            hints = typing.get_type_hints(kind)
+            fields = dataclasses.fields(kind)
+            schema: dict = {
+                "type": "object",
+                "properties": {f.name: self._type(hints[f.name]) for f in fields},
+                "required": [f.name for f in fields if f.default is dataclasses.MISSING
+                             and f.default_factory is dataclasses.MISSING],
+            }
+            for added, hint in getattr(kind, "json_added", {}).items():
+                schema["properties"][added] = self._type(hint)
+                schema["required"].append(added)
+            if not schema["required"]:  # OpenAPI 3.0 wants a required list to name one
+                del schema["required"]
+            doc = inspect.getdoc(kind) or ""
+            if doc and not doc.startswith(f"{kind.__name__}("):  # not dataclass's made-up one
+                schema["description"] = " ".join(doc.split("\n\n")[0].split())
+            self.schemas[name] = schema
+        return {"$ref": f"#/components/schemas/{name}"}
+
+    def _type(self, hint) -> dict:
+        origin, arguments = typing.get_origin(hint), typing.get_args(hint)
+        if origin in (typing.Union, types.UnionType):
+            kinds = [a for a in arguments if a is not type(None)]
+            inner = self._type(kinds[0]) if len(kinds) == 1 else {
+                "oneOf": [self._type(a) for a in kinds]}
+            if type(None) not in arguments:
+                return inner
+            return {"allOf": [inner], "nullable": True} if "$ref" in inner else {
+                **inner, "nullable": True}
+        if origin is list:
+            return {"type": "array", "items": self._type(arguments[0])}
+        if origin is dict:
+            return {"type": "object", "additionalProperties": self._type(arguments[1])}
+        if dataclasses.is_dataclass(hint):
+            return self.dataclass_ref(hint, f"Result{hint.__name__}")
+        return {str: {"type": "string"}, int: {"type": "integer"}, float: {"type": "number"},
+                bool: {"type": "boolean"}}.get(hint, {})
+
 
 def _error_statuses(spec: Operation, has_path_parameters: bool) -> list[int]:
     statuses = [400] if spec.query or spec.paginated or spec.request or spec.request_form else []
@@ -122,8 +171,9 @@ def _operation(spec: Operation, endpoint: str, path_parameters: list[dict], part
             "required": True,
             "content": {"multipart/form-data": {"schema": spec.request_form.openapi("create")}},
         }
-    if spec.response is not None:
-        schema = parts.ref(spec.response, "output")
+    if spec.response is not None or spec.response_type is not None:
+        schema = (parts.ref(spec.response, "output") if spec.response is not None
+                  else parts.dataclass_ref(spec.response_type))
         if spec.paginated or spec.response_list:
             schema = {"type": "object", "properties": {"items": {"type": "array", "items": schema}}}
             if spec.paginated:

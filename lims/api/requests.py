@@ -65,6 +65,7 @@ from lims.reports.issue import (
     withdraw_draft,
 )
 from lims.reports.render import render_html, render_pdf
+from matching.analysis import AnalysisResult, upgrade
 
 logger = logging.getLogger(__name__)
 
@@ -298,15 +299,23 @@ def rerun_match_request(record_id: int):
     summary="The results of a finished match request",
     tag="reports",
     permission="record.read",
-    description="Pairs, links, assignment, mixture and geographic results, with the "
-    "parameters, versions and hashes used; records you may not read now (another agency's, or "
-    "a share withdrawn since the run) are reduced to their reference and holding agency.",
+    response_type=AnalysisResult,
+    description="The analysis result in layout 4 (format = 4; a result stored in an earlier "
+    "layout is answered in layout 4): identity and kinship pairs, links between seizures, the "
+    "reference set whose frequencies weighed each profile, population assignment, mixture "
+    "proportions and geographic surfaces, with the scope of the search (pairs compared, "
+    "thresholds applied), every parameter, the software versions and the content hashes "
+    "(content_sha256 of the analytical content, parameters_sha256). Numbers are numbers; a "
+    "missing likelihood ratio or match probability is null. Records you may not read now "
+    "(another agency's, or a share withdrawn since the run) are reduced to their reference "
+    "and holding agency (visible = false).",
 )
 def match_request_result(record_id: int):
     request = load_visible(MatchRequest, record_id, "match request", scope=request_scope)
     if request.status != "done":
         raise ApiError(409, f"match request {record_id} is {request.status}; no result yet")
-    return result_for_reader(db.session, request.result, current_user)
+    stored = upgrade(request.result) if request.result is not None else None
+    return result_for_reader(db.session, stored, current_user)
 
 
 @route(

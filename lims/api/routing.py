@@ -100,6 +100,9 @@ class Operation:
     request_mode: str = "create"
     request_form: Schema | None = None
     response: Schema | None = None
+    # A dataclass the JSON body is the ``to_json`` of (its OpenAPI schema is derived from the
+    # fields), for a body no Schema describes (a stored match-request result).
+    response_type: type | None = None
     response_status: int = 200
     # Other success statuses answered with the same body (a PUT's 201 when it created).
     other_statuses: tuple[int, ...] = ()

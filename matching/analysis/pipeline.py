@@ -34,6 +34,7 @@ from dnatrack.panels import Panel
 from dnatrack.reference import ReferenceSet
 from matching.analysis.references import (
     FrequencyGroup,
+    assignment_model,
     combine_references,
     frequencies_record,
     frequency_groups,
@@ -49,6 +50,8 @@ from matching.analysis.result import (
     AssignmentRow,
     Frequencies,
     Geographic,
+    GeoSample,
+    Grid,
     Link,
     MixtureGroup,
     MixtureShare,
@@ -56,6 +59,8 @@ from matching.analysis.result import (
     Pair,
     PairIdentity,
     PairLocus,
+    Parameters,
+    Power,
     ProfileOrigin,
     Scope,
     Searched,
@@ -70,7 +75,7 @@ from matching.analysis.result import (
 )
 from matching.analysis.settings import ANALYSES, AnalysisError, AnalysisSettings
 from matching.assignment import AssignmentModel
-from matching.calibration import DEFAULT_EXPECTED_FALSE_PAIRS
+from matching.calibration import DEFAULT_EXPECTED_FALSE_PAIRS, Calibration
 from matching.geo import GeographicModel
 from matching.identity import IdentityCriteria
 from matching.kinship import DEFAULT_CUTOFFS, KinshipSearch
@@ -80,6 +85,7 @@ from matching.mixture import estimate_mixture
 from matching.pair_search import (
     FoundPairs,
     Scoring,
+    calibration_mismatch,
     find_pairs,
     identical_loci,
     locus_log10_lrs,
@@ -152,10 +158,9 @@ def stages_of(analyses: Sequence[str]) -> list[str]:
     """The stages an analysis of ``analyses`` goes through, in order."""
     chosen = set(analyses)
     stages = ["loading released profiles"]
-    if "kinship" in chosen:
-        stages.append("calibrating cutoffs")
     if {"identity", "kinship"} & chosen:
-        stages.append("kinship and identity search")
+        # identity calls weigh the same-animal LR against its calibrated cutoff too
+        stages.extend(["calibrating cutoffs", "kinship and identity search"])
     if {"assignment", "mixture"} & chosen:
         stages.append("population assignment")
     if "mixture" in chosen:
@@ -167,12 +172,127 @@ def stages_of(analyses: Sequence[str]) -> list[str]:
 
 
 @dataclass(eq=False)
-class _GroupSearch:
+class GroupSearch:
     """The search of one frequency group's profiles, with that group's frequencies and θ."""
 
     group: FrequencyGroup
     search: KinshipSearch
     found: FoundPairs
+
+
+@dataclass(frozen=True)
+class SearchOptions:
+    """How the pair search scores and cuts beyond :class:`AnalysisSettings` (the options of
+    ``dnatrack match``; a match request uses the defaults).
+
+    Attributes
+    ----------
+    frequencies : {"population", "pooled"}, optional
+        Frequencies a pair is scored with (:class:`~matching.pair_search.Scoring`; default
+        by the reference's number of populations).
+    within_theta : float, optional
+        θ within a population, with population frequencies.
+    cutoffs : mapping of str to float, optional
+        log10 LR cutoffs replacing the defaults; with no ``calibration`` given they are used
+        as they are (not calibrated).
+    calibration : Calibration, optional
+        A calibration to use for every set (it must fit each: :class:`AnalysisError`
+        naming ``calibration_name`` otherwise).
+    calibration_name : str
+        What errors call ``calibration`` (its file).
+    expected_false_pairs : float
+        Operating point of the cutoffs calibrated now.
+    dask_client : optional
+        Run the kinship search's blocks on this Dask cluster.
+    kinship_progress, identity_progress : callable, optional
+        Called with the rows (kinship) or blocks (identity) finished, instead of the
+        analysis's progress.
+    """
+
+    frequencies: str | None = None
+    within_theta: float | None = None
+    cutoffs: Mapping[str, float] | None = None
+    calibration: Calibration | None = None
+    calibration_name: str = "the calibration"
+    expected_false_pairs: float = DEFAULT_EXPECTED_FALSE_PAIRS
+    dask_client: object = None
+    kinship_progress: Callable[[int], None] | None = None
+    identity_progress: Callable[[int], None] | None = None
+
+
+@dataclass(eq=False)
+class PairSearch:
+    """The pair search of an analysis: each frequency group's search, and the pairs kept.
+
+    Attributes
+    ----------
+    searches : list of GroupSearch
+    chosen : list of (dict, int)
+        Each pair's row once and the index of the search it is reported from
+        (:func:`chosen_pairs`), in the order of its samples.
+    dropped : int
+        Pairs of profiles of different sets that only one set's frequencies support.
+    pairs_compared : float
+        Pairs the search compares (what the cutoffs are calibrated for).
+    """
+
+    searches: list[GroupSearch]
+    chosen: list[tuple[dict, int]]
+    dropped: int
+    pairs_compared: float
+
+    @property
+    def rows(self) -> list[dict]:
+        return [row for row, _ in self.chosen]
+
+    @property
+    def identity_guarantee(self) -> int | None:
+        """Loci not identical up to which every matching pair is found (the least of the
+        searches'); ``None`` without the identity search."""
+        values = [s.found.identity_guarantee for s in self.searches
+                  if s.found.identity_guarantee is not None]
+        return min(values) if values else None
+
+    def candidates_not_called(self) -> list[dict]:
+        """Identity candidates no search called the same animal, once each, in the order of
+        their samples."""
+        called = {frozenset((row["sample1"], row["sample2"])) for row in self.rows}
+        seen: dict[frozenset[str], dict] = {}
+        for searched in self.searches:
+            for row in searched.found.candidates_not_called:
+                key = frozenset((row["sample1"], row["sample2"]))
+                if key not in called:
+                    seen.setdefault(key, row)
+        return sorted(seen.values(), key=lambda row: (row["sample1"], row["sample2"]))
+
+
+def search_pairs(
+    groups: Sequence[FrequencyGroup],
+    subject: GenotypeTable,
+    others: GenotypeTable,
+    loci: Sequence[str],
+    settings: AnalysisSettings,
+    criteria: IdentityCriteria | None,
+    *,
+    kinship: bool,
+    notes: list[str],
+    reference_folder: Callable[[ReferenceSet], object] | None = None,
+    options: SearchOptions | None = None,
+    progress: Progress | None = None,
+) -> PairSearch:
+    """Search each frequency group's profiles (:func:`~matching.analysis.references.
+    frequency_groups`) among themselves and against every other profile (other groups' and
+    ``others``) with the group's frequencies, θ and cutoffs; the stage of :func:`analyse`
+    that ``dnatrack match`` runs alone.
+
+    Cutoffs are calibrated for the number of pairs the whole search compares (unless
+    ``options`` gives a calibration or cutoffs); each choice is explained in ``notes``.
+    """
+    return _search_pairs(groups, subject, others, loci, settings, criteria, kinship=kinship,
+                         steps=_Stages(progress, ["calibrating cutoffs",
+                                                  "kinship and identity search"]),
+                         notes=notes, reference_folder=reference_folder,
+                         options=options or SearchOptions())
 
 
 def _search_pairs(
@@ -187,23 +307,28 @@ def _search_pairs(
     steps: _Stages,
     notes: list[str],
     reference_folder: Callable[[ReferenceSet], object] | None,
-) -> tuple[list[_GroupSearch], list[tuple[dict, int]], int]:
-    """Search each frequency group's profiles among themselves and against every other
-    profile (other groups' included) with the group's frequencies, θ and cutoffs.
-
-    Cutoffs are calibrated for the number of pairs the whole analysis compares. Returns the
-    searches, the pairs kept (:func:`chosen_pairs`) and how many were dropped.
-    """
+    options: SearchOptions,
+) -> PairSearch:
     errors = settings.error_model()
     n_pairs = pairs_compared(len(subject), len(others))
-    if kinship:
+    # An identity search calls a candidate the same animal when its same-animal LR passes the
+    # cutoff: that cutoff is calibrated as the kinship search's are.
+    calibrated = kinship or criteria is not None
+    if calibrated:
         steps.enter("calibrating cutoffs")
+    cutoffs = {**DEFAULT_CUTOFFS, **(options.cutoffs or {})}
     prepared = []
     for group in groups:
         reference_table = group.reference.table.select_loci(loci)
-        scoring = Scoring.for_reference(reference_table, group.theta.value, errors)
+        scoring = Scoring.for_reference(reference_table, group.theta.value, errors,
+                                        options.frequencies, options.within_theta)
         calibration = None
-        if kinship:
+        if calibrated and options.calibration is not None:
+            calibration = options.calibration
+            problem = calibration_mismatch(calibration, group.reference, scoring)
+            if problem:
+                raise AnalysisError(f"{options.calibration_name}: {problem}")
+        elif calibrated and options.cutoffs is None:
             group_notes: list[str] = []
             new, existing = _group_tables(subject, others, group)
             # calibrated for the mix of populations of the pairs this group's search compares
@@ -212,28 +337,31 @@ def _search_pairs(
                 relationships=settings.relationships, pairs_compared=n_pairs,
                 folder=None if reference_folder is None else reference_folder(group.reference),
                 notes=group_notes, new=new, existing=existing,
+                expected_false_pairs=options.expected_false_pairs,
             )
             notes.extend(note if len(groups) == 1 else f"{group.reference.name}: {note}"
                          for note in group_notes)
         prepared.append((group, reference_table, scoring, calibration))
     steps.enter("kinship and identity search")
-    progress = steps.counter("kinship and identity search", len(subject), 0.8)
+    progress = options.kinship_progress or steps.counter("kinship and identity search",
+                                                         len(subject), 0.8)
     searches = []
     for group, reference_table, scoring, calibration in prepared:
         search = KinshipSearch.from_reference(
             reference_table, subject, *([others] if len(others) else []),
             **scoring.search_options(), relationships=settings.relationships,
-            cutoffs={r: DEFAULT_CUTOFFS[r] for r in settings.relationships},
+            cutoffs={r: cutoffs[r] for r in settings.relationships if r in cutoffs},
             min_loci=settings.min_loci, calibration=calibration,
         )
         new, existing = _group_tables(subject, others, group)
         found = find_pairs(search, new, existing, kinship=kinship, criteria=criteria,
-                           kinship_progress=progress)
-        searches.append(_GroupSearch(group, search, found))
+                           dask_client=options.dask_client, kinship_progress=progress,
+                           identity_progress=options.identity_progress)
+        searches.append(GroupSearch(group, search, found))
     group_of = {str(subject.profile_ids[row]): k for k, group in enumerate(groups)
                 for row in group.rows}
     chosen, dropped = chosen_pairs(searches, group_of)
-    return searches, chosen, dropped
+    return PairSearch(searches, chosen, dropped, n_pairs)
 
 
 def _group_tables(subject: GenotypeTable, others: GenotypeTable,
@@ -249,7 +377,7 @@ def _missing(value) -> bool:
     return value is None or value == ""
 
 
-def chosen_pairs(searches: Sequence[_GroupSearch], group_of: dict[str, int]
+def chosen_pairs(searches: Sequence[GroupSearch], group_of: dict[str, int]
                  ) -> tuple[list[tuple[dict, int]], int]:
     """Each pair once, as ``(row, index of the search it is reported from)``, in the order of
     its samples; and how many pairs were dropped.
@@ -359,7 +487,7 @@ def analyse(
     subject_ids = [str(pid) for pid in subject_table.profile_ids]
     origins = dict(describe(subject_ids))
     chosen: list[tuple[dict, int]] = []
-    searches: list[_GroupSearch] = []
+    searches: list[GroupSearch] = []
     if search_wanted:
         frequency_sets = frequency_groups(references, loci, subject_table, settings.theta)
         result.frequencies = _load_frequencies(
@@ -367,10 +495,11 @@ def analyse(
         parameters["theta"] = {group.reference.name: group.theta.to_dict()
                                for group in frequency_sets}
         criteria = settings.identity_criteria() if "identity" in analyses else None
-        searches, chosen, dropped = _search_pairs(
+        found = _search_pairs(
             frequency_sets, subject_table, others, loci, settings, criteria,
             kinship="kinship" in analyses, steps=steps, notes=notes,
-            reference_folder=reference_folder)
+            reference_folder=reference_folder, options=SearchOptions())
+        searches, chosen, dropped = found.searches, found.chosen, found.dropped
         guarantee = None
         if criteria is not None:
             guarantee = min(searched.found.identity_guarantee for searched in searches)
@@ -386,9 +515,9 @@ def analyse(
         parameters["kinship"] = {searched.group.reference.name: searched.search.parameters()
                                  for searched in searches} if "kinship" in analyses else None
         if "kinship" in analyses:
-            result.kinship_power = json_ready({
+            result.kinship_power = load_as(dict[str, dict[str, Power]], json_ready({
                 searched.group.reference.name: power_summary(searched.search, len(loci))
-                for searched in searches})
+                for searched in searches}))
         parameters["identity"] = None if criteria is None else {
             **criteria.as_dict(), "guaranteed_bad_loci": guarantee}
         parameters = json_ready(parameters)
@@ -429,12 +558,12 @@ def analyse(
     groups = [node_of[pid] for pid in subject_ids]
     labels = {key: result.nodes[key].reference for key in groups}
     combined = None
-    if assign_wanted or "geographic" in analyses:
+    if "geographic" in analyses and not assign_wanted:
         combined = combine_references(references, loci)
     assignment = None
     if assign_wanted:
         steps.enter("population assignment")
-        model = AssignmentModel.from_reference(combined)
+        model, combined = assignment_model(references, loci)
         assignment = model.assign(
             subject_table, exclusion_simulations=settings.exclusion_simulations,
             seed=settings.seed,
@@ -456,8 +585,9 @@ def analyse(
         result.geographic = _geo_record(geo, subject_table, groups, labels)
 
     steps.enter("assembling the results")
-    result.parameters = json_ready(parameters)
-    result.parameters_sha256 = hashlib.sha256(canonical_json(result.parameters)).hexdigest()
+    result.parameters = load_as(Parameters, json_ready(parameters))
+    result.parameters_sha256 = hashlib.sha256(
+        canonical_json(plain(result.parameters))).hexdigest()
     result.notes = notes
     result.caveats = _caveats(references, panel, errors, result)
     return result
@@ -477,7 +607,7 @@ def _optional(value) -> float | None:
     return None if _missing(value) else float(value)
 
 
-def _pair_records(chosen: Sequence[tuple[dict, int]], searches: Sequence[_GroupSearch],
+def _pair_records(chosen: Sequence[tuple[dict, int]], searches: Sequence[GroupSearch],
                   origins: Mapping[str, ProfileOrigin], subject: set[str]) -> list[Pair]:
     """One record per pair, the subject's profile first, with the reference set whose
     frequencies and θ its numbers use, and each locus's genotypes and terms."""
@@ -629,11 +759,11 @@ def _geo_record(geo: GeographicModel, samples: GenotypeTable, groups: list[str],
     return json_ready_dataclass(Geographic(
         method="pooled: the average of the seizure's samples' posterior surfaces "
                "(a seizure may hold animals of several origins)",
-        grid={
-            "lat_edges": grid.lat_edges.tolist(),
-            "lon_edges": grid.lon_edges.tolist(),
-            "in_range": np.flatnonzero(grid.in_range.ravel()).tolist(),
-        },
+        grid=Grid(
+            lat_edges=grid.lat_edges.tolist(),
+            lon_edges=grid.lon_edges.tolist(),
+            in_range=np.flatnonzero(grid.in_range.ravel()).tolist(),
+        ),
         sites=[{"name": name, "lat": float(lat), "lon": float(lon)}
                for name, lat, lon in zip(geo.sites.populations, geo.site_lat, geo.site_lon,
                                          strict=True)],
@@ -652,7 +782,8 @@ def _geo_record(geo: GeographicModel, samples: GenotypeTable, groups: list[str],
             )
             for k, name in enumerate(surfaces.names)
         ],
-        samples=geo.assign(samples).records(),
+        samples=[load_as(GeoSample, record) for record in json_ready(
+            geo.assign(samples).records())],
     ))
 
 
@@ -699,9 +830,10 @@ def _caveats(references: Sequence[ReferenceSet], panel: Panel | None, errors: Er
                 f"Which reference set profile(s) {listed} come from is uncertain: their match "
                 "statistics use the frequencies of the more likely set and could differ with "
                 "another set's. A species identification of these items would settle it.")
-    for reference_name, power in (result.kinship_power or {}).items():
-        if not power:
+    for reference_name, typed in (result.kinship_power or {}).items():
+        if not typed:
             continue
+        power = plain(typed)
         loci = next(iter(power.values()))["loci"]
         caveats.append(
             f"Kinship cutoffs ({reference_name}) keep the expected number of unrelated pairs "

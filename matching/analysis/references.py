@@ -24,9 +24,7 @@ from dnatrack import __version__
 from dnatrack.genotypes import GenotypeTable
 from dnatrack.panels import Panel
 from dnatrack.reference import PopulationInfo, ReferenceSet
-from matching.analysis.result import canonical_json
 from matching.assignment import AssignmentModel
-from matching.pair_search import theta_for
 from matching.theta import ThetaChoice
 
 
@@ -56,6 +54,8 @@ def combine_references(references: Sequence[ReferenceSet], loci: Sequence[str]) 
     """
     if len(references) == 1:
         reference = references[0]
+        if tuple(loci) == tuple(reference.table.loci):
+            return reference
         return dataclasses.replace(reference, table=reference.table.select_loci(loci))
     names = combined_population_names(references)
     tables = []
@@ -83,6 +83,19 @@ def combine_references(references: Sequence[ReferenceSet], loci: Sequence[str]) 
     )
 
 
+def assignment_model(references: Sequence[ReferenceSet], loci: Sequence[str] | None = None,
+                     repunit_level: str | None = None
+                     ) -> tuple[AssignmentModel, ReferenceSet]:
+    """The population-assignment model of :func:`matching.analysis.analyse` (the stage
+    ``dnatrack assign`` and ``self-assign`` run): the reference sets combined at ``loci``
+    (default the loci they all have; :func:`combine_references`), with their reporting units
+    at ``repunit_level`` (default the combined set's). Returns the model and the combined
+    set."""
+    combined = combine_references(references, shared_loci(references) if loci is None
+                                  else loci)
+    return AssignmentModel.from_reference(combined, repunit_level), combined
+
+
 def reference_record(reference: ReferenceSet) -> dict:
     return {
         "name": reference.name,
@@ -98,6 +111,8 @@ def reference_record(reference: ReferenceSet) -> dict:
 
 
 def panel_record(panel: Panel | None, loci: Sequence[str]) -> dict | None:
+    from matching.analysis.result import canonical_json
+
     if panel is None:
         return None
     definition = dataclasses.asdict(panel)
@@ -182,6 +197,8 @@ def frequency_groups(references: Sequence[ReferenceSet], loci: Sequence[str],
 
     Groups follow the order of ``references``; a set no profile is assigned to has none.
     """
+    from matching.pair_search import theta_for
+
     if len(references) == 1:
         reference = references[0]
         return [FrequencyGroup(reference, theta_for(reference, theta_override),

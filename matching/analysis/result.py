@@ -315,17 +315,67 @@ class Surface:
 
 
 @dataclass
+class Grid:
+    """The map grid: cell edges in degrees, and the cells (row-major indices) in range."""
+
+    lat_edges: list[float]
+    lon_edges: list[float]
+    in_range: list[int]
+
+
+@dataclass
+class GeoSample:
+    """One subject profile's most likely point and posterior regions (``matching.geo``'s
+    :data:`~matching.geo.GEO_COLUMNS`)."""
+
+    indiv: str
+    geo_lat: float | None = None
+    geo_lon: float | None = None
+    geo_max_posterior: float | None = None
+    geo_area50_km2: float | None = None
+    geo_area90_km2: float | None = None
+
+
+@dataclass
 class Geographic:
     method: str
-    grid: dict[str, list]
+    grid: Grid
     sites: list[dict[str, Any]]
     surfaces: list[Surface]
-    samples: list[dict[str, Any]]
+    samples: list[GeoSample]
+
+
+@dataclass
+class Power:
+    """Power of one relationship's calibrated cutoff: the share of simulated true pairs it
+    finds at ``loci`` loci compared (the nearest calibrated count below the search's)."""
+
+    loci: int
+    cutoff: float | None
+    power: float | None
+    power_se: float | None = None
+
+
+@dataclass
+class Parameters:
+    """Everything the engine was given, by stage: the settings, θ per reference set, and each
+    engine's own ``parameters()`` (``None`` for a stage that did not run)."""
+
+    settings: dict[str, Any] = field(default_factory=dict)
+    theta: dict[str, dict[str, Any]] | None = None
+    kinship: dict[str, dict[str, Any]] | None = None
+    identity: dict[str, Any] | None = None
+    assignment: dict[str, Any] | None = None
+    mixture: dict[str, Any] | None = None
+    geographic: dict[str, Any] | None = None
 
 
 @dataclass
 class AnalysisResult:
     """Everything an analysis found and everything that determined it (see the module)."""
+
+    #: What :meth:`to_json` writes beyond the fields (documents describing the layout add it).
+    json_added: typing.ClassVar[dict[str, type]] = {"content_sha256": str}
 
     subject: Subject
     analyses: list[str]
@@ -335,7 +385,8 @@ class AnalysisResult:
     searched: Searched
     frequencies: Frequencies | None = None
     scope: Scope | None = None
-    kinship_power: dict[str, dict[str, dict[str, Any]]] | None = None
+    #: Per reference set and relationship.
+    kinship_power: dict[str, dict[str, Power]] | None = None
     subject_profiles: list[SubjectProfile] = field(default_factory=list)
     pairs: list[Pair] = field(default_factory=list)
     links: list[Link] = field(default_factory=list)
@@ -345,7 +396,7 @@ class AnalysisResult:
     assignment: Assignment | None = None
     mixture: list[MixtureGroup] | None = None
     geographic: Geographic | None = None
-    parameters: dict[str, Any] = field(default_factory=dict)
+    parameters: Parameters = field(default_factory=Parameters)
     parameters_sha256: str = ""
     notes: list[str] = field(default_factory=list)
     caveats: list[str] = field(default_factory=list)
