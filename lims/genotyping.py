@@ -194,12 +194,16 @@ def review_profile(profile: GenotypeProfile, reviewer: User) -> None:
 
 
 def release_profile(profile: GenotypeProfile, releaser: User) -> None:
-    """reviewed → released (searchable), by someone other than the analyst."""
+    """reviewed → released (searchable), by someone other than the analyst; queues the
+    network search of the newly released profiles of its panel (:mod:`lims.network`)."""
+    from lims.network import queue_search
+
     _require_state(profile, ("reviewed",), "release")
     _not_the_analyst(profile, releaser, "release")
     profile.state = "released"
     profile.released_by_id = releaser.id
     profile.released_at = utcnow()
+    queue_search(object_session(profile), profile.panel)
 
 
 def reject_profile(profile: GenotypeProfile, reviewer: User, reason: str) -> None:

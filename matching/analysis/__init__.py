@@ -14,6 +14,7 @@ from matching.analysis.pipeline import (
     Describe,
     Progress,
     analyse,
+    fixed_scale_calibration,
     groups_describer,
     stages_of,
 )
@@ -32,5 +33,6 @@ from matching.analysis.settings import ANALYSES, AnalysisError, AnalysisSettings
 __all__ = [
     "ANALYSES", "READABLE_FORMATS", "RESULT_FORMAT", "STAGE_WEIGHTS", "AnalysisError",
     "AnalysisResult", "AnalysisSettings", "Describe", "Node", "ProfileOrigin", "Progress",
-    "ResultLayoutError", "Subject", "analyse", "groups_describer", "stages_of", "upgrade",
+    "ResultLayoutError", "Subject", "analyse", "fixed_scale_calibration", "groups_describer",
+    "stages_of", "upgrade",
 ]
