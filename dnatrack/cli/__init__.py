@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 from dnatrack import __version__
 from dnatrack.cli import (
+    aitr,
     analyze,
     assign,
     convert,
@@ -28,7 +29,7 @@ from dnatrack.cli import (
 
 SUBCOMMANDS = (
     convert, simulate, panel_stats, match, assign, analyze, species, lims_commands, demo,
-    worker, warmup, exchange,
+    worker, warmup, exchange, aitr,
 )
 
 
