@@ -245,7 +245,7 @@ def run_claimed(app: Flask, request_id: int, worker: str, attempt: int) -> str:
     heartbeat.start()
     started = time.monotonic()
     try:
-        from lims.intelligence import fold_links
+        from lims.intelligence import fold_links, fold_origins
         from lims.reports.analysis import run_analysis
         from matching.warmup import ENGINE
 
@@ -266,8 +266,9 @@ def run_claimed(app: Flask, request_id: int, worker: str, attempt: int) -> str:
                     .values(result=result, status="done", progress=1.0, stage=None,
                             finished_at=finished)
                 ).rowcount
-                if stored:  # the network of seizures grows with each finished request
+                if stored:  # the network and the origins map grow with each finished request
                     fold_links(session, request_id, finished, result)
+                    fold_origins(session, request_id, finished, result)
                 session.commit()
             except Exception as error:  # every failure is stored, whatever its kind
                 session.rollback()

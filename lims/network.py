@@ -263,7 +263,7 @@ def fold_profile_links(session: Session, seizure_pairs: Iterable[tuple[int, int]
         where = (_SEIZURE_LINK.c.seizure1_id == pair[0], _SEIZURE_LINK.c.seizure2_id == pair[1])
         if link is None:  # its pairs were superseded: the search no longer links them
             written += session.execute(_SEIZURE_LINK.delete().where(
-                *where, _SEIZURE_LINK.c.link_search_id.is_not(None), later)).rowcount
+                *where, _SEIZURE_LINK.c.match_request_id.is_(None), later)).rowcount
             continue
         counted = link.relationships
         values = {r: counted.get(r, 0) for r in RELATIONSHIPS}
@@ -283,7 +283,7 @@ def fold_profile_links(session: Session, seizure_pairs: Iterable[tuple[int, int]
 def rebuild_network(session: Session, app: Flask) -> dict[str, dict]:
     """A full rerun: forget every network search's pairs and links and search all released
     profiles of each panel at once (committed). Returns each panel's counts."""
-    session.execute(_SEIZURE_LINK.delete().where(_SEIZURE_LINK.c.link_search_id.is_not(None)))
+    session.execute(_SEIZURE_LINK.delete().where(_SEIZURE_LINK.c.match_request_id.is_(None)))
     session.execute(_PROFILE_LINK.delete())
     session.execute(_SEARCHED.delete())
     panels = session.scalars(sa.select(GenotypeProfile.panel).where(

@@ -55,6 +55,7 @@ from lims.models import (
     SearchedProfile,
     Seizure,
     SeizureLink,
+    SeizureOrigin,
     SeizureRecord,
     SourceAnimal,
     SpeciesTest,
@@ -162,6 +163,7 @@ _OWN_RULES = {
         SeizureLink.seizure1_id.in_(_visible_ids(Seizure, user)),
         SeizureLink.seizure2_id.in_(_visible_ids(Seizure, user))),
     VocabularyTerm: lambda user: sa.true(),
+    SeizureOrigin: lambda user: SeizureOrigin.seizure_id.in_(_visible_ids(Seizure, user)),
     # The growing network's searches (a panel and counts, no case data) are the instance's;
     # the profiles they covered and the pairs they found, of profiles the user may see.
     LinkSearch: lambda user: sa.true(),

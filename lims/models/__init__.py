@@ -42,6 +42,7 @@ from lims.models.intelligence import (
     ProfileLink,
     SearchedProfile,
     SeizureLink,
+    SeizureOrigin,
     SeizureRecord,
     VocabularyTerm,
 )
@@ -131,6 +132,7 @@ __all__ = [
     "ProfileLink",
     "SearchedProfile",
     "SeizureLink",
+    "SeizureOrigin",
     "SeizureRecord",
     "SourceAnimal",
     "StorageLocation",

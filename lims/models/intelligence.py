@@ -99,9 +99,10 @@ class SeizureLink(Base):
     """Two seizures linked by DNA, as the latest evidence says: pairs per relationship and
     the best log10 LR. Kept up to date as each match request finishes
     (:func:`lims.intelligence.fold_links`, ``match_request_id`` set) and as profiles are
-    released (:func:`lims.network.run_search`, ``link_search_id`` set: the links of all
-    current :class:`ProfileLink` rows between the two seizures), so the network is read,
-    never rerun. ``seizure1_id < seizure2_id``."""
+    released (:func:`lims.network.run_search`, ``match_request_id`` null and
+    ``link_search_id`` the search: the links of all current :class:`ProfileLink` rows
+    between the two seizures), so the network is read, never rerun. A row with a match
+    request is that request's. ``seizure1_id < seizure2_id``."""
 
     __tablename__ = "seizure_link"
     __table_args__ = (
@@ -122,6 +123,26 @@ class SeizureLink(Base):
     best_log10_lr: Mapped[float | None]
     match_request_id: Mapped[int | None] = mapped_column(sa.ForeignKey("match_request.id"))
     link_search_id: Mapped[int | None] = mapped_column(sa.ForeignKey("link_search.id"))
+    found_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
+class SeizureOrigin(Base):
+    """A seizure's assigned origin as the latest finished match request that placed it says
+    (most likely point, area and grid cells of the 90% credible region, each cell
+    ``[lat_lo, lat_hi, lon_lo, lon_hi]``). Folded in as each request finishes
+    (:func:`lims.intelligence.fold_origins`), so the origins map reads one row per seizure
+    instead of every stored result."""
+
+    __tablename__ = "seizure_origin"
+
+    seizure_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("seizure.id", ondelete="CASCADE"), primary_key=True
+    )
+    best_lat: Mapped[float]
+    best_lon: Mapped[float]
+    area90_km2: Mapped[float | None]
+    region90: Mapped[list] = mapped_column(sa.JSON, default=list)
+    match_request_id: Mapped[int] = mapped_column(sa.ForeignKey("match_request.id"))
     found_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
 
 

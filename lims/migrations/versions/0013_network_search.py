@@ -2,7 +2,9 @@
 released profile (``link_search``, a job queue like ``match_request``), the profiles each
 search covered (``searched_profile``) and the pairs it reported (``profile_link``);
 ``seizure_link`` rows may now come from such a search (``link_search_id``) instead of a
-match request.
+match request. ``seizure_origin`` keeps each seizure's origin as the latest finished match
+request assigned it (filled here from the stored results), so the origins map reads one row per
+seizure.
 
 Revision ID: 0013
 Revises: 0010
@@ -90,9 +92,38 @@ def upgrade() -> None:
         batch.add_column(sa.Column("link_search_id", sa.Integer(), nullable=True))
         batch.create_foreign_key(op.f("fk_seizure_link_link_search_id_link_search"),
                                  "link_search", ["link_search_id"], ["id"])
+    op.create_table(
+        "seizure_origin",
+        sa.Column("seizure_id", sa.Integer(), nullable=False),
+        sa.Column("best_lat", sa.Double(), nullable=False),
+        sa.Column("best_lon", sa.Double(), nullable=False),
+        sa.Column("area90_km2", sa.Double(), nullable=True),
+        sa.Column("region90", sa.JSON(), nullable=False),
+        sa.Column("match_request_id", sa.Integer(), nullable=False),
+        sa.Column("found_at", sa.DateTime(), nullable=False),
+        sa.ForeignKeyConstraint(["seizure_id"], ["seizure.id"],
+                                name=op.f("fk_seizure_origin_seizure_id_seizure"),
+                                ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(["match_request_id"], ["match_request.id"],
+                                name=op.f("fk_seizure_origin_match_request_id_match_request")),
+        sa.PrimaryKeyConstraint("seizure_id", name=op.f("pk_seizure_origin")),
+    )
+    _origins_of_stored_results()
+
+
+def _origins_of_stored_results() -> None:
+    """Fold the origins of the match requests finished before this revision."""
+    from sqlalchemy.orm import Session
+
+    from lims.intelligence import rebuild_origins
+
+    session = Session(bind=op.get_bind())
+    rebuild_origins(session)
+    session.commit()
 
 
 def downgrade() -> None:
+    op.drop_table("seizure_origin")
     # Links found by a network search have no match request to keep them under 0010.
     op.execute("DELETE FROM seizure_link WHERE match_request_id IS NULL")
     with op.batch_alter_table("seizure_link") as batch:
