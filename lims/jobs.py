@@ -8,6 +8,11 @@ job runs, its progress, stage and a heartbeat are written in short transactions 
 (so pages and the API show them); the result is written once, with the status ``done``, in a
 single transaction, or the request is marked ``failed`` with a message — never half-written.
 
+The network searches of newly released profiles (``link_search``, :mod:`lims.network`) are
+jobs of the same kind, in a table with the same job columns: workers take the oldest queued
+match request first, then the oldest queued search, with the same claims, heartbeats and
+attempts; a search's pairs and links are written with its ``done`` status, in one transaction.
+
 A worker that dies (killed, its machine lost) stops sending heartbeats. A running request
 without one for ``JOB_STALE_SECONDS`` is given back to the queue by the next worker that looks
 for work or sends a heartbeat of its own, so another worker runs it; each claim counts one
@@ -482,6 +487,12 @@ def notify(app: Flask, request_id: int | None = None) -> None:
         logger.info("a match request was queued")
     else:
         logger.info("match request %s queued", request_id)
+    wake(app)
+
+
+def wake(app: Flask) -> None:
+    """Wake an idle in-process worker (if started): a job may be waiting (a network search
+    queued by a release)."""
     runner = app.extensions.get(_RUNNER_KEY)
     if runner is not None:
         runner.notify()
