@@ -242,6 +242,10 @@ def correct_profile(
     _refuse_second_live_profile(session, profile.sample, profile.panel, replacing=profile)
     typed = normalise_alleles(panel, alleles)
     profile.superseded = True
+    if profile.state == "released":  # its links leave the network at the next search
+        from lims.network import queue_search
+
+        queue_search(session, profile.panel)
     corrected = GenotypeProfile(
         sample_id=profile.sample_id,
         extract_id=profile.extract_id,

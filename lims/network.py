@@ -17,11 +17,12 @@ one batch are reported only when both sets' searches report them, while released
 batches they are searched with the later one's set only.
 
 A seizure pair's ``seizure_link`` row from a search counts every current released pair
-between the two seizures (a superseded profile's pairs drop out when the pair is next
-folded), and replaces a row from an older search or match request (the latest evidence wins,
-as in :func:`lims.intelligence.fold_links`). These rows are derived data: they are rebuilt
-from the released profiles (which the audit trail covers) by :func:`rebuild_network`, and are
-written with Core statements outside the audit trail, like the job columns of a request.
+between the two seizures (a correction queues a search, which drops the superseded profile's
+pairs and redoes its seizures' links), and replaces a row from an older search or match
+request (the latest evidence wins, as in :func:`lims.intelligence.fold_links`). These rows
+are derived data, written with Core statements outside the audit trail like the job columns
+of a request: the audit trail covers what they are derived from (the released profiles, their
+corrections, the queued searches), and :func:`rebuild_network` derives them again.
 """
 
 from __future__ import annotations
@@ -173,7 +174,21 @@ def run_search(session: Session, search_id: int, app: Flask,
     loci = shared_loci(references, panel)
     new_ids = set(session.scalars(_unsearched(panel.name)))
     counts = {"new_profiles": len(new_ids), "pairs_found": 0, "links_folded": 0}
+    now = utcnow()
+    # Pairs of profiles superseded by a correction leave; their seizures' links are redone.
+    superseded = sa.select(GenotypeProfile.id).where(GenotypeProfile.panel == panel.name,
+                                                     GenotypeProfile.superseded.is_(True))
+    gone = (_PROFILE_LINK.c.profile1_id.in_(superseded)
+            | _PROFILE_LINK.c.profile2_id.in_(superseded))
+    stale = {tuple(sorted(pair)) for pair in session.execute(
+        sa.select(_PROFILE_LINK.c.seizure1_id, _PROFILE_LINK.c.seizure2_id).where(
+            gone, _PROFILE_LINK.c.seizure1_id.is_not(None),
+            _PROFILE_LINK.c.seizure2_id.is_not(None),
+            _PROFILE_LINK.c.seizure1_id != _PROFILE_LINK.c.seizure2_id))}
+    if stale:
+        session.execute(_PROFILE_LINK.delete().where(gone))
     if not new_ids:
+        counts["links_folded"] = fold_profile_links(session, stale, search_id, now)
         return counts
     id_of = dict(session.execute(
         sa.select(Sample.barcode, GenotypeProfile.id)
@@ -197,7 +212,6 @@ def run_search(session: Session, search_id: int, app: Flask,
         describe=Describer(session),
         reference_folder=lambda reference: folders[reference.name], progress=progress,
     )
-    now = utcnow()
     rows = {}
     for pair in result.pairs:
         ends = sorted([(id_of[pair.sample1], _node_id(pair.node1)),
@@ -220,7 +234,7 @@ def run_search(session: Session, search_id: int, app: Flask,
                if None not in (row["seizure1_id"], row["seizure2_id"])
                and row["seizure1_id"] != row["seizure2_id"]}
     counts["pairs_found"] = len(rows)
-    counts["links_folded"] = fold_profile_links(session, touched, search_id, now)
+    counts["links_folded"] = fold_profile_links(session, touched | stale, search_id, now)
     # Profiles released while this search ran get a search of their own.
     if session.scalar(sa.select(sa.func.count()).select_from(
             _unsearched(panel.name).subquery())):

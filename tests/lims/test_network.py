@@ -138,3 +138,41 @@ def test_the_network_page_reads_the_kept_links_and_reruns_no_pairs(
     assert len(edges) == len(stored) and node_ids
     for download in ("network.svg", "network.graphml"):
         assert investigator.get(f"/api/v1/intelligence/{download}").status_code == 200
+
+
+def test_a_corrected_profile_takes_its_links_out_of_the_network(app, network):
+    from lims.genotyping import correct_profile, resolve_panel
+
+    scenario, seizure_ids = network
+    _release(app, [seizure.name for seizure in SPEC.seizures])
+    jobs.run_queued(app)
+    same_animal = next(r for r in scenario.relationships if r.relationship == "same_animal")
+    pair = tuple(sorted(seizure_ids[item.rsplit("-", 1)[0]]
+                        for item in (same_animal.item1, same_animal.item2)))
+    before, _ = _links(app)
+    assert before[pair][0] >= 1
+    with app.app_context():
+        profile = db.session.scalar(
+            sa.select(GenotypeProfile).join(Sample, Sample.id == GenotypeProfile.sample_id)
+            .where(Sample.barcode == same_animal.item1))
+        analyst = db.session.scalar(sa.select(User).where(User.username == "lab-analyst-A"))
+        # A correction that types the sample at three loci only: too few to be compared.
+        alleles = dict(list(profile.alleles.items())[:3])
+        correct_profile(db.session, profile, panel=resolve_panel(profile.panel),
+                        alleles=alleles, analyst=analyst, reason="re-typed")
+        db.session.commit()
+    ran = jobs.run_queued(app)
+    assert len(ran) == 1  # the correction queued a search
+    after, profile_links = _links(app)
+    with app.app_context():
+        assert not {p for p1, p2, _, _ in profile_links for p in (p1, p2)} & {profile.id}
+    expected = dict(before)
+    counts = list(before[pair])
+    counts[0] -= 1
+    if sum(counts[:4]) == 0:
+        del expected[pair]
+        assert pair not in after
+    else:
+        assert after[pair][0] == before[pair][0] - 1
+        expected[pair] = after[pair]
+    assert after == expected
