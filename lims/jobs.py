@@ -75,10 +75,15 @@ def claim(app: Flask, request_id: int, worker: str, table: sa.Table = _table) ->
     for ``worker``: the attempt this is (1 for the first), or None when it is not (or no
     longer) queued."""
     now = utcnow()
+    conditions = [table.c.id == request_id, table.c.status == "queued"]
+    if table is _search_table:  # one search of a panel at a time: the next waits its turn
+        other = _search_table.alias("other")
+        conditions.append(~sa.exists().where(other.c.panel == table.c.panel,
+                                             other.c.status == "running"))
     with db.engine_for(app).begin() as connection:
         claimed = connection.execute(
             sa.update(table)
-            .where(table.c.id == request_id, table.c.status == "queued")
+            .where(*conditions)
             .values(status="running", worker=worker, started_at=now, heartbeat_at=now,
                     progress=0.0, stage="starting", error=None, finished_at=None,
                     attempts=table.c.attempts + 1)
@@ -307,6 +312,7 @@ def run_claimed_search(app: Flask, search_id: int, worker: str, attempt: int) ->
     """Run attempt ``attempt`` of a network search this worker has claimed
     (:func:`lims.network.run_search`); its status afterwards, as :func:`run_claimed`."""
     from lims.network import run_search
+    from matching.warmup import ENGINE
 
     progress = _Progress(app, search_id, worker, attempt, _search_table)
     heartbeat = _Heartbeat(progress)
@@ -314,6 +320,7 @@ def run_claimed_search(app: Flask, search_id: int, worker: str, attempt: int) ->
     started = time.monotonic()
     claimed = _claimed_by(search_id, worker, attempt, _search_table)
     try:
+        ENGINE.run(progress)
         with app.app_context(), Session(db.engine_for(app)) as session:
             try:
                 counts = run_search(session, search_id, app, progress=progress)

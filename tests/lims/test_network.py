@@ -176,3 +176,22 @@ def test_a_corrected_profile_takes_its_links_out_of_the_network(app, network):
         assert after[pair][0] == before[pair][0] - 1
         expected[pair] = after[pair]
     assert after == expected
+
+
+def test_one_search_of_a_panel_runs_at_a_time(app):
+    with app.app_context():
+        running = LinkSearch(panel="elephant_16str", status="running", progress=0.0,
+                             attempts=1, worker="elsewhere")
+        waiting = LinkSearch(panel="elephant_16str", status="queued", progress=0.0)
+        other_panel = LinkSearch(panel="rhino_str", status="queued", progress=0.0)
+        db.session.add_all([running, waiting, other_panel])
+        db.session.commit()
+        ids = running.id, waiting.id, other_panel.id
+    # The other panel's search may run; this panel's waits for the running one.
+    assert jobs.claim_next(app, "w", jobs._search_table) == (ids[2], 1)
+    assert jobs.claim_next(app, "w", jobs._search_table) is None
+    with app.app_context():
+        db.session.execute(sa.update(LinkSearch).where(LinkSearch.id == ids[0])
+                           .values(status="done"))
+        db.session.commit()
+    assert jobs.claim_next(app, "w", jobs._search_table) == (ids[1], 1)
