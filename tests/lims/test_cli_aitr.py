@@ -41,8 +41,8 @@ def test_export_writes_the_apis_table_and_import_restores_it(runner, login, tree
     assert analyst.user_id in actors
 
 
-def test_a_malformed_table_changes_nothing_and_every_problem_is_printed(  # noqa: F811
-        runner, login, trees, session, tmp_path):
+def test_a_malformed_table_changes_nothing_and_every_problem_is_printed(
+        runner, login, trees, session, tmp_path):  # noqa: F811
     analyst = login("analyst")
     _code_two(analyst, trees)
     before = {key: _stored(session, trees[key].seizure_id) for key in ("a1", "a2")}
@@ -63,8 +63,8 @@ def test_a_malformed_table_changes_nothing_and_every_problem_is_printed(  # noqa
     assert {key: _stored(session, trees[key].seizure_id) for key in ("a1", "a2")} == before
 
 
-def test_bad_users_agencies_files_and_formats_are_refused_in_one_line(  # noqa: F811
-        runner, login, trees, tmp_path):
+def test_bad_users_agencies_files_and_formats_are_refused_in_one_line(
+        runner, login, trees, tmp_path):  # noqa: F811
     researcher = login("researcher")
     analyst = login("analyst")
     cases = [

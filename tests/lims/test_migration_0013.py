@@ -10,7 +10,6 @@ from lims.database import create_database_engine
 from lims.migrate import alembic_config, current_revision, upgrade
 from tests.lims.test_database import WHEN, empty_database_url, insert_rows  # noqa: F401
 
-
 # A stored result placing seizure 1 (a 1 x 2 grid, both cells in range, the 90% region the
 # second: lat 0..10, lon 5..10).
 GEOGRAPHIC = {"geographic": {
