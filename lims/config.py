@@ -69,6 +69,13 @@ class Config:
     JOB_HEARTBEAT_SECONDS = 10.0
     JOB_STALE_SECONDS = 40.0
     JOB_MAX_ATTEMPTS = 3
+    # The growing network (lims.network): each release queues a search of the new profiles
+    # against all released ones. Reference sets per panel (None: every bundled set typed on
+    # the panel), the search's settings (a match request's parameters) and the number of
+    # pairs its cutoffs are calibrated for, whatever the size of a batch.
+    NETWORK_REFERENCE_SETS: dict | None = None
+    NETWORK_SEARCH_PARAMETERS: dict = {}
+    NETWORK_PAIRS_COMPARED = 1e6
     # How long the answer to a write sent with an Idempotency-Key header is kept for retries.
     IDEMPOTENCY_KEY_SECONDS = 24 * 3600
     # Exchange with partner instances (lims.exchange): the instance's Ed25519 signing key

@@ -240,6 +240,8 @@ class DemoContents:
     ----------
     ivory, rhino : Scenario
         The simulated scenarios (truth: animals, relationships, genotyping errors).
+    years : Scenario, optional
+        The simulated earlier years (``--years``), when loaded.
     barcodes : dict of str to str
         Scenario item id (``SZ01-T003``, ``CARCASS-H002``) → barcode of its sample.
     counts : dict of str to int
@@ -248,6 +250,7 @@ class DemoContents:
 
     ivory: Scenario
     rhino: Scenario
+    years: Scenario | None = None
     barcodes: dict[str, str] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
 
@@ -329,7 +332,7 @@ class _Loader:
         """The seizure, its custody up to opening at the laboratory, its items and a sample
         of each with the sample's custody."""
         case = self.cases[spec.case]
-        agency_code = next(c.agency for c in CASES if c.reference == spec.case)
+        agency_code = case.agency.code
         custodian = self._staff(agency_code, "custodian")
         analyst = self._staff(agency_code, "analyst")
         laboratory = self.agencies[agency_code].name
@@ -506,12 +509,110 @@ class _Loader:
         return profiles
 
 
+# ------------------------------------------------------------------- simulated years
+YEARS_CASE = DemoCase(
+    "DEMO-YEARS-IVORY",
+    "Ivory seizures of earlier years",
+    "DEMO-LAB",
+    "Coded ivory seizures over several years, with tusk pairs and relatives planted across "
+    "them (simulated demo data, `dnatrack demo --years N`).",
+)
+#: Seizure points of the simulated years: place, country, ISO code, latitude, longitude,
+#: transport mode, concealment and the destination of the route.
+YEAR_PORTS = (
+    ("Port of Mombasa", "Kenya", "KE", -4.0435, 39.6682, "sea_cargo", "container", "VN"),
+    ("Port of Dar es Salaam", "Tanzania", "TZ", -6.8235, 39.2695, "sea_cargo", "container",
+     "MY"),
+    ("Jomo Kenyatta International Airport", "Kenya", "KE", -1.3192, 36.9278, "air_cargo",
+     "false_declaration", "TH"),
+)
+YEAR_ORIGINS = (("TZ", "Selous"), ("KE", "Tsavo"), ("MZ", "Niassa"), ("KE", "Amboseli"))
+SEIZURES_PER_YEAR = 3
+ITEMS_PER_YEAR_SEIZURE = 4
+
+
+def years_spec(years: int) -> ScenarioSpec:
+    """The scenario of ``years`` simulated years: three seizures a year of four tusks each,
+    one tusk pair per year and a parent–offspring pair every second year, placed across
+    seizures (any years). Full siblings are left out: with 16 STRs a search calibrated for
+    the network misses some of them (power below one), so the network could not hold
+    exactly what was planted."""
+    seizures = tuple(
+        SeizureSpec(f"Y{year}{k}", {YEAR_ORIGINS[(year + k) % len(YEAR_ORIGINS)][1]: 1},
+                    ITEMS_PER_YEAR_SEIZURE)
+        for year in range(years) for k in range(SEIZURES_PER_YEAR)
+    )
+    return ScenarioSpec(seizures=seizures, same_animal_pairs=years,
+                        parent_offspring_pairs=(years + 1) // 2,
+                        full_sibling_pairs=0, half_sibling_pairs=0,
+                        item_prefix="T")
+
+
+def _year_record(port: tuple, origin: str, pieces: int, weight: float) -> dict:
+    _, _, country, _, _, transport, concealment, destination = port
+    return {
+        "discovery_country": country,
+        "origins": [{"country": origin, "share": None}],
+        "export_country": country,
+        "transits": [{"country": "AE", "seizure_opportunity": True}],
+        "destination_country": destination,
+        "commodity": "ivory", "commodity_form": "raw",
+        "species": [{"name": "Loxodonta africana", "quantity_kg": weight, "pieces": pieces}],
+        "detecting_agency": "customs", "detection_method": "x_ray",
+        "transport_mode": transport, "concealment": concealment,
+        "offender_nationalities": [country], "validation_status": "validated",
+    }
+
+
+def load_years(session: Session, loader: _Loader, years: int, seed: int,
+               reference: ReferenceSet) -> Scenario:
+    """Add ``years`` years of simulated, coded ivory seizures (the years before the demo's
+    2024), their genotypes released; the scenario (its truth holds the planted links)."""
+    from lims.trade_records import check_record, save_record
+    from lims.vocabularies import Vocabularies
+
+    scenario = simulate(reference, years_spec(years), seed=seed)
+    case = Case(agency=loader.agencies[YEARS_CASE.agency], reference=YEARS_CASE.reference,
+                title=YEARS_CASE.title, kind="investigation", status="open",
+                description=YEARS_CASE.description,
+                created_by_id=loader._staff(YEARS_CASE.agency, "custodian").id)
+    session.add(case)
+    loader.cases[YEARS_CASE.reference] = case
+    session.flush()
+    vocabularies = Vocabularies(session)
+    first_year = 2024 - years
+    for index, seizure_spec in enumerate(scenario.spec.seizures):
+        year, k = divmod(index, SEIZURES_PER_YEAR)
+        port = YEAR_PORTS[k % len(YEAR_PORTS)]
+        place, country, code, latitude, longitude = port[:5]
+        day = dt.date(first_year + year, 2 + 4 * k, 10 + year % 15)
+        spec = DemoSeizure(seizure_spec.name, f"{code}-Y{first_year + year}-{k + 1}",
+                           YEARS_CASE.reference, day, place, country, latitude, longitude,
+                           f"{place} → {port[7]}", "DEMO-CUSTOMS")
+        loader.seizure(spec, scenario, "tusk")
+        seizure = session.scalar(sa.select(Seizure).where(Seizure.case_id == case.id,
+                                                          Seizure.reference == spec.reference))
+        origin = YEAR_ORIGINS[(year + k) % len(YEAR_ORIGINS)][0]
+        values, problems = check_record(
+            _year_record(port, origin, seizure.declared_pieces,
+                         float(seizure.declared_weight_kg)), vocabularies)
+        if problems:
+            raise AssertionError(f"demo record of {spec.reference}: {problems}")
+        save_record(seizure, values, loader._staff("DEMO-LAB", "analyst").id, session)
+        item_ids = [item.item_id for item in scenario.items if item.seizure == spec.group]
+        loader.genotypes(_rows(scenario.observed, item_ids),
+                         [loader.barcodes[item_id] for item_id in item_ids], "DEMO-LAB",
+                         reference.panel, f"RUN-{spec.reference}")
+    return scenario
+
+
 def _rows(scenario_table: GenotypeTable, item_ids: list[str]) -> GenotypeTable:
     return scenario_table.take([scenario_table.index_of(item_id) for item_id in item_ids])
 
 
-def load_demo(session: Session, *, seed: int = DEMO_SEED) -> DemoContents:
-    """Fill an empty, migrated LIMS database with the demo (not committed).
+def load_demo(session: Session, *, seed: int = DEMO_SEED, years: int = 0) -> DemoContents:
+    """Fill an empty, migrated LIMS database with the demo (not committed); with ``years``,
+    also that many earlier years of simulated coded seizures (:func:`load_years`).
 
     Needs an application context: passwords are hashed with the application's method.
 
@@ -552,6 +653,7 @@ def load_demo(session: Session, *, seed: int = DEMO_SEED) -> DemoContents:
     # confirmed, as an evidential report needs.
     confirm_tusk_pairs(session, ivory, loader.barcodes, lab_analyst)
     confirm_tusk_pairs(session, rhino, loader.barcodes, lab_analyst)
+    extension = load_years(session, loader, years, seed, ivory_reference) if years else None
     session.flush()
     counts = {
         name: session.scalar(sa.select(sa.func.count()).select_from(model))
@@ -562,7 +664,8 @@ def load_demo(session: Session, *, seed: int = DEMO_SEED) -> DemoContents:
             ("storage_locations", StorageLocation),
         )
     }
-    return DemoContents(ivory=ivory, rhino=rhino, barcodes=loader.barcodes, counts=counts)
+    return DemoContents(ivory=ivory, rhino=rhino, barcodes=loader.barcodes, counts=counts,
+                        years=extension)
 
 
 # -------------------------------------------------------------------------------- the folder
@@ -607,7 +710,8 @@ def prepare_folder(folder: str | os.PathLike, *, reset: bool = False) -> DemoFol
 
 
 def open_demo(
-    folder: str | os.PathLike, *, reset: bool = False, config: Mapping[str, Any] | None = None
+    folder: str | os.PathLike, *, reset: bool = False, config: Mapping[str, Any] | None = None,
+    years: int = 0,
 ) -> tuple[Flask, DemoFolder, DemoContents | None]:
     """The LIMS application on the demo folder's database, loading the demo into a new one.
 
@@ -622,12 +726,15 @@ def open_demo(
             "DATABASE_URL": prepared.database_url,
             "INSTANCE_PATH": str(prepared.instance_path),
             "DEMO": True,
+            # The network search's cutoffs for the demo's scale: at most ~140 profiles of a
+            # panel (the default is for a database of ~1,400).
+            "NETWORK_PAIRS_COMPARED": 1e4,
             **(config or {}),
         }
     )
     with app.app_context():
         if db.session.scalar(sa.select(sa.func.count()).select_from(Agency)):
             return app, prepared, None
-        contents = load_demo(db.session)
+        contents = load_demo(db.session, years=years)
         db.session.commit()
     return app, prepared, contents

@@ -194,12 +194,16 @@ def review_profile(profile: GenotypeProfile, reviewer: User) -> None:
 
 
 def release_profile(profile: GenotypeProfile, releaser: User) -> None:
-    """reviewed → released (searchable), by someone other than the analyst."""
+    """reviewed → released (searchable), by someone other than the analyst; queues the
+    network search of the newly released profiles of its panel (:mod:`lims.network`)."""
+    from lims.network import queue_search
+
     _require_state(profile, ("reviewed",), "release")
     _not_the_analyst(profile, releaser, "release")
     profile.state = "released"
     profile.released_by_id = releaser.id
     profile.released_at = utcnow()
+    queue_search(object_session(profile), profile.panel)
 
 
 def reject_profile(profile: GenotypeProfile, reviewer: User, reason: str) -> None:
@@ -238,6 +242,10 @@ def correct_profile(
     _refuse_second_live_profile(session, profile.sample, profile.panel, replacing=profile)
     typed = normalise_alleles(panel, alleles)
     profile.superseded = True
+    if profile.state == "released":  # its links leave the network at the next search
+        from lims.network import queue_search
+
+        queue_search(session, profile.panel)
     corrected = GenotypeProfile(
         sample_id=profile.sample_id,
         extract_id=profile.extract_id,

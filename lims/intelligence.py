@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from lims import aitr
 from lims.access import visible
-from lims.models import MatchRequest, Seizure, SeizureLink, SeizureRecord, User
+from lims.models import MatchRequest, Seizure, SeizureLink, SeizureOrigin, SeizureRecord, User
 from lims.trade_records import check_record, record_values, save_record
 from lims.vocabularies import Vocabularies
 from matching.intelligence import SeizureFacts, data_statement
@@ -293,6 +293,9 @@ def fold_links(session: Session, request_id: int, found_at: dt.datetime, result:
         if not set(pair) <= present:
             continue  # a seizure deleted since the request ran
         values = {r: link.relationships.get(r, 0) for r in RELATIONSHIPS}
+        # link_search_id is left alone (migration 0010 folds with this code before the
+        # column exists): a row with a request is the request's, whatever search wrote it
+        # before.
         values.update(best_log10_lr=link.best_log10_lr, match_request_id=request_id,
                       found_at=found_at)
         if pair in existing and _naive(existing[pair]) > _naive(key):
@@ -310,22 +313,25 @@ def fold_links(session: Session, request_id: int, found_at: dt.datetime, result:
             _LINK.update().where(
                 _LINK.c.seizure1_id == pair[0], _LINK.c.seizure2_id == pair[1],
                 sa.or_(_LINK.c.found_at < found_at, sa.and_(
-                    _LINK.c.found_at == found_at, _LINK.c.match_request_id <= request_id)),
+                    _LINK.c.found_at == found_at,
+                    sa.func.coalesce(_LINK.c.match_request_id, 0) <= request_id)),
             ).values(**values)
         ).rowcount
     logger.info("match request %s: %d seizure links folded into the network", request_id, folded)
     return folded
 
 
-def _naive(key: tuple[dt.datetime, int]) -> tuple[dt.datetime, int]:
-    moment, request_id = key
-    return (moment.replace(tzinfo=None) if moment.tzinfo else moment), request_id
+def _naive(key: tuple[dt.datetime, int | None]) -> tuple[dt.datetime, int]:
+    moment, request_id = key  # a row from a network search has no request: it ranks first
+    return (moment.replace(tzinfo=None) if moment.tzinfo else moment), request_id or 0
 
 
 def rebuild_links(session: Session) -> int:
-    """Empty ``seizure_link`` and fold every finished match request again (a full rerun,
-    used by the migration and to check the incremental folding); committed."""
-    session.execute(_LINK.delete())
+    """Forget the links folded from match requests and fold every finished request again (a
+    full rerun, used by the migration and to check the incremental folding); committed. The
+    links of the network searches of released profiles stay (:func:`lims.network.rebuild_network`
+    reruns those), and a request's link replaces one only where it is later."""
+    session.execute(_LINK.delete().where(_LINK.c.match_request_id.is_not(None)))
     requests = session.execute(
         sa.select(MatchRequest.id, MatchRequest.finished_at, MatchRequest.result)
         .where(MatchRequest.status == "done")
@@ -556,33 +562,89 @@ def stored_origins(result: dict) -> list[StoredOrigin]:
     return origins
 
 
+_ORIGIN = SeizureOrigin.__table__
+
+
+def fold_origins(session: Session, request_id: int, found_at: dt.datetime,
+                 result: dict) -> int:
+    """Fold the seizure origins of one finished match request into ``seizure_origin`` (not
+    committed): a seizure's row is replaced when this request finished later than the one
+    it came from (ties broken by request id), as :func:`fold_links` does. Returns the rows
+    written."""
+    origins = {origin.seizure_id: origin for origin in stored_origins(result or {})}
+    if not origins:
+        return 0
+    present = set(session.scalars(sa.select(Seizure.id).where(Seizure.id.in_(list(origins)))))
+    existing = {
+        row.seizure_id: (row.found_at, row.match_request_id)
+        for row in session.execute(sa.select(_ORIGIN.c.seizure_id, _ORIGIN.c.found_at,
+                                             _ORIGIN.c.match_request_id)
+                                   .where(_ORIGIN.c.seizure_id.in_(list(present))))
+    }
+    written = 0
+    for seizure_id, origin in origins.items():
+        if seizure_id not in present:
+            continue  # deleted since the request ran
+        values = {"best_lat": origin.best_lat, "best_lon": origin.best_lon,
+                  "area90_km2": origin.area90_km2,
+                  "region90": [list(cell) for cell in origin.region90],
+                  "match_request_id": request_id, "found_at": found_at}
+        if seizure_id not in existing:
+            try:
+                with session.begin_nested():
+                    session.execute(_ORIGIN.insert().values(seizure_id=seizure_id, **values))
+                written += 1
+                continue
+            except IntegrityError:
+                pass  # another request's job inserted it meanwhile: the later one wins
+        elif _naive(existing[seizure_id]) > _naive((found_at, request_id)):
+            continue
+        written += session.execute(_ORIGIN.update().where(
+            _ORIGIN.c.seizure_id == seizure_id,
+            sa.or_(_ORIGIN.c.found_at < found_at, sa.and_(
+                _ORIGIN.c.found_at == found_at, _ORIGIN.c.match_request_id <= request_id)),
+        ).values(**values)).rowcount
+    return written
+
+
+def rebuild_origins(session: Session) -> int:
+    """Empty ``seizure_origin`` and fold every finished match request again, in the order
+    they finished (a full rerun, used by migration 0013); not committed."""
+    session.execute(_ORIGIN.delete())
+    unknown = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+    total = 0
+    for row in session.execute(
+        sa.select(MatchRequest.id, MatchRequest.finished_at, MatchRequest.result)
+        .where(MatchRequest.status == "done")
+        .order_by(MatchRequest.finished_at, MatchRequest.id)
+    ):
+        total += fold_origins(session, row.id, row.finished_at or unknown, row.result)
+    return total
+
+
 def seizure_origins(session: Session, user: User, *, date_from: dt.date | None = None,
                     date_to: dt.date | None = None) -> dict:
     """Per seizure ``user`` may see, its location and its origin as the latest finished match
-    request assigned it: ``{"seizures": [...], "data": ...}``."""
-    latest: dict[int, StoredOrigin] = {}
-    for result in session.scalars(
-        sa.select(MatchRequest.result).where(MatchRequest.status == "done")
-        .order_by(MatchRequest.finished_at, MatchRequest.id)
-    ):
-        for origin in stored_origins(result):
-            latest[origin.seizure_id] = origin
-    statement = sa.select(Seizure).where(Seizure.id.in_(list(latest)), visible(Seizure, user))
+    request assigned it (``seizure_origin``, kept as requests finish): ``{"seizures": [...],
+    "data": ...}``."""
+    statement = (sa.select(Seizure, SeizureOrigin)
+                 .join(SeizureOrigin, SeizureOrigin.seizure_id == Seizure.id)
+                 .where(visible(Seizure, user)))
     if date_from is not None:
         statement = statement.where(Seizure.seized_on >= date_from)
     if date_to is not None:
         statement = statement.where(Seizure.seized_on <= date_to)
-    seizures = sorted(session.scalars(statement) if latest else [],
-                      key=lambda s: (s.seized_on or dt.date.max, s.id))
+    found = sorted(session.execute(statement).all(),
+                   key=lambda row: (row[0].seized_on or dt.date.max, row[0].id))
     rows = [{
         "seizure_id": seizure.id, "reference": seizure.reference,
         "seized_on": seizure.seized_on.isoformat() if seizure.seized_on else None,
         "latitude": seizure.latitude, "longitude": seizure.longitude,
-        "origin_lat": latest[seizure.id].best_lat, "origin_lon": latest[seizure.id].best_lon,
-        "area90_km2": latest[seizure.id].area90_km2,
-        "region90": [list(cell) for cell in latest[seizure.id].region90],
-    } for seizure in seizures]
-    facts = [SeizureFacts(s.id, s.seized_on, None, None, None) for s in seizures]
+        "origin_lat": origin.best_lat, "origin_lon": origin.best_lon,
+        "area90_km2": origin.area90_km2,
+        "region90": [list(cell) for cell in origin.region90],
+    } for seizure, origin in found]
+    facts = [SeizureFacts(s.id, s.seized_on, None, None, None) for s, _ in found]
     return {"seizures": rows, "data": data_statement(facts)}
 
 

@@ -8,6 +8,11 @@ job runs, its progress, stage and a heartbeat are written in short transactions 
 (so pages and the API show them); the result is written once, with the status ``done``, in a
 single transaction, or the request is marked ``failed`` with a message — never half-written.
 
+The network searches of newly released profiles (``link_search``, :mod:`lims.network`) are
+jobs of the same kind, in a table with the same job columns: workers take the oldest queued
+match request first, then the oldest queued search, with the same claims, heartbeats and
+attempts; a search's pairs and links are written with its ``done`` status, in one transaction.
+
 A worker that dies (killed, its machine lost) stops sending heartbeats. A running request
 without one for ``JOB_STALE_SECONDS`` is given back to the queue by the next worker that looks
 for work or sends a heartbeat of its own, so another worker runs it; each claim counts one
@@ -43,7 +48,7 @@ from sqlalchemy.orm import Session
 
 from lims.database import utcnow
 from lims.extensions import db
-from lims.models import MatchRequest
+from lims.models import LinkSearch, MatchRequest
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +59,10 @@ PROGRESS_INTERVAL_SECONDS = 0.5
 _RUNNER_KEY = "dnatrack_jobs"
 
 _table = MatchRequest.__table__
+#: The network searches of newly released profiles (:mod:`lims.network`) share the queue
+#: machinery: their table has the same job columns.
+_search_table = LinkSearch.__table__
+_NOUNS = {_table.name: "match request", _search_table.name: "link search"}
 
 
 def worker_name() -> str:
@@ -61,67 +70,94 @@ def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
 
 
-def claim(app: Flask, request_id: int, worker: str) -> int | None:
-    """Take a queued request for ``worker``: the attempt this is (1 for the first), or None
-    when the request is not (or no longer) queued."""
+def claim(app: Flask, request_id: int, worker: str, table: sa.Table = _table) -> int | None:
+    """Take a queued request (or, with ``table`` ``link_search``, a queued network search)
+    for ``worker``: the attempt this is (1 for the first), or None when it is not (or no
+    longer) queued."""
     now = utcnow()
+    conditions = [table.c.id == request_id, table.c.status == "queued"]
+    if table is _search_table:  # one search of a panel at a time: the next waits its turn
+        other = _search_table.alias("other")
+        conditions.append(~sa.exists().where(other.c.panel == table.c.panel,
+                                             other.c.status == "running"))
     with db.engine_for(app).begin() as connection:
         claimed = connection.execute(
-            sa.update(_table)
-            .where(_table.c.id == request_id, _table.c.status == "queued")
+            sa.update(table)
+            .where(*conditions)
             .values(status="running", worker=worker, started_at=now, heartbeat_at=now,
                     progress=0.0, stage="starting", error=None, finished_at=None,
-                    attempts=_table.c.attempts + 1)
+                    attempts=table.c.attempts + 1)
         ).rowcount
         if claimed != 1:
             return None
         attempt = connection.execute(
-            sa.select(_table.c.attempts).where(_table.c.id == request_id)
+            sa.select(table.c.attempts).where(table.c.id == request_id)
         ).scalar_one()
-    logger.info("match request %s claimed by worker %s (attempt %s)", request_id, worker, attempt)
+    logger.info("%s %s claimed by worker %s (attempt %s)", _NOUNS[table.name], request_id,
+                worker, attempt)
     return attempt
 
 
-def claim_next(app: Flask, worker: str) -> tuple[int, int] | None:
-    """Claim the oldest queued request: its id and the attempt, or None when the queue is
-    empty."""
+def claim_next(app: Flask, worker: str, table: sa.Table = _table) -> tuple[int, int] | None:
+    """Claim the oldest queued request (of ``table``): its id and the attempt, or None when
+    the queue is empty."""
     with db.engine_for(app).connect() as connection:
         candidates = connection.execute(
-            sa.select(_table.c.id).where(_table.c.status == "queued")
-            .order_by(_table.c.created_at, _table.c.id).limit(10)
+            sa.select(table.c.id).where(table.c.status == "queued")
+            .order_by(table.c.created_at, table.c.id).limit(10)
         ).scalars().all()
     for request_id in candidates:
-        attempt = claim(app, request_id, worker)
+        attempt = claim(app, request_id, worker, table)
         if attempt is not None:
             return request_id, attempt
     return None
+
+
+def _claim_any(app: Flask, worker: str) -> tuple[sa.Table, int, int] | None:
+    """Claim the oldest queued match request, else the oldest queued network search."""
+    for table in (_table, _search_table):
+        claimed = claim_next(app, worker, table)
+        if claimed is not None:
+            return (table, *claimed)
+    return None
+
+
+def _run_any(app: Flask, table: sa.Table, job_id: int, worker: str, attempt: int) -> str:
+    if table is _search_table:
+        return run_claimed_search(app, job_id, worker, attempt)
+    return run_claimed(app, job_id, worker, attempt)
 
 
 def _times(count: int) -> str:
     return "once" if count == 1 else f"{count} times"
 
 
-def requeue_stale(app: Flask) -> dict[int, str]:
+def requeue_stale(app: Flask, table: sa.Table | None = None) -> dict[int, str]:
     """Give back to the queue the running requests whose worker stopped sending heartbeats
     (``JOB_STALE_SECONDS``), or mark them failed once ``JOB_MAX_ATTEMPTS`` workers have;
-    ``{request id: "queued" or "failed"}`` for those it changed."""
+    ``{request id: "queued" or "failed"}`` for those it changed. Without ``table``, the
+    match requests and then the network searches (whose changes are not returned)."""
+    if table is None:
+        requeue_stale(app, _search_table)
+        table = _table
+    noun = _NOUNS[table.name]
     seconds = app.config["JOB_STALE_SECONDS"]
     max_attempts = app.config["JOB_MAX_ATTEMPTS"]
     now = utcnow()
     cutoff = now - dt.timedelta(seconds=seconds)
-    stale = (_table.c.status == "running", _table.c.heartbeat_at < cutoff)
+    stale = (table.c.status == "running", table.c.heartbeat_at < cutoff)
     changed = {}
     with db.engine_for(app).begin() as connection:
         rows = connection.execute(
-            sa.select(_table.c.id, _table.c.worker, _table.c.attempts).where(*stale)
+            sa.select(table.c.id, table.c.worker, table.c.attempts).where(*stale)
         ).all()
         for request_id, worker, attempts in rows:
             # The same conditions again: another worker may have dealt with it meanwhile.
-            still_stale = sa.update(_table).where(
-                _table.c.id == request_id, _table.c.worker == worker,
-                _table.c.attempts == attempts, *stale)
-            logger.warning("match request %s: heartbeat lost (worker %s, attempt %s, none for "
-                           "%.0f s)", request_id, worker, attempts, seconds)
+            still_stale = sa.update(table).where(
+                table.c.id == request_id, table.c.worker == worker,
+                table.c.attempts == attempts, *stale)
+            logger.warning("%s %s: heartbeat lost (worker %s, attempt %s, none for "
+                           "%.0f s)", noun, request_id, worker, attempts, seconds)
             if attempts < max_attempts:
                 updated = connection.execute(still_stale.values(
                     status="queued", progress=0.0, stage=None, worker=None, started_at=None,
@@ -137,25 +173,27 @@ def requeue_stale(app: Flask) -> dict[int, str]:
                 changed[request_id] = outcome
     for request_id, outcome in changed.items():
         if outcome == "queued":
-            logger.warning("match request %s re-queued after its worker stopped responding",
-                           request_id)
+            logger.warning("%s %s re-queued after its worker stopped responding",
+                           noun, request_id)
         else:
-            logger.error("match request %s failed: its workers stopped responding %s",
-                         request_id, _times(max_attempts))
+            logger.error("%s %s failed: its workers stopped responding %s",
+                         noun, request_id, _times(max_attempts))
     return changed
 
 
-def _claimed_by(request_id: int, worker: str, attempt: int) -> tuple:
+def _claimed_by(request_id: int, worker: str, attempt: int, table: sa.Table = _table) -> tuple:
     """The conditions under which a row is still this worker's claim."""
-    return (_table.c.id == request_id, _table.c.status == "running",
-            _table.c.worker == worker, _table.c.attempts == attempt)
+    return (table.c.id == request_id, table.c.status == "running",
+            table.c.worker == worker, table.c.attempts == attempt)
 
 
 class _Progress:
     """Writes a running job's progress and stage, throttled, in transactions of its own."""
 
-    def __init__(self, app: Flask, request_id: int, worker: str, attempt: int) -> None:
+    def __init__(self, app: Flask, request_id: int, worker: str, attempt: int,
+                 table: sa.Table = _table) -> None:
         self.app = app
+        self.table = table
         self.request_id = request_id
         self.worker = worker
         self.attempt = attempt
@@ -165,8 +203,8 @@ class _Progress:
     def write(self, **values) -> None:
         with db.engine_for(self.app).begin() as connection:
             connection.execute(
-                sa.update(_table)
-                .where(*_claimed_by(self.request_id, self.worker, self.attempt))
+                sa.update(self.table)
+                .where(*_claimed_by(self.request_id, self.worker, self.attempt, self.table))
                 .values(heartbeat_at=utcnow(), **values)
             )
 
@@ -175,8 +213,8 @@ class _Progress:
         if stage == self.last_stage and now - self.last_written < PROGRESS_INTERVAL_SECONDS:
             return
         if stage != self.last_stage:
-            logger.info("match request %s: %s (%.0f%%)", self.request_id, stage,
-                        100 * fraction)
+            logger.info("%s %s: %s (%.0f%%)", _NOUNS[self.table.name], self.request_id,
+                        stage, 100 * fraction)
         self.last_written, self.last_stage = now, stage
         self.write(progress=round(min(max(fraction, 0.0), 1.0), 4), stage=stage)
 
@@ -217,7 +255,7 @@ def run_claimed(app: Flask, request_id: int, worker: str, attempt: int) -> str:
     heartbeat.start()
     started = time.monotonic()
     try:
-        from lims.intelligence import fold_links
+        from lims.intelligence import fold_links, fold_origins
         from lims.reports.analysis import run_analysis
         from matching.warmup import ENGINE
 
@@ -238,8 +276,9 @@ def run_claimed(app: Flask, request_id: int, worker: str, attempt: int) -> str:
                     .values(result=result, status="done", progress=1.0, stage=None,
                             finished_at=finished)
                 ).rowcount
-                if stored:  # the network of seizures grows with each finished request
+                if stored:  # the network and the origins map grow with each finished request
                     fold_links(session, request_id, finished, result)
+                    fold_origins(session, request_id, finished, result)
                 session.commit()
             except Exception as error:  # every failure is stored, whatever its kind
                 session.rollback()
@@ -269,19 +308,71 @@ def run_claimed(app: Flask, request_id: int, worker: str, attempt: int) -> str:
         heartbeat.join()
 
 
+def run_claimed_search(app: Flask, search_id: int, worker: str, attempt: int) -> str:
+    """Run attempt ``attempt`` of a network search this worker has claimed
+    (:func:`lims.network.run_search`); its status afterwards, as :func:`run_claimed`."""
+    from lims.network import run_search
+    from matching.warmup import ENGINE
+
+    progress = _Progress(app, search_id, worker, attempt, _search_table)
+    heartbeat = _Heartbeat(progress)
+    heartbeat.start()
+    started = time.monotonic()
+    claimed = _claimed_by(search_id, worker, attempt, _search_table)
+    try:
+        ENGINE.run(progress)
+        with app.app_context(), Session(db.engine_for(app)) as session:
+            try:
+                counts = run_search(session, search_id, app, progress=progress)
+                stored = session.execute(
+                    sa.update(_search_table).where(*claimed)
+                    .values(status="done", progress=1.0, stage=None, finished_at=utcnow(),
+                            **counts)
+                ).rowcount
+                if stored:
+                    session.commit()
+                    logger.info("link search %s done in %.1f s: %s", search_id,
+                                time.monotonic() - started, counts)
+                    return "done"
+                session.rollback()  # taken away meanwhile: its links are not stored
+            except Exception as error:  # every failure is stored, whatever its kind
+                session.rollback()
+                if not isinstance(error, ValueError):
+                    logger.exception("link search %s: internal error", search_id)
+                message = str(error) if isinstance(error, ValueError) else (
+                    f"internal error ({type(error).__name__}: {error}); it has been logged")
+                with db.engine_for(app).begin() as connection:
+                    failed = connection.execute(
+                        sa.update(_search_table).where(*claimed)
+                        .values(status="failed", error=message, stage=None,
+                                finished_at=utcnow())
+                    ).rowcount
+                if failed:
+                    logger.warning("link search %s failed: %s", search_id, message)
+                    return "failed"
+        logger.warning("link search %s: worker %s lost its claim (attempt %s) while running "
+                       "it; its outcome was not stored", search_id, worker, attempt)
+        with db.engine_for(app).connect() as connection:
+            return connection.execute(sa.select(_search_table.c.status).where(
+                _search_table.c.id == search_id)).scalar_one()
+    finally:
+        heartbeat.stopped.set()
+        heartbeat.join()
+
+
 def run_queued(app: Flask, *, limit: int | None = None, worker: str | None = None) -> list[int]:
-    """Run queued requests in this thread, oldest first, until none is left (or ``limit``);
-    the ids run."""
+    """Run queued requests, then queued network searches, in this thread, oldest first,
+    until none is left (or ``limit`` jobs have run); the ids run."""
     worker = worker or worker_name()
     requeue_stale(app)
     done = []
     while limit is None or len(done) < limit:
-        claimed = claim_next(app, worker)
+        claimed = _claim_any(app, worker)
         if claimed is None:
             break
-        request_id, attempt = claimed
-        run_claimed(app, request_id, worker, attempt)
-        done.append(request_id)
+        table, job_id, attempt = claimed
+        _run_any(app, table, job_id, worker, attempt)
+        done.append(job_id)
     return done
 
 
@@ -338,13 +429,13 @@ class JobRunner:
         while not self._stopped.is_set():
             try:
                 requeue_stale(self.app)
-                claimed = claim_next(self.app, worker)
+                claimed = _claim_any(self.app, worker)
             except sa.exc.SQLAlchemyError:
                 logger.exception("job worker %s could not read the queue", worker)
                 claimed = None
             if claimed is not None:
-                request_id, attempt = claimed
-                run_claimed(self.app, request_id, worker, attempt)
+                table, job_id, attempt = claimed
+                _run_any(self.app, table, job_id, worker, attempt)
                 continue
             # After a wake-up the loop claims again, so a request queued between the empty
             # claim and the wait is never missed.
@@ -403,6 +494,12 @@ def notify(app: Flask, request_id: int | None = None) -> None:
         logger.info("a match request was queued")
     else:
         logger.info("match request %s queued", request_id)
+    wake(app)
+
+
+def wake(app: Flask) -> None:
+    """Wake an idle in-process worker (if started): a job may be waiting (a network search
+    queued by a release)."""
     runner = app.extensions.get(_RUNNER_KEY)
     if runner is not None:
         runner.notify()

@@ -16,7 +16,7 @@ from dnatrack import __version__
 #: The subcommand modules (``dnatrack.cli.<name>``), in the order of the usage.
 SUBCOMMANDS = (
     "convert", "simulate", "panel_stats", "match", "assign", "analyze", "species",
-    "lims_commands", "demo", "worker", "warmup", "exchange",
+    "lims_commands", "demo", "worker", "warmup", "exchange", "aitr",
 )
 
 #: The module that registers each command. A command line naming one imports and builds only
@@ -30,6 +30,7 @@ COMMAND_MODULES = {
     "db": "lims_commands", "serve": "lims_commands", "verify": "lims_commands",
     "custody": "lims_commands", "admin": "lims_commands",
     "demo": "demo", "worker": "worker", "warmup": "warmup", "exchange": "exchange",
+    "aitr": "aitr",
 }
 
 

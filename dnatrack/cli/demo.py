@@ -36,6 +36,13 @@ def register(subparsers) -> None:
         "--reset", action="store_true", help="rebuild the demo database from scratch"
     )
     parser.add_argument(
+        "--years", type=int, default=0, metavar="N",
+        help="also load N earlier years of simulated, coded ivory seizures (three a year, "
+        "with tusk pairs and relatives planted across them) for the intelligence pages; "
+        "their links appear in the network once the workers have searched the released "
+        "profiles (default 0; applies when the demo database is made)",
+    )
+    parser.add_argument(
         "--no-serve", action="store_true", help="create the demo and exit without serving"
     )
     parser.set_defaults(func=_demo)
@@ -47,8 +54,10 @@ def _demo(args: argparse.Namespace) -> int:
 
     if not 0 < args.port < 65536:
         raise ValueError(f"--port must be 1..65535, got {args.port}")
+    if not 0 <= args.years <= 20:
+        raise ValueError(f"--years must be 0..20, got {args.years}")
     started = time.perf_counter()
-    app, folder, contents = open_demo(args.folder, reset=args.reset)
+    app, folder, contents = open_demo(args.folder, reset=args.reset, years=args.years)
     try:
         if contents is None:
             print(f"Reusing the demo database in {folder.path} (--reset rebuilds it).")

@@ -14,10 +14,10 @@ import argparse
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "worker",
-        help="run queued LIMS match requests (background jobs)",
-        description="Claim and run queued match requests of the LIMS database until stopped "
-        "(Ctrl+C), or, with --once, until the queue is empty. Any number of workers may "
-        "share one database.",
+        help="run queued LIMS match requests and network searches (background jobs)",
+        description="Claim and run queued match requests of the LIMS database, and the "
+        "network searches its releases of profiles queue, until stopped (Ctrl+C), or, with "
+        "--once, until the queue is empty. Any number of workers may share one database.",
     )
     parser.add_argument(
         "--database-url",

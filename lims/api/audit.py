@@ -40,18 +40,22 @@ from lims.models import (
     GenotypingRun,
     HitConfirmation,
     Item,
+    LinkSearch,
     LoginFailure,
     LoginLockout,
     MatchRequest,
     PlateWell,
     PositiveControl,
+    ProfileLink,
     ProfileScreen,
     QualityRecord,
     Report,
     ReportSignature,
     Sample,
+    SearchedProfile,
     Seizure,
     SeizureLink,
+    SeizureOrigin,
     SeizureRecord,
     SourceAnimal,
     SpeciesTest,
@@ -159,6 +163,15 @@ _OWN_RULES = {
         SeizureLink.seizure1_id.in_(_visible_ids(Seizure, user)),
         SeizureLink.seizure2_id.in_(_visible_ids(Seizure, user))),
     VocabularyTerm: lambda user: sa.true(),
+    SeizureOrigin: lambda user: SeizureOrigin.seizure_id.in_(_visible_ids(Seizure, user)),
+    # The growing network's searches (a panel and counts, no case data) are the instance's;
+    # the profiles they covered and the pairs they found, of profiles the user may see.
+    LinkSearch: lambda user: sa.true(),
+    SearchedProfile: lambda user: SearchedProfile.profile_id.in_(
+        _visible_ids(GenotypeProfile, user)),
+    ProfileLink: lambda user: sa.and_(
+        ProfileLink.profile1_id.in_(_visible_ids(GenotypeProfile, user)),
+        ProfileLink.profile2_id.in_(_visible_ids(GenotypeProfile, user))),
 }
 _ACCESS_RULES = (
     User,

@@ -8,6 +8,7 @@ import sqlalchemy as sa
 from flask import current_app, request, url_for
 from flask_login import current_user
 
+from lims import jobs
 from lims.api.routing import Resource, equals, json_body, load_reference, load_visible, route
 from lims.api.schema import FILE_TYPE, Field, Schema, invalid, read_only
 from lims.errors import ApiError
@@ -176,7 +177,9 @@ def review(record_id: int):
     response=PROFILE,
 )
 def release(record_id: int):
-    return _workflow_step(record_id, lambda profile: release_profile(profile, current_user))
+    released = _workflow_step(record_id, lambda profile: release_profile(profile, current_user))
+    jobs.wake(current_app)  # the network search of the new profile is queued
+    return released
 
 
 @route(

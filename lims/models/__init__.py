@@ -37,7 +37,15 @@ from lims.models.exchange import (
 )
 from lims.models.genetics import PROFILE_STATES, GenotypeImport, GenotypeProfile
 from lims.models.idempotency import IdempotencyKey
-from lims.models.intelligence import SeizureLink, SeizureRecord, VocabularyTerm
+from lims.models.intelligence import (
+    LinkSearch,
+    ProfileLink,
+    SearchedProfile,
+    SeizureLink,
+    SeizureOrigin,
+    SeizureRecord,
+    VocabularyTerm,
+)
 from lims.models.matching import (
     ANALYSES,
     MATCH_STATUSES,
@@ -120,7 +128,11 @@ __all__ = [
     "ReportSignature",
     "Sample",
     "Seizure",
+    "LinkSearch",
+    "ProfileLink",
+    "SearchedProfile",
     "SeizureLink",
+    "SeizureOrigin",
     "SeizureRecord",
     "SourceAnimal",
     "StorageLocation",

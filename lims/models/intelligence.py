@@ -96,10 +96,13 @@ class VocabularyTerm(Base):
 
 
 class SeizureLink(Base):
-    """Two seizures linked by DNA, as the latest finished match request that found them
-    says: pairs per relationship and the best log10 LR. Kept up to date as each request
-    finishes (:func:`lims.intelligence.fold_links`), so the network is read, never rerun.
-    ``seizure1_id < seizure2_id``."""
+    """Two seizures linked by DNA, as the latest evidence says: pairs per relationship and
+    the best log10 LR. Kept up to date as each match request finishes
+    (:func:`lims.intelligence.fold_links`, ``match_request_id`` set) and as profiles are
+    released (:func:`lims.network.run_search`, ``match_request_id`` null and
+    ``link_search_id`` the search: the links of all current :class:`ProfileLink` rows
+    between the two seizures), so the network is read, never rerun. A row with a match
+    request is that request's. ``seizure1_id < seizure2_id``."""
 
     __tablename__ = "seizure_link"
     __table_args__ = (
@@ -118,5 +121,99 @@ class SeizureLink(Base):
     full_sibling: Mapped[int] = mapped_column(default=0)
     half_sibling: Mapped[int] = mapped_column(default=0)
     best_log10_lr: Mapped[float | None]
+    match_request_id: Mapped[int | None] = mapped_column(sa.ForeignKey("match_request.id"))
+    link_search_id: Mapped[int | None] = mapped_column(sa.ForeignKey("link_search.id"))
+    found_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
+class SeizureOrigin(Base):
+    """A seizure's assigned origin as the latest finished match request that placed it says
+    (most likely point, area and grid cells of the 90% credible region, each cell
+    ``[lat_lo, lat_hi, lon_lo, lon_hi]``). Folded in as each request finishes
+    (:func:`lims.intelligence.fold_origins`), so the origins map reads one row per seizure
+    instead of every stored result."""
+
+    __tablename__ = "seizure_origin"
+
+    seizure_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("seizure.id", ondelete="CASCADE"), primary_key=True
+    )
+    best_lat: Mapped[float]
+    best_lon: Mapped[float]
+    area90_km2: Mapped[float | None]
+    region90: Mapped[list] = mapped_column(sa.JSON, default=list)
     match_request_id: Mapped[int] = mapped_column(sa.ForeignKey("match_request.id"))
     found_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
+LINK_SEARCH_STATUSES = ("queued", "running", "done", "failed")
+
+
+class LinkSearch(Base):
+    """A search of newly released profiles against every released profile of their panel
+    (:mod:`lims.network`), queued when profiles are released and run by the job workers
+    (:mod:`lims.jobs`) like a match request: claimed with one conditional UPDATE, with
+    progress, heartbeat and attempts. The profiles it covers are those released and not yet
+    searched when it runs (:class:`SearchedProfile`)."""
+
+    __tablename__ = "link_search"
+    __table_args__ = (
+        sa.CheckConstraint("status IN ('queued', 'running', 'done', 'failed')",
+                           name="status"),
+        sa.CheckConstraint("progress BETWEEN 0 AND 1", name="progress"),
+        sa.CheckConstraint("status <> 'failed' OR error IS NOT NULL", name="failure_reason"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    panel: Mapped[str] = mapped_column(sa.String(100))
+    status: Mapped[str] = mapped_column(sa.String(16), default="queued", index=True)
+    progress: Mapped[float] = mapped_column(default=0.0)
+    stage: Mapped[str | None] = mapped_column(sa.String(200))
+    error: Mapped[str | None] = mapped_column(sa.Text)
+    worker: Mapped[str | None] = mapped_column(sa.String(200))
+    attempts: Mapped[int] = mapped_column(default=0, server_default=sa.text("0"))
+    new_profiles: Mapped[int | None]
+    pairs_found: Mapped[int | None]
+    links_folded: Mapped[int | None]
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    started_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    heartbeat_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+class SearchedProfile(Base):
+    """A released profile the network search has covered (by ``link_search_id``)."""
+
+    __tablename__ = "searched_profile"
+
+    profile_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("genotype_profile.id", ondelete="CASCADE"), primary_key=True
+    )
+    link_search_id: Mapped[int] = mapped_column(sa.ForeignKey("link_search.id"), index=True)
+
+
+class ProfileLink(Base):
+    """A pair of released profiles the network search reported (``profile1_id <
+    profile2_id``), with the records they come from (``seizure*_id`` null for a source
+    animal), the relationship and its log10 LR. :class:`SeizureLink` rows are derived from
+    these."""
+
+    __tablename__ = "profile_link"
+    __table_args__ = (
+        sa.CheckConstraint("profile1_id < profile2_id", name="ordered"),
+        sa.Index("ix_profile_link_seizures", "seizure1_id", "seizure2_id"),
+    )
+
+    profile1_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("genotype_profile.id", ondelete="CASCADE"), primary_key=True
+    )
+    profile2_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("genotype_profile.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    seizure1_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("seizure.id", ondelete="CASCADE"))
+    seizure2_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("seizure.id", ondelete="CASCADE"))
+    relationship: Mapped[str] = mapped_column(sa.String(32))
+    log10_lr: Mapped[float | None]
+    link_search_id: Mapped[int] = mapped_column(sa.ForeignKey("link_search.id"))

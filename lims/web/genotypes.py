@@ -14,6 +14,7 @@ from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
 from wtforms import SelectField, StringField, TextAreaField
 
+from lims import jobs
 from lims.access import visible
 from lims.api.routing import load_visible
 from lims.extensions import db
@@ -210,9 +211,11 @@ def review_profile_page(profile_id: int):
 @bp.route("/profiles/<int:profile_id>/release", methods=["POST"])
 @page("profile.review")
 def release_profile_page(profile_id: int):
-    return _workflow_step(
+    answer = _workflow_step(
         profile_id, lambda profile: release_profile(profile, current_user), "released"
     )
+    jobs.wake(current_app)  # the network search of the new profile is queued
+    return answer
 
 
 @bp.route("/profiles/<int:profile_id>/reject", methods=["POST"])

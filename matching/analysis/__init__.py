@@ -17,10 +17,31 @@ from __future__ import annotations
 import importlib
 
 _MODULE_OF = {
-    **dict.fromkeys(("STAGE_WEIGHTS", "Describe", "Progress", "analyse", "groups_describer",
-                     "stages_of"), "pipeline"),
-    **dict.fromkeys(("READABLE_FORMATS", "RESULT_FORMAT", "AnalysisResult", "Node",
-                     "ProfileOrigin", "ResultLayoutError", "Subject", "upgrade"), "result"),
+    **dict.fromkeys(
+        (
+            "STAGE_WEIGHTS",
+            "Describe",
+            "Progress",
+            "analyse",
+            "fixed_scale_calibration",
+            "groups_describer",
+            "stages_of",
+        ),
+        "pipeline",
+    ),
+    **dict.fromkeys(
+        (
+            "READABLE_FORMATS",
+            "RESULT_FORMAT",
+            "AnalysisResult",
+            "Node",
+            "ProfileOrigin",
+            "ResultLayoutError",
+            "Subject",
+            "upgrade",
+        ),
+        "result",
+    ),
     **dict.fromkeys(("ANALYSES", "AnalysisError", "AnalysisSettings"), "settings"),
 }
 

@@ -93,6 +93,7 @@ from matching.pair_search import (
     pairs_compared,
     power_summary,
     search_calibration,
+    theta_for,
 )
 from matching.relationships import ErrorModel
 
@@ -362,6 +363,25 @@ def _search_pairs(
                 for row in group.rows}
     chosen, dropped = chosen_pairs(searches, group_of)
     return PairSearch(searches, chosen, dropped, n_pairs)
+
+
+def fixed_scale_calibration(reference: ReferenceSet, loci: Sequence[str],
+                            settings: AnalysisSettings, pairs_compared: float) -> Calibration:
+    """Cutoffs for searches against ``reference`` at ``loci`` calibrated for a fixed number of
+    pairs (no mix of searched populations), as :func:`analyse` would calibrate them for a
+    search of that size: scored with the set's θ and the settings' error model.
+
+    Saved as a reference folder's standing calibration (``reference_folder`` of
+    :func:`analyse`), it makes every search's cutoffs the same whatever the number and mix
+    of profiles searched, so searching new profiles in batches reports the pairs one search
+    of all of them would (the LIMS's growing network, :mod:`lims.network`).
+    """
+    reference_table = reference.table.select_loci(loci)
+    scoring = Scoring.for_reference(reference_table, theta_for(reference, settings.theta).value,
+                                    settings.error_model())
+    return search_calibration(reference, reference_table, scoring=scoring,
+                              relationships=settings.relationships,
+                              pairs_compared=pairs_compared, folder=None, notes=[])
 
 
 def _group_tables(subject: GenotypeTable, others: GenotypeTable,

@@ -4,16 +4,19 @@ network; screenshots at 1280 px and 768 px under ``test-artifacts/`` show the fi
 from __future__ import annotations
 
 import csv
-import datetime as dt
 import io
+import time
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
+from lims import jobs
+from lims.database import utcnow
+from lims.demo import DEMO_SEED, IVORY_SEIZURES, simulate_scenarios
 from lims.extensions import db
 from lims.intelligence import NETWORK_COLUMNS, fold_links
-from lims.models import MatchRequest, Seizure, SeizureRecord, User
+from lims.models import LinkSearch, MatchRequest, Seizure, SeizureRecord, User
 from tests.browser.conftest import ARTIFACTS
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is needed")
@@ -24,8 +27,10 @@ PAGE_OVERFLOW = "document.documentElement.scrollWidth - window.innerWidth"
 
 @pytest.fixture(scope="module")
 def coded_demo(live_server):
-    """The demo's ivory seizures coded, and a finished request linking KE-MBA-2401 and
-    KE-NBO-2403 (the demo's split tusk pair) folded into the network."""
+    """The demo's ivory seizures coded, its released profiles searched into the network, and
+    then a finished request linking KE-MBA-2401 and KE-NBO-2403 (the demo's split tusk pair)
+    folded in: the latest evidence for that pair."""
+    _searched(live_server.app)
     with live_server.app.app_context():
         seizures = {s.reference: s for s in db.session.scalars(sa.select(Seizure))}
         for reference, country, kg in (("KE-MBA-2401", "KE", 640.0), ("KE-NBO-2403", "KE", 35.0),
@@ -39,7 +44,7 @@ def coded_demo(live_server):
                     offender_nationalities=[], validation_status="validated"))
         first, second = seizures["KE-MBA-2401"], seizures["KE-NBO-2403"]
         investigator = db.session.scalars(sa.select(User).filter_by(username="investigator")).one()
-        finished = dt.datetime(2024, 7, 1, tzinfo=dt.UTC)
+        finished = utcnow()
         result = {"links": [{"node1": f"seizure:{first.id}", "node2": f"seizure:{second.id}",
                              "n_pairs": 2, "relationships": {"same animal": 2},
                              "max_log10_lr": 14.2, "visible": True}]}
@@ -50,6 +55,35 @@ def coded_demo(live_server):
         db.session.flush()
         fold_links(db.session, request.id, finished, result)
         db.session.commit()
+
+
+def _searched(app) -> None:
+    """Wait until the network searches the demo's releases queued have run (here, or in the
+    live server's workers)."""
+    deadline = time.monotonic() + 600
+    while True:
+        jobs.run_queued(app)
+        with app.app_context():
+            waiting = db.session.scalar(sa.select(sa.func.count()).select_from(LinkSearch).where(
+                LinkSearch.status.in_(("queued", "running"))))
+        if not waiting:
+            return
+        assert time.monotonic() < deadline, "the demo's network searches did not finish"
+        time.sleep(0.5)
+
+
+def _planted_pairs(visible: set[str]) -> set[tuple[str, str]]:
+    """Pairs of the demo's ivory seizures (references) among ``visible`` that a planted pair
+    links."""
+    ivory = simulate_scenarios(DEMO_SEED)[0]
+    reference_of = {spec.group: spec.reference for spec in IVORY_SEIZURES}
+    pairs = set()
+    for record in ivory.relationships:
+        ends = sorted(reference_of[item.split("-", 1)[0]] for item in (record.item1,
+                                                                       record.item2))
+        if ends[0] != ends[1] and set(ends) <= visible:
+            pairs.add(tuple(ends))
+    return pairs
 
 
 def _screenshot(page, name):
@@ -86,8 +120,13 @@ def test_an_investigator_filters_by_year_and_downloads_the_network(page, log_in,
     text = Path(download.path()).read_text(encoding="utf-8-sig")
     rows = list(csv.DictReader(io.StringIO(text)))
     assert list(rows[0]) == list(NETWORK_COLUMNS)
-    assert [(r["seizure1"], r["seizure2"], r["same_animal"]) for r in rows] == [
-        ("KE-MBA-2401", "KE-NBO-2403", "2")]
+    # The links the searches of the released profiles found between the seizures the
+    # investigator may see (not the other laboratory's TZ-ZNZ-2404), the request's last.
+    planted = _planted_pairs({"KE-MBA-2401", "TZ-DAR-2402", "KE-NBO-2403"})
+    assert ("KE-MBA-2401", "KE-NBO-2403") in planted
+    assert {tuple(sorted((r["seizure1"], r["seizure2"]))) for r in rows} == planted
+    assert [r["same_animal"] for r in rows
+            if {r["seizure1"], r["seizure2"]} == {"KE-MBA-2401", "KE-NBO-2403"}] == ["2"]
 
     page.goto("/intelligence?from_year=2025&to_year=2025")
     expect(page.locator(".data-statement").first).to_contain_text("0 seizures you may see")

@@ -600,13 +600,15 @@ def _surface(seizure_id, lat, lon, region):
 
 
 def test_origins_come_from_the_latest_result_and_only_for_visible_seizures(
-    login, trees, session
+    login, trees, session, monkeypatch
 ):
     """A 2 x 3 grid (lat -10..0..10, lon 30..35..40..45) with in-range cells 1, 3 and 5
     (row-major): region90 [0, 2] are cells 1 and 5, i.e. lat -10..0 lon 35..40 and lat 0..10
     lon 40..45."""
     import json
 
+    import lims.intelligence
+    from lims.intelligence import fold_origins
     from lims.models import MatchRequest
 
     analyst = login("analyst")
@@ -614,16 +616,29 @@ def test_origins_come_from_the_latest_result_and_only_for_visible_seizures(
     session.get(Seizure, a1).latitude, session.get(Seizure, a1).longitude = -4.0, 39.7
     grid = {"lat_edges": [-10.0, 0.0, 10.0], "lon_edges": [30.0, 35.0, 40.0, 45.0],
             "in_range": [1, 3, 5]}
+    # Folded as the job folds a result it stores, the later request last and then first:
+    # the later one's origin wins either way.
+    requests = []
     for when, surfaces in ((1, [_surface(a1, 1.0, 31.0, [1])]),
                            (2, [_surface(a1, -2.5, 36.0, [0, 2]), _surface(b, 3.0, 33.0, [1]),
                                 {**_surface(0, 0, 0, []), "node": "held:1"}])):
-        session.add(MatchRequest(
+        request = MatchRequest(
             case_id=trees["a1"].case_id, analyses=["geographic"], reference_sets=[],
             status="done", result={"geographic": {"grid": grid, "surfaces": surfaces}},
             requested_by_id=analyst.user_id,
-            finished_at=dt.datetime(2025, 1, when, tzinfo=dt.UTC)))
+            finished_at=dt.datetime(2025, 1, when, tzinfo=dt.UTC))
+        session.add(request)
+        session.flush()
+        requests.append(request)
+    for request in (*requests, *reversed(requests)):
+        fold_origins(session, request.id, request.finished_at, request.result)
     session.commit()
     investigator = login("investigator")
+
+    def unread(result):
+        raise AssertionError("the origins map read a stored result")
+
+    monkeypatch.setattr(lims.intelligence, "stored_origins", unread)
     geo = json.loads(investigator.get("/api/v1/intelligence/origins.geojson").data)
     assert {f["properties"]["reference"] for f in geo["features"]} == {"KE-SZ"}
     kinds = {f["properties"]["kind"]: f["geometry"] for f in geo["features"]}
