@@ -27,7 +27,8 @@ The surface alone places an animal no better than the centroid of its most likel
 sites from counts smoothed across sites, tempered, shared with neighbouring sites, and a point
 minimising the posterior-weighted distance (to a power between 1 and 2) to the sites, or, when
 animals are left out, the expected Huber or Welsch loss over a fixed lattice of candidate
-points; its map is a mixture of kernels around the sites with those weights. Its settings
+points, possibly moved part of the way to the weighted centroid or away from the centre of
+the sites; its map is a mixture of kernels around the sites with those weights. Its settings
 come from a small grid by cross-validated error against the posterior-weighted centroid, its
 credible regions are calibrated to hold the animal's site as often as they claim, and its
 leave-one-out figures are nested (no animal's own error chooses the settings that place it)
@@ -1396,14 +1397,17 @@ class SiteMixtureModel:
                       "Welsch) under the site weights",
             "settings": self.settings.to_dict(),
             "settings_choice": "given" if self.chosen_by == "given"
-            else f"leave-one-{self.chosen_by}-out cross-validation, minimising median + "
-                 "90th percentile error",
+            else f"leave-one-{self.chosen_by}-out cross-validation, minimising the larger of "
+                 "the median and 90th percentile error relative to the posterior-weighted "
+                 "centroid",
             "region_kernel_km": self.region_kernel_km,
             "region_levels": {str(k): v for k, v in self.region_levels.items()},
         }
 
 
-FITTED_FORMAT = "dnatrack-geo-site-mixture/1"
+#: Version 2: settings carry ``shrink`` and ``expansion`` (chosen from a larger candidate set);
+#: files of version 1 have other names and are fitted again.
+FITTED_FORMAT = "dnatrack-geo-site-mixture/2"
 
 
 def _grid_options(n_cells: int = DEFAULT_CELLS, margin_degrees: float | None = None,
