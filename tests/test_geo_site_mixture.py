@@ -375,3 +375,43 @@ def test_huber_estimate_lies_between_geometric_median_and_centroid(cline):
         lat, lon = model.place(weights)
         exact_lat, exact_lon = weighted_centres(weights, geo.site_lat, geo.site_lon, power)
         assert great_circle_km(lat, lon, exact_lat, exact_lon).max() < 2 * step
+
+
+def test_harrell_davis_weights_equal_scipys_estimate():
+    from scipy.stats.mstats import hdquantiles
+
+    from matching.geo import harrell_davis_weights
+
+    values = np.random.default_rng(5).gamma(2.0, 100.0, size=57)
+    for q in (0.5, 0.9):
+        weights = harrell_davis_weights(len(values), q)
+        assert weights.sum() == pytest.approx(1.0)
+        assert np.sort(values) @ weights == pytest.approx(float(hdquantiles(values, [q])[0]))
+
+
+def test_shrink_and_expansion_move_the_point(cline):
+    _, reference = cline
+    geo = GeographicModel.from_reference(reference, bandwidth_km=1.0, n_cells=12)
+    model = SiteMixtureModel(geo, SETTINGS, {}, "given", 150.0)
+    weights = np.random.default_rng(3).dirichlet(np.ones(len(geo.site_lat)), size=6)
+    plain = np.c_[model.place(weights)]
+    # Shrinking all the way is the weighted centroid under the same weights.
+    full = SiteMixtureSettings(**{**SETTINGS.to_dict(), "shrink": 1.0})
+    np.testing.assert_allclose(np.c_[model.place(weights, full)],
+                               np.c_[weighted_centres(weights, geo.site_lat, geo.site_lon, 2.0)],
+                               atol=1e-6)
+    # Expanding by κ moves the point κ times as far from the sites' centre (in unit vectors).
+    centre = unit_vectors(geo.site_lat, geo.site_lon).mean(axis=0)
+    centre /= np.linalg.norm(centre)
+    wide = SiteMixtureSettings(**{**SETTINGS.to_dict(), "expansion": 1.5})
+    moved = unit_vectors(*model.place(weights, wide))
+    expected = centre + 1.5 * (unit_vectors(plain[:, 0], plain[:, 1]) - centre)
+    np.testing.assert_allclose(moved, expected / np.linalg.norm(expected, axis=1, keepdims=True),
+                               atol=1e-9)
+    assert SiteMixtureSettings.from_dict(wide.to_dict()) == wide
+    old = {k: v for k, v in SETTINGS.to_dict().items() if k not in ("shrink", "expansion")}
+    assert SiteMixtureSettings.from_dict(old) == SETTINGS
+    with pytest.raises(ValueError, match="expansion"):
+        SiteMixtureSettings(0, 1, 0, 2, expansion=0.0)
+    with pytest.raises(ValueError, match="shrink"):
+        SiteMixtureSettings(0, 1, 0, 2, shrink=1.5)
