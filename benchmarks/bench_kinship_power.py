@@ -48,8 +48,10 @@ from dnatrack.simulate import ScenarioSpec, simulate
 from matching.identity import IdentityCriteria
 from matching.kinship import KinshipSearch
 from matching.pair_search import (
+    MINIMUM_CUTOFF,
     Scoring,
     find_pairs,
+    loci_compared_shares,
     pairs_compared,
     power_summary,
     search_calibration,
@@ -87,15 +89,16 @@ def load(name: str, datasets: Path):
     return load_reference_set(str(datasets / file) if file else name)
 
 
-def scoring_for(choice: str, reference, table, theta: float) -> Scoring:
-    errors = ErrorModel()
+def scoring_for(choice: str, reference, table, theta: float,
+                errors: ErrorModel | None = None) -> Scoring:
+    errors = ErrorModel() if errors is None else errors
     if choice == "default":
         return Scoring.for_reference(table, theta, errors)
     return Scoring(theta if choice == "pooled_fst" else 0.0, errors, "pooled")
 
 
 def run_scenario(reference, loci, scoring: Scoring, spec: ScenarioSpec, seed: int,
-                 expected_false_pairs: float) -> dict:
+                 expected_false_pairs: float, minimum_cutoff: float = MINIMUM_CUTOFF) -> dict:
     """Search one simulated scenario as ``dnatrack match`` does; count what it found."""
     scenario = simulate(reference, spec, seed=seed)
     observed = scenario.observed.select_loci(loci)
@@ -105,7 +108,8 @@ def run_scenario(reference, loci, scoring: Scoring, spec: ScenarioSpec, seed: in
     calibration = search_calibration(
         reference, ref_table, scoring=scoring, relationships=tuple(KINSHIP) + ("same_animal",),
         pairs_compared=n_pairs, folder=None, notes=notes,
-        expected_false_pairs=expected_false_pairs, new=observed)
+        expected_false_pairs=expected_false_pairs, new=observed,
+        minimum_cutoff=minimum_cutoff)
     search = KinshipSearch.from_reference(
         ref_table, observed, **scoring.search_options(),
         relationships=("same_animal", *KINSHIP), min_loci=min(8, len(loci)),
@@ -124,20 +128,30 @@ def run_scenario(reference, loci, scoring: Scoring, spec: ScenarioSpec, seed: in
     counts["false_pairs"] = sum(pair not in truth for pair in called)
     # every pair's largest kinship LR, for the oracle cutoff
     rows, cols = np.triu_indices(len(observed), 1)
-    log10_lr, _ = search.score_pairs(observed, rows, cols)
+    log10_lr, compared = search.score_pairs(observed, rows, cols)
     kin = [search.relationships.index(r) for r in KINSHIP]
     best = log10_lr[:, kin].max(axis=1)
     ids = observed.profile_ids
     kinds = [truth.get(frozenset((ids[i], ids[j]))) for i, j in zip(rows, cols, strict=True)]
     counts["unrelated_scores"] = best[[kind is None for kind in kinds]]
     counts["planted_scores"] = {r: best[[kind == r for kind in kinds]] for r in KINSHIP}
-    counts["power"] = {name: row["power"] for name, row in
-                       power_summary(search, len(loci)).items()}
+    # planted pairs reaching their own relationship's cutoff: what the power predicts
+    cutoffs = search.cutoffs_for(compared)
+    for relationship in KINSHIP:
+        r = search.relationships.index(relationship)
+        mine = np.array([kind == relationship for kind in kinds])
+        counts[f"{relationship}_passing"] = int(np.sum(
+            (log10_lr[mine, r] >= cutoffs[mine, r]) & (compared[mine] >= search.min_loci)))
+    power = power_summary(search, len(loci), loci_compared_shares(observed))
+    counts["power"] = {name: row["power"] for name, row in power.items()}
+    counts["power_se"] = {name: row["power_se"] for name, row in power.items()}
+    counts["power_at_all_loci"] = {name: row["power_at_all_loci"]
+                                   for name, row in power.items()}
     return counts
 
 
 def summarise(runs: list[dict], expected_false_pairs: float) -> dict:
-    scores = ("power", "unrelated_scores", "planted_scores")
+    scores = ("power", "power_se", "power_at_all_loci", "unrelated_scores", "planted_scores")
     total = {key: sum(run[key] for run in runs) for key in runs[0] if key not in scores}
     false = total["false_pairs"]
     summary = {
@@ -164,6 +178,17 @@ def summarise(runs: list[dict], expected_false_pairs: float) -> dict:
                                                      for run in runs])), 3),
         }
         if relationship in KINSHIP and planted:
+            # the power the runs stated against the share of planted pairs reaching their
+            # relationship's cutoff, within binomial and Monte-Carlo error
+            predicted = float(np.mean([run["power"][relationship] for run in runs]))
+            observed = total[f"{relationship}_passing"] / planted
+            spread = math.sqrt(predicted * (1 - predicted) / planted + float(np.mean(
+                [run["power_se"][relationship] for run in runs])) ** 2)
+            summary[relationship].update({
+                "power_at_all_loci": round(float(np.mean(
+                    [run["power_at_all_loci"][relationship] for run in runs])), 3),
+                "observed_passing": round(observed, 3),
+                "z": round((observed - predicted) / spread, 2) if spread > 0 else None})
             found = np.concatenate([run["planted_scores"][relationship] for run in runs])
             # strictly above: the unrelated pair at the oracle value itself is not let in
             summary[relationship]["oracle_recall"] = round(float(np.mean(found > oracle)), 3)
@@ -182,11 +207,22 @@ def main(argv=None) -> dict:
     parser.add_argument("--pairs", type=int, default=8,
                         help="planted pairs of each relationship per scenario")
     parser.add_argument("--expected-false-pairs", type=float, default=1.0)
+    parser.add_argument("--miscall-rate", type=float, default=None,
+                        help="miscall rate of the scoring error model (default: ErrorModel's; "
+                             "the simulator miscalls at 0.005)")
+    parser.add_argument("--dropout-rate", type=float, default=None,
+                        help="dropout rate of the scoring error model (default: ErrorModel's)")
+    parser.add_argument("--minimum-cutoff", type=float, default=MINIMUM_CUTOFF,
+                        help=f"floor on the calibrated cutoffs (default {MINIMUM_CUTOFF:g})")
     parser.add_argument("--json")
     args = parser.parse_args(argv)
     spec = ScenarioSpec(n_seizures=args.seizures, items_per_seizure=args.items,
                         same_animal_pairs=args.pairs // 2, parent_offspring_pairs=args.pairs,
                         full_sibling_pairs=args.pairs, half_sibling_pairs=args.pairs // 2)
+    defaults = ErrorModel()
+    errors = ErrorModel(
+        defaults.dropout_rate if args.dropout_rate is None else args.dropout_rate,
+        defaults.miscall_rate if args.miscall_rate is None else args.miscall_rate)
     results = []
     for name in args.references:
         reference = load(name, args.datasets)
@@ -196,13 +232,14 @@ def main(argv=None) -> dict:
             loci = reference.table.loci[:n]
             for choice in args.scorings if n == n_loci else ["default"]:
                 scoring = scoring_for(choice, reference, reference.table.select_loci(loci),
-                                      theta)
+                                      theta, errors)
                 start = time.perf_counter()
                 runs = [run_scenario(reference, loci, scoring, spec, seed,
-                                     args.expected_false_pairs)
+                                     args.expected_false_pairs, args.minimum_cutoff)
                         for seed in range(1, args.replicates + 1)]
                 row = {"reference": name, "loci": n, "scoring": choice,
-                       "description": scoring.describe(),
+                       "description": scoring.describe(), "errors": errors.as_dict(),
+                       "minimum_cutoff": args.minimum_cutoff,
                        **summarise(runs, args.expected_false_pairs),
                        "seconds": round(time.perf_counter() - start, 1)}
                 results.append(row)
@@ -215,13 +252,19 @@ def main(argv=None) -> dict:
 
 
 def table(results: list[dict]) -> str:
-    """The figures as a fixed-width table."""
+    """The figures as a fixed-width table: recall per relationship, false pairs, the oracle
+    cutoff and its recall, and the power the runs stated against the planted pairs that reached
+    their relationship's cutoff (predicted / observed)."""
     lines = [f"{'reference':<28}{'loci':>5} {'scoring':<14}{'PO':>6}{'FS':>6}{'HS':>6}"
              f"{'SA':>6}   {'false/search':>12} {'(95% up)':>9} {'expected':>8}"
-             f"   {'oracle cutoff':>13}{'PO':>6}{'FS':>6}{'HS':>6}"]
+             f"   {'oracle cutoff':>13}{'PO':>6}{'FS':>6}{'HS':>6}"
+             f"   {'PO pred/obs':>12}{'FS pred/obs':>12}"]
     for row in results:
         recall = [row[r]["recall"] for r in ("parent_offspring", "full_sibling",
                                              "half_sibling", "same_animal")]
+        check = "".join(
+            f"{row[r]['calibrated_power']:>6.0%}/{row[r].get('observed_passing', 0):<5.0%}"
+            for r in ("parent_offspring", "full_sibling"))
         lines.append(
             f"{row['reference']:<28}{row['loci']:>5} {row['scoring']:<14}"
             + "".join(f"{'-' if v is None else f'{v:.0%}':>6}" for v in recall)
@@ -229,7 +272,8 @@ def table(results: list[dict]) -> str:
               f"{row['false_pairs_per_search_upper95']:>9.2f} "
               f"{row['expected_false_pairs_per_search']:>8.2f}"
               f"   {row['oracle_cutoff']:>13.2f}"
-            + "".join(f"{row[r].get('oracle_recall', 0):>6.0%}" for r in KINSHIP))
+            + "".join(f"{row[r].get('oracle_recall', 0):>6.0%}" for r in KINSHIP)
+            + "   " + check)
     return "\n".join(lines)
 
 

@@ -1,11 +1,15 @@
 """Calibration checked against exact enumeration of every genotype-pair combination."""
 
+import itertools
+
 import numpy as np
 import pytest
 
 from dnatrack.genotypes import GenotypeTable
 from matching.calibration import Calibration, calibrate
 from matching.frequencies import allele_counts, point_frequencies
+from matching.kinship import KinshipSearch
+from matching.pair_search import loci_compared_shares, power_summary
 from matching.relationships import (
     RELATIONSHIPS,
     ErrorModel,
@@ -260,3 +264,54 @@ def test_population_pair_mix_follows_the_searched_profiles():
     mix = population_pair_mix(reference, 0.05, only_a.take(np.arange(5)),
                               reference.take(b_rows).replace(population=None))
     assert np.trace(mix) == pytest.approx(10 / 60, abs=0.02)
+
+
+def _profiles_with_gaps(n, n_loci, seed, prefix):
+    rng = np.random.default_rng(seed)
+    alleles = rng.integers(1, 5, size=(n, n_loci, 2))
+    alleles[rng.random((n, n_loci)) < 0.3] = -1
+    return GenotypeTable(alleles, [f"{prefix}{i}" for i in range(n)],
+                         [f"L{k}" for k in range(n_loci)])
+
+
+def test_loci_compared_shares_count_every_pair_the_search_compares():
+    new, existing = _profiles_with_gaps(9, 3, 1, "n"), _profiles_with_gaps(5, 3, 2, "e")
+    pairs = [(new.typed[i], new.typed[j]) for i, j in itertools.combinations(range(9), 2)]
+    pairs += [(new.typed[i], existing.typed[j]) for i in range(9) for j in range(5)]
+    brute = np.bincount([int((a & b).sum()) for a, b in pairs], minlength=4) / len(pairs)
+    assert loci_compared_shares(new, existing) == pytest.approx(brute, abs=1e-12)
+    # more patterns than max_patterns: estimated from random pairs
+    sampled = loci_compared_shares(new, existing, max_patterns=0, sample=200_000)
+    assert sampled == pytest.approx(brute, abs=0.01)
+    assert loci_compared_shares(new.take([0])).sum() == 0.0  # one profile: no pairs
+
+
+def test_stated_power_is_the_exact_power_at_the_pairs_loci_compared():
+    """The power a run states weighs the calibrated power at each loci count by the share of
+    the search's pairs compared at it; checked against exact enumeration over every subset of
+    loci of each count, pairs below the search's minimum counting as missed."""
+    reference = small_reference()
+    relationships = ("parent_offspring", "full_sibling")
+    result = calibrate(reference, theta=THETA, errors=ERRORS, relationships=relationships,
+                       false_positive_rate=1e-2, loci_counts=(1, 2, 3), n_simulations=60_000,
+                       seed=5)
+    new, existing = _profiles_with_gaps(12, 3, 3, "n"), _profiles_with_gaps(6, 3, 4, "e")
+    search = KinshipSearch.from_reference(reference, new, existing, theta=THETA, errors=ERRORS,
+                                          frequencies="pooled", relationships=relationships,
+                                          min_loci=2, calibration=result)
+    shares = loci_compared_shares(new, existing)
+    assert shares[1] > 0 and shares[2] > 0 and shares[3] > 0
+    summary = power_summary(search, 3, shares)
+    for name in relationships:
+        expected = 0.0
+        for m in (2, 3):  # pairs at fewer than min_loci = 2 are never reported
+            subsets = list(itertools.combinations(range(3), m))
+            exact = np.mean([exact_tail(reference.select_loci([f"L{k}" for k in subset]),
+                                        name, result.cutoffs[name][m])[1]
+                             for subset in subsets])
+            expected += shares[m] * exact
+        row = summary[name]
+        assert row["power"] == pytest.approx(expected, abs=4 * row["power_se"] + 1e-3)
+        assert row["power_at_all_loci"] == result.power[name][3]
+        assert row["mean_loci_compared"] == pytest.approx(np.arange(4) @ shares)
+        assert row["power"] < row["power_at_all_loci"]

@@ -239,8 +239,10 @@ def run_match(args: argparse.Namespace) -> int:
     from matching.links import link_seizures
     from matching.pair_search import (
         find_pairs,
+        loci_compared_shares,
         low_power_warning,
         pairs_compared,
+        power_line,
         power_summary,
     )
 
@@ -276,7 +278,7 @@ def run_match(args: argparse.Namespace) -> int:
         ref_table, *tables, **scoring.search_options(), relationships=relationships,
         cutoffs=cutoffs, min_loci=args.min_loci, calibration=calibration,
     )
-    power = power_summary(search, len(loci))
+    power = power_summary(search, len(loci), loci_compared_shares(*tables))
 
     client = None
     if args.dask and not args.no_kinship:
@@ -351,10 +353,7 @@ def run_match(args: argparse.Namespace) -> int:
         f"{len(graph.components)} networks -> {args.out}, {links_path}, {run_path}"
     )
     if power and not args.no_kinship:
-        print(f"power at {next(iter(power.values()))['loci']} loci, at most "
-              f"{args.expected_false_pairs:g} expected false pair(s): " + ", ".join(
-                  f"{name.replace('_', ' ')} {row['power']:.0%}"
-                  for name, row in power.items()))
+        print(power_line(power, args.expected_false_pairs))
     return 0
 
 
