@@ -29,6 +29,7 @@ noise; :data:`DEFAULT_SIMULATIONS` pairs keep that noise small.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -599,3 +600,96 @@ def _common_cutoff(related_log10_lr: list[np.ndarray], alpha: float,
         return -float("inf")
     start = bad[-1] + 1
     return float(candidates[start]) if start < candidates.size else float("inf")
+
+
+# ------------------------------------------------------------------------------------ cache
+#: Format of the cache's keys: a change to how calibrations are made bumps it.
+CACHE_FORMAT = 1
+#: Environment variable naming the calibration cache folder (``none`` turns the cache off).
+CACHE_ENVIRONMENT = "DNATRACK_CALIBRATION_CACHE"
+
+
+def default_cache_dir() -> Path | None:
+    """The calibration cache folder: ``$DNATRACK_CALIBRATION_CACHE`` when set (``none`` or
+    empty: no cache), else ``dnatrack/calibrations`` under the user cache folder
+    (``$XDG_CACHE_HOME``, default ``~/.cache``)."""
+    chosen = os.environ.get(CACHE_ENVIRONMENT)
+    if chosen is not None:
+        return None if chosen.strip().lower() in ("", "none") else Path(chosen)
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "dnatrack" / "calibrations"
+
+
+def table_hash(table: GenotypeTable) -> str:
+    """SHA-256 of what a calibration simulates from: the loci, the alleles and the
+    populations of ``table``."""
+    digest = hashlib.sha256()
+    digest.update(json.dumps([list(table.loci), None if table.population is None
+                              else [str(p) for p in table.population]]).encode())
+    digest.update(np.ascontiguousarray(table.alleles).tobytes())
+    return digest.hexdigest()
+
+
+def calibration_key(reference: GenotypeTable, reference_hash: str, options: dict) -> str:
+    """Cache key of a calibration of ``reference`` (its content ``reference_hash`` and
+    :func:`table_hash`) with :func:`calibrate`'s ``options`` (the pair mix by its exact
+    bytes)."""
+    canonical = {}
+    for name, value in sorted(options.items()):
+        if name == "pair_mix" and value is not None:
+            value = hashlib.sha256(np.ascontiguousarray(value, dtype=np.float64).tobytes()
+                                   ).hexdigest()
+        elif isinstance(value, ErrorModel):
+            value = value.as_dict()
+        elif isinstance(value, (tuple, list)):
+            value = [v if isinstance(v, str) else float(v) for v in value]
+        elif isinstance(value, (int, float, np.floating, np.integer)):
+            value = repr(float(value))
+        canonical[name] = value
+    payload = json.dumps([CACHE_FORMAT, reference_hash, table_hash(reference), canonical],
+                         sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def cached_calibrate(reference: GenotypeTable, cache_dir: str | os.PathLike | None,
+                     **options) -> Calibration:
+    """:func:`calibrate` through a cache of calibrations in ``cache_dir`` (none: no cache),
+    one JSON file per :func:`calibration_key` — the reference's content hash and genotypes,
+    its loci, every parameter and the seed — so a stored calibration is what ``calibrate``
+    would return. A file that cannot be read as a calibration is refitted with a warning; one
+    whose recorded key or reference hash differs from its name's is refused (``ValueError``:
+    it does not belong there). Files are written atomically, so concurrent runs never leave
+    half a file."""
+    if cache_dir is None:
+        return calibrate(reference, **options)
+    reference_hash = options.get("reference_hash", "")
+    key = calibration_key(reference, reference_hash, options)
+    path = Path(cache_dir) / f"calibration-{key[:32]}.json"
+    if path.is_file():
+        try:
+            stored = Calibration.load(path)
+        except (ValueError, OSError, UnicodeDecodeError, AttributeError) as error:
+            logger.warning("calibration cache %s unreadable (%s); calibrating again", path,
+                           error)
+        else:
+            if (stored.notes.get("cache_key") != key
+                    or stored.reference_hash != reference_hash
+                    or tuple(stored.loci) != tuple(reference.loci)):
+                raise ValueError(
+                    f"{path}: refused, it was made for reference hash "
+                    f"{stored.reference_hash or '(none)'!r} and key "
+                    f"{stored.notes.get('cache_key')!r}, not {reference_hash!r} and {key!r}; "
+                    "remove the file")
+            logger.info("calibration loaded from the cache %s", path)
+            return stored
+    calibration = calibrate(reference, **options)
+    calibration.notes = {**calibration.notes, "cache_key": key}
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_suffix(f".{os.getpid()}.tmp")
+        temporary.write_text(json.dumps(calibration.to_dict(), indent=1) + "\n")
+        os.replace(temporary, path)
+        logger.info("calibration stored in the cache %s", path)
+    except OSError as error:  # a read-only or full cache folder costs only the speed-up
+        logger.warning("calibration cache %s not written (%s)", path, error)
+    return calibration

@@ -28,7 +28,7 @@ from matching.calibration import (
     CALIBRATION_FILE,
     DEFAULT_EXPECTED_FALSE_PAIRS,
     Calibration,
-    calibrate,
+    cached_calibrate,
 )
 from matching.identity import IdentityCriteria, identity_search
 from matching.kinship import (
@@ -163,6 +163,7 @@ def search_calibration(
     new: GenotypeTable | None = None,
     existing: GenotypeTable | None = None,
     minimum_cutoff: float = MINIMUM_CUTOFF,
+    cache_dir: Path | str | None = None,
 ) -> Calibration:
     """The reference folder's standing calibration when it fits, else one made now for this
     search's number of pairs (and, with population frequencies and the searched profiles
@@ -190,6 +191,9 @@ def search_calibration(
         Expected false pairs the search may report, over all relationships.
     minimum_cutoff : float
         No cutoff below this log10 LR (default :data:`MINIMUM_CUTOFF`).
+    cache_dir : path, optional
+        Keep the calibrations made here and reuse them for the same reference, loci,
+        parameters, mix and seed (:func:`matching.calibration.cached_calibrate`).
     """
     candidate = folder / CALIBRATION_FILE if folder is not None else None
     if candidate is not None and candidate.is_file():
@@ -205,8 +209,9 @@ def search_calibration(
         loci = reference_table.loci
         mix = population_pair_mix(reference_table, scoring.theta, new.select_loci(loci),
                                   None if existing is None else existing.select_loci(loci))
-    calibration = calibrate(
-        reference_table, relationships=tuple(relationships), pairs_compared=pairs_compared,
+    calibration = cached_calibrate(
+        reference_table, cache_dir, relationships=tuple(relationships),
+        pairs_compared=pairs_compared,
         expected_false_pairs=expected_false_pairs, minimum_cutoff=minimum_cutoff,
         seed=CALIBRATION_SEED, reference_name=reference.name,
         reference_hash=reference.content_hash, pair_mix=mix, **scoring.calibration_options(),

@@ -1,12 +1,19 @@
 """Calibration checked against exact enumeration of every genotype-pair combination."""
 
 import itertools
+import json
 
 import numpy as np
 import pytest
 
 from dnatrack.genotypes import GenotypeTable
-from matching.calibration import Calibration, calibrate
+from matching.calibration import (
+    Calibration,
+    cached_calibrate,
+    calibrate,
+    calibration_key,
+    default_cache_dir,
+)
 from matching.frequencies import allele_counts, point_frequencies
 from matching.kinship import KinshipSearch
 from matching.pair_search import loci_compared_shares, power_summary
@@ -315,3 +322,66 @@ def test_stated_power_is_the_exact_power_at_the_pairs_loci_compared():
         assert row["power_at_all_loci"] == result.power[name][3]
         assert row["mean_loci_compared"] == pytest.approx(np.arange(4) @ shares)
         assert row["power"] < row["power_at_all_loci"]
+
+
+def _cache_options(**changes):
+    options = dict(theta=THETA, errors=ERRORS, relationships=("parent_offspring",),
+                   false_positive_rate=1e-3, loci_counts=(2, 3), n_simulations=2_000, seed=3,
+                   reference_hash="abc")
+    return {**options, **changes}
+
+
+def test_calibration_cache_returns_what_calibrate_returns(tmp_path, monkeypatch):
+    import matching.calibration as calibration_module
+
+    reference = small_reference()
+    fresh = calibrate(reference, **_cache_options())
+    first = cached_calibrate(reference, tmp_path, **_cache_options())
+    [stored] = tmp_path.glob("calibration-*.json")
+    assert first.cutoffs == fresh.cutoffs and first.power == fresh.power
+
+    def no_calibration(*args, **kwargs):
+        raise AssertionError("calibrated again instead of loading the cache")
+
+    monkeypatch.setattr(calibration_module, "calibrate", no_calibration)
+    again = cached_calibrate(reference, tmp_path, **_cache_options())
+    assert again.to_dict() == first.to_dict()
+    monkeypatch.undo()
+    # another seed, other loci or another parameter is another calibration
+    cached_calibrate(reference, tmp_path, **_cache_options(seed=4))
+    cached_calibrate(reference.select_loci(["L0", "L1"]), tmp_path,
+                     **_cache_options(loci_counts=(2,)))
+    cached_calibrate(reference, tmp_path, **_cache_options(errors=ErrorModel(0.01, 0.005)))
+    assert len(list(tmp_path.glob("calibration-*.json"))) == 4
+    # other genotypes under the same reference name and hash are another key too
+    other = small_reference(seed=9)
+    assert calibration_key(other, "abc", _cache_options()) != calibration_key(
+        reference, "abc", _cache_options())
+    assert stored.is_file()
+
+
+def test_corrupt_cache_file_is_refitted_and_a_foreign_one_refused(tmp_path, caplog):
+    reference = small_reference()
+    first = cached_calibrate(reference, tmp_path, **_cache_options())
+    [stored] = tmp_path.glob("calibration-*.json")
+    stored.write_text("{not json")
+    with caplog.at_level("WARNING", logger="matching.calibration"):
+        refitted = cached_calibrate(reference, tmp_path, **_cache_options())
+    assert "unreadable" in caplog.text and "calibrating again" in caplog.text
+    assert refitted.cutoffs == first.cutoffs
+    assert Calibration.load(stored).cutoffs == first.cutoffs  # rewritten whole
+    data = json.loads(stored.read_text())
+    data["reference_hash"] = "another reference"
+    stored.write_text(json.dumps(data))
+    with pytest.raises(ValueError, match="refused"):
+        cached_calibrate(reference, tmp_path, **_cache_options())
+
+
+def test_default_cache_dir_follows_the_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("DNATRACK_CALIBRATION_CACHE", str(tmp_path / "c"))
+    assert default_cache_dir() == tmp_path / "c"
+    monkeypatch.setenv("DNATRACK_CALIBRATION_CACHE", "none")
+    assert default_cache_dir() is None
+    monkeypatch.delenv("DNATRACK_CALIBRATION_CACHE")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert default_cache_dir() == tmp_path / "dnatrack" / "calibrations"

@@ -68,6 +68,11 @@ def register(subparsers) -> None:
                        help="calibration.json from 'dnatrack calibrate' (default: the "
                             "reference folder's, when it matches; else cutoffs calibrated "
                             "now for this search's number of pairs)")
+    match.add_argument("--calibration-cache", metavar="DIR", default=None,
+                       help="keep the calibrations made for searches in DIR and reuse them "
+                            "for the same reference, loci, parameters and profiles' mix "
+                            "(default $DNATRACK_CALIBRATION_CACHE, else "
+                            "~/.cache/dnatrack/calibrations; 'none': no cache)")
     match.add_argument("--min-loci", type=int, default=8, help="minimum loci compared (8)")
     match.add_argument("--stringency", choices=STRINGENCIES, default="moderate",
                        help="identity search stringency (default moderate)")
@@ -228,7 +233,16 @@ def _calibration(args, reference: ReferenceSet, scoring, notes: list[str],
         pairs_compared=n_pairs, folder=folder if folder.is_dir() else None, notes=notes,
         expected_false_pairs=args.expected_false_pairs, new=tables[0],
         existing=tables[1] if len(tables) > 1 else None,
+        cache_dir=_calibration_cache(args.calibration_cache),
     )
+
+
+def _calibration_cache(option: str | None):
+    from matching.calibration import default_cache_dir
+
+    if option is None:
+        return default_cache_dir()
+    return None if option.strip().lower() in ("", "none") else Path(option)
 
 
 # ---------------------------------------------------------------------------------- match
