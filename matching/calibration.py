@@ -40,11 +40,13 @@ from pathlib import Path
 import numpy as np
 
 from dnatrack.genotypes import GenotypeTable
+from matching._numba import kernel
 from matching.frequencies import allele_counts, point_frequencies
 from matching.relationships import (
     RELATIONSHIPS,
     UNRELATED,
     ErrorModel,
+    genotype_alleles,
     locus_log10_lr,
     observed_pair_probabilities,
     population_frequencies,
@@ -368,7 +370,8 @@ def calibrate(
     mix = _checked_mix(pair_mix, frequencies, n_sets, n_loci)
     n_alleles = allele_counts(reference.replace(population=None)).coding.n_alleles
     n_per_set = max(1, -(-n_simulations // n_sets))
-    kept = {} if mix is not None else None
+    assigning = frequencies == "population" and n_sets > 1 and n_sets * n_loci <= MIX_MAX_CELLS
+    kept = {} if mix is not None or assigning else None
     related, unrelated = _simulate_pairs(freq_sets, n_alleles, theta, errors, relationships,
                                          n_per_set, rng, kept)
     n_pairs = related.shape[1]
@@ -392,6 +395,10 @@ def calibrate(
                                       dtype=np.float64))
         unrelated_sums.append(np.cumsum(np.take_along_axis(unrelated[:, :, r], order, axis=1),
                                         axis=1, dtype=np.float64))
+    # The power is that of pairs scored as the search scores them: each profile assigned to
+    # its most likely population, the pair given the smaller LR of the two populations'.
+    scored_sums = ([_assigned_scores(kept, r, order, freq_sets, n_alleles)
+                    for r in range(len(relationships))] if assigning else related_sums)
     if mix is not None:
         lowest = minimum_cutoff if np.isfinite(minimum_cutoff) else 0.0
         grid = np.arange(lowest, max(markov, lowest) + MIX_GRID_STEP, MIX_GRID_STEP)
@@ -408,7 +415,7 @@ def calibrate(
             start = 0 if bad.size == 0 else bad[-1] + 1
             cutoff = float(grid[start]) if start < grid.size else markov
         for r, name in enumerate(relationships):
-            passed = x[r] >= cutoff
+            passed = scored_sums[r][:, m - 1] >= cutoff
             if mix is None:
                 estimate, standard_error = _importance_rate(x[r], cutoff)
             else:
@@ -541,6 +548,69 @@ def _mix_rates(related_sums: np.ndarray, kept: dict, r: int, order: np.ndarray,
     return mean, np.maximum(total_square / n_pairs - mean**2, 0.0)
 
 
+def _assigned_scores(kept: dict, r: int, order: np.ndarray, freq_sets: np.ndarray,
+                     n_alleles: np.ndarray) -> np.ndarray:
+    """Summed log10 LRs for relationship ``r`` of the pairs simulated under it, over the first
+    ``m`` loci of each pair's ``order`` for every ``m``, as the search scores them, float64
+    (n_pairs, n_loci): each profile is assigned to the population whose frequencies give its
+    genotypes at those loci the largest Hardy–Weinberg likelihood
+    (:meth:`matching.kinship.KinshipSearch.assign_populations`), and the pair gets the smaller
+    of its LRs under the two assigned populations' frequencies."""
+    n_sets = len(freq_sets)
+    first = np.take_along_axis(kept["first"][r], order, axis=1)
+    second = np.take_along_axis(kept["second"][r], order, axis=1)
+    n_pairs, n_loci = first.shape
+    sizes = np.array([len(m) for m in kept["marginals"][0]])  # genotypes per locus
+    genotype_offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    table_offsets = np.concatenate([[0], np.cumsum(sizes**2)[:-1]])
+    first_index = genotype_offsets[order] + first
+    second_index = genotype_offsets[order] + second
+    table_index = table_offsets[order] + first * sizes[order] + second
+    hw = np.empty((n_sets, int(sizes.sum())))
+    tables = np.empty((n_sets, int((sizes**2).sum())))
+    for s in range(n_sets):
+        per_locus = []
+        for locus in range(n_loci):
+            count = int(n_alleles[locus])
+            a, b = genotype_alleles(count)
+            f = freq_sets[s, locus, :count]
+            per_locus.append(np.log(np.where(a == b, 1.0, 2.0) * f[a] * f[b]))
+        hw[s] = np.concatenate(per_locus)
+        tables[s] = np.concatenate([t[:, :, r].ravel() for t in kept["tables"][s]])
+    return _assigned_min_sums(first_index.astype(np.int64), second_index.astype(np.int64),
+                              table_index.astype(np.int64), hw, tables)
+
+
+@kernel
+def _assigned_min_sums(first_index, second_index, table_index, hw, tables):  # pragma: no cover
+    """For each pair and each ``m``: the running sums over its first ``m`` loci of both
+    profiles' log-likelihoods and of the pair's LR under every population; the smaller LR of
+    the two profiles' most likely populations (the first on ties, as ``np.argmax``)."""
+    n_pairs, n_loci = first_index.shape
+    n_sets = hw.shape[0]
+    out = np.empty((n_pairs, n_loci))
+    first = np.zeros(n_sets)
+    second = np.zeros(n_sets)
+    score = np.zeros(n_sets)
+    for i in range(n_pairs):
+        first[:] = 0.0
+        second[:] = 0.0
+        score[:] = 0.0
+        for j in range(n_loci):
+            best_first = 0
+            best_second = 0
+            for s in range(n_sets):
+                first[s] += hw[s, first_index[i, j]]
+                second[s] += hw[s, second_index[i, j]]
+                score[s] += tables[s, table_index[i, j]]
+                if first[s] > first[best_first]:
+                    best_first = s
+                if second[s] > second[best_second]:
+                    best_second = s
+            out[i, j] = min(score[best_first], score[best_second])
+    return out
+
+
 def _power_se(passed: np.ndarray, pair_set: np.ndarray, share: np.ndarray) -> float:
     """Monte-Carlo standard error of the share-weighted power: binomial within each
     population's simulated pairs, combined with the population shares."""
@@ -651,6 +721,12 @@ def calibration_key(reference: GenotypeTable, reference_hash: str, options: dict
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
+def cache_path(reference: GenotypeTable, cache_dir: str | os.PathLike, **options) -> Path:
+    """The file of :func:`cached_calibrate`'s calibration of ``reference`` with ``options``."""
+    key = calibration_key(reference, options.get("reference_hash", ""), options)
+    return Path(cache_dir) / f"calibration-{key[:32]}.json"
+
+
 def cached_calibrate(reference: GenotypeTable, cache_dir: str | os.PathLike | None,
                      **options) -> Calibration:
     """:func:`calibrate` through a cache of calibrations in ``cache_dir`` (none: no cache),
@@ -664,7 +740,7 @@ def cached_calibrate(reference: GenotypeTable, cache_dir: str | os.PathLike | No
         return calibrate(reference, **options)
     reference_hash = options.get("reference_hash", "")
     key = calibration_key(reference, reference_hash, options)
-    path = Path(cache_dir) / f"calibration-{key[:32]}.json"
+    path = cache_path(reference, cache_dir, **options)
     if path.is_file():
         try:
             stored = Calibration.load(path)

@@ -28,6 +28,7 @@ from matching.calibration import (
     CALIBRATION_FILE,
     DEFAULT_EXPECTED_FALSE_PAIRS,
     Calibration,
+    cache_path,
     cached_calibrate,
 )
 from matching.identity import IdentityCriteria, identity_search
@@ -209,13 +210,18 @@ def search_calibration(
         loci = reference_table.loci
         mix = population_pair_mix(reference_table, scoring.theta, new.select_loci(loci),
                                   None if existing is None else existing.select_loci(loci))
-    calibration = cached_calibrate(
-        reference_table, cache_dir, relationships=tuple(relationships),
-        pairs_compared=pairs_compared,
+    options = dict(
+        relationships=tuple(relationships), pairs_compared=pairs_compared,
         expected_false_pairs=expected_false_pairs, minimum_cutoff=minimum_cutoff,
         seed=CALIBRATION_SEED, reference_name=reference.name,
         reference_hash=reference.content_hash, pair_mix=mix, **scoring.calibration_options(),
     )
+    stored = None if cache_dir is None else cache_path(reference_table, cache_dir, **options)
+    was_stored = stored is not None and stored.is_file()
+    calibration = cached_calibrate(reference_table, cache_dir, **options)
+    if stored is not None:
+        notes.append(f"calibration {'loaded from' if was_stored else 'stored in'} the "
+                     f"calibration cache ({stored})")
     notes.append(
         f"cutoffs calibrated for this search: at most {expected_false_pairs:g} expected false "
         f"pair(s) among {pairs_compared:.0f} pairs compared (rate per pair "

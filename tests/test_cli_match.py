@@ -187,3 +187,25 @@ def test_a_calibration_for_other_genotypes_is_refused(files, tmp_path):
                    "--out", str(tmp_path / "p.csv"), "--theta", "0.03",
                    "--calibration", str(cal)])
     assert status == 1
+
+
+def test_calibration_cache_is_reused_by_the_next_run(files, tmp_path):
+    """A second identical run loads the first run's calibration from --calibration-cache and
+    reports the same pairs and cutoffs."""
+    folder, _ = files
+    runs = []
+    for k in range(2):
+        out = tmp_path / f"pairs{k}.csv"
+        stderr = io.StringIO()
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(stderr):
+            assert main(["match", str(folder / "seized.csv"), "--reference",
+                         str(folder / "ref"), "--out", str(out), "--theta", "0.03",
+                         "--calibration-cache", str(tmp_path / "cache")]) == 0
+        run = json.loads(out.with_suffix(".run.json").read_text())
+        runs.append((read_csv(out), run, stderr.getvalue()))
+    assert "stored in the calibration cache" in runs[0][2]
+    assert "loaded from the calibration cache" in runs[1][2]
+    assert len(list((tmp_path / "cache").glob("calibration-*.json"))) == 1
+    assert runs[0][0] == runs[1][0]
+    assert (runs[0][1]["kinship"]["calibration"]["cutoffs"]
+            == runs[1][1]["kinship"]["calibration"]["cutoffs"])
