@@ -175,7 +175,8 @@ def run_scenario(reference, loci, scoring: Scoring, spec: ScenarioSpec, seed: in
                        criteria=IdentityCriteria("moderate", min_loci=min(8, len(loci))))
     truth = {frozenset((t.item1, t.item2)): t.relationship for t in scenario.relationships}
     called = {frozenset((r["sample1"], r["sample2"])): r["relationship"] for r in found.rows}
-    counts = {"pairs_compared": n_pairs, "false_pairs": 0, "related_called": 0}
+    counts = {"pairs_compared": n_pairs, "false_pairs": 0, "related_called": 0,
+              "within_share": float(calibration.notes.get("pairs_within_a_population", 1.0))}
     for relationship in ("same_animal", *KINSHIP):
         planted = [pair for pair, kind in truth.items() if kind == relationship]
         counts[f"{relationship}_planted"] = len(planted)
@@ -207,8 +208,40 @@ def run_scenario(reference, loci, scoring: Scoring, spec: ScenarioSpec, seed: in
     return counts
 
 
+def neyman_pearson_ceiling(reference, loci, pairs: float, expected_false_pairs: float,
+                           within_share: float, spec: ScenarioSpec,
+                           n_simulations: int = 40_000) -> dict:
+    """The most any decision rule can find at the operating point, per relationship: the power
+    of the exact likelihood-ratio test of that relationship alone against unrelated
+    (Neyman–Pearson), scored with each pair's true population's raw reference frequencies,
+    θ = 0 and the simulator's error rates, at a false-positive rate of ``E / pairs`` (the whole
+    budget spent on this one relationship) and, more generously still, ``E / (pairs ×
+    within_share)`` (every pair across populations excluded for free). A rule that calls this
+    relationship with at most ``E`` false pairs per search cannot find more true pairs than
+    the first figure when the populations are known to it."""
+    from matching.calibration import calibrate
+
+    table = reference.table.select_loci(loci)
+    errors = ErrorModel(spec.dropout_rate, spec.miscall_rate)
+    out = {}
+    for relationship in ("parent_offspring", "full_sibling"):
+        row = {}
+        for label, rate in (("all_pairs", expected_false_pairs / pairs),
+                            ("within_population_pairs",
+                             expected_false_pairs / max(pairs * within_share, 1.0))):
+            # between_theta 0.999: each population's own counts (as the simulator draws)
+            result = calibrate(table, theta=0.0, errors=errors, relationships=(relationship,),
+                               false_positive_rate=min(rate, 0.5), loci_counts=(len(loci),),
+                               n_simulations=n_simulations, frequencies="population",
+                               between_theta=0.999)
+            row[label] = round(result.power[relationship][len(loci)], 3)
+        out[relationship] = row
+    return out
+
+
 def summarise(runs: list[dict], expected_false_pairs: float) -> dict:
-    scores = ("power", "power_se", "power_at_all_loci", "unrelated_scores", "planted_scores")
+    scores = ("within_share", "power", "power_se", "power_at_all_loci", "unrelated_scores",
+              "planted_scores")
     total = {key: sum(run[key] for run in runs) for key in runs[0] if key not in scores}
     false = total["false_pairs"]
     summary = {
@@ -274,6 +307,9 @@ def main(argv=None) -> dict:
                         help="dropout rate of the scoring error model (default: ErrorModel's)")
     parser.add_argument("--minimum-cutoff", type=float, default=MINIMUM_CUTOFF,
                         help=f"floor on the calibrated cutoffs (default {MINIMUM_CUTOFF:g})")
+    parser.add_argument("--ceiling", action="store_true",
+                        help="also compute the Neyman–Pearson ceiling of any decision rule "
+                             "(neyman_pearson_ceiling)")
     parser.add_argument("--json")
     args = parser.parse_args(argv)
     spec = ScenarioSpec(n_seizures=args.seizures, items_per_seizure=args.items,
@@ -301,6 +337,11 @@ def main(argv=None) -> dict:
                        "description": scoring.describe(), "errors": errors.as_dict(),
                        "minimum_cutoff": args.minimum_cutoff,
                        **summarise(runs, args.expected_false_pairs),
+                       **({"neyman_pearson_ceiling": neyman_pearson_ceiling(
+                           reference, loci, runs[0]["pairs_compared"],
+                           args.expected_false_pairs,
+                           float(np.mean([run["within_share"] for run in runs])), spec)}
+                          if args.ceiling else {}),
                        "seconds": round(time.perf_counter() - start, 1)}
                 results.append(row)
                 print(json.dumps(row), flush=True)
