@@ -690,6 +690,14 @@ def default_cache_dir() -> Path | None:
     return Path(base) / "dnatrack" / "calibrations"
 
 
+def resolve_cache_dir(option: str | os.PathLike | None) -> Path | None:
+    """The cache folder a ``--calibration-cache`` option names: :func:`default_cache_dir`
+    when not given, none for ``none`` or an empty value."""
+    if option is None:
+        return default_cache_dir()
+    return None if str(option).strip().lower() in ("", "none") else Path(option)
+
+
 def table_hash(table: GenotypeTable) -> str:
     """SHA-256 of what a calibration simulates from: the loci, the alleles and the
     populations of ``table``."""

@@ -13,6 +13,7 @@ from matching.calibration import (
     calibrate,
     calibration_key,
     default_cache_dir,
+    resolve_cache_dir,
 )
 from matching.frequencies import allele_counts, point_frequencies
 from matching.kinship import KinshipSearch
@@ -385,6 +386,9 @@ def test_default_cache_dir_follows_the_environment(tmp_path, monkeypatch):
     monkeypatch.delenv("DNATRACK_CALIBRATION_CACHE")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     assert default_cache_dir() == tmp_path / "dnatrack" / "calibrations"
+    assert resolve_cache_dir(None) == default_cache_dir()
+    assert resolve_cache_dir("none") is None and resolve_cache_dir(" ") is None
+    assert resolve_cache_dir(str(tmp_path / "x")) == tmp_path / "x"
 
 
 def exact_assigned_power(reference, between_theta, relationship, cutoff):

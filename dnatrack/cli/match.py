@@ -210,7 +210,7 @@ def _calibration(args, reference: ReferenceSet, scoring, notes: list[str],
     folder's standing calibration when it fits, else one made now for this search's number of
     pairs and its profiles' mix of populations (``tables``: new, then existing) — each choice
     explained in ``notes``."""
-    from matching.calibration import Calibration
+    from matching.calibration import Calibration, resolve_cache_dir
     from matching.pair_search import calibration_mismatch, search_calibration
 
     if args.calibration:
@@ -233,16 +233,8 @@ def _calibration(args, reference: ReferenceSet, scoring, notes: list[str],
         pairs_compared=n_pairs, folder=folder if folder.is_dir() else None, notes=notes,
         expected_false_pairs=args.expected_false_pairs, new=tables[0],
         existing=tables[1] if len(tables) > 1 else None,
-        cache_dir=_calibration_cache(args.calibration_cache),
+        cache_dir=resolve_cache_dir(args.calibration_cache),
     )
-
-
-def _calibration_cache(option: str | None):
-    from matching.calibration import default_cache_dir
-
-    if option is None:
-        return default_cache_dir()
-    return None if option.strip().lower() in ("", "none") else Path(option)
 
 
 # ---------------------------------------------------------------------------------- match
