@@ -370,7 +370,13 @@ def calibrate(
     mix = _checked_mix(pair_mix, frequencies, n_sets, n_loci)
     n_alleles = allele_counts(reference.replace(population=None)).coding.n_alleles
     n_per_set = max(1, -(-n_simulations // n_sets))
-    assigning = frequencies == "population" and n_sets > 1 and n_sets * n_loci <= MIX_MAX_CELLS
+    genotypes = n_alleles.astype(np.int64) * (n_alleles + 1) // 2
+    table_cells = n_sets * int(np.sum(genotypes**2)) * len(relationships)
+    assigning = (frequencies == "population" and n_sets > 1
+                 and n_sets * n_loci <= MIX_MAX_CELLS and table_cells <= ASSIGN_MAX_CELLS)
+    if frequencies == "population" and n_sets > 1 and not assigning:
+        logger.info("%d populations x %d loci: power for pairs scored with their own "
+                    "population's frequencies (assignment not weighed)", n_sets, n_loci)
     kept = {} if mix is not None or assigning else None
     related, unrelated = _simulate_pairs(freq_sets, n_alleles, theta, errors, relationships,
                                          n_per_set, rng, kept)
@@ -453,10 +459,12 @@ def calibrate(
         expected_false_pairs=None if false_positive_rate is not None
         else float(expected_false_pairs),
         pairs_compared=float(pairs_compared),
-        notes={} if mix is None else {
+        notes={**({} if mix is None else {
             "pair_mix": "false-positive rates and power for the searched profiles' mix of "
                         "population pairs",
-            "pairs_within_a_population": round(float(np.trace(mix)), 6)},
+            "pairs_within_a_population": round(float(np.trace(mix)), 6)}),
+            **({"power": "pairs scored with their profiles' assigned populations"}
+               if assigning else {})},
     )
 
 
@@ -464,6 +472,9 @@ def calibrate(
 MIX_GRID_STEP = 0.01
 #: Populations × loci beyond which a mix is not weighed (the weights grow with their square).
 MIX_MAX_CELLS = 1000
+#: LR-table entries (populations × genotype pairs × relationships) beyond which the power is
+#: not computed for pairs scored with their assigned populations (the tables are kept for it).
+ASSIGN_MAX_CELLS = 30_000_000
 
 
 def _checked_mix(pair_mix, frequencies: str, n_sets: int, n_loci: int) -> np.ndarray | None:
@@ -567,7 +578,7 @@ def _assigned_scores(kept: dict, r: int, order: np.ndarray, freq_sets: np.ndarra
     second_index = genotype_offsets[order] + second
     table_index = table_offsets[order] + first * sizes[order] + second
     hw = np.empty((n_sets, int(sizes.sum())))
-    tables = np.empty((n_sets, int((sizes**2).sum())))
+    tables = np.empty((n_sets, int((sizes**2).sum())), dtype=np.float32)
     for s in range(n_sets):
         per_locus = []
         for locus in range(n_loci):
