@@ -29,6 +29,7 @@ noise; :data:`DEFAULT_SIMULATIONS` pairs keep that noise small.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -39,11 +40,13 @@ from pathlib import Path
 import numpy as np
 
 from dnatrack.genotypes import GenotypeTable
+from matching._numba import kernel
 from matching.frequencies import allele_counts, point_frequencies
 from matching.relationships import (
     RELATIONSHIPS,
     UNRELATED,
     ErrorModel,
+    genotype_alleles,
     locus_log10_lr,
     observed_pair_probabilities,
     population_frequencies,
@@ -367,7 +370,14 @@ def calibrate(
     mix = _checked_mix(pair_mix, frequencies, n_sets, n_loci)
     n_alleles = allele_counts(reference.replace(population=None)).coding.n_alleles
     n_per_set = max(1, -(-n_simulations // n_sets))
-    kept = {} if mix is not None else None
+    genotypes = n_alleles.astype(np.int64) * (n_alleles + 1) // 2
+    table_cells = n_sets * int(np.sum(genotypes**2)) * len(relationships)
+    assigning = (frequencies == "population" and n_sets > 1
+                 and n_sets * n_loci <= MIX_MAX_CELLS and table_cells <= ASSIGN_MAX_CELLS)
+    if frequencies == "population" and n_sets > 1 and not assigning:
+        logger.info("%d populations x %d loci: power for pairs scored with their own "
+                    "population's frequencies (assignment not weighed)", n_sets, n_loci)
+    kept = {} if mix is not None or assigning else None
     related, unrelated = _simulate_pairs(freq_sets, n_alleles, theta, errors, relationships,
                                          n_per_set, rng, kept)
     n_pairs = related.shape[1]
@@ -391,6 +401,10 @@ def calibrate(
                                       dtype=np.float64))
         unrelated_sums.append(np.cumsum(np.take_along_axis(unrelated[:, :, r], order, axis=1),
                                         axis=1, dtype=np.float64))
+    # The power is that of pairs scored as the search scores them: each profile assigned to
+    # its most likely population, the pair given the smaller LR of the two populations'.
+    scored_sums = ([_assigned_scores(kept, r, order, freq_sets, n_alleles)
+                    for r in range(len(relationships))] if assigning else related_sums)
     if mix is not None:
         lowest = minimum_cutoff if np.isfinite(minimum_cutoff) else 0.0
         grid = np.arange(lowest, max(markov, lowest) + MIX_GRID_STEP, MIX_GRID_STEP)
@@ -407,7 +421,7 @@ def calibrate(
             start = 0 if bad.size == 0 else bad[-1] + 1
             cutoff = float(grid[start]) if start < grid.size else markov
         for r, name in enumerate(relationships):
-            passed = x[r] >= cutoff
+            passed = scored_sums[r][:, m - 1] >= cutoff
             if mix is None:
                 estimate, standard_error = _importance_rate(x[r], cutoff)
             else:
@@ -445,10 +459,12 @@ def calibrate(
         expected_false_pairs=None if false_positive_rate is not None
         else float(expected_false_pairs),
         pairs_compared=float(pairs_compared),
-        notes={} if mix is None else {
+        notes={**({} if mix is None else {
             "pair_mix": "false-positive rates and power for the searched profiles' mix of "
                         "population pairs",
-            "pairs_within_a_population": round(float(np.trace(mix)), 6)},
+            "pairs_within_a_population": round(float(np.trace(mix)), 6)}),
+            **({"power": "pairs scored with their profiles' assigned populations"}
+               if assigning else {})},
     )
 
 
@@ -456,6 +472,9 @@ def calibrate(
 MIX_GRID_STEP = 0.01
 #: Populations × loci beyond which a mix is not weighed (the weights grow with their square).
 MIX_MAX_CELLS = 1000
+#: LR-table entries (populations × genotype pairs × relationships) beyond which the power is
+#: not computed for pairs scored with their assigned populations (the tables are kept for it).
+ASSIGN_MAX_CELLS = 30_000_000
 
 
 def _checked_mix(pair_mix, frequencies: str, n_sets: int, n_loci: int) -> np.ndarray | None:
@@ -540,6 +559,69 @@ def _mix_rates(related_sums: np.ndarray, kept: dict, r: int, order: np.ndarray,
     return mean, np.maximum(total_square / n_pairs - mean**2, 0.0)
 
 
+def _assigned_scores(kept: dict, r: int, order: np.ndarray, freq_sets: np.ndarray,
+                     n_alleles: np.ndarray) -> np.ndarray:
+    """Summed log10 LRs for relationship ``r`` of the pairs simulated under it, over the first
+    ``m`` loci of each pair's ``order`` for every ``m``, as the search scores them, float64
+    (n_pairs, n_loci): each profile is assigned to the population whose frequencies give its
+    genotypes at those loci the largest Hardy–Weinberg likelihood
+    (:meth:`matching.kinship.KinshipSearch.assign_populations`), and the pair gets the smaller
+    of its LRs under the two assigned populations' frequencies."""
+    n_sets = len(freq_sets)
+    first = np.take_along_axis(kept["first"][r], order, axis=1)
+    second = np.take_along_axis(kept["second"][r], order, axis=1)
+    n_pairs, n_loci = first.shape
+    sizes = np.array([len(m) for m in kept["marginals"][0]])  # genotypes per locus
+    genotype_offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    table_offsets = np.concatenate([[0], np.cumsum(sizes**2)[:-1]])
+    first_index = genotype_offsets[order] + first
+    second_index = genotype_offsets[order] + second
+    table_index = table_offsets[order] + first * sizes[order] + second
+    hw = np.empty((n_sets, int(sizes.sum())))
+    tables = np.empty((n_sets, int((sizes**2).sum())), dtype=np.float32)
+    for s in range(n_sets):
+        per_locus = []
+        for locus in range(n_loci):
+            count = int(n_alleles[locus])
+            a, b = genotype_alleles(count)
+            f = freq_sets[s, locus, :count]
+            per_locus.append(np.log(np.where(a == b, 1.0, 2.0) * f[a] * f[b]))
+        hw[s] = np.concatenate(per_locus)
+        tables[s] = np.concatenate([t[:, :, r].ravel() for t in kept["tables"][s]])
+    return _assigned_min_sums(first_index.astype(np.int64), second_index.astype(np.int64),
+                              table_index.astype(np.int64), hw, tables)
+
+
+@kernel
+def _assigned_min_sums(first_index, second_index, table_index, hw, tables):  # pragma: no cover
+    """For each pair and each ``m``: the running sums over its first ``m`` loci of both
+    profiles' log-likelihoods and of the pair's LR under every population; the smaller LR of
+    the two profiles' most likely populations (the first on ties, as ``np.argmax``)."""
+    n_pairs, n_loci = first_index.shape
+    n_sets = hw.shape[0]
+    out = np.empty((n_pairs, n_loci))
+    first = np.zeros(n_sets)
+    second = np.zeros(n_sets)
+    score = np.zeros(n_sets)
+    for i in range(n_pairs):
+        first[:] = 0.0
+        second[:] = 0.0
+        score[:] = 0.0
+        for j in range(n_loci):
+            best_first = 0
+            best_second = 0
+            for s in range(n_sets):
+                first[s] += hw[s, first_index[i, j]]
+                second[s] += hw[s, second_index[i, j]]
+                score[s] += tables[s, table_index[i, j]]
+                if first[s] > first[best_first]:
+                    best_first = s
+                if second[s] > second[best_second]:
+                    best_second = s
+            out[i, j] = min(score[best_first], score[best_second])
+    return out
+
+
 def _power_se(passed: np.ndarray, pair_set: np.ndarray, share: np.ndarray) -> float:
     """Monte-Carlo standard error of the share-weighted power: binomial within each
     population's simulated pairs, combined with the population shares."""
@@ -599,3 +681,110 @@ def _common_cutoff(related_log10_lr: list[np.ndarray], alpha: float,
         return -float("inf")
     start = bad[-1] + 1
     return float(candidates[start]) if start < candidates.size else float("inf")
+
+
+# ------------------------------------------------------------------------------------ cache
+#: Format of the cache's keys: a change to how calibrations are made bumps it.
+CACHE_FORMAT = 1
+#: Environment variable naming the calibration cache folder (``none`` turns the cache off).
+CACHE_ENVIRONMENT = "DNATRACK_CALIBRATION_CACHE"
+
+
+def default_cache_dir() -> Path | None:
+    """The calibration cache folder: ``$DNATRACK_CALIBRATION_CACHE`` when set (``none`` or
+    empty: no cache), else ``dnatrack/calibrations`` under the user cache folder
+    (``$XDG_CACHE_HOME``, default ``~/.cache``)."""
+    chosen = os.environ.get(CACHE_ENVIRONMENT)
+    if chosen is not None:
+        return None if chosen.strip().lower() in ("", "none") else Path(chosen)
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "dnatrack" / "calibrations"
+
+
+def resolve_cache_dir(option: str | os.PathLike | None) -> Path | None:
+    """The cache folder a ``--calibration-cache`` option names: :func:`default_cache_dir`
+    when not given, none for ``none`` or an empty value."""
+    if option is None:
+        return default_cache_dir()
+    return None if str(option).strip().lower() in ("", "none") else Path(option)
+
+
+def table_hash(table: GenotypeTable) -> str:
+    """SHA-256 of what a calibration simulates from: the loci, the alleles and the
+    populations of ``table``."""
+    digest = hashlib.sha256()
+    digest.update(json.dumps([list(table.loci), None if table.population is None
+                              else [str(p) for p in table.population]]).encode())
+    digest.update(np.ascontiguousarray(table.alleles).tobytes())
+    return digest.hexdigest()
+
+
+def calibration_key(reference: GenotypeTable, reference_hash: str, options: dict) -> str:
+    """Cache key of a calibration of ``reference`` (its content ``reference_hash`` and
+    :func:`table_hash`) with :func:`calibrate`'s ``options`` (the pair mix by its exact
+    bytes)."""
+    canonical = {}
+    for name, value in sorted(options.items()):
+        if name == "pair_mix" and value is not None:
+            value = hashlib.sha256(np.ascontiguousarray(value, dtype=np.float64).tobytes()
+                                   ).hexdigest()
+        elif isinstance(value, ErrorModel):
+            value = value.as_dict()
+        elif isinstance(value, (tuple, list)):
+            value = [v if isinstance(v, str) else float(v) for v in value]
+        elif isinstance(value, (int, float, np.floating, np.integer)):
+            value = repr(float(value))
+        canonical[name] = value
+    payload = json.dumps([CACHE_FORMAT, reference_hash, table_hash(reference), canonical],
+                         sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def cache_path(reference: GenotypeTable, cache_dir: str | os.PathLike, **options) -> Path:
+    """The file of :func:`cached_calibrate`'s calibration of ``reference`` with ``options``."""
+    key = calibration_key(reference, options.get("reference_hash", ""), options)
+    return Path(cache_dir) / f"calibration-{key[:32]}.json"
+
+
+def cached_calibrate(reference: GenotypeTable, cache_dir: str | os.PathLike | None,
+                     **options) -> Calibration:
+    """:func:`calibrate` through a cache of calibrations in ``cache_dir`` (none: no cache),
+    one JSON file per :func:`calibration_key` — the reference's content hash and genotypes,
+    its loci, every parameter and the seed — so a stored calibration is what ``calibrate``
+    would return. A file that cannot be read as a calibration is refitted with a warning; one
+    whose recorded key or reference hash differs from its name's is refused (``ValueError``:
+    it does not belong there). Files are written atomically, so concurrent runs never leave
+    half a file."""
+    if cache_dir is None:
+        return calibrate(reference, **options)
+    reference_hash = options.get("reference_hash", "")
+    key = calibration_key(reference, reference_hash, options)
+    path = cache_path(reference, cache_dir, **options)
+    if path.is_file():
+        try:
+            stored = Calibration.load(path)
+        except (ValueError, OSError, UnicodeDecodeError, AttributeError) as error:
+            logger.warning("calibration cache %s unreadable (%s); calibrating again", path,
+                           error)
+        else:
+            if (stored.notes.get("cache_key") != key
+                    or stored.reference_hash != reference_hash
+                    or tuple(stored.loci) != tuple(reference.loci)):
+                raise ValueError(
+                    f"{path}: refused, it was made for reference hash "
+                    f"{stored.reference_hash or '(none)'!r} and key "
+                    f"{stored.notes.get('cache_key')!r}, not {reference_hash!r} and {key!r}; "
+                    "remove the file")
+            logger.info("calibration loaded from the cache %s", path)
+            return stored
+    calibration = calibrate(reference, **options)
+    calibration.notes = {**calibration.notes, "cache_key": key}
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_suffix(f".{os.getpid()}.tmp")
+        temporary.write_text(json.dumps(calibration.to_dict(), indent=1) + "\n")
+        os.replace(temporary, path)
+        logger.info("calibration stored in the cache %s", path)
+    except OSError as error:  # a read-only or full cache folder costs only the speed-up
+        logger.warning("calibration cache %s not written (%s)", path, error)
+    return calibration

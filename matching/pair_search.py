@@ -28,7 +28,8 @@ from matching.calibration import (
     CALIBRATION_FILE,
     DEFAULT_EXPECTED_FALSE_PAIRS,
     Calibration,
-    calibrate,
+    cache_path,
+    cached_calibrate,
 )
 from matching.identity import IdentityCriteria, identity_search
 from matching.kinship import (
@@ -162,6 +163,8 @@ def search_calibration(
     expected_false_pairs: float = DEFAULT_EXPECTED_FALSE_PAIRS,
     new: GenotypeTable | None = None,
     existing: GenotypeTable | None = None,
+    minimum_cutoff: float = MINIMUM_CUTOFF,
+    cache_dir: Path | str | None = None,
 ) -> Calibration:
     """The reference folder's standing calibration when it fits, else one made now for this
     search's number of pairs (and, with population frequencies and the searched profiles
@@ -187,6 +190,11 @@ def search_calibration(
         Appended to.
     expected_false_pairs : float
         Expected false pairs the search may report, over all relationships.
+    minimum_cutoff : float
+        No cutoff below this log10 LR (default :data:`MINIMUM_CUTOFF`).
+    cache_dir : path, optional
+        Keep the calibrations made here and reuse them for the same reference, loci,
+        parameters, mix and seed (:func:`matching.calibration.cached_calibrate`).
     """
     candidate = folder / CALIBRATION_FILE if folder is not None else None
     if candidate is not None and candidate.is_file():
@@ -202,16 +210,22 @@ def search_calibration(
         loci = reference_table.loci
         mix = population_pair_mix(reference_table, scoring.theta, new.select_loci(loci),
                                   None if existing is None else existing.select_loci(loci))
-    calibration = calibrate(
-        reference_table, relationships=tuple(relationships), pairs_compared=pairs_compared,
-        expected_false_pairs=expected_false_pairs, minimum_cutoff=MINIMUM_CUTOFF,
+    options = dict(
+        relationships=tuple(relationships), pairs_compared=pairs_compared,
+        expected_false_pairs=expected_false_pairs, minimum_cutoff=minimum_cutoff,
         seed=CALIBRATION_SEED, reference_name=reference.name,
         reference_hash=reference.content_hash, pair_mix=mix, **scoring.calibration_options(),
     )
+    stored = None if cache_dir is None else cache_path(reference_table, cache_dir, **options)
+    was_stored = stored is not None and stored.is_file()
+    calibration = cached_calibrate(reference_table, cache_dir, **options)
+    if stored is not None:
+        notes.append(f"calibration {'loaded from' if was_stored else 'stored in'} the "
+                     f"calibration cache ({stored})")
     notes.append(
         f"cutoffs calibrated for this search: at most {expected_false_pairs:g} expected false "
         f"pair(s) among {pairs_compared:.0f} pairs compared (rate per pair "
-        f"{calibration.false_positive_rate:.2g}), log10 LR at least {MINIMUM_CUTOFF:g}; "
+        f"{calibration.false_positive_rate:.2g}), log10 LR at least {minimum_cutoff:g}; "
         f"{scoring.describe()}; {calibration.n_simulations} simulated pairs per relationship, "
         f"seed {CALIBRATION_SEED}"
         + (f"; rates for the searched profiles' mix of populations "
@@ -249,10 +263,60 @@ def population_pair_mix(reference: GenotypeTable, between_theta: float, new: Gen
     return mix / total
 
 
-def power_summary(search: KinshipSearch, loci_compared: int) -> dict[str, dict]:
-    """Power of the search's calibration at ``loci_compared`` loci (the nearest calibrated
-    count below), per relationship: ``{relationship: {"loci": m, "cutoff", "power",
-    "power_se"}}``; empty without a calibration."""
+def loci_compared_shares(new: GenotypeTable, existing: GenotypeTable | None = None, *,
+                         max_patterns: int = 2000, sample: int = 200_000,
+                         seed: int = 0) -> np.ndarray:
+    """Share of a search's pairs (every pair of ``new``, every ``new`` × ``existing`` pair) by
+    the number of loci typed in both profiles, float64 (n_loci + 1,), summing to 1 (all zero
+    without pairs).
+
+    Exact from the profiles' patterns of typed loci while they are at most ``max_patterns``
+    (pairs of patterns weighed by how many profiles share each); otherwise estimated from
+    ``sample`` pairs drawn at random."""
+    n_loci = new.n_loci
+    shares = np.zeros(n_loci + 1)
+    n_new = len(new)
+    n_existing = 0 if existing is None else len(existing)
+    total = n_new * (n_new - 1) / 2 + n_new * n_existing
+    if total == 0:
+        return shares
+    typed_new = new.typed
+    typed_existing = existing.typed if n_existing else np.zeros((0, n_loci), dtype=bool)
+    patterns, inverse = np.unique(np.vstack([typed_new, typed_existing]), axis=0,
+                                  return_inverse=True)
+    inverse = inverse.ravel()
+    if len(patterns) <= max_patterns:
+        count_new = np.bincount(inverse[:n_new], minlength=len(patterns)).astype(np.float64)
+        count_existing = np.bincount(inverse[n_new:], minlength=len(patterns)).astype(np.float64)
+        shared = patterns.astype(np.int64) @ patterns.T.astype(np.int64)
+        weight = (np.outer(count_new, count_new) - np.diag(count_new)) / 2 \
+            + np.outer(count_new, count_existing)
+        np.add.at(shares, shared.ravel(), weight.ravel())
+        return shares / shares.sum()
+    typed = np.vstack([typed_new, typed_existing])
+    rng = np.random.default_rng(seed)
+    within = rng.random(sample) < (n_new * (n_new - 1) / 2) / total
+    first = rng.integers(0, n_new, sample)
+    other_new = rng.integers(0, max(n_new - 1, 1), sample)
+    other_new += other_new >= first  # another new profile
+    second = np.where(within, other_new, n_new + rng.integers(0, max(n_existing, 1), sample))
+    second = np.minimum(second, len(typed) - 1)
+    shares += np.bincount((typed[first] & typed[second]).sum(axis=1), minlength=n_loci + 1)
+    return shares / shares.sum()
+
+
+def power_summary(search: KinshipSearch, loci_compared: int,
+                  shares: np.ndarray | None = None) -> dict[str, dict]:
+    """Power of the search's calibration per relationship: ``{relationship: {"loci": m,
+    "cutoff", "power", "power_se"}}`` at ``loci_compared`` loci (the nearest calibrated count
+    below); empty without a calibration.
+
+    With ``shares`` (:func:`loci_compared_shares`: the search's pairs by loci typed in both
+    profiles), ``power`` is what the run should observe: the power at each loci count
+    weighed by its share of the pairs, pairs compared at fewer loci than the search's
+    ``min_loci`` (or than the smallest calibrated count) counting as missed; ``power_se``
+    weighs the standard errors alike (the counts share simulated pairs, so they add), and
+    ``power_at_all_loci`` and ``mean_loci_compared`` are added."""
     calibration = search.calibration
     if calibration is None:
         return {}
@@ -260,12 +324,38 @@ def power_summary(search: KinshipSearch, loci_compared: int) -> dict[str, dict]:
     if not usable:
         return {}
     m = max(usable)
-    return {
+    summary = {
         name: {"loci": m, "cutoff": calibration.cutoffs[name][m],
                "power": calibration.power[name][m],
                "power_se": calibration.power_se.get(name, {}).get(m)}
         for name in search.relationships
     }
+    if shares is None or not np.sum(shares) > 0:
+        return summary
+    shares = np.asarray(shares, dtype=np.float64)
+    mean_loci = float(np.arange(len(shares)) @ shares / shares.sum())
+    for name, row in summary.items():
+        power = standard_error = 0.0
+        for count, share in enumerate(shares):
+            below = [k for k in calibration.loci_counts if k <= min(count, loci_compared)]
+            if share == 0.0 or count < search.min_loci or not below:
+                continue
+            power += share * calibration.power[name][max(below)]
+            standard_error += share * (calibration.power_se.get(name, {}).get(max(below))
+                                       or 0.0)
+        row.update({"power_at_all_loci": row["power"], "power": float(power),
+                    "power_se": float(standard_error), "mean_loci_compared": mean_loci})
+    return summary
+
+
+def power_line(power: dict[str, dict], expected_false_pairs: float) -> str:
+    """The summary line of :func:`power_summary`'s figures."""
+    first = next(iter(power.values()))
+    where = (f"for the pairs' loci compared (mean {first['mean_loci_compared']:.1f} of "
+             f"{first['loci']})" if "mean_loci_compared" in first else f"at {first['loci']} loci")
+    return (f"power {where}, at most {expected_false_pairs:g} expected false pair(s): "
+            + ", ".join(f"{name.replace('_', ' ')} {row['power']:.0%}"
+                        for name, row in power.items()))
 
 
 #: Below this power a run says so for the relationship.
@@ -279,8 +369,10 @@ def low_power_warning(power: dict[str, dict]) -> str:
            for name, row in power.items() if row["power"] < LOW_POWER]
     if not low:
         return ""
-    loci = next(iter(power.values()))["loci"]
-    return (f"low power: at {loci} loci the cutoffs find only {', '.join(low)} of true pairs "
+    first = next(iter(power.values()))
+    where = (f"for the pairs' loci compared (mean {first['mean_loci_compared']:.1f})"
+             if "mean_loci_compared" in first else f"at {first['loci']} loci")
+    return (f"low power: {where} the cutoffs find only {', '.join(low)} of true pairs "
             f"(below {LOW_POWER:.0%})")
 
 

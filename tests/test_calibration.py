@@ -1,11 +1,23 @@
 """Calibration checked against exact enumeration of every genotype-pair combination."""
 
+import itertools
+import json
+
 import numpy as np
 import pytest
 
 from dnatrack.genotypes import GenotypeTable
-from matching.calibration import Calibration, calibrate
+from matching.calibration import (
+    Calibration,
+    cached_calibrate,
+    calibrate,
+    calibration_key,
+    default_cache_dir,
+    resolve_cache_dir,
+)
 from matching.frequencies import allele_counts, point_frequencies
+from matching.kinship import KinshipSearch
+from matching.pair_search import loci_compared_shares, power_summary
 from matching.relationships import (
     RELATIONSHIPS,
     ErrorModel,
@@ -260,3 +272,188 @@ def test_population_pair_mix_follows_the_searched_profiles():
     mix = population_pair_mix(reference, 0.05, only_a.take(np.arange(5)),
                               reference.take(b_rows).replace(population=None))
     assert np.trace(mix) == pytest.approx(10 / 60, abs=0.02)
+
+
+def _profiles_with_gaps(n, n_loci, seed, prefix):
+    rng = np.random.default_rng(seed)
+    alleles = rng.integers(1, 5, size=(n, n_loci, 2))
+    alleles[rng.random((n, n_loci)) < 0.3] = -1
+    return GenotypeTable(alleles, [f"{prefix}{i}" for i in range(n)],
+                         [f"L{k}" for k in range(n_loci)])
+
+
+def test_loci_compared_shares_count_every_pair_the_search_compares():
+    new, existing = _profiles_with_gaps(9, 3, 1, "n"), _profiles_with_gaps(5, 3, 2, "e")
+    pairs = [(new.typed[i], new.typed[j]) for i, j in itertools.combinations(range(9), 2)]
+    pairs += [(new.typed[i], existing.typed[j]) for i in range(9) for j in range(5)]
+    brute = np.bincount([int((a & b).sum()) for a, b in pairs], minlength=4) / len(pairs)
+    assert loci_compared_shares(new, existing) == pytest.approx(brute, abs=1e-12)
+    # more patterns than max_patterns: estimated from random pairs
+    sampled = loci_compared_shares(new, existing, max_patterns=0, sample=200_000)
+    assert sampled == pytest.approx(brute, abs=0.01)
+    assert loci_compared_shares(new.take([0])).sum() == 0.0  # one profile: no pairs
+
+
+def test_stated_power_is_the_exact_power_at_the_pairs_loci_compared():
+    """The power a run states weighs the calibrated power at each loci count by the share of
+    the search's pairs compared at it; checked against exact enumeration over every subset of
+    loci of each count, pairs below the search's minimum counting as missed."""
+    reference = small_reference()
+    relationships = ("parent_offspring", "full_sibling")
+    result = calibrate(reference, theta=THETA, errors=ERRORS, relationships=relationships,
+                       false_positive_rate=1e-2, loci_counts=(1, 2, 3), n_simulations=60_000,
+                       seed=5)
+    new, existing = _profiles_with_gaps(12, 3, 3, "n"), _profiles_with_gaps(6, 3, 4, "e")
+    search = KinshipSearch.from_reference(reference, new, existing, theta=THETA, errors=ERRORS,
+                                          frequencies="pooled", relationships=relationships,
+                                          min_loci=2, calibration=result)
+    shares = loci_compared_shares(new, existing)
+    assert shares[1] > 0 and shares[2] > 0 and shares[3] > 0
+    summary = power_summary(search, 3, shares)
+    for name in relationships:
+        expected = 0.0
+        for m in (2, 3):  # pairs at fewer than min_loci = 2 are never reported
+            subsets = list(itertools.combinations(range(3), m))
+            exact = np.mean([exact_tail(reference.select_loci([f"L{k}" for k in subset]),
+                                        name, result.cutoffs[name][m])[1]
+                             for subset in subsets])
+            expected += shares[m] * exact
+        row = summary[name]
+        assert row["power"] == pytest.approx(expected, abs=4 * row["power_se"] + 1e-3)
+        assert row["power_at_all_loci"] == result.power[name][3]
+        assert row["mean_loci_compared"] == pytest.approx(np.arange(4) @ shares)
+        assert row["power"] < row["power_at_all_loci"]
+
+
+def _cache_options(**changes):
+    options = dict(theta=THETA, errors=ERRORS, relationships=("parent_offspring",),
+                   false_positive_rate=1e-3, loci_counts=(2, 3), n_simulations=2_000, seed=3,
+                   reference_hash="abc")
+    return {**options, **changes}
+
+
+def test_calibration_cache_returns_what_calibrate_returns(tmp_path, monkeypatch):
+    import matching.calibration as calibration_module
+
+    reference = small_reference()
+    fresh = calibrate(reference, **_cache_options())
+    first = cached_calibrate(reference, tmp_path, **_cache_options())
+    [stored] = tmp_path.glob("calibration-*.json")
+    assert first.cutoffs == fresh.cutoffs and first.power == fresh.power
+
+    def no_calibration(*args, **kwargs):
+        raise AssertionError("calibrated again instead of loading the cache")
+
+    monkeypatch.setattr(calibration_module, "calibrate", no_calibration)
+    again = cached_calibrate(reference, tmp_path, **_cache_options())
+    assert again.to_dict() == first.to_dict()
+    monkeypatch.undo()
+    # another seed, other loci or another parameter is another calibration
+    cached_calibrate(reference, tmp_path, **_cache_options(seed=4))
+    cached_calibrate(reference.select_loci(["L0", "L1"]), tmp_path,
+                     **_cache_options(loci_counts=(2,)))
+    cached_calibrate(reference, tmp_path, **_cache_options(errors=ErrorModel(0.01, 0.005)))
+    assert len(list(tmp_path.glob("calibration-*.json"))) == 4
+    # other genotypes under the same reference name and hash are another key too
+    other = small_reference(seed=9)
+    assert calibration_key(other, "abc", _cache_options()) != calibration_key(
+        reference, "abc", _cache_options())
+    assert stored.is_file()
+
+
+def test_corrupt_cache_file_is_refitted_and_a_foreign_one_refused(tmp_path, caplog):
+    reference = small_reference()
+    first = cached_calibrate(reference, tmp_path, **_cache_options())
+    [stored] = tmp_path.glob("calibration-*.json")
+    stored.write_text("{not json")
+    with caplog.at_level("WARNING", logger="matching.calibration"):
+        refitted = cached_calibrate(reference, tmp_path, **_cache_options())
+    assert "unreadable" in caplog.text and "calibrating again" in caplog.text
+    assert refitted.cutoffs == first.cutoffs
+    assert Calibration.load(stored).cutoffs == first.cutoffs  # rewritten whole
+    data = json.loads(stored.read_text())
+    data["reference_hash"] = "another reference"
+    stored.write_text(json.dumps(data))
+    with pytest.raises(ValueError, match="refused"):
+        cached_calibrate(reference, tmp_path, **_cache_options())
+
+
+def test_default_cache_dir_follows_the_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("DNATRACK_CALIBRATION_CACHE", str(tmp_path / "c"))
+    assert default_cache_dir() == tmp_path / "c"
+    monkeypatch.setenv("DNATRACK_CALIBRATION_CACHE", "none")
+    assert default_cache_dir() is None
+    monkeypatch.delenv("DNATRACK_CALIBRATION_CACHE")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert default_cache_dir() == tmp_path / "dnatrack" / "calibrations"
+    assert resolve_cache_dir(None) == default_cache_dir()
+    assert resolve_cache_dir("none") is None and resolve_cache_dir(" ") is None
+    assert resolve_cache_dir(str(tmp_path / "x")) == tmp_path / "x"
+
+
+def exact_assigned_power(reference, between_theta, relationship, cutoff):
+    """Exact share of ``relationship`` pairs (each population's in turn, equal weight) reaching
+    ``cutoff`` as the search scores them, enumerating every combination of genotype pairs at
+    all loci: each profile assigned to the population with the larger Hardy–Weinberg
+    likelihood of its genotypes (the first on ties), the pair given the smaller of its LRs
+    under the two assigned populations' frequencies; also the share when each pair is scored
+    with its own population's frequencies."""
+    from matching.calibration import scoring_frequencies
+    from matching.relationships import genotype_alleles
+
+    freq_sets = scoring_frequencies(reference, "population", between_theta)
+    n_alleles = allele_counts(reference.replace(population=None)).coding.n_alleles
+    r = list(RELATIONSHIPS).index(relationship)
+    k = np.array(RELATIONSHIPS[relationship])
+    lr, related, first, second = ({0: [], 1: []} for _ in range(4))
+    for locus, count in enumerate(n_alleles):
+        a, b = genotype_alleles(int(count))
+        for s in (0, 1):
+            f = freq_sets[s, locus, :count]
+            q = observed_pair_probabilities(f, THETA, ERRORS)
+            related[s].append(np.einsum("k,kgh->gh", k, q).ravel())
+            lr[s].append(locus_log10_lr(f, THETA, errors=ERRORS)[:, :, r].ravel())
+            hw = np.log(np.where(a == b, 1.0, 2.0) * f[a] * f[b])
+            first[s].append(np.repeat(hw, len(hw)))   # profile 1's genotype is the row
+            second[s].append(np.tile(hw, len(hw)))
+    total = {s: sum(np.ix_(*lr[s])) for s in (0, 1)}
+    in_b_first = sum(np.ix_(*first[1])) > sum(np.ix_(*first[0]))
+    in_b_second = sum(np.ix_(*second[1])) > sum(np.ix_(*second[0]))
+    score = np.minimum(np.where(in_b_first, total[1], total[0]),
+                       np.where(in_b_second, total[1], total[0]))
+    joints = [_outer(related[s]) for s in (0, 1)]
+    assigned = np.mean([joints[s][score >= cutoff].sum() for s in (0, 1)])
+    own = np.mean([joints[s][total[s] >= cutoff].sum() for s in (0, 1)])
+    return float(assigned), float(own)
+
+
+def _outer(parts):
+    out = parts[0]
+    for part in parts[1:]:
+        out = np.multiply.outer(out, part)
+    return out
+
+
+def test_power_is_that_of_pairs_scored_with_their_assigned_populations():
+    """With population frequencies the power is that of related pairs scored as the search
+    scores them — each profile assigned to its most likely population, the smaller LR of the
+    two — checked against exact enumeration; populations this close are often confused, so it
+    differs from the power of pairs scored with their own population's frequencies."""
+    rng = np.random.default_rng(4)
+    n = 150
+    first = rng.choice(4, size=(n, 3, 2), p=[0.4, 0.3, 0.2, 0.1]) + 1
+    second = rng.choice(4, size=(n, 3, 2), p=[0.15, 0.25, 0.3, 0.3]) + 1
+    reference = GenotypeTable(np.concatenate([first, second]), [f"r{i}" for i in range(2 * n)],
+                              [f"L{k}" for k in range(3)],
+                              population=np.array(["A"] * n + ["B"] * n))
+    between = 0.05
+    result = calibrate(reference, theta=THETA, errors=ERRORS,
+                       relationships=("parent_offspring", "full_sibling"),
+                       false_positive_rate=2e-2, loci_counts=(3,), n_simulations=60_000,
+                       seed=8, frequencies="population", between_theta=between)
+    for name in ("parent_offspring", "full_sibling"):
+        cutoff = result.cutoffs[name][3]
+        assigned, own = exact_assigned_power(reference, between, name, cutoff)
+        se = result.power_se[name][3]
+        assert 0 < se and abs(result.power[name][3] - assigned) <= 4 * se
+        assert abs(own - assigned) > 8 * se  # the assignment matters here

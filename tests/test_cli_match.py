@@ -162,13 +162,17 @@ def test_rows_are_consistent_and_the_run_is_recorded(files, searched):
     power = run["kinship"]["power"]
     assert set(power) == set(run["kinship"]["relationships"])
     assert all(0.0 <= row["power"] <= 1.0 and row["loci"] == 24 for row in power.values())
+    # the power the run states is for the pairs' loci compared, not all 24
+    assert all(row["power"] <= row["power_at_all_loci"] and row["mean_loci_compared"] <= 24
+               for row in power.values())
     assert any("calibrated for this search" in note for note in run["notes"])
     assert "note: cutoffs calibrated for this search" in errors
     # half siblings are rarely found at 24 loci: the run says so in one line, and the summary
     # gives the power of every relationship
     [warning] = [line for line in errors.splitlines() if line.startswith("warning:")]
     assert "low power" in warning and "half sibling" in warning
-    assert "power at 24 loci" in printed and "parent offspring" in printed
+    assert "power for the pairs' loci compared (mean" in printed
+    assert "parent offspring" in printed
 
 
 def test_a_calibration_for_other_genotypes_is_refused(files, tmp_path):
@@ -228,3 +232,25 @@ def test_match_with_two_reference_sets_finds_the_pairs_analyze_finds(tmp_path):
     assert {entry["reference"]: sorted(entry["samples"])
             for entry in run["frequencies"]["sets"]} == {
         name: sorted(f"{name[:5]}{k}" for k in range(5)) for name in names}
+
+
+def test_calibration_cache_is_reused_by_the_next_run(files, tmp_path):
+    """A second identical run loads the first run's calibration from --calibration-cache and
+    reports the same pairs and cutoffs."""
+    folder, _ = files
+    runs = []
+    for k in range(2):
+        out = tmp_path / f"pairs{k}.csv"
+        stderr = io.StringIO()
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(stderr):
+            assert main(["match", str(folder / "seized.csv"), "--reference",
+                         str(folder / "ref"), "--out", str(out), "--theta", "0.03",
+                         "--calibration-cache", str(tmp_path / "cache")]) == 0
+        run = json.loads(out.with_suffix(".run.json").read_text())
+        runs.append((read_csv(out), run, stderr.getvalue()))
+    assert "stored in the calibration cache" in runs[0][2]
+    assert "loaded from the calibration cache" in runs[1][2]
+    assert len(list((tmp_path / "cache").glob("calibration-*.json"))) == 1
+    assert runs[0][0] == runs[1][0]
+    assert (runs[0][1]["kinship"]["calibration"]["cutoffs"]
+            == runs[1][1]["kinship"]["calibration"]["cutoffs"])

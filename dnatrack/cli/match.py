@@ -71,6 +71,11 @@ def register(subparsers) -> None:
                        help="calibration.json from 'dnatrack calibrate' (default: the "
                             "reference folder's, when it matches; else cutoffs calibrated "
                             "now for this search's number of pairs)")
+    match.add_argument("--calibration-cache", metavar="DIR", default=None,
+                       help="keep the calibrations made for searches in DIR and reuse them "
+                            "for the same reference, loci, parameters and profiles' mix "
+                            "(default $DNATRACK_CALIBRATION_CACHE, else "
+                            "~/.cache/dnatrack/calibrations; 'none': no cache)")
     match.add_argument("--min-loci", type=int, default=8, help="minimum loci compared (8)")
     match.add_argument("--stringency", choices=STRINGENCIES, default="moderate",
                        help="identity search stringency (default moderate)")
@@ -209,7 +214,7 @@ def _search_options(args, notes: list[str], kinship_progress, identity_progress,
     ``--calibration`` (which must fit each set), else ``--cutoff`` as given, else cutoffs
     calibrated now (or the reference folder's standing calibration when it fits)."""
     from matching.analysis.pipeline import SearchOptions
-    from matching.calibration import Calibration
+    from matching.calibration import Calibration, resolve_cache_dir
 
     calibration = None
     cutoffs = parse_assignments(args.cutoff, "--cutoff") if args.cutoff else None
@@ -223,6 +228,7 @@ def _search_options(args, notes: list[str], kinship_progress, identity_progress,
         calibration=calibration, calibration_name=str(args.calibration),
         expected_false_pairs=args.expected_false_pairs, dask_client=client,
         kinship_progress=kinship_progress, identity_progress=identity_progress,
+        calibration_cache=resolve_cache_dir(args.calibration_cache),
     )
 
 
@@ -234,10 +240,10 @@ def run_match(args: argparse.Namespace) -> int:
     from dnatrack import __version__
     from dnatrack.cli.analyze import _reference_folder
     from matching.analysis import AnalysisSettings
-    from matching.analysis.pipeline import search_pairs
+    from matching.analysis.pipeline import search_pairs, search_power
     from matching.analysis.references import frequencies_record, frequency_groups
     from matching.links import link_seizures
-    from matching.pair_search import low_power_warning, power_summary
+    from matching.pair_search import low_power_warning, power_line
 
     if args.min_fraction_matching is not None:
         return run_close_matching(args)
@@ -286,7 +292,7 @@ def run_match(args: argparse.Namespace) -> int:
                              kinship=not args.no_kinship, notes=notes,
                              reference_folder=lambda reference: folders.get(reference.name),
                              options=options)
-    powers = {searched.group.reference.name: power_summary(searched.search, len(loci))
+    powers = {searched.group.reference.name: search_power(searched, tables[0], others, loci)
               for searched in found.searches}
     not_called = found.candidates_not_called()
     lr_columns = [f"log10_lr_{r}" for r in relationships]
@@ -368,11 +374,7 @@ def run_match(args: argparse.Namespace) -> int:
     )
     for name, power in powers.items():
         if power and not args.no_kinship:
-            print(f"power{f' ({name})' if several else ''} at "
-                  f"{next(iter(power.values()))['loci']} loci, at most "
-                  f"{args.expected_false_pairs:g} expected false pair(s): " + ", ".join(
-                      f"{rel.replace('_', ' ')} {row['power']:.0%}"
-                      for rel, row in power.items()))
+            print(f"{name}: " * several + power_line(power, args.expected_false_pairs))
     return 0
 
 

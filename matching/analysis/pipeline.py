@@ -26,6 +26,7 @@ import hashlib
 import math
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -88,6 +89,7 @@ from matching.pair_search import (
     calibration_mismatch,
     find_pairs,
     identical_loci,
+    loci_compared_shares,
     locus_log10_lrs,
     low_power_warning,
     pairs_compared,
@@ -208,6 +210,9 @@ class SearchOptions:
     kinship_progress, identity_progress : callable, optional
         Called with the rows (kinship) or blocks (identity) finished, instead of the
         analysis's progress.
+    calibration_cache : path, optional
+        Folder of calibrations made earlier (:func:`~matching.calibration.cached_calibrate`),
+        reused when one fits this search exactly.
     """
 
     frequencies: str | None = None
@@ -219,6 +224,7 @@ class SearchOptions:
     dask_client: object = None
     kinship_progress: Callable[[int], None] | None = None
     identity_progress: Callable[[int], None] | None = None
+    calibration_cache: Path | str | None = None
 
 
 @dataclass(eq=False)
@@ -339,6 +345,7 @@ def _search_pairs(
                 folder=None if reference_folder is None else reference_folder(group.reference),
                 notes=group_notes, new=new, existing=existing,
                 expected_false_pairs=options.expected_false_pairs,
+                cache_dir=options.calibration_cache,
             )
             notes.extend(note if len(groups) == 1 else f"{group.reference.name}: {note}"
                          for note in group_notes)
@@ -363,6 +370,15 @@ def _search_pairs(
                 for row in group.rows}
     chosen, dropped = chosen_pairs(searches, group_of)
     return PairSearch(searches, chosen, dropped, n_pairs)
+
+
+def search_power(searched: GroupSearch, subject: GenotypeTable, others: GenotypeTable,
+                 loci: Sequence[str]) -> dict[str, dict]:
+    """Power of a frequency group's calibrated cutoffs for the pairs it compares, weighed by
+    their numbers of loci typed in both profiles (:func:`~matching.pair_search.power_summary`
+    with :func:`~matching.pair_search.loci_compared_shares`)."""
+    new, existing = _group_tables(subject, others, searched.group)
+    return power_summary(searched.search, len(loci), loci_compared_shares(new, existing))
 
 
 def fixed_scale_calibration(reference: ReferenceSet, loci: Sequence[str],
@@ -536,7 +552,7 @@ def analyse(
                                  for searched in searches} if "kinship" in analyses else None
         if "kinship" in analyses:
             result.kinship_power = load_as(dict[str, dict[str, Power]], json_ready({
-                searched.group.reference.name: power_summary(searched.search, len(loci))
+                searched.group.reference.name: search_power(searched, subject_table, others, loci)
                 for searched in searches}))
         parameters["identity"] = None if criteria is None else {
             **criteria.as_dict(), "guaranteed_bad_loci": guarantee}
@@ -854,11 +870,14 @@ def _caveats(references: Sequence[ReferenceSet], panel: Panel | None, errors: Er
         if not typed:
             continue
         power = plain(typed)
-        loci = next(iter(power.values()))["loci"]
+        first = next(iter(power.values()))
+        where = (f"for the pairs' loci compared (mean {first['mean_loci_compared']:.1f} of "
+                 f"{first['loci']})" if first.get("mean_loci_compared") is not None
+                 else f"at {first['loci']} loci compared")
         caveats.append(
             f"Kinship cutoffs ({reference_name}) keep the expected number of unrelated pairs "
-            f"reported to at most {DEFAULT_EXPECTED_FALSE_PAIRS:g} for this search; at {loci} "
-            "loci compared they find, of true pairs: " + ", ".join(
+            f"reported to at most {DEFAULT_EXPECTED_FALSE_PAIRS:g} for this search; {where} "
+            "they find, of true pairs: " + ", ".join(
                 f"{name.replace('_', ' ')} {row['power']:.0%}" for name, row in power.items())
             + ". A relative who is not reported is not thereby excluded.")
         warning = low_power_warning(power)

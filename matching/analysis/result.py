@@ -83,7 +83,11 @@ def plain(value: Any) -> Any:
     """``value`` as JSON-ready data: dataclasses as dicts (:func:`dataclasses.asdict` in one
     pass with :func:`json_ready`, which a result of thousands of rows needs)."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {name: plain(getattr(value, name)) for name in _field_names(type(value))}
+        # fields added after a layout was written are left out while unset, so that an
+        # older record writes back what was stored
+        later = getattr(type(value), "LATER_FIELDS", ())
+        return {name: plain(getattr(value, name)) for name in _field_names(type(value))
+                if not (name in later and getattr(value, name) is None)}
     if isinstance(value, dict):
         return {str(key): plain(item) for key, item in value.items()}
     if isinstance(value, list | tuple):
@@ -354,6 +358,12 @@ class Power:
     cutoff: float | None
     power: float | None
     power_se: float | None = None
+    #: With the pairs' loci compared weighed in: the power at all ``loci``, and the pairs'
+    #: mean number of loci typed in both profiles.
+    power_at_all_loci: float | None = None
+    mean_loci_compared: float | None = None
+
+    LATER_FIELDS: typing.ClassVar[tuple[str, ...]] = ("power_at_all_loci", "mean_loci_compared")
 
 
 @dataclass
