@@ -63,6 +63,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from sqlalchemy.orm import Session
 
+from dnatrack.errors import GenotypeFormatError, UnwritableValueError
+from dnatrack.formats import interchange
 from dnatrack.genotypes import MISSING, GenotypeTable
 from dnatrack.panels import Panel
 from dnatrack.reference import ReferenceSet, load_reference_set
@@ -490,25 +492,41 @@ def import_package(session: Session, content: bytes, key: Ed25519PrivateKey, pan
         partner, payload = verify_package(session, content, key, now)
         panel = _package_panel(payload, panels)
         profiles = _checked_profiles(panel, payload.get("profiles"))
-        held = dict(session.execute(
-            sa.select(ExchangeProfile.reference, ExchangeProfile.alleles).where(
-                ExchangeProfile.partner_id == partner.id, ExchangeProfile.panel == panel.name)
-        ).all())
-        conflicts = [p["reference"] for p in profiles
-                     if p["reference"] in held and held[p["reference"]] != p["alleles"]]
-        if conflicts:
-            raise ExchangeError("conflict", f"reference {conflicts[0]} was imported before with "
-                                "other alleles; imported profiles are never changed", 409,
-                                [{"field": "profiles", "message": f"{len(conflicts)} conflict(s)"}])
+        new = _new_profiles(session, partner, panel, profiles)
     except ExchangeError as error:
         log.warning("exchange import refused (%s): %s", error.code, error)
         raise
-    new = [p for p in profiles if p["reference"] not in held]
+    return _store_package(session, partner, panel, profiles, new, content, actor_id,
+                          package_id=payload["package_id"],
+                          created_at=_time(payload, "created_at"),
+                          expires_at=_time(payload, "expires_at"))
+
+
+def _new_profiles(session: Session, partner: ExchangePartner, panel: Panel,
+                  profiles: list[dict]) -> list[dict]:
+    """The profiles not imported before from ``partner``; :class:`ExchangeError` ``conflict``
+    when one of its references was imported with other alleles (imported records never
+    change)."""
+    held = dict(session.execute(
+        sa.select(ExchangeProfile.reference, ExchangeProfile.alleles).where(
+            ExchangeProfile.partner_id == partner.id, ExchangeProfile.panel == panel.name)
+    ).all())
+    conflicts = [p["reference"] for p in profiles
+                 if p["reference"] in held and held[p["reference"]] != p["alleles"]]
+    if conflicts:
+        raise ExchangeError("conflict", f"reference {conflicts[0]} was imported before with "
+                            "other alleles; imported profiles are never changed", 409,
+                            [{"field": "profiles", "message": f"{len(conflicts)} conflict(s)"}])
+    return [p for p in profiles if p["reference"] not in held]
+
+
+def _store_package(session: Session, partner: ExchangePartner, panel: Panel,
+                   profiles: list[dict], new: list[dict], content: bytes,
+                   actor_id: int | None, **package_fields: Any) -> ExchangePackage:
+    format = package_fields.pop("format", PACKAGE_FORMAT)
     package = ExchangePackage(
-        package_id=payload["package_id"], partner_id=partner.id, panel=panel.name,
-        created_at=_time(payload, "created_at"), expires_at=_time(payload, "expires_at"),
-        sha256=hashlib.sha256(content).hexdigest(), content=content, n_profiles=len(profiles),
-        imported_by_id=actor_id)
+        partner_id=partner.id, panel=panel.name, sha256=hashlib.sha256(content).hexdigest(),
+        content=content, n_profiles=len(profiles), imported_by_id=actor_id, **package_fields)
     session.add(package)
     session.flush()
     if new:
@@ -518,8 +536,97 @@ def import_package(session: Session, content: bytes, key: Ed25519PrivateKey, pan
              "n_loci_typed": len(p["alleles"]), **p} for p in new])
     record_event(session, "import", partner, actor_id, package_id=package.package_id,
                  panel=panel.name, profiles=len(profiles), new_profiles=len(new),
-                 sha256=package.sha256)
+                 sha256=package.sha256, format=format)
     return package
+
+
+# --- interchange formats (CODIS-style XML, ANSI/NIST-ITL Type-18) ------------------------------
+
+
+def _kit(panel: Panel) -> interchange.KitMapping:
+    try:
+        return interchange.load_kit_mapping(panel)
+    except ValueError as error:
+        raise ExchangeError("no_kit_mapping", str(error), 422,
+                            [{"field": "panel", "message": "has no exchange kit mapping"}]
+                            ) from None
+
+
+def _interchange_format(name: str) -> str:
+    if name not in interchange.FORMATS:
+        raise ExchangeError("unknown_format", f"format must be one of "
+                            f"{', '.join(interchange.FORMATS)}", 422,
+                            [{"field": "format", "message": "unknown"}])
+    return name
+
+
+def export_interchange(session: Session, partner: ExchangePartner, panel: Panel,
+                       key: Ed25519PrivateKey, format: str, *, part: int = 1,
+                       actor_id: int | None = None) -> tuple[bytes, int]:
+    """The released profiles ``partner`` may receive on ``panel`` (the scope of a package) as a
+    CODIS-style XML or Type-18 file, named by our opaque references and the panel's kit
+    mapping, and the number of parts (Type-18 holds 100 profiles a transaction: ``part``
+    picks one). Unsigned: these files are for systems that do not read dnatrack packages.
+    Records an ``export`` event (the caller commits)."""
+    format = _interchange_format(format)
+    if panel.name not in (partner.shared_panels or []):
+        raise ExchangeError("not_shared", f"panel {panel.name} is not shared with partner "
+                                          f"{partner.name}", 422,
+                            [{"field": "panel", "message": "not shared with this partner"}])
+    kit = _kit(panel)
+    profiles = shared_profiles(session, partner, panel.name, key)
+    table = genotype_table(panel, [p.reference for p in profiles], [p.alleles for p in profiles])
+    parts = interchange.type18_parts(table) if format == "type18" else [table]
+    if not 1 <= part <= len(parts):
+        raise ExchangeError("invalid", f"part must be 1 to {len(parts)}", 422,
+                            [{"field": "part", "message": f"not in 1..{len(parts)}"}])
+    try:
+        content = interchange.dumps(format, parts[part - 1], kit)
+    except UnwritableValueError as error:
+        raise ExchangeError("unwritable", str(error), 422,
+                            [{"field": error.field, "message": str(error)}]) from None
+    record_event(session, "export", partner, actor_id, format=format, panel=panel.name,
+                 part=part, parts=len(parts), profiles=len(parts[part - 1]),
+                 sha256=hashlib.sha256(content).hexdigest())
+    return content, len(parts)
+
+
+def import_interchange(session: Session, partner: ExchangePartner, panel: Panel,
+                       content: bytes, format: str, *, name: str = "upload",
+                       actor_id: int | None = None, now: dt.datetime | None = None
+                       ) -> ExchangePackage:
+    """Profiles of a CODIS-style XML or Type-18 file from ``partner`` stored as an imported
+    package (kept byte for byte; its id is the file's SHA-256, so the same file twice is a
+    replay). These files carry no signature: their origin is the admin's word, recorded with
+    the import. All or nothing, as for packages."""
+    try:
+        format = _interchange_format(format)
+        if not partner.active:
+            raise ExchangeError("inactive", f"partner {partner.name} is not active", 422)
+        kit = _kit(panel)
+        try:
+            table = interchange.loads(format, content, kit, name=name)
+        except GenotypeFormatError as error:
+            raise ExchangeError("invalid_profile", str(error), 422,
+                                [{"field": error.field or "file", "message": error.reason}]
+                                ) from None
+        package_id = hashlib.sha256(content).hexdigest()
+        if session.scalar(sa.select(ExchangePackage.id).where(
+                ExchangePackage.package_id == package_id)) is not None:
+            raise ExchangeError("replayed", f"this file (SHA-256 {package_id}) was already "
+                                "imported", 409,
+                                [{"field": "file", "message": "already imported"}])
+        records = [{"reference": reference, "alleles": alleles, "species": panel.species}
+                   for reference, alleles in interchange.table_as_profiles(table)]
+        profiles = _checked_profiles(panel, records)
+        new = _new_profiles(session, partner, panel, profiles)
+    except ExchangeError as error:
+        log.warning("exchange %s import refused (%s): %s", format, error.code, error)
+        raise
+    now = now or utcnow()
+    return _store_package(session, partner, panel, profiles, new, content, actor_id,
+                          package_id=package_id, created_at=now, expires_at=now,
+                          format=format)
 
 
 # --- searching ---------------------------------------------------------------------------------

@@ -21,18 +21,20 @@ import sqlalchemy as sa
 from flask import Response, current_app, g, request
 from flask_login import current_user
 
+from dnatrack.formats import interchange
 from dnatrack.genotypes import GenotypeTable
 from lims import exchange
 from lims.api.routing import (
     PAGINATION,
     QueryParam,
+    form_values,
     json_body,
     load_visible,
     paginated,
     query_values,
     route,
 )
-from lims.api.schema import Field, Schema, invalid
+from lims.api.schema import FILE_TYPE, Field, Schema, invalid
 from lims.errors import ApiError
 from lims.extensions import db
 from lims.genotyping import resolve_panel
@@ -94,6 +96,23 @@ EXPORT = Schema(
     (Field("panel", "string", required=True, nullable=False, max_length=100),
      Field("valid_days", "number", "Days the package is valid (default 30).", positive=True,
            maximum=365)),
+)
+INTERCHANGE_EXPORT = Schema(
+    "exchange_interchange_export",
+    (Field("panel", "string", required=True, nullable=False, max_length=100),
+     Field("format", "string", "codis-xml (CODIS-style XML import layout) or type18 "
+           "(ANSI/NIST-ITL Type-18 records, tagged encoding).", required=True, nullable=False,
+           max_length=20),
+     Field("part", "integer", "Type-18 only: which part of 100 profiles (default 1; the "
+           "X-Interchange-Parts header says how many).", minimum=1, maximum=1_000_000)),
+)
+INTERCHANGE_IMPORT = Schema(
+    "exchange_interchange_import",
+    (Field("file", FILE_TYPE, "The CODIS-style XML or Type-18 file.", required=True,
+           nullable=False),
+     Field("panel", "string", required=True, nullable=False, max_length=100),
+     Field("format", "string", "codis-xml or type18.", required=True, nullable=False,
+           max_length=20)),
 )
 PACKAGE = Schema(
     "exchange_package",
@@ -278,6 +297,69 @@ def import_package():
     return {"id": package.id, "package_id": package.package_id,
             "partner": package.partner.name, "panel": package.panel,
             "profiles": package.n_profiles}, 201
+
+
+def _panel_value(name: str):
+    try:
+        return panels(name)
+    except ValueError as error:
+        raise invalid("panel", str(error)) from None
+
+
+@route("/exchange/partners/<int:record_id>/interchange", "POST",
+       summary="Export released profiles for a partner as CODIS-style XML or Type-18",
+       tag="exchange", permission="exchange.manage", request=INTERCHANGE_EXPORT,
+       response_media_type="application/octet-stream",
+       description="The profiles a package would carry (current released profiles of the "
+       "panel in the partner's shared scope, named by opaque references) in an interchange "
+       "format, loci and alleles named by the panel's kit mapping "
+       "(reference_data/exchange_kits). Unsigned. A profile the format cannot hold is refused "
+       "(unwritable), naming it and the locus.")
+def export_interchange(record_id: int):
+    partner = load_visible(ExchangePartner, record_id, "partner")
+    values = INTERCHANGE_EXPORT.load(json_body(), mode="create")
+    panel = _panel_value(values["panel"])
+    try:
+        content, parts = exchange.export_interchange(
+            db.session, partner, panel, signing_key(), values["format"],
+            part=values.get("part") or 1, actor_id=_actor())
+    except exchange.ExchangeError as error:
+        raise _api_error(error) from None
+    db.session.commit()
+    response = Response(content, mimetype="application/octet-stream")
+    extension = interchange.EXTENSIONS[values["format"]]
+    response.headers["Content-Disposition"] = (
+        f'attachment; filename="dnatrack-{panel.name}-for-{partner.name}{extension}"')
+    response.headers["X-Interchange-Parts"] = str(parts)
+    return response
+
+
+@route("/exchange/partners/<int:record_id>/interchange-imports", "POST",
+       summary="Import a partner's CODIS-style XML or Type-18 file", tag="exchange",
+       permission="exchange.manage", request_form=INTERCHANGE_IMPORT, response_status=201,
+       error_statuses=(409, 413, 422),
+       description="Multipart form: file, panel, format. The profiles are stored as imported "
+       "from this partner (marked with its origin, never editable). The file carries no "
+       "signature: the caller vouches for its origin, and the import is logged. Refused, "
+       "importing nothing, when a locus or allele does not fit the panel's kit mapping "
+       "(invalid_profile, naming the record and locus), when XML has a document type "
+       "declaration (entities are never expanded), when the same file was imported "
+       "(replayed), or when a reference was imported before with other alleles (conflict).")
+def import_interchange(record_id: int):
+    partner = load_visible(ExchangePartner, record_id, "partner")
+    values = form_values(INTERCHANGE_IMPORT)
+    panel = _panel_value(values["panel"])
+    content = values["file"].read(interchange.MAX_INTERCHANGE_BYTES + 1)
+    try:
+        package = exchange.import_interchange(
+            db.session, partner, panel, content, values["format"],
+            name=values["file"].filename or "upload", actor_id=_actor())
+    except exchange.ExchangeError as error:
+        db.session.rollback()
+        raise _api_error(error) from None
+    db.session.commit()
+    return {"id": package.id, "package_id": package.package_id, "partner": partner.name,
+            "panel": package.panel, "profiles": package.n_profiles}, 201
 
 
 @route("/exchange/follow-ups", "GET", summary="Follow-up requests from partners (the queue)",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import io
 import json
 import shutil
 import socket
@@ -24,6 +25,7 @@ import sqlalchemy as sa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from werkzeug.serving import make_server
 
+from dnatrack.formats import interchange
 from dnatrack.genotypes import GenotypeTable
 from dnatrack.panels import load_panel
 from dnatrack.reference import load_reference_set
@@ -456,7 +458,9 @@ def test_only_admins_manage_partners(login, role):
     assert response.status_code == (201 if allowed else 403)
     for method, path in (("GET", "/exchange/partners"), ("GET", "/exchange/follow-ups"),
                          ("POST", "/exchange/packages"), ("POST", "/exchange/partners/1/packages"),
-                         ("POST", "/exchange/follow-ups/1/decision")):
+                         ("POST", "/exchange/follow-ups/1/decision"),
+                         ("POST", "/exchange/partners/1/interchange"),
+                         ("POST", "/exchange/partners/1/interchange-imports")):
         response = caller.client.open("/api/v1" + path, method=method, data=b"{}",
                                       headers=caller.headers, content_type="application/json")
         assert (response.status_code != 403) == allowed, (method, path, response.status_code)
@@ -640,3 +644,143 @@ def test_the_queue_page_lets_an_admin_approve_or_refuse_follow_ups(app, agencies
     assert "xaaa" not in other.get("/exchange").get_data(as_text=True)
     assert other.post(f"/exchange/follow-ups/{ids[0]}/decide",
                       {f"f{ids[0]}-refuse": "Refuse"}).status_code == 404
+
+
+def _upload(instance: Instance, partner_id: int, content: bytes, format: str,
+            name: str = "profiles") -> tuple[int, dict]:
+    """A multipart upload of an interchange file to ``instance`` by its admin."""
+    with instance.app.test_client() as client:
+        response = client.post(
+            f"/api/v1/exchange/partners/{partner_id}/interchange-imports",
+            headers={"Authorization": f"Bearer {instance.tokens['admin']}"},
+            data={"panel": PANEL, "format": format,
+                  "file": (io.BytesIO(content), name + interchange.EXTENSIONS.get(format, ".bin"))},
+            content_type="multipart/form-data")
+        return response.status_code, response.get_json()
+
+
+def _counts(instance: Instance) -> tuple[int, int, int]:
+    return (instance.count(ExchangePackage), instance.count(ExchangeProfile),
+            instance.count(AuditRecord))
+
+
+def test_interchange_files_go_from_a_to_b_with_the_shared_profiles_only(world, partners,
+                                                                       scenario):
+    """A exports its shared released profiles as CODIS-style XML and Type-18, B imports them
+    (origin: partner kws) and finds the planted pairs; the genotypes are those of A's signed
+    package; hostile, replayed and misfitting files change nothing on B."""
+    a, b = world["A"], world["B"]
+    payload = json.loads(_package(a, partners["A"]))["payload"]
+    expected = {p["reference"]: p["alleles"] for p in payload["profiles"]}
+    files = {}
+    for format in interchange.FORMATS:
+        status, content = a.call("POST", f"/exchange/partners/{partners['A']}/interchange",
+                                 {"panel": PANEL, "format": format})
+        assert status == 200, content
+        files[format] = content
+        sz_a = [str(i) for i, g in zip(scenario.observed.profile_ids, scenario.observed.group,
+                                       strict=True) if g == "SZ-A"]
+        for secret in [*sz_a, "A-CASE", "Laboratory"]:
+            assert secret.encode() not in content, (format, secret)
+        table = interchange.loads(format, content, interchange.load_kit_mapping(PANEL))
+        assert {str(r): alleles for r, alleles in interchange.table_as_profiles(table)} == \
+            {ref: {locus: sorted(pair) for locus, pair in alleles.items()}
+             for ref, alleles in expected.items()}
+    assert b"<SPECIMENID>" in files["codis-xml"] and b"18.016:" in files["type18"]
+    status, answer = a.json("POST", f"/exchange/partners/{partners['A']}/interchange",
+                            {"panel": PANEL, "format": "type18", "part": 2})
+    assert (status, answer["error"]) == (422, "invalid")
+
+    on_b = partners["B"]  # B's record of partner kws (= A)
+    status, imported = _upload(b, on_b, files["codis-xml"], "codis-xml")
+    assert status == 201, imported
+    assert imported["profiles"] == len(expected) and imported["partner"] == "kws"
+    with b.app.app_context():
+        stored = {p.reference: (p.alleles, p.partner.name)
+                  for p in db.session.scalars(sa.select(ExchangeProfile))}
+    assert {ref: alleles for ref, (alleles, _) in stored.items()} == {
+        ref: {locus: sorted(pair) for locus, pair in alleles.items()}
+        for ref, alleles in expected.items()}
+    assert {origin for _, origin in stored.values()} == {"kws"}
+    status, found = b.json("GET", f"/exchange/imported-matches?panel={PANEL}"
+                                  f"&reference_set={REFERENCE}", role="investigator")
+    assert status == 200
+    for relationship, (_, item_b) in truth_pairs(scenario).items():
+        assert [m["relationship"] for m in found["matches"] if m["barcode"] == item_b] == \
+            [relationship]
+    # The same profiles as Type-18: a new file, no new profile (kept once).
+    before = _counts(b)
+    status, again = _upload(b, on_b, files["type18"], "type18")
+    assert status == 201 and again["profiles"] == len(expected)
+    assert b.count(ExchangeProfile) == before[1] and b.count(ExchangePackage) == before[0] + 1
+    # Refusals name their reason and change nothing.
+    hostile = (b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]>'
+               b"<CODISImportFile><SPECIMEN><SPECIMENID>&e;</SPECIMENID></SPECIMEN>"
+               b"</CODISImportFile>")
+    foreign = files["codis-xml"].replace(b"<LOCUSNAME>FH67</LOCUSNAME>",
+                                         b"<LOCUSNAME>D3S1358</LOCUSNAME>", 1)
+    # One allele of a known reference changed (FH67, the first locus, takes 100-300 bp).
+    start = files["codis-xml"].index(b"<ALLELEVALUE>") + len(b"<ALLELEVALUE>")
+    end = files["codis-xml"].index(b"<", start)
+    value = int(files["codis-xml"][start:end])
+    conflicting = (files["codis-xml"][:start] + str(value + 2 if value < 298 else value - 2)
+                   .encode() + files["codis-xml"][end:])
+    for content, format, error, code in (
+            (hostile, "codis-xml", "invalid_profile", 422),
+            (foreign, "codis-xml", "invalid_profile", 422),
+            (files["codis-xml"], "codis-xml", "replayed", 409),
+            (files["codis-xml"], "vcf", "unknown_format", 422),
+            (files["codis-xml"], "type18", "invalid_profile", 422),
+            (conflicting, "codis-xml", "conflict", 409)):
+        before = _counts(b)
+        status, answer = _upload(b, on_b, content, format)
+        assert (status, answer["error"]) == (code, error), (format, answer)
+        assert "root:" not in json.dumps(answer)
+        assert _counts(b) == before
+    status, answer = _upload(b, on_b, foreign, "codis-xml")
+    assert "locus 'D3S1358' is not in kit mapping" in answer["message"]
+    assert "SPECIMEN x" in answer["message"]
+    with b.app.app_context():
+        events = [e.detail for e in db.session.scalars(
+            sa.select(ExchangeEvent).where(ExchangeEvent.kind == "import"))]
+    assert [e["format"] for e in events] == ["codis-xml", "type18"]
+
+
+def test_the_command_line_exports_and_imports_interchange_files(app, agencies, runner,
+                                                                tmp_path, scenario):
+    rows = [i for i, g in enumerate(scenario.observed.group) if g == "SZ-A"]
+    load_profiles(app, {"A": agencies["A"]}, scenario.observed.take(rows), {"SZ-A": "A"})
+    with app.app_context():
+        for name, agency in (("peer", "A"), ("origin", "B")):
+            db.session.add(exchange.ExchangePartner(
+                agency_id=agencies[agency], name=name, base_url="http://127.0.0.1:9",
+                public_key=exchange.public_key_text(Ed25519PrivateKey.generate()),
+                inbound_token_hash=hash_token(name), shared_panels=[PANEL],
+                share_all_cases=True))
+        db.session.commit()
+    for format, name in (("codis-xml", "out.xml"), ("type18", "out.an2")):
+        path = tmp_path / name
+        result = runner("exchange", "export", "--partner", "peer", "--panel", PANEL,
+                        "--format", format, "-o", str(path))
+        assert result.status == 0, result.err
+        written = sorted(tmp_path.glob(f"out*{path.suffix}"))
+        result = runner("exchange", "import", "--format", format, str(written[0]))
+        assert result.status == 1 and "needs --partner and --panel" in result.err
+        for file in written:
+            result = runner("exchange", "import", "--format", format, "--partner", "origin",
+                            "--panel", PANEL, str(file))
+            assert result.status == 0, result.err
+    with app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(ExchangeProfile)) == \
+            len(rows)
+    result = runner("exchange", "import", "--format", "codis-xml", "--partner", "origin",
+                    "--panel", PANEL, str(tmp_path / "out.xml"))
+    assert result.status == 1 and "replayed" in result.err
+    bad = tmp_path / "bad.xml"
+    bad.write_text("<CODISImportFile><SPECIMEN><SPECIMENID>s1</SPECIMENID><LOCUS><LOCUSNAME>"
+                   "TH01</LOCUSNAME></LOCUS></SPECIMEN></CODISImportFile>")
+    result = runner("exchange", "import", "--format", "codis-xml", "--partner", "origin",
+                    "--panel", PANEL, str(bad))
+    assert result.status == 1
+    assert "bad.xml" in result.err and "SPECIMEN s1: locus 'TH01'" in result.err
+    assert "Traceback" not in result.err
