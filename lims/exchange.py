@@ -33,7 +33,9 @@ Search
 The instance signing key is an Ed25519 private key in PEM (PKCS 8) in the instance folder,
 ``exchange_signing_key.pem``, created on first use with owner-only permissions, or the file named
 by ``EXCHANGE_SIGNING_KEY_FILE``. ``dnatrack exchange key`` prints its public half for partners to
-register.
+register. The tokens partners issued us are kept encrypted (Fernet) under a second key beside it,
+``exchange_token_key`` (or ``EXCHANGE_TOKEN_KEY_FILE``), also owner-only: the database alone does
+not give them away.
 """
 
 from __future__ import annotations
@@ -59,6 +61,7 @@ from typing import Any
 import numpy as np
 import sqlalchemy as sa
 from cryptography.exceptions import InvalidSignature
+from cryptography.fernet import Fernet, InvalidToken
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from sqlalchemy.orm import Session
@@ -97,6 +100,7 @@ log = logging.getLogger(__name__)
 PACKAGE_FORMAT = "dnatrack-exchange-package"
 PACKAGE_VERSION = 1
 SIGNING_KEY_FILE = "exchange_signing_key.pem"
+TOKEN_KEY_FILE = "exchange_token_key"
 #: A package's validity when the exporter does not say (days).
 DEFAULT_VALID_DAYS = 30
 #: Clock difference between instances tolerated on ``created_at`` (seconds).
@@ -123,22 +127,28 @@ def signing_key_path(config: Mapping, instance_path: str | os.PathLike) -> Path:
     return Path(config.get("EXCHANGE_SIGNING_KEY_FILE") or Path(instance_path) / SIGNING_KEY_FILE)
 
 
+def _owner_only_file(path: Path, content: bytes, what: str) -> None:
+    """Create ``path`` with ``content`` and owner-only permissions unless it exists; a
+    concurrent creator wins the race."""
+    if path.is_file():
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    with os.fdopen(descriptor, "wb") as handle:
+        handle.write(content)
+    log.info("%s created: %s", what, path)
+
+
 def load_signing_key(path: Path) -> Ed25519PrivateKey:
     """The instance's Ed25519 key from ``path`` (PEM, PKCS 8), created there on first use with
-    owner-only permissions; a concurrent creator wins the race."""
+    owner-only permissions."""
     if not path.is_file():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        pem = Ed25519PrivateKey.generate().private_bytes(
+        _owner_only_file(path, Ed25519PrivateKey.generate().private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption())
-        try:
-            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            pass
-        else:
-            with os.fdopen(descriptor, "wb") as handle:
-                handle.write(pem)
-            log.info("exchange signing key created: %s", path)
+            serialization.NoEncryption()), "exchange signing key")
     key = serialization.load_pem_private_key(path.read_bytes(), password=None)
     if not isinstance(key, Ed25519PrivateKey):
         raise ValueError(f"{path}: not an Ed25519 private key")
@@ -147,6 +157,42 @@ def load_signing_key(path: Path) -> Ed25519PrivateKey:
 
 def app_signing_key(app) -> Ed25519PrivateKey:
     return load_signing_key(signing_key_path(app.config, app.instance_path))
+
+
+def token_key_path(config: Mapping, instance_path: str | os.PathLike) -> Path:
+    return Path(config.get("EXCHANGE_TOKEN_KEY_FILE") or Path(instance_path) / TOKEN_KEY_FILE)
+
+
+def load_token_key(path: str | os.PathLike) -> Fernet:
+    """The key that encrypts the tokens partners issued us, at rest (Fernet: AES-128-CBC with
+    an HMAC-SHA256), from ``path``, created there on first use with owner-only permissions."""
+    path = Path(path)
+    _owner_only_file(path, Fernet.generate_key(), "exchange token key")
+    try:
+        return Fernet(path.read_bytes().strip())
+    except ValueError:
+        raise ValueError(f"{path}: not a Fernet key (32 bytes, url-safe base64)") from None
+
+
+def app_token_key(app) -> Fernet:
+    return load_token_key(token_key_path(app.config, app.instance_path))
+
+
+def encrypt_token(key: Fernet, token: str | None) -> str | None:
+    """``token`` as stored: Fernet ciphertext (``None`` stays ``None``)."""
+    return None if token is None else key.encrypt(token.encode()).decode("ascii")
+
+
+def decrypt_token(key: Fernet, stored: str | None) -> str | None:
+    """The token behind :func:`encrypt_token`'s ciphertext; ``ValueError`` when it was made
+    with another key or altered."""
+    if stored is None:
+        return None
+    try:
+        return key.decrypt(stored.encode("ascii")).decode()
+    except (InvalidToken, UnicodeError):
+        raise ValueError("the stored partner token does not decrypt with this instance's "
+                         "token key") from None
 
 
 def public_key_text(key: Ed25519PrivateKey | Ed25519PublicKey) -> str:
@@ -756,13 +802,14 @@ class PartnerUnreachable(Exception):
 
 
 def call_partner(partner: ExchangePartner, method: str, path: str, body: dict | None,
-                 timeout: float) -> tuple[int, dict]:
-    """``(status, JSON body)`` of one request to a partner's API with the token it issued us;
-    :class:`PartnerUnreachable` when it does not answer within ``timeout`` seconds."""
+                 timeout: float, token: str | None) -> tuple[int, dict]:
+    """``(status, JSON body)`` of one request to a partner's API with ``token``, the one it
+    issued us (:func:`decrypt_token`); :class:`PartnerUnreachable` when it does not answer
+    within ``timeout`` seconds."""
     url = partner.base_url.rstrip("/") + "/api/v1" + path
     data = json.dumps(body).encode() if body is not None else None
     request = urllib.request.Request(url, data=data, method=method, headers={
-        "Authorization": f"Bearer {partner.outbound_token or ''}",
+        "Authorization": f"Bearer {token or ''}",
         "Content-Type": "application/json", "Accept": "application/json"})
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
@@ -779,7 +826,7 @@ def call_partner(partner: ExchangePartner, method: str, path: str, body: dict | 
 
 
 def search_partners(partners: Iterable[ExchangePartner], requests: Mapping[int, dict],
-                    timeout: float) -> dict[int, dict]:
+                    timeout: float, tokens: Mapping[int, str]) -> dict[int, dict]:
     """Send each partner its search (``requests``: partner id → body) at once; per partner id
     ``{"status": "answered", "results"}``, ``{"status": "refused", "error", "message"}`` or
     ``{"status": "unreachable", "message"}``. A partner that is down costs at most ``timeout``
@@ -789,7 +836,7 @@ def search_partners(partners: Iterable[ExchangePartner], requests: Mapping[int, 
     def one(partner: ExchangePartner) -> dict:
         try:
             status, body = call_partner(partner, "POST", "/exchange/search",
-                                        requests[partner.id], timeout)
+                                        requests[partner.id], timeout, tokens[partner.id])
         except PartnerUnreachable as error:
             return {"status": "unreachable", "message": str(error)}
         if status == 200 and isinstance(body.get("results"), list):

@@ -167,6 +167,23 @@ def signing_key():
     return key
 
 
+def token_key():
+    app = current_app
+    key = app.extensions.get("dnatrack_exchange_token_key")
+    if key is None:
+        key = app.extensions["dnatrack_exchange_token_key"] = exchange.app_token_key(app)
+    return key
+
+
+def _outbound_token(partner: ExchangePartner) -> str | None:
+    try:
+        return exchange.decrypt_token(token_key(), partner.outbound_token_encrypted)
+    except ValueError as error:
+        exchange.log.error("exchange partner %s: %s", partner.name, error)
+        raise ApiError(409, f"the token partner {partner.name} issued us cannot be read: "
+                       "register it again") from None
+
+
 def panels(name: str):
     return resolve_panel(name, current_app.config.get("PANEL_DIRECTORY"))
 
@@ -223,8 +240,10 @@ def create_partner():
     values = PARTNER.load(json_body(), mode="create")
     _check_partner_values(values)
     token = exchange.new_partner_token()
+    outbound = exchange.encrypt_token(token_key(), values.pop("outbound_token", None))
     partner = ExchangePartner(agency_id=current_user.agency_id, created_by_id=_actor(),
-                              inbound_token_hash=exchange.hash_token(token), **values)
+                              inbound_token_hash=exchange.hash_token(token),
+                              outbound_token_encrypted=outbound, **values)
     db.session.add(partner)
     db.session.flush()
     exchange.log.info("exchange partner %s registered by %s", partner.name,
@@ -247,6 +266,11 @@ def update_partner(record_id: int):
     values = PARTNER.load(json_body(), mode="update")
     _check_partner_values({k: v for k, v in values.items()
                            if getattr(partner, k, None) != v})
+    if "outbound_token" in values:
+        partner.outbound_token_encrypted = exchange.encrypt_token(
+            token_key(), values.pop("outbound_token"))
+        exchange.log.info("exchange partner %s: outbound token changed by %s", partner.name,
+                          current_user.username)
     for name, value in values.items():
         setattr(partner, name, value)
     db.session.commit()
@@ -487,7 +511,7 @@ def search_partners():
         raise invalid("panel", str(error)) from None
     statement = sa.select(ExchangePartner).where(
         ExchangePartner.agency_id == current_user.agency_id,
-        ExchangePartner.active.is_(True), ExchangePartner.outbound_token.is_not(None))
+        ExchangePartner.active.is_(True), ExchangePartner.outbound_token_encrypted.is_not(None))
     if values.get("partner_ids"):
         statement = statement.where(ExchangePartner.id.in_(values["partner_ids"]))
     chosen = [p for p in db.session.scalars(statement.order_by(ExchangePartner.id))
@@ -517,7 +541,8 @@ def search_partners():
         requests_by_partner[partner.id] = {"panel": panel.name, "profiles": profiles,
                                            "reference_set": values.get("reference_set")}
     answers = exchange.search_partners(chosen, requests_by_partner,
-                                       current_app.config["EXCHANGE_TIMEOUT_SECONDS"])
+                                       current_app.config["EXCHANGE_TIMEOUT_SECONDS"],
+                                       {p.id: _outbound_token(p) for p in chosen})
     out = []
     for partner in chosen:
         answer = answers[partner.id]
@@ -558,7 +583,8 @@ def read_follow_up(partner_id: int, remote_id: int):
 def _forward(partner: ExchangePartner, method: str, path: str, body: dict | None) -> dict:
     try:
         status, answer = exchange.call_partner(partner, method, path, body,
-                                               current_app.config["EXCHANGE_TIMEOUT_SECONDS"])
+                                               current_app.config["EXCHANGE_TIMEOUT_SECONDS"],
+                                               _outbound_token(partner))
     except exchange.PartnerUnreachable as error:
         return {"status": "unreachable", "message": str(error)}
     if status >= 400:

@@ -784,3 +784,28 @@ def test_the_command_line_exports_and_imports_interchange_files(app, agencies, r
     assert result.status == 1
     assert "bad.xml" in result.err and "SPECIMEN s1: locus 'TH01'" in result.err
     assert "Traceback" not in result.err
+
+
+def test_the_token_a_partner_issued_us_is_stored_encrypted(world, partners):
+    """A keeps the token B issued it (partners fixture) only as Fernet ciphertext under the
+    key in its instance folder (owner-only); the database row does not contain it."""
+    a = world["A"]
+    token = partners["token_for_a"]
+    with a.app.app_context():
+        row = db.session.execute(sa.text("SELECT * FROM exchange_partner WHERE id = :id"),
+                                 {"id": partners["A"]}).mappings().one()
+        key_file = exchange.token_key_path(a.app.config, a.app.instance_path)
+    assert token not in repr(dict(row)) and "outbound_token" not in row
+    assert exchange.decrypt_token(exchange.load_token_key(key_file),
+                                  row["outbound_token_encrypted"]) == token
+    assert oct(key_file.stat().st_mode & 0o777) == "0o600"
+    # A new token replaces it, still encrypted; the API never shows it.
+    status, answer = a.json("PATCH", f"/exchange/partners/{partners['A']}",
+                            {"outbound_token": "dtx_replaced"})
+    assert status == 200 and "dtx_replaced" not in json.dumps(answer)
+    with a.app.app_context():
+        stored = db.session.scalar(sa.text(
+            "SELECT outbound_token_encrypted FROM exchange_partner WHERE id = :id"),
+            {"id": partners["A"]})
+    assert "dtx_replaced" not in stored
+    assert exchange.decrypt_token(exchange.load_token_key(key_file), stored) == "dtx_replaced"
