@@ -925,11 +925,19 @@ def follow_up_details(session: Session, follow_up: ExchangeFollowUp,
     return answer
 
 
-def imported_table(session: Session, panel: Panel) -> GenotypeTable:
-    """Every profile imported on ``panel``, ids ``<partner name>:<its reference>``."""
-    rows = session.execute(
-        sa.select(ExchangePartner.name, ExchangeProfile.reference, ExchangeProfile.alleles)
+def imported_profiles(session: Session, panel: Panel, agency_id: int) -> list:
+    """The profiles imported on ``panel`` from the partners of agency ``agency_id`` (need-to-know:
+    a partner's profiles are its registering agency's), with their origin, in import order."""
+    return session.execute(
+        sa.select(ExchangePartner.name.label("partner"), ExchangeProfile.reference,
+                  ExchangeProfile.alleles, ExchangeProfile.species, ExchangeProfile.sample_type,
+                  ExchangeProfile.seizure_country, ExchangeProfile.seizure_year)
         .join(ExchangePartner, ExchangePartner.id == ExchangeProfile.partner_id)
-        .where(ExchangeProfile.panel == panel.name).order_by(ExchangeProfile.id)).all()
-    return genotype_table(panel, [f"{name}:{ref}" for name, ref, _ in rows],
-                          [alleles for _, _, alleles in rows])
+        .where(ExchangeProfile.panel == panel.name, ExchangePartner.agency_id == agency_id)
+        .order_by(ExchangeProfile.id)).all()
+
+
+def imported_table(panel: Panel, rows: Sequence) -> GenotypeTable:
+    """:func:`imported_profiles` as a table, ids ``<partner name>:<its reference>``."""
+    return genotype_table(panel, [f"{row.partner}:{row.reference}" for row in rows],
+                          [row.alleles for row in rows])

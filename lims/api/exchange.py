@@ -38,8 +38,9 @@ from lims.api.schema import FILE_TYPE, Field, Schema, invalid
 from lims.errors import ApiError
 from lims.extensions import db
 from lims.genotyping import resolve_panel
-from lims.models import Case, ExchangeFollowUp, ExchangePartner, Sample
+from lims.models import Case, ExchangeFollowUp, ExchangePartner, Sample, Seizure
 from lims.release import released_genotypes
+from lims.reports.analysis import subject_rows
 
 PARTNER_AUTH = (
     "Authenticated by the token this instance issued to the calling partner "
@@ -593,17 +594,27 @@ def _forward(partner: ExchangePartner, method: str, path: str, body: dict | None
     return answer
 
 
+IMPORTED_MATCHES_QUERY = (
+    QueryParam("panel", "string", "Marker panel (required)."),
+    QueryParam("reference_set", "string", "Reference set for the LRs."),
+    QueryParam("seizure_id", "integer", "Search only this seizure's released profiles."),
+    QueryParam("case_id", "integer", "Search only this case's released profiles."),
+)
+
+
 @route("/exchange/imported-matches", "GET",
        summary="Matches between imported profiles and local released ones", tag="exchange",
-       permission="match.request",
-       query=(QueryParam("panel", "string", "Marker panel (required)."),
-              QueryParam("reference_set", "string", "Reference set for the LRs.")),
-       description="Imported profiles are searched against the released profiles you can see, "
-       "as a partner's search would be: same animal and relatives with their log10 LR; "
-       "imported profiles are named <partner>:<its reference>.")
+       permission="exchange.read", query=IMPORTED_MATCHES_QUERY,
+       description="The profiles imported from your agency's partners (need-to-know: no other "
+       "agency's) are searched against the released profiles you can see — or only those of "
+       "one seizure or case — with the engine and scoring of a partner's search: same animal "
+       "and relatives with their log10 LR. Each match names the imported profile "
+       "<partner>:<its reference> and its origin (partner, species, sample type, seizure "
+       "country and year); imported profiles are never editable. They are not part of match "
+       "requests: a hit on a partner's profile is a lead for a follow-up request, not "
+       "evidence of this laboratory's.")
 def imported_matches():
-    values = query_values((QueryParam("panel", "string", ""),
-                           QueryParam("reference_set", "string", "")))
+    values = query_values(IMPORTED_MATCHES_QUERY)
     if "panel" not in values:
         raise invalid("panel", "is required", 400)
     try:
@@ -613,12 +624,27 @@ def imported_matches():
         if isinstance(error, exchange.ExchangeError):
             raise _api_error(error) from None
         raise invalid("panel", str(error), 400) from None
-    imported = exchange.imported_table(db.session, panel)
+    rows = exchange.imported_profiles(db.session, panel, current_user.agency_id)
+    imported = exchange.imported_table(panel, rows)
     local = released_genotypes(db.session, panel, user=current_user)
     local = GenotypeTable(local.alleles, local.profile_ids, local.loci)
+    seizure = (load_visible(Seizure, values["seizure_id"], "seizure")
+               if "seizure_id" in values else None)
+    case = load_visible(Case, values["case_id"], "case") if "case_id" in values else None
+    if seizure is not None or case is not None:
+        if seizure is not None and case is not None and seizure.case_id != case.id:
+            raise invalid("seizure_id", f"is not a seizure of case {case.id}", 400)
+        local = local.take(subject_rows(db.session, local, case or seizure.case, seizure))
+    origin = {f"{row.partner}:{row.reference}": row for row in rows}
     matches = exchange.search_matches(panel, reference, imported, local)
     return {"matches": [{"imported": m.query, "barcode": m.target,
-                         "relationship": m.relationship, "log10_lr": round(m.log10_lr, 3)}
+                         "relationship": m.relationship, "log10_lr": round(m.log10_lr, 3),
+                         "origin": _origin(origin[m.query])}
                         for m in matches],
             "imported_profiles": len(imported), "local_profiles": len(local)}
 
+
+def _origin(row) -> dict:
+    return {"partner": row.partner, "reference": row.reference, "species": row.species,
+            "sample_type": row.sample_type, "seizure_country": row.seizure_country,
+            "seizure_year": row.seizure_year, "editable": False}

@@ -119,7 +119,7 @@ def seizure_barcodes(session: Session, seizure_id: int) -> set[str]:
     return barcodes
 
 
-def _subject_rows(session: Session, table: GenotypeTable, case: Case,
+def subject_rows(session: Session, table: GenotypeTable, case: Case,
                   seizure: Seizure | None) -> np.ndarray:
     """Rows of the released table that belong to the request's subject, bool (n,): the
     samples of a seizure's items (that seizure record, whatever another agency's seizure of
@@ -135,7 +135,7 @@ def _subject_rows(session: Session, table: GenotypeTable, case: Case,
 def subject_profile_count(session: Session, case: Case, seizure: Seizure | None,
                           panel: Panel) -> int:
     """How many current released profiles on ``panel`` the subject has."""
-    return int(_subject_rows(session, released_genotypes(session, panel), case, seizure).sum())
+    return int(subject_rows(session, released_genotypes(session, panel), case, seizure).sum())
 
 
 def panel_of(references: Sequence[ReferenceSet], panel_directory: str | None) -> Panel:
@@ -253,7 +253,7 @@ def run_analysis(
     released = released_genotypes(session, panel).select_loci(loci)
     case = session.get(Case, request.case_id)
     seizure = session.get(Seizure, request.seizure_id) if request.seizure_id else None
-    in_subject = _subject_rows(session, released, case, seizure)
+    in_subject = subject_rows(session, released, case, seizure)
     if not in_subject.any():
         subject = f"seizure {seizure.reference}" if seizure else f"case {case.reference}"
         raise AnalysisError(f"{subject} has no released genotype profiles on panel {panel.name}")

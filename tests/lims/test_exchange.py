@@ -464,13 +464,14 @@ def test_only_admins_manage_partners(login, role):
         response = caller.client.open("/api/v1" + path, method=method, data=b"{}",
                                       headers=caller.headers, content_type="application/json")
         assert (response.status_code != 403) == allowed, (method, path, response.status_code)
-    for method, path in (("POST", "/exchange/partner-search"),
-                         ("POST", "/exchange/partner-requests"),
-                         ("GET", "/exchange/imported-matches")):
+    for method, path, permission in (("POST", "/exchange/partner-search", "match.request"),
+                                     ("POST", "/exchange/partner-requests", "match.request"),
+                                     ("GET", "/exchange/imported-matches", "exchange.read")):
         response = caller.client.open("/api/v1" + path, method=method, data=b"{}",
                                       headers=caller.headers, content_type="application/json")
-        may = "match.request" in permissions_of({role})
+        may = permission in permissions_of({role})
         assert (response.status_code != 403) == may, (method, path, response.status_code)
+    assert permissions_of({"researcher"}).isdisjoint({"exchange.read", "exchange.manage"})
 
 
 def test_partner_endpoints_need_a_partner_token(client, login):
@@ -809,3 +810,35 @@ def test_the_token_a_partner_issued_us_is_stored_encrypted(world, partners):
             {"id": partners["A"]})
     assert "dtx_replaced" not in stored
     assert exchange.decrypt_token(exchange.load_token_key(key_file), stored) == "dtx_replaced"
+
+
+def test_imported_profiles_are_searched_with_their_origin_on_need_to_know(world, partners,
+                                                                          scenario):
+    """B's imported profiles (from partner kws) are searched against B's released profiles,
+    or one seizure's; each match names its origin; another agency's users on B, and roles
+    without exchange.read, see none of them."""
+    a, b = world["A"], world["B"]
+    assert b.call("POST", "/exchange/packages", raw=_package(a, partners["A"]))[0] == 201
+    query = f"/exchange/imported-matches?panel={PANEL}&reference_set={REFERENCE}"
+    expected = truth_pairs(scenario)
+    with b.app.app_context():
+        seizure_b = db.session.scalar(sa.select(Seizure.id).where(Seizure.reference == "SZ-B"))
+    status, found = b.json("GET", f"{query}&seizure_id={seizure_b}", role="analyst")
+    assert status == 200, found
+    by_barcode = {m["barcode"]: m for m in found["matches"]}
+    assert set(by_barcode) == {expected["same_animal"][1]}
+    match = by_barcode[expected["same_animal"][1]]
+    assert match["relationship"] == "same_animal"
+    assert match["origin"]["partner"] == "kws" and match["origin"]["editable"] is False
+    assert match["imported"] == f"kws:{match['origin']['reference']}"
+    assert found["local_profiles"] < b.count(GenotypeProfile)
+    # Another agency on instance B: no partner of its own, so no imported profile.
+    with b.app.app_context():
+        other = Agency(code="OTHER", name="Other agency", kind="laboratory")
+        db.session.add(other)
+        db.session.commit()
+        other_tokens = _staff(b.app, other.id, "O")
+    status, hidden = b.json("GET", query, token=other_tokens["analyst"])
+    assert status == 200 and hidden["imported_profiles"] == 0 and hidden["matches"] == []
+    assert b.call("GET", query, role="researcher")[0] == 403
+    assert b.call("GET", f"{query}&seizure_id=999999", role="analyst")[0] == 404
