@@ -238,7 +238,16 @@ def list_partners():
        response_status=201, description="Answers the token this instance issues to the partner "
        "(issued_token) once; only its hash is kept.")
 def create_partner():
-    values = PARTNER.load(json_body(), mode="create")
+    partner, token = register_partner(json_body())
+    db.session.commit()
+    return {**PARTNER.dump(partner), "issued_token": token}, 201
+
+
+def register_partner(data) -> tuple[ExchangePartner, str]:
+    """Check a partner's registration (API field names) and add it for the caller's agency,
+    with the token this instance issues to it (returned once; only its hash is kept) and the
+    token it issued us encrypted. :class:`~lims.errors.ApiError` naming the fields."""
+    values = PARTNER.load(data, mode="create")
     _check_partner_values(values)
     token = exchange.new_partner_token()
     outbound = exchange.encrypt_token(token_key(), values.pop("outbound_token", None))
@@ -249,8 +258,7 @@ def create_partner():
     db.session.flush()
     exchange.log.info("exchange partner %s registered by %s", partner.name,
                       current_user.username)
-    db.session.commit()
-    return {**PARTNER.dump(partner), "issued_token": token}, 201
+    return partner, token
 
 
 @route("/exchange/partners/<int:record_id>", "GET", summary="Read an exchange partner",

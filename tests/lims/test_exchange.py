@@ -842,3 +842,51 @@ def test_imported_profiles_are_searched_with_their_origin_on_need_to_know(world,
     assert status == 200 and hidden["imported_profiles"] == 0 and hidden["matches"] == []
     assert b.call("GET", query, role="researcher")[0] == 403
     assert b.call("GET", f"{query}&seizure_id=999999", role="analyst")[0] == 404
+
+
+def test_admins_register_partners_on_a_form_with_csrf(app, agencies):
+    from lims.models import ExchangePartner
+    from tests.lims.web_support import make_browser
+
+    with app.app_context():
+        case = Case(agency_id=agencies["A"], reference="A-SHARED", title="t")
+        other = Case(agency_id=agencies["B"], reference="B-CASE", title="t")
+        db.session.add_all([case, other])
+        db.session.commit()
+        case_a, case_b = case.id, other.id
+    admin = make_browser(app, agencies, "admin")
+    page = admin.get("/exchange/partners/new").get_data(as_text=True)
+    assert 'name="csrf_token"' in page and "A-SHARED" in page and "B-CASE" not in page
+    key = exchange.public_key_text(Ed25519PrivateKey.generate())
+    form = {"name": "kenya", "base_url": "https://lims.example", "public_key": key,
+            "outbound_token": "dtx_from-kenya", "shared_panels": [PANEL],
+            "shared_case_ids": [str(case_a)], "searches_per_minute": "12"}
+    assert admin.post("/exchange/partners/new", form, csrf=False).status_code == 400
+    # The API's rules, next to their fields: a bad key and URL; nothing saved.
+    response = admin.post("/exchange/partners/new",
+                          {**form, "public_key": "bm90IGEga2V5", "base_url": "ftp://x"})
+    assert response.status_code == 422
+    assert "must be 32 bytes" in response.get_data(as_text=True)
+    response = admin.post("/exchange/partners/new", {**form, "shared_case_ids": [str(case_b)]})
+    assert response.status_code == 422  # another agency's case is no choice
+    response = admin.post("/exchange/partners/new", form)
+    assert response.status_code == 200
+    shown = response.get_data(as_text=True)
+    with app.app_context():
+        partner = db.session.scalar(sa.select(ExchangePartner))
+        assert (partner.name, partner.agency_id, partner.shared_panels, partner.shared_case_ids,
+                partner.share_all_cases, partner.searches_per_minute) == \
+            ("kenya", agencies["A"], [PANEL], [case_a], False, 12)
+        issued = shown.split('id="issued-token">')[1].split("<")[0]
+        assert partner.inbound_token_hash == hash_token(issued)
+        assert exchange.decrypt_token(exchange.app_token_key(app),
+                                      partner.outbound_token_encrypted) == "dtx_from-kenya"
+        assert "dtx_from-kenya" not in shown
+    again = admin.post("/exchange/partners/new", form)
+    assert again.status_code == 409 and "is already in use" in again.get_data(as_text=True)
+    for role in ("analyst", "reviewer", "custodian"):
+        browser = make_browser(app, agencies, role)
+        assert browser.get("/exchange/partners/new").status_code == 403
+        assert browser.post("/exchange/partners/new", form).status_code == 403
+    with app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(ExchangePartner)) == 1
