@@ -455,9 +455,9 @@ def calling_partner() -> ExchangePartner:
        "alleles}}]}}. Each profile is searched against the released profiles shared with the "
        "caller; the answer is {results: [{reference, hit, matches: [{relationship, log10_lr, "
        "partner_reference}]}]} and nothing else. LRs use the reference set's pooled "
-       "frequencies and its species' θ, the default error model and fixed cutoffs (log10 "
-       "LR same animal 6, parent-offspring 4, full siblings 4, half siblings 3; at least 8 "
-       "loci compared). Rate-limited per partner (429).")
+       "frequencies and its species' θ, the default error model and one log10 LR cutoff for "
+       "every relationship that keeps the expected false matches of the whole search within "
+       "one (matching.pair_search.markov_cutoff). Rate-limited per partner (429).")
 def partner_search():
     partner = calling_partner()
     body = SEARCH.load(json_body(), mode="create")
