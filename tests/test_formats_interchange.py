@@ -374,3 +374,26 @@ def test_the_writers_refuse_what_the_formats_cannot_hold():
     )
     with pytest.raises(UnwritableValueError, match="at most 100"):
         ix.write_type18(many, kit)
+
+
+def test_xml_is_read_as_a_stream_with_bounded_nesting_and_specimen_size():
+    kit = ix.load_kit_mapping("elephant_16str")
+    deep = b"<CODISImportFile>" + b"<a>" * 50 + b"</a>" * 50 + b"</CODISImportFile>"
+    with pytest.raises(GenotypeFormatError, match="nested deeper than 8 levels"):
+        ix.read_codis_xml(deep, kit)
+    wide = codis(specimen("s1", *[locus("FH67", "150")] * 2000))
+    with pytest.raises(GenotypeFormatError, match="a SPECIMEN of more than 5000 elements"):
+        ix.read_codis_xml(wide, kit)
+    with pytest.raises(GenotypeFormatError, match="the root element is 'html'"):
+        ix.read_codis_xml(b"<html><SPECIMEN/></html>", kit)
+    with pytest.raises(GenotypeFormatError, match="not well-formed XML"):
+        ix.read_codis_xml(b"", kit)
+    # Elements the layout does not name are skipped; many specimens read one at a time.
+    many = codis(
+        "<BATCHID>b1</BATCHID>"
+        + "".join(
+            specimen(f"s{i}", locus("FH67", "150", str(152 + 2 * (i % 20)))) for i in range(3000)
+        )
+    )
+    table = ix.read_codis_xml(many, kit)
+    assert table.n_profiles == 3000 and table.alleles[2999, 0].tolist() == [150, 190]

@@ -33,7 +33,8 @@ CODIS-style XML (``codis-xml``)
     before relying on it. Reading accepts the namespace or none, ignores other elements, and
     refuses a kit other than the mapping's. XML is parsed by :mod:`defusedxml` with document
     type declarations forbidden (no entities, so no external-entity reads or entity expansion
-    bombs) and after a size check.
+    bombs) and after a size check, as a stream: one specimen is held at a time,
+    nesting deeper than 8 levels or a specimen of more than 5,000 elements is refused.
 
 ANSI/NIST-ITL Type-18 (``type18``)
     The traditional tagged-field encoding: records end with FS (0x1C), fields are separated by
@@ -57,6 +58,7 @@ ANSI/NIST-ITL Type-18 (``type18``)
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
 import os
 import re
@@ -76,6 +78,10 @@ from dnatrack.panels import Panel, load_panel
 
 #: Largest interchange file read (bytes); larger ones are refused before parsing.
 MAX_INTERCHANGE_BYTES = 32 * 1024 * 1024
+#: The CODIS-style layout nests 5 levels (CODISImportFile/SPECIMEN/LOCUS/ALLELE/ALLELEVALUE).
+MAX_XML_DEPTH = 8
+#: Elements one SPECIMEN may hold (a 16-locus profile has about 100).
+MAX_ELEMENTS_PER_SPECIMEN = 5_000
 #: Profiles per Type-18 transaction (IDC is two digits).
 TYPE18_MAX_RECORDS = 100
 #: Characters of a Type-18 allele call.
@@ -540,6 +546,60 @@ def _child_text(element, tag: str) -> str | None:
     return None
 
 
+def _specimens(data: bytes, name: str):
+    """The file's SPECIMEN elements, one at a time, each cleared once read: parsed as a stream,
+    so memory stays that of one specimen whatever the file's size; deeper nesting than the
+    layout's, or a specimen of more than :data:`MAX_ELEMENTS_PER_SPECIMEN` elements, is
+    refused."""
+    depth, in_specimen, root = 0, 0, None
+    try:
+        events = SafeET.iterparse(
+            io.BytesIO(data),
+            events=("start", "end"),
+            forbid_dtd=True,
+            forbid_entities=True,
+            forbid_external=True,
+        )
+        for event, element in events:
+            if event == "start":
+                depth += 1
+                if root is None:
+                    root = element
+                    if _local(root.tag) != "CODISImportFile":
+                        raise GenotypeFormatError(
+                            f"the root element is {_local(root.tag)!r}, not CODISImportFile",
+                            path=name,
+                        )
+                if depth > MAX_XML_DEPTH:
+                    raise GenotypeFormatError(
+                        f"elements nested deeper than {MAX_XML_DEPTH} levels", path=name
+                    )
+                if depth > 2:
+                    in_specimen += 1
+                    if in_specimen > MAX_ELEMENTS_PER_SPECIMEN:
+                        raise GenotypeFormatError(
+                            f"a SPECIMEN of more than {MAX_ELEMENTS_PER_SPECIMEN} elements",
+                            path=name,
+                        )
+                continue
+            depth -= 1
+            if depth == 1:
+                if _local(element.tag) == "SPECIMEN":
+                    yield element
+                in_specimen = 0
+                root.clear()
+    except defusedxml.DefusedXmlException as error:
+        raise GenotypeFormatError(
+            f"refused: the XML has a document type declaration or entities "
+            f"({type(error).__name__})",
+            path=name,
+        ) from None
+    except ET.ParseError as error:
+        raise GenotypeFormatError(
+            f"not well-formed XML ({error})", path=name, line=error.position[0]
+        ) from None
+
+
 def read_codis_xml(
     data: bytes,
     kit: KitMapping,
@@ -549,25 +609,10 @@ def read_codis_xml(
 ) -> GenotypeTable:
     """Profiles of a CODIS-style XML import file (see the module docstring)."""
     _checked_size(data, name, max_bytes)
-    try:
-        root = SafeET.fromstring(data, forbid_dtd=True, forbid_entities=True, forbid_external=True)
-    except defusedxml.DefusedXmlException as error:
-        raise GenotypeFormatError(
-            f"refused: the XML has a document type declaration or "
-            f"entities ({type(error).__name__})",
-            path=name,
-        ) from None
-    except ET.ParseError as error:
-        raise GenotypeFormatError(
-            f"not well-formed XML ({error})", path=name, line=error.position[0]
-        ) from None
-    if _local(root.tag) != "CODISImportFile":
-        raise GenotypeFormatError(
-            f"the root element is {_local(root.tag)!r}, not CODISImportFile", path=name
-        )
     reader = _Reader(kit, name)
-    specimens = [e for e in root if _local(e.tag) == "SPECIMEN"]
-    for number, specimen in enumerate(specimens, 1):
+    number = 0
+    for specimen in _specimens(data, name):
+        number += 1
         reference = _child_text(specimen, "SPECIMENID")
         where = f"SPECIMEN {reference or number}"
         row = reader.start(reference, where)
