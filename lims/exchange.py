@@ -88,6 +88,7 @@ from lims.models import (
     Seizure,
     hash_token,
 )
+from lims.permissions import permissions_of
 from lims.release import _origins
 from matching.identity import IdentityCriteria
 from matching.kinship import KinshipSearch
@@ -929,7 +930,8 @@ def imported_profiles(session: Session, panel: Panel, agency_id: int) -> list:
     """The profiles imported on ``panel`` from the partners of agency ``agency_id`` (need-to-know:
     a partner's profiles are its registering agency's), with their origin, in import order."""
     return session.execute(
-        sa.select(ExchangePartner.name.label("partner"), ExchangeProfile.reference,
+        sa.select(ExchangePartner.name.label("partner"), ExchangePartner.id.label("partner_id"),
+                  ExchangeProfile.reference,
                   ExchangeProfile.alleles, ExchangeProfile.species, ExchangeProfile.sample_type,
                   ExchangeProfile.seizure_country, ExchangeProfile.seizure_year)
         .join(ExchangePartner, ExchangePartner.id == ExchangeProfile.partner_id)
@@ -938,6 +940,18 @@ def imported_profiles(session: Session, panel: Panel, agency_id: int) -> list:
 
 
 def imported_table(panel: Panel, rows: Sequence) -> GenotypeTable:
-    """:func:`imported_profiles` as a table, ids ``<partner name>:<its reference>``."""
-    return genotype_table(panel, [f"{row.partner}:{row.reference}" for row in rows],
-                          [row.alleles for row in rows])
+    """:func:`imported_profiles` as a table, ids ``<partner name>:<its reference>`` (unique:
+    partner names are) and groups ``partner <name>``."""
+    table = genotype_table(panel, [imported_id(row) for row in rows],
+                           [row.alleles for row in rows])
+    return table.replace(group=np.array([f"partner {row.partner}" for row in rows],
+                                        dtype=object))
+
+
+def imported_id(row) -> str:
+    return f"{row.partner}:{row.reference}"
+
+
+def may_see_imported(user) -> bool:
+    """Whether ``user``'s roles let them see their agency's imported profiles."""
+    return "exchange.read" in permissions_of(user.roles)

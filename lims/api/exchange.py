@@ -618,9 +618,8 @@ IMPORTED_MATCHES_QUERY = (
        "one seizure or case — with the engine and scoring of a partner's search: same animal "
        "and relatives with their log10 LR. Each match names the imported profile "
        "<partner>:<its reference> and its origin (partner, species, sample type, seizure "
-       "country and year); imported profiles are never editable. They are not part of match "
-       "requests: a hit on a partner's profile is a lead for a follow-up request, not "
-       "evidence of this laboratory's.")
+       "country and year); imported profiles are never editable. Match requests search them "
+       "too, as background (node partner:<id>).")
 def imported_matches():
     values = query_values(IMPORTED_MATCHES_QUERY)
     if "panel" not in values:

@@ -890,3 +890,53 @@ def test_admins_register_partners_on_a_form_with_csrf(app, agencies):
         assert browser.post("/exchange/partners/new", form).status_code == 403
     with app.app_context():
         assert db.session.scalar(sa.select(sa.func.count()).select_from(ExchangePartner)) == 1
+
+
+def test_match_requests_search_imported_profiles_as_marked_background(world, partners,
+                                                                       scenario):
+    """On B, a match request of seizure SZ-B finds the planted tusk pair with A's imported
+    profile (node partner:<id>, named kws:<reference>, caveat); a user of another agency on B
+    gets no imported profile in their request, and may not read that node in B's result."""
+    from lims import jobs
+    from lims.reports.access import records_withdrawn_from
+    from tests.lims.test_match_requests import FAST
+
+    a, b = world["A"], world["B"]
+    content = _package(a, partners["A"])
+    payload = json.loads(content)["payload"]
+    assert b.call("POST", "/exchange/packages", raw=content)[0] == 201
+    with b.app.app_context():
+        seizure_b = db.session.scalar(sa.select(Seizure.id).where(Seizure.reference == "SZ-B"))
+    body = {"seizure_id": seizure_b, "analyses": ["identity", "kinship"],
+            "reference_sets": [REFERENCE], "parameters": dict(FAST)}
+    status, created = b.json("POST", "/match-requests", body, role="investigator")
+    assert status == 201, created
+    jobs.run_queued(b.app)
+    status, result = b.json("GET", f"/match-requests/{created['id']}/result",
+                            role="investigator")
+    assert status == 200, result
+    result = result.get("result", result)
+    tusk_b = truth_pairs(scenario)["same_animal"][1]
+    node = f"partner:{partners['B']}"
+    hits = [p for p in result["pairs"] if node in (p["node1"], p["node2"])]
+    assert [(p["relationship"], p["visible"]) for p in hits] == [("same_animal", True)]
+    samples = {hits[0]["sample1"], hits[0]["sample2"]}
+    assert tusk_b in samples
+    (imported,) = samples - {tusk_b}
+    assert imported in {f"kws:{p['reference']}" for p in payload["profiles"]}
+    assert result["nodes"][node]["kind"] == "partner"
+    assert result["nodes"][node]["agency"] == "exchange partner kws"
+    assert any("imported from your agency's exchange partners" in c for c in result["caveats"])
+    with b.app.app_context():
+        reader = db.session.scalar(sa.select(User).where(User.username == "investigator-B"))
+        other = Agency(code="OTHER", name="Other agency", kind="laboratory")
+        db.session.add(other)
+        db.session.flush()
+        stranger = User(agency_id=other.id, username="stranger", full_name="x")
+        stranger.set_roles({"investigator"})
+        researcher = db.session.scalar(sa.select(User).where(User.username == "researcher-B"))
+        db.session.add(stranger)
+        db.session.commit()
+        assert node not in records_withdrawn_from(db.session, result, reader)
+        assert node in records_withdrawn_from(db.session, result, stranger)
+        assert node in records_withdrawn_from(db.session, result, researcher)
