@@ -612,9 +612,10 @@ def export_interchange(session: Session, partner: ExchangePartner, panel: Panel,
                        actor_id: int | None = None) -> tuple[bytes, int]:
     """The released profiles ``partner`` may receive on ``panel`` (the scope of a package) as a
     CODIS-style XML or Type-18 file, named by our opaque references and the panel's kit
-    mapping, and the number of parts (Type-18 holds 100 profiles a transaction: ``part``
-    picks one). Unsigned: these files are for systems that do not read dnatrack packages.
-    Records an ``export`` event (the caller commits)."""
+    mapping, and the number of files they take (at most
+    :data:`dnatrack.formats.interchange.PROFILES_PER_FILE` profiles a file: ``part`` picks
+    one). Unsigned: these files are for systems that do not read dnatrack packages. Records
+    an ``export`` event (the caller commits)."""
     format = _interchange_format(format)
     if panel.name not in (partner.shared_panels or []):
         raise ExchangeError("not_shared", f"panel {panel.name} is not shared with partner "
@@ -623,7 +624,7 @@ def export_interchange(session: Session, partner: ExchangePartner, panel: Panel,
     kit = _kit(panel)
     profiles = shared_profiles(session, partner, panel.name, key)
     table = genotype_table(panel, [p.reference for p in profiles], [p.alleles for p in profiles])
-    parts = interchange.type18_parts(table) if format == "type18" else [table]
+    parts = interchange.file_parts(table, format)
     if not 1 <= part <= len(parts):
         raise ExchangeError("invalid", f"part must be 1 to {len(parts)}", 422,
                             [{"field": "part", "message": f"not in 1..{len(parts)}"}])

@@ -40,7 +40,7 @@ def test_export_then_import_gives_the_same_genotypes(tmp_path, panel, reference_
     assert (table.alleles == MISSING).any() and (
         table.alleles[:, :, 0] == table.alleles[:, :, 1]
     ).any()
-    parts = ix.type18_parts(table) if format == "type18" else [table]
+    parts = ix.file_parts(table, format)
     assert len(parts) == (3 if format == "type18" else 1)
     ids, alleles = [], []
     for number, part in enumerate(parts):
@@ -397,3 +397,19 @@ def test_xml_is_read_as_a_stream_with_bounded_nesting_and_specimen_size():
     )
     table = ix.read_codis_xml(many, kit)
     assert table.n_profiles == 3000 and table.alleles[2999, 0].tolist() == [150, 190]
+
+
+def test_a_full_xml_file_of_profiles_stays_under_the_import_limit():
+    kit = ix.load_kit_mapping("elephant_16str")
+    n = ix.PROFILES_PER_FILE["codis-xml"]
+    table = load_reference_set("savanna_elephant_simulated").table.select_loci(
+        kit.panel.locus_names
+    )
+    alleles = np.resize(table.alleles, (n, *table.alleles.shape[1:]))
+    lowest = np.array([locus.min_size for locus in kit.panel.loci])[None, :, None]
+    alleles = np.where(alleles == MISSING, lowest, alleles).astype(np.int16)  # all typed
+    full = GenotypeTable(alleles, [f"x{i:031x}" for i in range(n)], list(table.loci))
+    assert (full.alleles != MISSING).all()
+    content = ix.write_codis_xml(full, kit, source_lab="KWS")
+    assert len(content) < ix.MAX_INTERCHANGE_BYTES
+    assert ix.read_codis_xml(content, kit).n_profiles == n

@@ -35,8 +35,9 @@ def register(subparsers) -> None:
                         help="days the package stays valid (default 30)")
     export.add_argument("-o", "--output", required=True, type=Path, help="package file to write")
     export.add_argument("--format", choices=FORMATS, default="package",
-                        help="package (signed, default), codis-xml or type18; type18 files "
-                        "hold 100 profiles each: more are written as OUTPUT-001.an2, …")
+                        help="package (signed, default), codis-xml or type18; codis-xml files "
+                        "hold 5,000 profiles and type18 files 100: more are written as "
+                        "OUTPUT-001.xml, …")
     export.set_defaults(func=_export)
     imported = actions.add_parser("import", help="verify and import a partner's signed package")
     _add_database_option(imported)

@@ -84,6 +84,9 @@ MAX_XML_DEPTH = 8
 MAX_ELEMENTS_PER_SPECIMEN = 5_000
 #: Profiles per Type-18 transaction (IDC is two digits).
 TYPE18_MAX_RECORDS = 100
+#: Profiles per exported file: a Type-18 transaction's records, and for XML a number whose file
+#: (about 3.1 kB a 16-locus profile) stays well under :data:`MAX_INTERCHANGE_BYTES`.
+PROFILES_PER_FILE = {"codis-xml": 5_000, "type18": TYPE18_MAX_RECORDS}
 #: Characters of a Type-18 allele call.
 TYPE18_ALLELE_WIDTH = 4
 CODIS_NAMESPACE = "urn:CODISImportFile-schema"
@@ -379,7 +382,7 @@ def write_type18(
     date: dt.date | None = None,
 ) -> bytes:
     """The profiles of ``table`` as one ANSI/NIST-ITL transaction of Type-18 records (at most
-    :data:`TYPE18_MAX_RECORDS`; see :func:`type18_parts`)."""
+    :data:`TYPE18_MAX_RECORDS`; see :func:`file_parts`)."""
     if table.n_profiles > TYPE18_MAX_RECORDS:
         raise UnwritableValueError(
             f"{table.n_profiles} profiles: a Type-18 transaction holds at most "
@@ -426,11 +429,14 @@ def write_type18(
     return "".join(records).encode("ascii")
 
 
-def type18_parts(table: GenotypeTable) -> list[GenotypeTable]:
-    """``table`` cut into tables of at most :data:`TYPE18_MAX_RECORDS` profiles."""
+def file_parts(table: GenotypeTable, format: str) -> list[GenotypeTable]:
+    """``table`` cut into the files ``format`` takes: at most :data:`PROFILES_PER_FILE` profiles
+    each (Type-18: a transaction's 100 records; CODIS-style XML: what stays under the import size
+    limit). An empty table is one empty file."""
+    size = PROFILES_PER_FILE[format]
     return [
-        table.take(list(range(start, min(start + TYPE18_MAX_RECORDS, table.n_profiles))))
-        for start in range(0, max(table.n_profiles, 1), TYPE18_MAX_RECORDS)
+        table.take(list(range(start, min(start + size, table.n_profiles))))
+        for start in range(0, max(table.n_profiles, 1), size)
     ]
 
 

@@ -104,8 +104,9 @@ INTERCHANGE_EXPORT = Schema(
      Field("format", "string", "codis-xml (CODIS-style XML import layout) or type18 "
            "(ANSI/NIST-ITL Type-18 records, tagged encoding).", required=True, nullable=False,
            max_length=20),
-     Field("part", "integer", "Type-18 only: which part of 100 profiles (default 1; the "
-           "X-Interchange-Parts header says how many).", minimum=1, maximum=1_000_000)),
+     Field("part", "integer", "Which file, when there are more profiles than one holds "
+           "(5,000 in codis-xml, 100 in type18; default 1; the X-Interchange-Parts header says "
+           "how many).", minimum=1, maximum=1_000_000)),
 )
 INTERCHANGE_IMPORT = Schema(
     "exchange_interchange_import",
