@@ -9,9 +9,8 @@ the set whose frequencies weigh each profile, the searches, assignment, mixture 
 all there, shared with ``dnatrack analyze``. What is left here is the LIMS's: which profiles
 are the subject, where each profile comes from (:class:`Describer`: its seizure or source
 animal, or the exchange partner it was imported from), and need-to-know applied *before*
-anything is stored: a pair or link into a case the
-requester may not read keeps only the other seizure's reference and its holding agency
-(DESIGN 6, :func:`lims.reports.access.hold_back`).
+anything is stored: a pair or link into a case the requester may not read keeps only the other
+seizure's reference and its holding agency (DESIGN 6, :func:`lims.reports.access.hold_back`).
 
 Profiles imported from the requesting agency's exchange partners (:mod:`lims.exchange`) join
 the background when the requester may see them (``exchange.read``): one node per partner
@@ -126,7 +125,7 @@ def seizure_barcodes(session: Session, seizure_id: int) -> set[str]:
 
 
 def subject_rows(session: Session, table: GenotypeTable, case: Case,
-                  seizure: Seizure | None) -> np.ndarray:
+                 seizure: Seizure | None) -> np.ndarray:
     """Rows of the released table that belong to the request's subject, bool (n,): the
     samples of a seizure's items (that seizure record, whatever another agency's seizure of
     the same reference holds) or every sample of a case."""
