@@ -927,6 +927,12 @@ def test_match_requests_search_imported_profiles_as_marked_background(world, par
     assert result["nodes"][node]["kind"] == "partner"
     assert result["nodes"][node]["agency"] == "exchange partner kws"
     assert any("imported from your agency's exchange partners" in c for c in result["caveats"])
+    from tests.lims.web_support import make_browser
+
+    page = make_browser(b.app, {"B": b.agency_id}, "investigator", agency="B").get(
+        f"/match-requests/{created['id']}")
+    assert page.status_code == 200
+    assert "partner kws" in page.get_data(as_text=True)
     with b.app.app_context():
         reader = db.session.scalar(sa.select(User).where(User.username == "investigator-B"))
         other = Agency(code="OTHER", name="Other agency", kind="laboratory")
