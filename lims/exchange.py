@@ -608,14 +608,14 @@ def _interchange_format(name: str) -> str:
 
 
 def export_interchange(session: Session, partner: ExchangePartner, panel: Panel,
-                       key: Ed25519PrivateKey, format: str, *, part: int = 1,
-                       actor_id: int | None = None) -> tuple[bytes, int]:
-    """The released profiles ``partner`` may receive on ``panel`` (the scope of a package) as a
-    CODIS-style XML or Type-18 file, named by our opaque references and the panel's kit
-    mapping, and the number of files they take (at most
-    :data:`dnatrack.formats.interchange.PROFILES_PER_FILE` profiles a file: ``part`` picks
-    one). Unsigned: these files are for systems that do not read dnatrack packages. Records
-    an ``export`` event (the caller commits)."""
+                       key: Ed25519PrivateKey, format: str, *, part: int | None = 1,
+                       actor_id: int | None = None) -> tuple[list[bytes], int]:
+    """The released profiles ``partner`` may receive on ``panel`` (the scope of a package) as
+    CODIS-style XML or Type-18 files, named by our opaque references and the panel's kit
+    mapping: file ``part`` (1-based; every file when ``None``) of the number they take (at most
+    :data:`dnatrack.formats.interchange.PROFILES_PER_FILE` profiles a file), and that number.
+    Unsigned: these files are for systems that do not read dnatrack packages. Records an
+    ``export`` event per file (the caller commits)."""
     format = _interchange_format(format)
     if panel.name not in (partner.shared_panels or []):
         raise ExchangeError("not_shared", f"panel {panel.name} is not shared with partner "
@@ -625,18 +625,21 @@ def export_interchange(session: Session, partner: ExchangePartner, panel: Panel,
     profiles = shared_profiles(session, partner, panel.name, key)
     table = genotype_table(panel, [p.reference for p in profiles], [p.alleles for p in profiles])
     parts = interchange.file_parts(table, format)
-    if not 1 <= part <= len(parts):
+    if part is not None and not 1 <= part <= len(parts):
         raise ExchangeError("invalid", f"part must be 1 to {len(parts)}", 422,
                             [{"field": "part", "message": f"not in 1..{len(parts)}"}])
-    try:
-        content = interchange.dumps(format, parts[part - 1], kit)
-    except UnwritableValueError as error:
-        raise ExchangeError("unwritable", str(error), 422,
-                            [{"field": error.field, "message": str(error)}]) from None
-    record_event(session, "export", partner, actor_id, format=format, panel=panel.name,
-                 part=part, parts=len(parts), profiles=len(parts[part - 1]),
-                 sha256=hashlib.sha256(content).hexdigest())
-    return content, len(parts)
+    files = []
+    for number in [part] if part is not None else range(1, len(parts) + 1):
+        try:
+            content = interchange.dumps(format, parts[number - 1], kit)
+        except UnwritableValueError as error:
+            raise ExchangeError("unwritable", str(error), 422,
+                                [{"field": error.field, "message": str(error)}]) from None
+        record_event(session, "export", partner, actor_id, format=format, panel=panel.name,
+                     part=number, parts=len(parts), profiles=len(parts[number - 1]),
+                     sha256=hashlib.sha256(content).hexdigest())
+        files.append(content)
+    return files, len(parts)
 
 
 def import_interchange(session: Session, partner: ExchangePartner, panel: Panel,

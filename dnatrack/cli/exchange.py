@@ -86,14 +86,10 @@ def _export(args: argparse.Namespace) -> int:
                 files = {args.output: exchange.export_package(
                     db.session, partner, panel, key, valid_days=args.valid_days)}
             else:
-                content, parts = exchange.export_interchange(db.session, partner, panel, key,
-                                                             args.format)
-                files = {args.output: content}
-                if parts > 1:
-                    files = {_part_path(args.output, 1): content}
-                    for part in range(2, parts + 1):
-                        files[_part_path(args.output, part)] = exchange.export_interchange(
-                            db.session, partner, panel, key, args.format, part=part)[0]
+                contents, parts = exchange.export_interchange(db.session, partner, panel, key,
+                                                              args.format, part=None)
+                files = {args.output if parts == 1 else _part_path(args.output, number): content
+                         for number, content in enumerate(contents, 1)}
         except (exchange.ExchangeError, ValueError) as error:
             raise _command_error(f"{getattr(error, 'code', 'invalid')}: {error}") from None
         for path, content in files.items():

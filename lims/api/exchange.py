@@ -354,7 +354,7 @@ def export_interchange(record_id: int):
     values = INTERCHANGE_EXPORT.load(json_body(), mode="create")
     panel = _panel_value(values["panel"])
     try:
-        content, parts = exchange.export_interchange(
+        (content,), parts = exchange.export_interchange(
             db.session, partner, panel, signing_key(), values["format"],
             part=values.get("part") or 1, actor_id=_actor())
     except exchange.ExchangeError as error:

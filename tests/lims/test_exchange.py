@@ -748,8 +748,11 @@ def test_interchange_files_go_from_a_to_b_with_the_shared_profiles_only(world, p
 
 
 def test_the_command_line_exports_and_imports_interchange_files(app, agencies, runner,
-                                                                tmp_path, scenario):
+                                                                tmp_path, scenario,
+                                                                monkeypatch):
     rows = [i for i, g in enumerate(scenario.observed.group) if g == "SZ-A"]
+    # Type-18 files of 3 profiles here, so the 4 profiles take two numbered files.
+    monkeypatch.setitem(interchange.PROFILES_PER_FILE, "type18", 3)
     load_profiles(app, {"A": agencies["A"]}, scenario.observed.take(rows), {"SZ-A": "A"})
     with app.app_context():
         for name, agency in (("peer", "A"), ("origin", "B")):
@@ -765,6 +768,8 @@ def test_the_command_line_exports_and_imports_interchange_files(app, agencies, r
                         "--format", format, "-o", str(path))
         assert result.status == 0, result.err
         written = sorted(tmp_path.glob(f"out*{path.suffix}"))
+        assert [f.name for f in written] == (["out.xml"] if format == "codis-xml"
+                                             else ["out-001.an2", "out-002.an2"])
         result = runner("exchange", "import", "--format", format, str(written[0]))
         assert result.status == 1 and "needs --partner and --panel" in result.err
         for file in written:
