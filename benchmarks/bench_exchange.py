@@ -8,7 +8,12 @@ Package: ``--profiles`` released elephant 16-STR profiles (alleles drawn from th
 reference set's allele pools) in a migrated SQLite database of instance A; A signs a package
 for B (:func:`lims.exchange.export_package`: load the shared profiles, compute their opaque
 references, sign); B verifies and imports it (:func:`lims.exchange.import_package`: signature,
-every profile against the panel, one bulk insert), each timed inside its transaction.
+every profile against the panel, one bulk insert), each timed inside its transaction. The same
+profiles then go as a CODIS-style XML file (:func:`lims.exchange.export_interchange` and
+:func:`lims.exchange.import_interchange`, in files of 5,000 profiles, into a second partner of
+B so every profile is new),
+and as Type-18 transactions of 100 records written and read by the format layer alone
+(:mod:`dnatrack.formats.interchange`).
 
 Search: ``--queries`` profiles (1% of them copies of targets, with one dropout) searched against
 ``--targets`` as a partner's search is (:func:`lims.exchange.search_matches`: kinship new-vs-all
@@ -31,6 +36,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy.orm import Session
 
 import lims.models  # noqa: F401  (loaded before lims.custody, which lims.exchange imports)
+from dnatrack.formats import interchange
 from dnatrack.genotypes import GenotypeTable
 from dnatrack.panels import load_panel
 from dnatrack.reference import load_reference_set
@@ -112,6 +118,11 @@ def bench_package(n: int, pools, loci, folder: Path) -> dict:
         content = exchange.export_package(session, partner, load_panel(PANEL), key_a)
         session.commit()
         export_s = time.perf_counter() - started
+        started = time.perf_counter()
+        xml, _ = exchange.export_interchange(session, partner, load_panel(PANEL), key_a,
+                                             "codis-xml", part=None)
+        session.commit()
+        xml_export_s = time.perf_counter() - started
     with Session(engine_b) as session:
         agency = Agency(code="B", name="B", kind="laboratory")
         session.add(agency)
@@ -119,16 +130,48 @@ def bench_package(n: int, pools, loci, folder: Path) -> dict:
         session.add(ExchangePartner(agency_id=agency.id, name="a", base_url="http://a",
                                     public_key=exchange.public_key_text(key_a),
                                     inbound_token_hash=hash_token("a"), shared_panels=[PANEL]))
+        xml_partner = ExchangePartner(
+            agency_id=agency.id, name="a-xml", base_url="http://a",
+            public_key=exchange.public_key_text(Ed25519PrivateKey.generate()),
+            inbound_token_hash=hash_token("a-xml"), shared_panels=[PANEL])
+        session.add(xml_partner)
         session.commit()
         started = time.perf_counter()
         package = exchange.import_package(session, content, key_b, load_panel)
         session.commit()
         import_s = time.perf_counter() - started
         assert package.n_profiles == n
+        started = time.perf_counter()
+        imported = [exchange.import_interchange(session, xml_partner, load_panel(PANEL), part,
+                                                "codis-xml") for part in xml]
+        session.commit()
+        xml_import_s = time.perf_counter() - started
+        assert sum(package.n_profiles for package in imported) == n
     engine_a.dispose()
     engine_b.dispose()
     return {"profiles": n, "package_mb": round(len(content) / 1e6, 1),
-            "export_s": round(export_s, 2), "import_s": round(import_s, 2)}
+            "export_s": round(export_s, 2), "import_s": round(import_s, 2),
+            "codis_xml_files": len(xml), "codis_xml_mb": round(sum(map(len, xml)) / 1e6, 1),
+            "codis_xml_export_s": round(xml_export_s, 2),
+            "codis_xml_import_s": round(xml_import_s, 2), **bench_type18(n, pools, loci)}
+
+
+def bench_type18(n: int, pools, loci) -> dict:
+    """Type-18 transactions of 100 records: ``n`` profiles written, then read back."""
+    kit = interchange.load_kit_mapping(PANEL)
+    table = GenotypeTable(random_alleles(pools, n, np.random.default_rng(3)),
+                          [f"x{i:031x}" for i in range(n)], loci)
+    started = time.perf_counter()
+    parts = [interchange.write_type18(part, kit)
+             for part in interchange.file_parts(table, "type18")]
+    write_s = time.perf_counter() - started
+    started = time.perf_counter()
+    read = [interchange.read_type18(part, kit) for part in parts]
+    read_s = time.perf_counter() - started
+    assert sum(len(t) for t in read) == n
+    assert np.array_equal(np.concatenate([t.alleles for t in read]), np.sort(table.alleles, 2))
+    return {"type18_transactions": len(parts), "type18_write_s": round(write_s, 2),
+            "type18_read_s": round(read_s, 2)}
 
 
 def bench_search(n_queries: int, n_targets: int, pools, loci) -> dict:

@@ -82,6 +82,9 @@ class Config:
     # (None: exchange_signing_key.pem in the instance folder, created on first use), how long a
     # partner may take to answer (seconds), and the most profiles one partner search may send.
     EXCHANGE_SIGNING_KEY_FILE: str | None = None
+    # The key that encrypts partners' tokens at rest (None: exchange_token_key in the instance
+    # folder, created on first use, owner-only).
+    EXCHANGE_TOKEN_KEY_FILE: str | None = None
     EXCHANGE_TIMEOUT_SECONDS = 10.0
     EXCHANGE_MAX_SEARCH_PROFILES = 10_000
 

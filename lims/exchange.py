@@ -33,7 +33,9 @@ Search
 The instance signing key is an Ed25519 private key in PEM (PKCS 8) in the instance folder,
 ``exchange_signing_key.pem``, created on first use with owner-only permissions, or the file named
 by ``EXCHANGE_SIGNING_KEY_FILE``. ``dnatrack exchange key`` prints its public half for partners to
-register.
+register. The tokens partners issued us are kept encrypted (Fernet) under a second key beside it,
+``exchange_token_key`` (or ``EXCHANGE_TOKEN_KEY_FILE``), also owner-only: the database alone does
+not give them away.
 """
 
 from __future__ import annotations
@@ -59,10 +61,13 @@ from typing import Any
 import numpy as np
 import sqlalchemy as sa
 from cryptography.exceptions import InvalidSignature
+from cryptography.fernet import Fernet, InvalidToken
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from sqlalchemy.orm import Session
 
+from dnatrack.errors import GenotypeFormatError, UnwritableValueError
+from dnatrack.formats import interchange
 from dnatrack.genotypes import MISSING, GenotypeTable
 from dnatrack.panels import Panel
 from dnatrack.reference import ReferenceSet, load_reference_set
@@ -83,6 +88,7 @@ from lims.models import (
     Seizure,
     hash_token,
 )
+from lims.permissions import permissions_of
 from lims.release import _origins
 from matching.identity import IdentityCriteria
 from matching.kinship import KinshipSearch
@@ -95,6 +101,7 @@ log = logging.getLogger(__name__)
 PACKAGE_FORMAT = "dnatrack-exchange-package"
 PACKAGE_VERSION = 1
 SIGNING_KEY_FILE = "exchange_signing_key.pem"
+TOKEN_KEY_FILE = "exchange_token_key"
 #: A package's validity when the exporter does not say (days).
 DEFAULT_VALID_DAYS = 30
 #: Clock difference between instances tolerated on ``created_at`` (seconds).
@@ -121,22 +128,28 @@ def signing_key_path(config: Mapping, instance_path: str | os.PathLike) -> Path:
     return Path(config.get("EXCHANGE_SIGNING_KEY_FILE") or Path(instance_path) / SIGNING_KEY_FILE)
 
 
+def _owner_only_file(path: Path, content: bytes, what: str) -> None:
+    """Create ``path`` with ``content`` and owner-only permissions unless it exists; a
+    concurrent creator wins the race."""
+    if path.is_file():
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    with os.fdopen(descriptor, "wb") as handle:
+        handle.write(content)
+    log.info("%s created: %s", what, path)
+
+
 def load_signing_key(path: Path) -> Ed25519PrivateKey:
     """The instance's Ed25519 key from ``path`` (PEM, PKCS 8), created there on first use with
-    owner-only permissions; a concurrent creator wins the race."""
+    owner-only permissions."""
     if not path.is_file():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        pem = Ed25519PrivateKey.generate().private_bytes(
+        _owner_only_file(path, Ed25519PrivateKey.generate().private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption())
-        try:
-            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            pass
-        else:
-            with os.fdopen(descriptor, "wb") as handle:
-                handle.write(pem)
-            log.info("exchange signing key created: %s", path)
+            serialization.NoEncryption()), "exchange signing key")
     key = serialization.load_pem_private_key(path.read_bytes(), password=None)
     if not isinstance(key, Ed25519PrivateKey):
         raise ValueError(f"{path}: not an Ed25519 private key")
@@ -145,6 +158,42 @@ def load_signing_key(path: Path) -> Ed25519PrivateKey:
 
 def app_signing_key(app) -> Ed25519PrivateKey:
     return load_signing_key(signing_key_path(app.config, app.instance_path))
+
+
+def token_key_path(config: Mapping, instance_path: str | os.PathLike) -> Path:
+    return Path(config.get("EXCHANGE_TOKEN_KEY_FILE") or Path(instance_path) / TOKEN_KEY_FILE)
+
+
+def load_token_key(path: str | os.PathLike) -> Fernet:
+    """The key that encrypts the tokens partners issued us, at rest (Fernet: AES-128-CBC with
+    an HMAC-SHA256), from ``path``, created there on first use with owner-only permissions."""
+    path = Path(path)
+    _owner_only_file(path, Fernet.generate_key(), "exchange token key")
+    try:
+        return Fernet(path.read_bytes().strip())
+    except ValueError:
+        raise ValueError(f"{path}: not a Fernet key (32 bytes, url-safe base64)") from None
+
+
+def app_token_key(app) -> Fernet:
+    return load_token_key(token_key_path(app.config, app.instance_path))
+
+
+def encrypt_token(key: Fernet, token: str | None) -> str | None:
+    """``token`` as stored: Fernet ciphertext (``None`` stays ``None``)."""
+    return None if token is None else key.encrypt(token.encode()).decode("ascii")
+
+
+def decrypt_token(key: Fernet, stored: str | None) -> str | None:
+    """The token behind :func:`encrypt_token`'s ciphertext; ``ValueError`` when it was made
+    with another key or altered."""
+    if stored is None:
+        return None
+    try:
+        return key.decrypt(stored.encode("ascii")).decode()
+    except (InvalidToken, UnicodeError):
+        raise ValueError("the stored partner token does not decrypt with this instance's "
+                         "token key") from None
 
 
 def public_key_text(key: Ed25519PrivateKey | Ed25519PublicKey) -> str:
@@ -490,25 +539,41 @@ def import_package(session: Session, content: bytes, key: Ed25519PrivateKey, pan
         partner, payload = verify_package(session, content, key, now)
         panel = _package_panel(payload, panels)
         profiles = _checked_profiles(panel, payload.get("profiles"))
-        held = dict(session.execute(
-            sa.select(ExchangeProfile.reference, ExchangeProfile.alleles).where(
-                ExchangeProfile.partner_id == partner.id, ExchangeProfile.panel == panel.name)
-        ).all())
-        conflicts = [p["reference"] for p in profiles
-                     if p["reference"] in held and held[p["reference"]] != p["alleles"]]
-        if conflicts:
-            raise ExchangeError("conflict", f"reference {conflicts[0]} was imported before with "
-                                "other alleles; imported profiles are never changed", 409,
-                                [{"field": "profiles", "message": f"{len(conflicts)} conflict(s)"}])
+        new = _new_profiles(session, partner, panel, profiles)
     except ExchangeError as error:
         log.warning("exchange import refused (%s): %s", error.code, error)
         raise
-    new = [p for p in profiles if p["reference"] not in held]
+    return _store_package(session, partner, panel, profiles, new, content, actor_id,
+                          package_id=payload["package_id"],
+                          created_at=_time(payload, "created_at"),
+                          expires_at=_time(payload, "expires_at"))
+
+
+def _new_profiles(session: Session, partner: ExchangePartner, panel: Panel,
+                  profiles: list[dict]) -> list[dict]:
+    """The profiles not imported before from ``partner``; :class:`ExchangeError` ``conflict``
+    when one of its references was imported with other alleles (imported records never
+    change)."""
+    held = dict(session.execute(
+        sa.select(ExchangeProfile.reference, ExchangeProfile.alleles).where(
+            ExchangeProfile.partner_id == partner.id, ExchangeProfile.panel == panel.name)
+    ).all())
+    conflicts = [p["reference"] for p in profiles
+                 if p["reference"] in held and held[p["reference"]] != p["alleles"]]
+    if conflicts:
+        raise ExchangeError("conflict", f"reference {conflicts[0]} was imported before with "
+                            "other alleles; imported profiles are never changed", 409,
+                            [{"field": "profiles", "message": f"{len(conflicts)} conflict(s)"}])
+    return [p for p in profiles if p["reference"] not in held]
+
+
+def _store_package(session: Session, partner: ExchangePartner, panel: Panel,
+                   profiles: list[dict], new: list[dict], content: bytes,
+                   actor_id: int | None, **package_fields: Any) -> ExchangePackage:
+    format = package_fields.pop("format", PACKAGE_FORMAT)
     package = ExchangePackage(
-        package_id=payload["package_id"], partner_id=partner.id, panel=panel.name,
-        created_at=_time(payload, "created_at"), expires_at=_time(payload, "expires_at"),
-        sha256=hashlib.sha256(content).hexdigest(), content=content, n_profiles=len(profiles),
-        imported_by_id=actor_id)
+        partner_id=partner.id, panel=panel.name, sha256=hashlib.sha256(content).hexdigest(),
+        content=content, n_profiles=len(profiles), imported_by_id=actor_id, **package_fields)
     session.add(package)
     session.flush()
     if new:
@@ -518,8 +583,101 @@ def import_package(session: Session, content: bytes, key: Ed25519PrivateKey, pan
              "n_loci_typed": len(p["alleles"]), **p} for p in new])
     record_event(session, "import", partner, actor_id, package_id=package.package_id,
                  panel=panel.name, profiles=len(profiles), new_profiles=len(new),
-                 sha256=package.sha256)
+                 sha256=package.sha256, format=format)
     return package
+
+
+# --- interchange formats (CODIS-style XML, ANSI/NIST-ITL Type-18) ------------------------------
+
+
+def _kit(panel: Panel) -> interchange.KitMapping:
+    try:
+        return interchange.load_kit_mapping(panel)
+    except ValueError as error:
+        raise ExchangeError("no_kit_mapping", str(error), 422,
+                            [{"field": "panel", "message": "has no exchange kit mapping"}]
+                            ) from None
+
+
+def _interchange_format(name: str) -> str:
+    if name not in interchange.FORMATS:
+        raise ExchangeError("unknown_format", f"format must be one of "
+                            f"{', '.join(interchange.FORMATS)}", 422,
+                            [{"field": "format", "message": "unknown"}])
+    return name
+
+
+def export_interchange(session: Session, partner: ExchangePartner, panel: Panel,
+                       key: Ed25519PrivateKey, format: str, *, part: int | None = 1,
+                       actor_id: int | None = None) -> tuple[list[bytes], int]:
+    """The released profiles ``partner`` may receive on ``panel`` (the scope of a package) as
+    CODIS-style XML or Type-18 files, named by our opaque references and the panel's kit
+    mapping: file ``part`` (1-based; every file when ``None``) of the number they take (at most
+    :data:`dnatrack.formats.interchange.PROFILES_PER_FILE` profiles a file), and that number.
+    Unsigned: these files are for systems that do not read dnatrack packages. Records an
+    ``export`` event per file (the caller commits)."""
+    format = _interchange_format(format)
+    if panel.name not in (partner.shared_panels or []):
+        raise ExchangeError("not_shared", f"panel {panel.name} is not shared with partner "
+                                          f"{partner.name}", 422,
+                            [{"field": "panel", "message": "not shared with this partner"}])
+    kit = _kit(panel)
+    profiles = shared_profiles(session, partner, panel.name, key)
+    table = genotype_table(panel, [p.reference for p in profiles], [p.alleles for p in profiles])
+    parts = interchange.file_parts(table, format)
+    if part is not None and not 1 <= part <= len(parts):
+        raise ExchangeError("invalid", f"part must be 1 to {len(parts)}", 422,
+                            [{"field": "part", "message": f"not in 1..{len(parts)}"}])
+    files = []
+    for number in [part] if part is not None else range(1, len(parts) + 1):
+        try:
+            content = interchange.dumps(format, parts[number - 1], kit)
+        except UnwritableValueError as error:
+            raise ExchangeError("unwritable", str(error), 422,
+                                [{"field": error.field, "message": str(error)}]) from None
+        record_event(session, "export", partner, actor_id, format=format, panel=panel.name,
+                     part=number, parts=len(parts), profiles=len(parts[number - 1]),
+                     sha256=hashlib.sha256(content).hexdigest())
+        files.append(content)
+    return files, len(parts)
+
+
+def import_interchange(session: Session, partner: ExchangePartner, panel: Panel,
+                       content: bytes, format: str, *, name: str = "upload",
+                       actor_id: int | None = None, now: dt.datetime | None = None
+                       ) -> ExchangePackage:
+    """Profiles of a CODIS-style XML or Type-18 file from ``partner`` stored as an imported
+    package (kept byte for byte; its id is the file's SHA-256, so the same file twice is a
+    replay). These files carry no signature: their origin is the admin's word, recorded with
+    the import. All or nothing, as for packages."""
+    try:
+        format = _interchange_format(format)
+        if not partner.active:
+            raise ExchangeError("inactive", f"partner {partner.name} is not active", 422)
+        kit = _kit(panel)
+        try:
+            table = interchange.loads(format, content, kit, name=name)
+        except GenotypeFormatError as error:
+            raise ExchangeError("invalid_profile", str(error), 422,
+                                [{"field": error.field or "file", "message": error.reason}]
+                                ) from None
+        package_id = hashlib.sha256(content).hexdigest()
+        if session.scalar(sa.select(ExchangePackage.id).where(
+                ExchangePackage.package_id == package_id)) is not None:
+            raise ExchangeError("replayed", f"this file (SHA-256 {package_id}) was already "
+                                "imported", 409,
+                                [{"field": "file", "message": "already imported"}])
+        records = [{"reference": reference, "alleles": alleles, "species": panel.species}
+                   for reference, alleles in interchange.table_as_profiles(table)]
+        profiles = _checked_profiles(panel, records)
+        new = _new_profiles(session, partner, panel, profiles)
+    except ExchangeError as error:
+        log.warning("exchange %s import refused (%s): %s", format, error.code, error)
+        raise
+    now = now or utcnow()
+    return _store_package(session, partner, panel, profiles, new, content, actor_id,
+                          package_id=package_id, created_at=now, expires_at=now,
+                          format=format)
 
 
 # --- searching ---------------------------------------------------------------------------------
@@ -649,13 +807,14 @@ class PartnerUnreachable(Exception):
 
 
 def call_partner(partner: ExchangePartner, method: str, path: str, body: dict | None,
-                 timeout: float) -> tuple[int, dict]:
-    """``(status, JSON body)`` of one request to a partner's API with the token it issued us;
-    :class:`PartnerUnreachable` when it does not answer within ``timeout`` seconds."""
+                 timeout: float, token: str | None) -> tuple[int, dict]:
+    """``(status, JSON body)`` of one request to a partner's API with ``token``, the one it
+    issued us (:func:`decrypt_token`); :class:`PartnerUnreachable` when it does not answer
+    within ``timeout`` seconds."""
     url = partner.base_url.rstrip("/") + "/api/v1" + path
     data = json.dumps(body).encode() if body is not None else None
     request = urllib.request.Request(url, data=data, method=method, headers={
-        "Authorization": f"Bearer {partner.outbound_token or ''}",
+        "Authorization": f"Bearer {token or ''}",
         "Content-Type": "application/json", "Accept": "application/json"})
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
@@ -672,7 +831,7 @@ def call_partner(partner: ExchangePartner, method: str, path: str, body: dict | 
 
 
 def search_partners(partners: Iterable[ExchangePartner], requests: Mapping[int, dict],
-                    timeout: float) -> dict[int, dict]:
+                    timeout: float, tokens: Mapping[int, str]) -> dict[int, dict]:
     """Send each partner its search (``requests``: partner id → body) at once; per partner id
     ``{"status": "answered", "results"}``, ``{"status": "refused", "error", "message"}`` or
     ``{"status": "unreachable", "message"}``. A partner that is down costs at most ``timeout``
@@ -682,7 +841,7 @@ def search_partners(partners: Iterable[ExchangePartner], requests: Mapping[int, 
     def one(partner: ExchangePartner) -> dict:
         try:
             status, body = call_partner(partner, "POST", "/exchange/search",
-                                        requests[partner.id], timeout)
+                                        requests[partner.id], timeout, tokens[partner.id])
         except PartnerUnreachable as error:
             return {"status": "unreachable", "message": str(error)}
         if status == 200 and isinstance(body.get("results"), list):
@@ -771,11 +930,32 @@ def follow_up_details(session: Session, follow_up: ExchangeFollowUp,
     return answer
 
 
-def imported_table(session: Session, panel: Panel) -> GenotypeTable:
-    """Every profile imported on ``panel``, ids ``<partner name>:<its reference>``."""
-    rows = session.execute(
-        sa.select(ExchangePartner.name, ExchangeProfile.reference, ExchangeProfile.alleles)
+def imported_profiles(session: Session, panel: Panel, agency_id: int) -> list:
+    """The profiles imported on ``panel`` from the partners of agency ``agency_id`` (need-to-know:
+    a partner's profiles are its registering agency's), with their origin, in import order."""
+    return session.execute(
+        sa.select(ExchangePartner.name.label("partner"), ExchangePartner.id.label("partner_id"),
+                  ExchangeProfile.reference,
+                  ExchangeProfile.alleles, ExchangeProfile.species, ExchangeProfile.sample_type,
+                  ExchangeProfile.seizure_country, ExchangeProfile.seizure_year)
         .join(ExchangePartner, ExchangePartner.id == ExchangeProfile.partner_id)
-        .where(ExchangeProfile.panel == panel.name).order_by(ExchangeProfile.id)).all()
-    return genotype_table(panel, [f"{name}:{ref}" for name, ref, _ in rows],
-                          [alleles for _, _, alleles in rows])
+        .where(ExchangeProfile.panel == panel.name, ExchangePartner.agency_id == agency_id)
+        .order_by(ExchangeProfile.id)).all()
+
+
+def imported_table(panel: Panel, rows: Sequence) -> GenotypeTable:
+    """:func:`imported_profiles` as a table, ids ``<partner name>:<its reference>`` (unique:
+    partner names are) and groups ``partner <name>``."""
+    table = genotype_table(panel, [imported_id(row) for row in rows],
+                           [row.alleles for row in rows])
+    return table.replace(group=np.array([f"partner {row.partner}" for row in rows],
+                                        dtype=object))
+
+
+def imported_id(row) -> str:
+    return f"{row.partner}:{row.reference}"
+
+
+def may_see_imported(user) -> bool:
+    """Whether ``user``'s roles let them see their agency's imported profiles."""
+    return "exchange.read" in permissions_of(user.roles)

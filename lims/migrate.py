@@ -6,6 +6,7 @@ check that the migrated schema equals the models).
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from alembic import command
@@ -17,8 +18,14 @@ from sqlalchemy.engine import Connection
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
-def alembic_config(database_url: str | None = None, connection: Connection | None = None) -> Config:
-    """An Alembic configuration for the LIMS migrations, on a URL or an open connection."""
+def alembic_config(
+    database_url: str | None = None,
+    connection: Connection | None = None,
+    token_key_file: str | os.PathLike | None = None,
+) -> Config:
+    """An Alembic configuration for the LIMS migrations, on a URL or an open connection;
+    ``token_key_file`` is the instance's exchange token key (migration 0012 encrypts partners'
+    tokens with it)."""
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     if database_url is not None:
@@ -26,16 +33,29 @@ def alembic_config(database_url: str | None = None, connection: Connection | Non
         config.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
     if connection is not None:
         config.attributes["connection"] = connection
+    if token_key_file is not None:
+        config.attributes["exchange_token_key_file"] = os.fspath(token_key_file)
     return config
 
 
 def upgrade(
-    database_url: str | None = None, *, connection: Connection | None = None, revision: str = "head"
+    database_url: str | None = None,
+    *,
+    connection: Connection | None = None,
+    revision: str = "head",
+    token_key_file: str | os.PathLike | None = None,
 ) -> None:
     """Bring the database at ``database_url`` (or on ``connection``) up to ``revision``."""
     if (database_url is None) == (connection is None):
         raise ValueError("give either a database URL or a connection")
-    command.upgrade(alembic_config(database_url, connection), revision)
+    command.upgrade(alembic_config(database_url, connection, token_key_file), revision)
+
+
+def downgrade(
+    database_url: str, revision: str, *, token_key_file: str | os.PathLike | None = None
+) -> None:
+    """Take the database at ``database_url`` back to ``revision``."""
+    command.downgrade(alembic_config(database_url, token_key_file=token_key_file), revision)
 
 
 def head_revision() -> str:

@@ -32,6 +32,8 @@ PERMISSIONS = {
     "audit.read": "read the audit trail",
     "exchange.manage": "register exchange partners, export and import signed packages, decide "
     "partners' follow-up requests",
+    "exchange.read": "see and search the profiles imported from one's own agency's exchange "
+    "partners (their origin shown; never editable)",
     "intelligence.read": "read seizure-intelligence figures and AITR/ETIS tables (need-to-know "
     "applies to every figure)",
     "vocabulary.manage": "add, relabel and retire terms of the seizure-record vocabularies",
@@ -62,6 +64,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
             "match.request",
             "report.prepare",
             "intelligence.read",
+            "exchange.read",
         }
     ),
     "reviewer": frozenset(
@@ -72,10 +75,11 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
             "match.request",
             "report.review",
             "intelligence.read",
+            "exchange.read",
         }
     ),
     "investigator": frozenset(
-        {"record.read", "case.write", "match.request", "intelligence.read"}
+        {"record.read", "case.write", "match.request", "intelligence.read", "exchange.read"}
     ),
     "researcher": frozenset({"released.read"}),
 }

@@ -132,12 +132,14 @@ def _database_error(error: Exception) -> Exception:
 
 
 def _db_upgrade(args: argparse.Namespace) -> int:
+    from lims.exchange import token_key_path
     from lims.migrate import upgrade
 
     with _app(args) as app:
         url = app.config["DATABASE_URL"]
+        token_key = token_key_path(app.config, app.instance_path)
     try:
-        upgrade(url, revision=args.revision)
+        upgrade(url, revision=args.revision, token_key_file=token_key)
     except _database_errors() as error:
         raise _database_error(error) from None
     print(f"database at revision {args.revision}: {_masked(url)}")

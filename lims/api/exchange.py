@@ -21,23 +21,26 @@ import sqlalchemy as sa
 from flask import Response, current_app, g, request
 from flask_login import current_user
 
+from dnatrack.formats import interchange
 from dnatrack.genotypes import GenotypeTable
 from lims import exchange
 from lims.api.routing import (
     PAGINATION,
     QueryParam,
+    form_values,
     json_body,
     load_visible,
     paginated,
     query_values,
     route,
 )
-from lims.api.schema import Field, Schema, invalid
+from lims.api.schema import FILE_TYPE, Field, Schema, invalid
 from lims.errors import ApiError
 from lims.extensions import db
 from lims.genotyping import resolve_panel
-from lims.models import Case, ExchangeFollowUp, ExchangePartner, Sample
+from lims.models import Case, ExchangeFollowUp, ExchangePartner, Sample, Seizure
 from lims.release import released_genotypes
+from lims.reports.analysis import subject_rows
 
 PARTNER_AUTH = (
     "Authenticated by the token this instance issued to the calling partner "
@@ -95,6 +98,24 @@ EXPORT = Schema(
      Field("valid_days", "number", "Days the package is valid (default 30).", positive=True,
            maximum=365)),
 )
+INTERCHANGE_EXPORT = Schema(
+    "exchange_interchange_export",
+    (Field("panel", "string", required=True, nullable=False, max_length=100),
+     Field("format", "string", "codis-xml (CODIS-style XML import layout) or type18 "
+           "(ANSI/NIST-ITL Type-18 records, tagged encoding).", required=True, nullable=False,
+           max_length=20),
+     Field("part", "integer", "Which file, when there are more profiles than one holds "
+           "(5,000 in codis-xml, 100 in type18; default 1; the X-Interchange-Parts header says "
+           "how many).", minimum=1, maximum=1_000_000)),
+)
+INTERCHANGE_IMPORT = Schema(
+    "exchange_interchange_import",
+    (Field("file", FILE_TYPE, "The CODIS-style XML or Type-18 file.", required=True,
+           nullable=False),
+     Field("panel", "string", required=True, nullable=False, max_length=100),
+     Field("format", "string", "codis-xml or type18.", required=True, nullable=False,
+           max_length=20)),
+)
 PACKAGE = Schema(
     "exchange_package",
     (Field("payload", "object", "What was signed: format, version, package_id, sender_key, "
@@ -146,6 +167,23 @@ def signing_key():
     if key is None:
         key = app.extensions["dnatrack_exchange_key"] = exchange.app_signing_key(app)
     return key
+
+
+def token_key():
+    app = current_app
+    key = app.extensions.get("dnatrack_exchange_token_key")
+    if key is None:
+        key = app.extensions["dnatrack_exchange_token_key"] = exchange.app_token_key(app)
+    return key
+
+
+def _outbound_token(partner: ExchangePartner) -> str | None:
+    try:
+        return exchange.decrypt_token(token_key(), partner.outbound_token_encrypted)
+    except ValueError as error:
+        exchange.log.error("exchange partner %s: %s", partner.name, error)
+        raise ApiError(409, f"the token partner {partner.name} issued us cannot be read: "
+                       "register it again") from None
 
 
 def panels(name: str):
@@ -201,17 +239,27 @@ def list_partners():
        response_status=201, description="Answers the token this instance issues to the partner "
        "(issued_token) once; only its hash is kept.")
 def create_partner():
-    values = PARTNER.load(json_body(), mode="create")
+    partner, token = register_partner(json_body())
+    db.session.commit()
+    return {**PARTNER.dump(partner), "issued_token": token}, 201
+
+
+def register_partner(data) -> tuple[ExchangePartner, str]:
+    """Check a partner's registration (API field names) and add it for the caller's agency,
+    with the token this instance issues to it (returned once; only its hash is kept) and the
+    token it issued us encrypted. :class:`~lims.errors.ApiError` naming the fields."""
+    values = PARTNER.load(data, mode="create")
     _check_partner_values(values)
     token = exchange.new_partner_token()
+    outbound = exchange.encrypt_token(token_key(), values.pop("outbound_token", None))
     partner = ExchangePartner(agency_id=current_user.agency_id, created_by_id=_actor(),
-                              inbound_token_hash=exchange.hash_token(token), **values)
+                              inbound_token_hash=exchange.hash_token(token),
+                              outbound_token_encrypted=outbound, **values)
     db.session.add(partner)
     db.session.flush()
     exchange.log.info("exchange partner %s registered by %s", partner.name,
                       current_user.username)
-    db.session.commit()
-    return {**PARTNER.dump(partner), "issued_token": token}, 201
+    return partner, token
 
 
 @route("/exchange/partners/<int:record_id>", "GET", summary="Read an exchange partner",
@@ -228,6 +276,11 @@ def update_partner(record_id: int):
     values = PARTNER.load(json_body(), mode="update")
     _check_partner_values({k: v for k, v in values.items()
                            if getattr(partner, k, None) != v})
+    if "outbound_token" in values:
+        partner.outbound_token_encrypted = exchange.encrypt_token(
+            token_key(), values.pop("outbound_token"))
+        exchange.log.info("exchange partner %s: outbound token changed by %s", partner.name,
+                          current_user.username)
     for name, value in values.items():
         setattr(partner, name, value)
     db.session.commit()
@@ -278,6 +331,69 @@ def import_package():
     return {"id": package.id, "package_id": package.package_id,
             "partner": package.partner.name, "panel": package.panel,
             "profiles": package.n_profiles}, 201
+
+
+def _panel_value(name: str):
+    try:
+        return panels(name)
+    except ValueError as error:
+        raise invalid("panel", str(error)) from None
+
+
+@route("/exchange/partners/<int:record_id>/interchange", "POST",
+       summary="Export released profiles for a partner as CODIS-style XML or Type-18",
+       tag="exchange", permission="exchange.manage", request=INTERCHANGE_EXPORT,
+       response_media_type="application/octet-stream",
+       description="The profiles a package would carry (current released profiles of the "
+       "panel in the partner's shared scope, named by opaque references) in an interchange "
+       "format, loci and alleles named by the panel's kit mapping "
+       "(reference_data/exchange_kits). Unsigned. A profile the format cannot hold is refused "
+       "(unwritable), naming it and the locus.")
+def export_interchange(record_id: int):
+    partner = load_visible(ExchangePartner, record_id, "partner")
+    values = INTERCHANGE_EXPORT.load(json_body(), mode="create")
+    panel = _panel_value(values["panel"])
+    try:
+        (content,), parts = exchange.export_interchange(
+            db.session, partner, panel, signing_key(), values["format"],
+            part=values.get("part") or 1, actor_id=_actor())
+    except exchange.ExchangeError as error:
+        raise _api_error(error) from None
+    db.session.commit()
+    response = Response(content, mimetype="application/octet-stream")
+    extension = interchange.EXTENSIONS[values["format"]]
+    response.headers["Content-Disposition"] = (
+        f'attachment; filename="dnatrack-{panel.name}-for-{partner.name}{extension}"')
+    response.headers["X-Interchange-Parts"] = str(parts)
+    return response
+
+
+@route("/exchange/partners/<int:record_id>/interchange-imports", "POST",
+       summary="Import a partner's CODIS-style XML or Type-18 file", tag="exchange",
+       permission="exchange.manage", request_form=INTERCHANGE_IMPORT, response_status=201,
+       error_statuses=(409, 413, 422),
+       description="Multipart form: file, panel, format. The profiles are stored as imported "
+       "from this partner (marked with its origin, never editable). The file carries no "
+       "signature: the caller vouches for its origin, and the import is logged. Refused, "
+       "importing nothing, when a locus or allele does not fit the panel's kit mapping "
+       "(invalid_profile, naming the record and locus), when XML has a document type "
+       "declaration (entities are never expanded), when the same file was imported "
+       "(replayed), or when a reference was imported before with other alleles (conflict).")
+def import_interchange(record_id: int):
+    partner = load_visible(ExchangePartner, record_id, "partner")
+    values = form_values(INTERCHANGE_IMPORT)
+    panel = _panel_value(values["panel"])
+    content = values["file"].read(interchange.MAX_INTERCHANGE_BYTES + 1)
+    try:
+        package = exchange.import_interchange(
+            db.session, partner, panel, content, values["format"],
+            name=values["file"].filename or "upload", actor_id=_actor())
+    except exchange.ExchangeError as error:
+        db.session.rollback()
+        raise _api_error(error) from None
+    db.session.commit()
+    return {"id": package.id, "package_id": package.package_id, "partner": partner.name,
+            "panel": package.panel, "profiles": package.n_profiles}, 201
 
 
 @route("/exchange/follow-ups", "GET", summary="Follow-up requests from partners (the queue)",
@@ -340,9 +456,9 @@ def calling_partner() -> ExchangePartner:
        "alleles}}]}}. Each profile is searched against the released profiles shared with the "
        "caller; the answer is {results: [{reference, hit, matches: [{relationship, log10_lr, "
        "partner_reference}]}]} and nothing else. LRs use the reference set's pooled "
-       "frequencies and its species' θ, the default error model and fixed cutoffs (log10 "
-       "LR same animal 6, parent-offspring 4, full siblings 4, half siblings 3; at least 8 "
-       "loci compared). Rate-limited per partner (429).")
+       "frequencies and its species' θ, the default error model and one log10 LR cutoff for "
+       "every relationship that keeps the expected false matches of the whole search within "
+       "one (matching.pair_search.markov_cutoff). Rate-limited per partner (429).")
 def partner_search():
     partner = calling_partner()
     body = SEARCH.load(json_body(), mode="create")
@@ -405,7 +521,7 @@ def search_partners():
         raise invalid("panel", str(error)) from None
     statement = sa.select(ExchangePartner).where(
         ExchangePartner.agency_id == current_user.agency_id,
-        ExchangePartner.active.is_(True), ExchangePartner.outbound_token.is_not(None))
+        ExchangePartner.active.is_(True), ExchangePartner.outbound_token_encrypted.is_not(None))
     if values.get("partner_ids"):
         statement = statement.where(ExchangePartner.id.in_(values["partner_ids"]))
     chosen = [p for p in db.session.scalars(statement.order_by(ExchangePartner.id))
@@ -435,7 +551,8 @@ def search_partners():
         requests_by_partner[partner.id] = {"panel": panel.name, "profiles": profiles,
                                            "reference_set": values.get("reference_set")}
     answers = exchange.search_partners(chosen, requests_by_partner,
-                                       current_app.config["EXCHANGE_TIMEOUT_SECONDS"])
+                                       current_app.config["EXCHANGE_TIMEOUT_SECONDS"],
+                                       {p.id: _outbound_token(p) for p in chosen})
     out = []
     for partner in chosen:
         answer = answers[partner.id]
@@ -476,7 +593,8 @@ def read_follow_up(partner_id: int, remote_id: int):
 def _forward(partner: ExchangePartner, method: str, path: str, body: dict | None) -> dict:
     try:
         status, answer = exchange.call_partner(partner, method, path, body,
-                                               current_app.config["EXCHANGE_TIMEOUT_SECONDS"])
+                                               current_app.config["EXCHANGE_TIMEOUT_SECONDS"],
+                                               _outbound_token(partner))
     except exchange.PartnerUnreachable as error:
         return {"status": "unreachable", "message": str(error)}
     if status >= 400:
@@ -485,17 +603,26 @@ def _forward(partner: ExchangePartner, method: str, path: str, body: dict | None
     return answer
 
 
+IMPORTED_MATCHES_QUERY = (
+    QueryParam("panel", "string", "Marker panel (required)."),
+    QueryParam("reference_set", "string", "Reference set for the LRs."),
+    QueryParam("seizure_id", "integer", "Search only this seizure's released profiles."),
+    QueryParam("case_id", "integer", "Search only this case's released profiles."),
+)
+
+
 @route("/exchange/imported-matches", "GET",
        summary="Matches between imported profiles and local released ones", tag="exchange",
-       permission="match.request",
-       query=(QueryParam("panel", "string", "Marker panel (required)."),
-              QueryParam("reference_set", "string", "Reference set for the LRs.")),
-       description="Imported profiles are searched against the released profiles you can see, "
-       "as a partner's search would be: same animal and relatives with their log10 LR; "
-       "imported profiles are named <partner>:<its reference>.")
+       permission="exchange.read", query=IMPORTED_MATCHES_QUERY,
+       description="The profiles imported from your agency's partners (need-to-know: no other "
+       "agency's) are searched against the released profiles you can see — or only those of "
+       "one seizure or case — with the engine and scoring of a partner's search: same animal "
+       "and relatives with their log10 LR. Each match names the imported profile "
+       "<partner>:<its reference> and its origin (partner, species, sample type, seizure "
+       "country and year); imported profiles are never editable. Match requests search them "
+       "too, as background (node partner:<id>).")
 def imported_matches():
-    values = query_values((QueryParam("panel", "string", ""),
-                           QueryParam("reference_set", "string", "")))
+    values = query_values(IMPORTED_MATCHES_QUERY)
     if "panel" not in values:
         raise invalid("panel", "is required", 400)
     try:
@@ -505,12 +632,27 @@ def imported_matches():
         if isinstance(error, exchange.ExchangeError):
             raise _api_error(error) from None
         raise invalid("panel", str(error), 400) from None
-    imported = exchange.imported_table(db.session, panel)
+    rows = exchange.imported_profiles(db.session, panel, current_user.agency_id)
+    imported = exchange.imported_table(panel, rows)
     local = released_genotypes(db.session, panel, user=current_user)
     local = GenotypeTable(local.alleles, local.profile_ids, local.loci)
+    seizure = (load_visible(Seizure, values["seizure_id"], "seizure")
+               if "seizure_id" in values else None)
+    case = load_visible(Case, values["case_id"], "case") if "case_id" in values else None
+    if seizure is not None or case is not None:
+        if seizure is not None and case is not None and seizure.case_id != case.id:
+            raise invalid("seizure_id", f"is not a seizure of case {case.id}", 400)
+        local = local.take(subject_rows(db.session, local, case or seizure.case, seizure))
+    origin = {f"{row.partner}:{row.reference}": row for row in rows}
     matches = exchange.search_matches(panel, reference, imported, local)
     return {"matches": [{"imported": m.query, "barcode": m.target,
-                         "relationship": m.relationship, "log10_lr": round(m.log10_lr, 3)}
+                         "relationship": m.relationship, "log10_lr": round(m.log10_lr, 3),
+                         "origin": _origin(origin[m.query])}
                         for m in matches],
             "imported_profiles": len(imported), "local_profiles": len(local)}
 
+
+def _origin(row) -> dict:
+    return {"partner": row.partner, "reference": row.reference, "species": row.species,
+            "sample_type": row.sample_type, "seizure_country": row.seizure_country,
+            "seizure_year": row.seizure_year, "editable": False}

@@ -51,7 +51,9 @@ class ExchangePartner(Base):
     base_url: Mapped[str] = mapped_column(sa.String(500))
     # Raw 32-byte Ed25519 public key, base64 (what `dnatrack exchange key` prints).
     public_key: Mapped[str] = mapped_column(sa.String(64), unique=True)
-    outbound_token: Mapped[str | None] = mapped_column(sa.String(255))
+    # The token the partner issued us, Fernet-encrypted under the instance's token key
+    # (lims.exchange.encrypt_token): never stored in the clear.
+    outbound_token_encrypted: Mapped[str | None] = mapped_column(sa.Text)
     inbound_token_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
     shared_panels: Mapped[list] = mapped_column(sa.JSON, default=list)
     share_all_cases: Mapped[bool] = mapped_column(default=False)

@@ -32,9 +32,11 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from lims.access import case_ids
-from lims.models import MatchRequest, Report, Seizure, SourceAnimal, User
+from lims.models import ExchangePartner, MatchRequest, Report, Seizure, SourceAnimal, User
+from lims.permissions import permissions_of
 
-#: The records a result's node keys name: ``"seizure:<id>"``, ``"animal:<id>"``.
+#: The records a result's node keys name: ``"seizure:<id>"``, ``"animal:<id>"`` (and
+#: ``"partner:<id>"``, an exchange partner whose imported profiles matched).
 NODE_MODELS = {"seizure": Seizure, "animal": SourceAnimal}
 #: What a pair into a record the reader may not read keeps (as the analysis writes it).
 HELD_PAIR_FIELDS = ("visible", "sample1", "node1", "node2", "relationship",
@@ -63,11 +65,18 @@ def records_withdrawn_from(session: Session, result: dict | None, reader: User) 
             kind, _, record_id = key.partition(":")
             shown.setdefault(kind, {})[int(record_id)] = key
     readable = set()
+    partners = shown.pop("partner", {})
+    if partners and "exchange.read" in permissions_of(reader.roles):
+        # An exchange partner's imported profiles are seen by its registering agency only.
+        readable.update(partners[partner_id] for partner_id in session.scalars(
+            sa.select(ExchangePartner.id).where(ExchangePartner.id.in_(partners),
+                                                ExchangePartner.agency_id == reader.agency_id)))
     for kind, keys in shown.items():
         model = NODE_MODELS[kind]
         readable.update(keys[record_id] for record_id in session.scalars(
             sa.select(model.id).where(model.id.in_(keys), model.case_id.in_(case_ids(reader)))))
-    return [key for keys in shown.values() for key in keys.values() if key not in readable]
+    return [key for keys in (*shown.values(), partners) for key in keys.values()
+            if key not in readable]
 
 
 #: The caveat a result carries when it is assembled with records the requester may not read.

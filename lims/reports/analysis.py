@@ -8,9 +8,14 @@ background, to :func:`matching.analysis.analyse` — the statistics (combining r
 the set whose frequencies weigh each profile, the searches, assignment, mixture and map) are
 all there, shared with ``dnatrack analyze``. What is left here is the LIMS's: which profiles
 are the subject, where each profile comes from (:class:`Describer`: its seizure or source
-animal), and need-to-know applied *before* anything is stored: a pair or link into a case the
-requester may not read keeps only the other seizure's reference and its holding agency
-(DESIGN 6, :func:`lims.reports.access.hold_back`).
+animal, or the exchange partner it was imported from), and need-to-know applied *before*
+anything is stored: a pair or link into a case the requester may not read keeps only the other
+seizure's reference and its holding agency (DESIGN 6, :func:`lims.reports.access.hold_back`).
+
+Profiles imported from the requesting agency's exchange partners (:mod:`lims.exchange`) join
+the background when the requester may see them (``exchange.read``): one node per partner
+(``"partner:<id>"``), each profile named ``<partner>:<its opaque reference>``; a match to one is
+a lead, its details only through a follow-up request to the partner (the result says so).
 
 Seizures and source animals are told apart by their records, never by their references:
 references and animal identifiers are unique per agency only, so two agencies' "KE-001" are
@@ -119,8 +124,8 @@ def seizure_barcodes(session: Session, seizure_id: int) -> set[str]:
     return barcodes
 
 
-def _subject_rows(session: Session, table: GenotypeTable, case: Case,
-                  seizure: Seizure | None) -> np.ndarray:
+def subject_rows(session: Session, table: GenotypeTable, case: Case,
+                 seizure: Seizure | None) -> np.ndarray:
     """Rows of the released table that belong to the request's subject, bool (n,): the
     samples of a seizure's items (that seizure record, whatever another agency's seizure of
     the same reference holds) or every sample of a case."""
@@ -135,7 +140,7 @@ def _subject_rows(session: Session, table: GenotypeTable, case: Case,
 def subject_profile_count(session: Session, case: Case, seizure: Seizure | None,
                           panel: Panel) -> int:
     """How many current released profiles on ``panel`` the subject has."""
-    return int(_subject_rows(session, released_genotypes(session, panel), case, seizure).sum())
+    return int(subject_rows(session, released_genotypes(session, panel), case, seizure).sum())
 
 
 def panel_of(references: Sequence[ReferenceSet], panel_directory: str | None) -> Panel:
@@ -166,11 +171,29 @@ class Describer:
     KE-SZ-1", "carcass C-12") and what reports show of the node, in full; ``case_of`` keeps
     each node's case, for need-to-know."""
 
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Session, imported: Sequence = ()) -> None:
         self.session = session
         self.case_of: dict[str, int] = {}
+        self.imported = {f"{row.partner}:{row.reference}": row for row in imported}
+        self.partner_nodes: set[str] = set()
 
     def __call__(self, barcodes: Collection[str]) -> dict[str, ProfileOrigin]:
+        origins = {name: self._imported(self.imported[name])
+                   for name in barcodes if name in self.imported}
+        barcodes = [barcode for barcode in barcodes if barcode not in self.imported]
+        return {**self._local(barcodes), **origins}
+
+    def _imported(self, row) -> ProfileOrigin:
+        key = f"partner:{row.partner_id}"
+        self.partner_nodes.add(key)
+        seized = ", ".join(str(v) for v in (row.seizure_country, row.seizure_year) if v)
+        return ProfileOrigin(
+            key, f"profile {row.reference} imported from exchange partner {row.partner}"
+            + (f" (seized {seized})" if seized else ""),
+            Node(kind="partner", reference=row.partner,
+                 agency=f"exchange partner {row.partner}"))
+
+    def _local(self, barcodes: Collection[str]) -> dict[str, ProfileOrigin]:
         samples = self.session.scalars(
             sa.select(Sample).where(Sample.barcode.in_(list(barcodes)))).all()
         found: dict[str, tuple[Record, str]] = {}
@@ -205,6 +228,13 @@ class Describer:
             nodes[("animal", animal.id)] = _animal_node(animal, case, agency)
             self.case_of[f"animal:{animal.id}"] = case.id
         return nodes
+
+
+#: What a result searched with imported profiles says about them.
+IMPORTED_CAVEAT = ("{n} profile(s) imported from your agency's exchange partners were searched "
+                   "as background. A match to one is a lead, not this laboratory's evidence: "
+                   "the partner's genotype was not typed or reviewed here; ask the partner for "
+                   "the record's details with a follow-up request.")
 
 
 # ----------------------------------------------------------------------------- the run
@@ -250,17 +280,27 @@ def run_analysis(
         raise AnalysisError(
             f"only {len(loci)} loci are shared by panel {panel.name} and the reference sets; "
             f"at least min_loci = {settings.min_loci} are needed")
+    # Imported here: lims.exchange imports lims.custody, which must not be first to load.
+    from lims import exchange
+
     released = released_genotypes(session, panel).select_loci(loci)
+    requester = session.get(User, request.requested_by_id)
+    imported = (exchange.imported_profiles(session, panel, requester.agency_id)
+                if exchange.may_see_imported(requester) else [])
     case = session.get(Case, request.case_id)
     seizure = session.get(Seizure, request.seizure_id) if request.seizure_id else None
-    in_subject = _subject_rows(session, released, case, seizure)
+    in_subject = subject_rows(session, released, case, seizure)
     if not in_subject.any():
         subject = f"seizure {seizure.reference}" if seizure else f"case {case.reference}"
         raise AnalysisError(f"{subject} has no released genotype profiles on panel {panel.name}")
-    describe = Describer(session)
+    describe = Describer(session, imported)
+    background = released.take(np.flatnonzero(~in_subject))
+    if imported:
+        background = GenotypeTable.concat(
+            [background, exchange.imported_table(panel, imported).select_loci(loci)])
     result = analyse(
         released.take(np.flatnonzero(in_subject)),
-        released.take(np.flatnonzero(~in_subject)),
+        background,
         references,
         analyses=analyses,
         settings=settings,
@@ -277,9 +317,11 @@ def run_analysis(
         progress=progress,
     )
     result.ledger_head = dataclasses.asdict(ledger_head(session))
-    requester = session.get(User, request.requested_by_id)
+    if imported:
+        result.caveats.append(IMPORTED_CAVEAT.format(n=len(imported)))
     readable = set(session.scalars(case_ids(requester)))
-    unreadable = [key for key in result.nodes if describe.case_of[key] not in readable]
+    unreadable = [key for key in result.nodes if key not in describe.partner_nodes
+                  and describe.case_of[key] not in readable]
     stored = hold_back(result.to_json(), unreadable, HELD_CAVEAT)
     stored["content_sha256"] = AnalysisResult.from_json(stored).content_sha256()
     return stored

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import io
 import json
 import shutil
 import socket
@@ -24,6 +25,7 @@ import sqlalchemy as sa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from werkzeug.serving import make_server
 
+from dnatrack.formats import interchange
 from dnatrack.genotypes import GenotypeTable
 from dnatrack.panels import load_panel
 from dnatrack.reference import load_reference_set
@@ -456,17 +458,20 @@ def test_only_admins_manage_partners(login, role):
     assert response.status_code == (201 if allowed else 403)
     for method, path in (("GET", "/exchange/partners"), ("GET", "/exchange/follow-ups"),
                          ("POST", "/exchange/packages"), ("POST", "/exchange/partners/1/packages"),
-                         ("POST", "/exchange/follow-ups/1/decision")):
+                         ("POST", "/exchange/follow-ups/1/decision"),
+                         ("POST", "/exchange/partners/1/interchange"),
+                         ("POST", "/exchange/partners/1/interchange-imports")):
         response = caller.client.open("/api/v1" + path, method=method, data=b"{}",
                                       headers=caller.headers, content_type="application/json")
         assert (response.status_code != 403) == allowed, (method, path, response.status_code)
-    for method, path in (("POST", "/exchange/partner-search"),
-                         ("POST", "/exchange/partner-requests"),
-                         ("GET", "/exchange/imported-matches")):
+    for method, path, permission in (("POST", "/exchange/partner-search", "match.request"),
+                                     ("POST", "/exchange/partner-requests", "match.request"),
+                                     ("GET", "/exchange/imported-matches", "exchange.read")):
         response = caller.client.open("/api/v1" + path, method=method, data=b"{}",
                                       headers=caller.headers, content_type="application/json")
-        may = "match.request" in permissions_of({role})
+        may = permission in permissions_of({role})
         assert (response.status_code != 403) == may, (method, path, response.status_code)
+    assert permissions_of({"researcher"}).isdisjoint({"exchange.read", "exchange.manage"})
 
 
 def test_partner_endpoints_need_a_partner_token(client, login):
@@ -640,3 +645,309 @@ def test_the_queue_page_lets_an_admin_approve_or_refuse_follow_ups(app, agencies
     assert "xaaa" not in other.get("/exchange").get_data(as_text=True)
     assert other.post(f"/exchange/follow-ups/{ids[0]}/decide",
                       {f"f{ids[0]}-refuse": "Refuse"}).status_code == 404
+
+
+def _upload(instance: Instance, partner_id: int, content: bytes, format: str,
+            name: str = "profiles") -> tuple[int, dict]:
+    """A multipart upload of an interchange file to ``instance`` by its admin."""
+    with instance.app.test_client() as client:
+        response = client.post(
+            f"/api/v1/exchange/partners/{partner_id}/interchange-imports",
+            headers={"Authorization": f"Bearer {instance.tokens['admin']}"},
+            data={"panel": PANEL, "format": format,
+                  "file": (io.BytesIO(content), name + interchange.EXTENSIONS.get(format, ".bin"))},
+            content_type="multipart/form-data")
+        return response.status_code, response.get_json()
+
+
+def _counts(instance: Instance) -> tuple[int, int, int]:
+    return (instance.count(ExchangePackage), instance.count(ExchangeProfile),
+            instance.count(AuditRecord))
+
+
+def test_interchange_files_go_from_a_to_b_with_the_shared_profiles_only(world, partners,
+                                                                       scenario):
+    """A exports its shared released profiles as CODIS-style XML and Type-18, B imports them
+    (origin: partner kws) and finds the planted pairs; the genotypes are those of A's signed
+    package; hostile, replayed and misfitting files change nothing on B."""
+    a, b = world["A"], world["B"]
+    payload = json.loads(_package(a, partners["A"]))["payload"]
+    expected = {p["reference"]: p["alleles"] for p in payload["profiles"]}
+    files = {}
+    for format in interchange.FORMATS:
+        status, content = a.call("POST", f"/exchange/partners/{partners['A']}/interchange",
+                                 {"panel": PANEL, "format": format})
+        assert status == 200, content
+        files[format] = content
+        sz_a = [str(i) for i, g in zip(scenario.observed.profile_ids, scenario.observed.group,
+                                       strict=True) if g == "SZ-A"]
+        for secret in [*sz_a, "A-CASE", "Laboratory"]:
+            assert secret.encode() not in content, (format, secret)
+        table = interchange.loads(format, content, interchange.load_kit_mapping(PANEL))
+        assert {str(r): alleles for r, alleles in interchange.table_as_profiles(table)} == \
+            {ref: {locus: sorted(pair) for locus, pair in alleles.items()}
+             for ref, alleles in expected.items()}
+    assert b"<SPECIMENID>" in files["codis-xml"] and b"18.016:" in files["type18"]
+    status, answer = a.json("POST", f"/exchange/partners/{partners['A']}/interchange",
+                            {"panel": PANEL, "format": "type18", "part": 2})
+    assert (status, answer["error"]) == (422, "invalid")
+
+    on_b = partners["B"]  # B's record of partner kws (= A)
+    status, imported = _upload(b, on_b, files["codis-xml"], "codis-xml")
+    assert status == 201, imported
+    assert imported["profiles"] == len(expected) and imported["partner"] == "kws"
+    with b.app.app_context():
+        stored = {p.reference: (p.alleles, p.partner.name)
+                  for p in db.session.scalars(sa.select(ExchangeProfile))}
+    assert {ref: alleles for ref, (alleles, _) in stored.items()} == {
+        ref: {locus: sorted(pair) for locus, pair in alleles.items()}
+        for ref, alleles in expected.items()}
+    assert {origin for _, origin in stored.values()} == {"kws"}
+    status, found = b.json("GET", f"/exchange/imported-matches?panel={PANEL}"
+                                  f"&reference_set={REFERENCE}", role="investigator")
+    assert status == 200
+    for relationship, (_, item_b) in truth_pairs(scenario).items():
+        assert [m["relationship"] for m in found["matches"] if m["barcode"] == item_b] == \
+            [relationship]
+    # The same profiles as Type-18: a new file, no new profile (kept once).
+    before = _counts(b)
+    status, again = _upload(b, on_b, files["type18"], "type18")
+    assert status == 201 and again["profiles"] == len(expected)
+    assert b.count(ExchangeProfile) == before[1] and b.count(ExchangePackage) == before[0] + 1
+    # Refusals name their reason and change nothing.
+    hostile = (b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]>'
+               b"<CODISImportFile><SPECIMEN><SPECIMENID>&e;</SPECIMENID></SPECIMEN>"
+               b"</CODISImportFile>")
+    foreign = files["codis-xml"].replace(b"<LOCUSNAME>FH67</LOCUSNAME>",
+                                         b"<LOCUSNAME>D3S1358</LOCUSNAME>", 1)
+    # One allele of a known reference changed (FH67, the first locus, takes 100-300 bp).
+    start = files["codis-xml"].index(b"<ALLELEVALUE>") + len(b"<ALLELEVALUE>")
+    end = files["codis-xml"].index(b"<", start)
+    value = int(files["codis-xml"][start:end])
+    conflicting = (files["codis-xml"][:start] + str(value + 2 if value < 298 else value - 2)
+                   .encode() + files["codis-xml"][end:])
+    for content, format, error, code in (
+            (hostile, "codis-xml", "invalid_profile", 422),
+            (foreign, "codis-xml", "invalid_profile", 422),
+            (files["codis-xml"], "codis-xml", "replayed", 409),
+            (files["codis-xml"], "vcf", "unknown_format", 422),
+            (files["codis-xml"], "type18", "invalid_profile", 422),
+            (conflicting, "codis-xml", "conflict", 409)):
+        before = _counts(b)
+        status, answer = _upload(b, on_b, content, format)
+        assert (status, answer["error"]) == (code, error), (format, answer)
+        assert "root:" not in json.dumps(answer)
+        assert _counts(b) == before
+    status, answer = _upload(b, on_b, foreign, "codis-xml")
+    assert "locus 'D3S1358' is not in kit mapping" in answer["message"]
+    assert "SPECIMEN x" in answer["message"]
+    with b.app.app_context():
+        events = [e.detail for e in db.session.scalars(
+            sa.select(ExchangeEvent).where(ExchangeEvent.kind == "import"))]
+    assert [e["format"] for e in events] == ["codis-xml", "type18"]
+
+
+def test_the_command_line_exports_and_imports_interchange_files(app, agencies, runner,
+                                                                tmp_path, scenario,
+                                                                monkeypatch):
+    rows = [i for i, g in enumerate(scenario.observed.group) if g == "SZ-A"]
+    # Type-18 files of 3 profiles here, so the 4 profiles take two numbered files.
+    monkeypatch.setitem(interchange.PROFILES_PER_FILE, "type18", 3)
+    load_profiles(app, {"A": agencies["A"]}, scenario.observed.take(rows), {"SZ-A": "A"})
+    with app.app_context():
+        for name, agency in (("peer", "A"), ("origin", "B")):
+            db.session.add(exchange.ExchangePartner(
+                agency_id=agencies[agency], name=name, base_url="http://127.0.0.1:9",
+                public_key=exchange.public_key_text(Ed25519PrivateKey.generate()),
+                inbound_token_hash=hash_token(name), shared_panels=[PANEL],
+                share_all_cases=True))
+        db.session.commit()
+    for format, name in (("codis-xml", "out.xml"), ("type18", "out.an2")):
+        path = tmp_path / name
+        result = runner("exchange", "export", "--partner", "peer", "--panel", PANEL,
+                        "--format", format, "-o", str(path))
+        assert result.status == 0, result.err
+        written = sorted(tmp_path.glob(f"out*{path.suffix}"))
+        assert [f.name for f in written] == (["out.xml"] if format == "codis-xml"
+                                             else ["out-001.an2", "out-002.an2"])
+        result = runner("exchange", "import", "--format", format, str(written[0]))
+        assert result.status == 1 and "needs --partner and --panel" in result.err
+        for file in written:
+            result = runner("exchange", "import", "--format", format, "--partner", "origin",
+                            "--panel", PANEL, str(file))
+            assert result.status == 0, result.err
+    with app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(ExchangeProfile)) == \
+            len(rows)
+    result = runner("exchange", "import", "--format", "codis-xml", "--partner", "origin",
+                    "--panel", PANEL, str(tmp_path / "out.xml"))
+    assert result.status == 1 and "replayed" in result.err
+    bad = tmp_path / "bad.xml"
+    bad.write_text("<CODISImportFile><SPECIMEN><SPECIMENID>s1</SPECIMENID><LOCUS><LOCUSNAME>"
+                   "TH01</LOCUSNAME></LOCUS></SPECIMEN></CODISImportFile>")
+    result = runner("exchange", "import", "--format", "codis-xml", "--partner", "origin",
+                    "--panel", PANEL, str(bad))
+    assert result.status == 1
+    assert "bad.xml" in result.err and "SPECIMEN s1: locus 'TH01'" in result.err
+    assert "Traceback" not in result.err
+
+
+def test_the_token_a_partner_issued_us_is_stored_encrypted(world, partners):
+    """A keeps the token B issued it (partners fixture) only as Fernet ciphertext under the
+    key in its instance folder (owner-only); the database row does not contain it."""
+    a = world["A"]
+    token = partners["token_for_a"]
+    with a.app.app_context():
+        row = db.session.execute(sa.text("SELECT * FROM exchange_partner WHERE id = :id"),
+                                 {"id": partners["A"]}).mappings().one()
+        key_file = exchange.token_key_path(a.app.config, a.app.instance_path)
+    assert token not in repr(dict(row)) and "outbound_token" not in row
+    assert exchange.decrypt_token(exchange.load_token_key(key_file),
+                                  row["outbound_token_encrypted"]) == token
+    assert oct(key_file.stat().st_mode & 0o777) == "0o600"
+    # A new token replaces it, still encrypted; the API never shows it.
+    status, answer = a.json("PATCH", f"/exchange/partners/{partners['A']}",
+                            {"outbound_token": "dtx_replaced"})
+    assert status == 200 and "dtx_replaced" not in json.dumps(answer)
+    with a.app.app_context():
+        stored = db.session.scalar(sa.text(
+            "SELECT outbound_token_encrypted FROM exchange_partner WHERE id = :id"),
+            {"id": partners["A"]})
+    assert "dtx_replaced" not in stored
+    assert exchange.decrypt_token(exchange.load_token_key(key_file), stored) == "dtx_replaced"
+
+
+def test_imported_profiles_are_searched_with_their_origin_on_need_to_know(world, partners,
+                                                                          scenario):
+    """B's imported profiles (from partner kws) are searched against B's released profiles,
+    or one seizure's; each match names its origin; another agency's users on B, and roles
+    without exchange.read, see none of them."""
+    a, b = world["A"], world["B"]
+    assert b.call("POST", "/exchange/packages", raw=_package(a, partners["A"]))[0] == 201
+    query = f"/exchange/imported-matches?panel={PANEL}&reference_set={REFERENCE}"
+    expected = truth_pairs(scenario)
+    with b.app.app_context():
+        seizure_b = db.session.scalar(sa.select(Seizure.id).where(Seizure.reference == "SZ-B"))
+    status, found = b.json("GET", f"{query}&seizure_id={seizure_b}", role="analyst")
+    assert status == 200, found
+    by_barcode = {m["barcode"]: m for m in found["matches"]}
+    assert set(by_barcode) == {expected["same_animal"][1]}
+    match = by_barcode[expected["same_animal"][1]]
+    assert match["relationship"] == "same_animal"
+    assert match["origin"]["partner"] == "kws" and match["origin"]["editable"] is False
+    assert match["imported"] == f"kws:{match['origin']['reference']}"
+    assert found["local_profiles"] < b.count(GenotypeProfile)
+    # Another agency on instance B: no partner of its own, so no imported profile.
+    with b.app.app_context():
+        other = Agency(code="OTHER", name="Other agency", kind="laboratory")
+        db.session.add(other)
+        db.session.commit()
+        other_tokens = _staff(b.app, other.id, "O")
+    status, hidden = b.json("GET", query, token=other_tokens["analyst"])
+    assert status == 200 and hidden["imported_profiles"] == 0 and hidden["matches"] == []
+    assert b.call("GET", query, role="researcher")[0] == 403
+    assert b.call("GET", f"{query}&seizure_id=999999", role="analyst")[0] == 404
+
+
+def test_admins_register_partners_on_a_form_with_csrf(app, agencies):
+    from lims.models import ExchangePartner
+    from tests.lims.web_support import make_browser
+
+    with app.app_context():
+        case = Case(agency_id=agencies["A"], reference="A-SHARED", title="t")
+        other = Case(agency_id=agencies["B"], reference="B-CASE", title="t")
+        db.session.add_all([case, other])
+        db.session.commit()
+        case_a, case_b = case.id, other.id
+    admin = make_browser(app, agencies, "admin")
+    page = admin.get("/exchange/partners/new").get_data(as_text=True)
+    assert 'name="csrf_token"' in page and "A-SHARED" in page and "B-CASE" not in page
+    key = exchange.public_key_text(Ed25519PrivateKey.generate())
+    form = {"name": "kenya", "base_url": "https://lims.example", "public_key": key,
+            "outbound_token": "dtx_from-kenya", "shared_panels": [PANEL],
+            "shared_case_ids": [str(case_a)], "searches_per_minute": "12"}
+    assert admin.post("/exchange/partners/new", form, csrf=False).status_code == 400
+    # The API's rules, next to their fields: a bad key and URL; nothing saved.
+    response = admin.post("/exchange/partners/new",
+                          {**form, "public_key": "bm90IGEga2V5", "base_url": "ftp://x"})
+    assert response.status_code == 422
+    assert "must be 32 bytes" in response.get_data(as_text=True)
+    response = admin.post("/exchange/partners/new", {**form, "shared_case_ids": [str(case_b)]})
+    assert response.status_code == 422  # another agency's case is no choice
+    response = admin.post("/exchange/partners/new", form)
+    assert response.status_code == 200
+    shown = response.get_data(as_text=True)
+    with app.app_context():
+        partner = db.session.scalar(sa.select(ExchangePartner))
+        assert (partner.name, partner.agency_id, partner.shared_panels, partner.shared_case_ids,
+                partner.share_all_cases, partner.searches_per_minute) == \
+            ("kenya", agencies["A"], [PANEL], [case_a], False, 12)
+        issued = shown.split('id="issued-token">')[1].split("<")[0]
+        assert partner.inbound_token_hash == hash_token(issued)
+        assert exchange.decrypt_token(exchange.app_token_key(app),
+                                      partner.outbound_token_encrypted) == "dtx_from-kenya"
+        assert "dtx_from-kenya" not in shown
+    again = admin.post("/exchange/partners/new", form)
+    assert again.status_code == 409 and "is already in use" in again.get_data(as_text=True)
+    for role in ("analyst", "reviewer", "custodian"):
+        browser = make_browser(app, agencies, role)
+        assert browser.get("/exchange/partners/new").status_code == 403
+        assert browser.post("/exchange/partners/new", form).status_code == 403
+    with app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(ExchangePartner)) == 1
+
+
+def test_match_requests_search_imported_profiles_as_marked_background(world, partners,
+                                                                       scenario):
+    """On B, a match request of seizure SZ-B finds the planted tusk pair with A's imported
+    profile (node partner:<id>, named kws:<reference>, caveat); a user of another agency on B
+    gets no imported profile in their request, and may not read that node in B's result."""
+    from lims import jobs
+    from lims.reports.access import records_withdrawn_from
+    from tests.lims.test_match_requests import FAST
+
+    a, b = world["A"], world["B"]
+    content = _package(a, partners["A"])
+    payload = json.loads(content)["payload"]
+    assert b.call("POST", "/exchange/packages", raw=content)[0] == 201
+    with b.app.app_context():
+        seizure_b = db.session.scalar(sa.select(Seizure.id).where(Seizure.reference == "SZ-B"))
+    body = {"seizure_id": seizure_b, "analyses": ["identity", "kinship"],
+            "reference_sets": [REFERENCE], "parameters": dict(FAST)}
+    status, created = b.json("POST", "/match-requests", body, role="investigator")
+    assert status == 201, created
+    jobs.run_queued(b.app)
+    status, result = b.json("GET", f"/match-requests/{created['id']}/result",
+                            role="investigator")
+    assert status == 200, result
+    result = result.get("result", result)
+    tusk_b = truth_pairs(scenario)["same_animal"][1]
+    node = f"partner:{partners['B']}"
+    hits = [p for p in result["pairs"] if node in (p["node1"], p["node2"])]
+    assert [(p["relationship"], p["visible"]) for p in hits] == [("same_animal", True)]
+    samples = {hits[0]["sample1"], hits[0]["sample2"]}
+    assert tusk_b in samples
+    (imported,) = samples - {tusk_b}
+    assert imported in {f"kws:{p['reference']}" for p in payload["profiles"]}
+    assert result["nodes"][node]["kind"] == "partner"
+    assert result["nodes"][node]["agency"] == "exchange partner kws"
+    assert any("imported from your agency's exchange partners" in c for c in result["caveats"])
+    from tests.lims.web_support import make_browser
+
+    page = make_browser(b.app, {"B": b.agency_id}, "investigator", agency="B").get(
+        f"/match-requests/{created['id']}")
+    assert page.status_code == 200
+    assert "partner kws" in page.get_data(as_text=True)
+    with b.app.app_context():
+        reader = db.session.scalar(sa.select(User).where(User.username == "investigator-B"))
+        other = Agency(code="OTHER", name="Other agency", kind="laboratory")
+        db.session.add(other)
+        db.session.flush()
+        stranger = User(agency_id=other.id, username="stranger", full_name="x")
+        stranger.set_roles({"investigator"})
+        researcher = db.session.scalar(sa.select(User).where(User.username == "researcher-B"))
+        db.session.add(stranger)
+        db.session.commit()
+        assert node not in records_withdrawn_from(db.session, result, reader)
+        assert node in records_withdrawn_from(db.session, result, stranger)
+        assert node in records_withdrawn_from(db.session, result, researcher)
