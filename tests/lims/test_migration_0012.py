@@ -43,7 +43,7 @@ def test_0012_encrypts_stored_tokens_and_0010_gets_them_back(empty_database_url,
     assert "outbound_token" in partner_columns(engine)
 
     key_file = tmp_path / "instance" / exchange.TOKEN_KEY_FILE
-    upgrade(empty_database_url, token_key_file=key_file)
+    upgrade(empty_database_url, revision="0012", token_key_file=key_file)
     assert oct(key_file.stat().st_mode & 0o777) == "0o600"
     assert "outbound_token" not in partner_columns(engine)
     with engine.connect() as connection:
