@@ -63,3 +63,10 @@ def test_a_preselected_combination_runs_every_analysis(names):
     assert [row["barcode"] for row in stored["assignment"]["rows"]] == list(subject.profile_ids)
     assert len(stored["mixture"]) == len(stored["geographic"]["surfaces"]) == len(subject)
     assert stored["scope"]["pairs_compared"] == len(subject) * (len(subject) - 1) // 2
+    # The power stated for each set is for the pairs it compares, weighed by their loci typed
+    # in both profiles: never above the power at all loci.
+    assert set(stored["kinship_power"]) == set(names)
+    for power in stored["kinship_power"].values():
+        for row in power.values():
+            assert 0 < row["mean_loci_compared"] <= len(loci)
+            assert row["power"] <= row["power_at_all_loci"] + 1e-12
