@@ -5,6 +5,9 @@ reads them."""
 
 from __future__ import annotations
 
+import io
+
+import networkx as nx
 import pytest
 import sqlalchemy as sa
 
@@ -145,10 +148,6 @@ def test_the_network_page_reads_the_kept_links_and_reruns_no_pairs(
     assert svg.status_code == 200 and b"<svg" in svg.data
     graphml = investigator.get("/api/v1/intelligence/network.graphml")
     assert graphml.status_code == 200
-    import io
-
-    import networkx as nx
-
     graph = nx.read_graphml(io.BytesIO(graphml.data))
     assert set(graph.nodes) == node_ids
     assert {tuple(sorted(edge)) for edge in graph.edges} == {
