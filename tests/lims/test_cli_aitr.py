@@ -83,6 +83,12 @@ def test_bad_users_agencies_files_and_formats_are_refused_in_one_line(
         result = runner("aitr", *argv)
         assert result.status == 1, argv
         assert message in result.err and result.err.count("\n") == 1, result.err
+    # A readable table, but a user who may not change evidence: refused before reading it.
+    table = tmp_path / "table.csv"
+    table.write_bytes(analyst.get("/api/v1/intelligence/aitr.csv").data)
+    result = runner("aitr", "import", str(table), "--user", researcher.username)
+    assert result.status == 1
+    assert "lacks the permission evidence.write" in result.err, result.err
     empty = tmp_path / "empty.csv"
     empty.write_bytes(b"")
     result = runner("aitr", "import", str(empty), "--user", analyst.username)

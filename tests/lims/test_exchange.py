@@ -851,7 +851,7 @@ def test_imported_profiles_are_searched_with_their_origin_on_need_to_know(world,
 
 def test_admins_register_partners_on_a_form_with_csrf(app, agencies):
     from lims.models import ExchangePartner
-    from tests.lims.web_support import make_browser
+    from tests.lims.web_support import field_errors, make_browser
 
     with app.app_context():
         case = Case(agency_id=agencies["A"], reference="A-SHARED", title="t")
@@ -874,6 +874,15 @@ def test_admins_register_partners_on_a_form_with_csrf(app, agencies):
     assert "must be 32 bytes" in response.get_data(as_text=True)
     response = admin.post("/exchange/partners/new", {**form, "shared_case_ids": [str(case_b)]})
     assert response.status_code == 422  # another agency's case is no choice
+    assert field_errors(response.get_data(as_text=True), "shared_case_ids") == [
+        f"'{case_b}' is not a valid choice for this field."]
+    # (with a bad key too, only the key's problem is shown: the URL's, on its own)
+    response = admin.post("/exchange/partners/new", {**form, "base_url": "ftp://x"})
+    assert response.status_code == 422
+    assert field_errors(response.get_data(as_text=True), "base_url") == [
+        "must start with http:// or https://"]
+    with app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(ExchangePartner)) == 0
     response = admin.post("/exchange/partners/new", form)
     assert response.status_code == 200
     shown = response.get_data(as_text=True)

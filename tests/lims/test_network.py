@@ -5,6 +5,9 @@ reads them."""
 
 from __future__ import annotations
 
+import io
+
+import networkx as nx
 import pytest
 import sqlalchemy as sa
 
@@ -133,11 +136,22 @@ def test_the_network_page_reads_the_kept_links_and_reruns_no_pairs(
         monkeypatch.setattr(module, name, refused)
     investigator = login("investigator")
     network_json = investigator.get("/api/v1/intelligence/network").get_json()
-    edges = {tuple(sorted((edge["source"], edge["target"]))) for edge in network_json["edges"]}
-    node_ids = {node["id"]: node for node in network_json["nodes"]}
-    assert len(edges) == len(stored) and node_ids
-    for download in ("network.svg", "network.graphml"):
-        assert investigator.get(f"/api/v1/intelligence/{download}").status_code == 200
+    # The page's edges are exactly the stored seizure links, with their counts and LRs.
+    edges = {(edge["source"], edge["target"]): (edge["n_pairs"], round(edge["best_log10_lr"], 9))
+             for edge in network_json["edges"]}
+    expected = {(f"seizure:{first}", f"seizure:{second}"): (sum(counts[:4]), counts[4])
+                for (first, second), counts in stored.items()}
+    assert edges == expected
+    node_ids = {node["id"] for node in network_json["nodes"]}
+    assert node_ids == {end for pair in expected for end in pair}
+    svg = investigator.get("/api/v1/intelligence/network.svg")
+    assert svg.status_code == 200 and b"<svg" in svg.data
+    graphml = investigator.get("/api/v1/intelligence/network.graphml")
+    assert graphml.status_code == 200
+    graph = nx.read_graphml(io.BytesIO(graphml.data))
+    assert set(graph.nodes) == node_ids
+    assert {tuple(sorted(edge)) for edge in graph.edges} == {
+        tuple(sorted(pair)) for pair in expected}
 
 
 def test_a_corrected_profile_takes_its_links_out_of_the_network(app, network):

@@ -134,13 +134,18 @@ def test_an_analyst_records_a_hit_confirmation_on_a_page(app, world, people):
         assert (confirmation.profile_id, confirmation.concordant, confirmation.alleles,
                 confirmation.note) == (profile_id, True, FULL, "second PCR")
     listed = people["analyst"].get(url).get_data(as_text=True)
-    assert "concordant" in listed and "re-typing" in listed
+    # (the page's hint names both words: look at the table's cells)
+    assert '<td data-label="Result">concordant</td>' in listed
+    assert '<td data-label="Method">re-typing</td>' in listed
     # A dropout at one locus: recorded, discordant.
     dropout = FULL_TEXT.replace("FH67 120/124", "FH67 120")
     people["analyst"].post(url, {**form, "alleles": dropout})
     with app.app_context():
         assert [c.concordant for c in db.session.scalars(
             sa.select(HitConfirmation).order_by(HitConfirmation.id))] == [True, False]
+    rows = re.findall(r'<tr class="confirmation-(\w+)">',
+                      people["analyst"].get(url).get_data(as_text=True))
+    assert sorted(rows) == ["concordant", "discordant"]
 
 
 def test_an_analyst_records_a_species_test_and_sees_its_verdict_and_set_hash(app, world,
@@ -158,6 +163,8 @@ def test_an_analyst_records_a_species_test_and_sees_its_verdict_and_set_hash(app
     bad = people["analyst"].post(url, {"file": (io.BytesIO(b"no read here"), "x.fasta"),
                                        "marker": "cytb"}, content_type="multipart/form-data")
     assert bad.status_code == 422 and count(app, SpeciesTest) == 0
+    assert field_errors(bad.get_data(as_text=True), "file") == [
+        "x.fasta, line 1: not FASTA: expected a '>' header line"]
     done = people["analyst"].post(url, {"file": (io.BytesIO(read), "tusk.fasta"),
                                         "marker": "cytb"}, content_type="multipart/form-data")
     assert done.status_code == 302
@@ -192,7 +199,9 @@ def test_a_reviewer_uploads_validation_and_proficiency_records(app, world, peopl
     assert field_errors(missing.get_data(as_text=True), "analyst_id") == [
         "is required for a proficiency test"]
     future = (dt.date.today() + dt.timedelta(days=3)).isoformat()
-    assert people["reviewer"].post(url, {**record, "performed_on": future}).status_code == 422
+    late = people["reviewer"].post(url, {**record, "performed_on": future})
+    assert late.status_code == 422
+    assert field_errors(late.get_data(as_text=True), "performed_on") == ["is in the future"]
     assert count(app, QualityRecord) == 0
     done = people["reviewer"].post(
         url, {**record, "kind": "validation", "analyst_id": "", "title": "VS-2025-3",
@@ -254,11 +263,13 @@ def test_an_analyst_records_an_extraction_batch(app, world, people):
     assert people["analyst"].post(url, data, csrf=False).status_code == 400
     empty = people["analyst"].post(url, {**data, "kit_lot": ""})
     assert empty.status_code == 422 and count(app, ExtractionBatch) == 0
+    assert field_errors(empty.get_data(as_text=True), "kit_lot") == ["is required"]
     assert people["analyst"].post(url, data).status_code == 302
     with app.app_context():
         (batch,) = db.session.scalars(sa.select(ExtractionBatch)).all()
-        assert (batch.reference, batch.blank_name, [m.extract_id for m in batch.extracts]) == (
-            "EB-1", "EB-1-B", [extract_id])
+        assert (batch.reference, batch.kit, batch.kit_lot, batch.blank_name,
+                [m.extract_id for m in batch.extracts]) == (
+            "EB-1", "DNeasy", "K-7", "EB-1-B", [extract_id])
 
 
 def test_the_sample_page_shows_the_replicate_consensus(app, world, people):
